@@ -1,0 +1,25 @@
+use std::path::PathBuf;
+
+/// Path of a workspace binary (`virtual-card`, …) next to the running test
+/// or benchmark, or in `$HPKI_BIN_DIR`.
+pub fn bin_path(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = match std::env::var_os("HPKI_BIN_DIR") {
+        Some(d) => PathBuf::from(d),
+        None => {
+            // target/<profile>/deps/<test> or target/<profile>/<bin>
+            let exe = std::env::current_exe()?;
+            let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            dir
+        }
+    };
+    let path = dir.join(name);
+    anyhow::ensure!(
+        path.is_file(),
+        "{} not found; build the binaries first (cargo build --workspace --bins, or make test)",
+        path.display()
+    );
+    Ok(path)
+}
