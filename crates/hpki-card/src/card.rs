@@ -172,6 +172,10 @@ struct PcscTransport<'a> {
     rx: &'a mut [u8],
 }
 
+/// How long to ask pcscd whether a card that gave no answer is still there:
+/// pcscd polls some readers (vpcd among them) only every ~0.4 s.
+const NO_ANSWER_DIAGNOSIS: Duration = Duration::from_millis(1500);
+
 impl Transport for PcscTransport<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
         let r = self.card.transmit(apdu, self.rx).map_err(|e| CardError::from_pcsc(e, None))?;
@@ -180,7 +184,28 @@ impl Transport for PcscTransport<'_> {
         // wipe what was written.
         let n = out.len();
         zeroize::Zeroize::zeroize(&mut self.rx[..n]);
+        if out.len() < 2 {
+            self.diagnose_no_answer()?;
+        }
         Ok(out)
+    }
+}
+
+impl PcscTransport<'_> {
+    /// A reader that lost the card mid-command may hand back an empty
+    /// answer (vpcd does) before pcscd marks the card absent. Tell a removed
+    /// card from a mute one by asking pcscd for a while.
+    fn diagnose_no_answer(&self) -> Result<(), CardError> {
+        let deadline = std::time::Instant::now() + NO_ANSWER_DIAGNOSIS;
+        while std::time::Instant::now() < deadline {
+            match self.card.status2_owned() {
+                Ok(st) if st.status().contains(pcsc::Status::ABSENT) => return Err(CardError::CardRemoved),
+                Ok(_) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => return Err(CardError::from_pcsc(e, None)),
+            }
+        }
+        // Still present: the card itself answered wrongly.
+        Ok(())
     }
 }
 

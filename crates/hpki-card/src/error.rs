@@ -47,7 +47,7 @@ pub enum CardError {
     NoCard { reader: String },
     #[error("the card was removed")]
     CardRemoved,
-    #[error("the card was reset by another program; start the operation again")]
+    #[error("the card was reset or re-inserted during the operation; start it again")]
     CardReset,
     #[error("the card is in exclusive use by another program")]
     CardInUse,
@@ -93,7 +93,9 @@ impl CardError {
                 None => CardError::CardRemoved,
             },
             E::RemovedCard => CardError::CardRemoved,
-            E::ResetCard => CardError::CardReset,
+            // A transaction that vanished under us: the card was reset or
+            // removed and re-inserted meanwhile.
+            E::ResetCard | E::NotTransacted => CardError::CardReset,
             E::SharingViolation => CardError::CardInUse,
             E::UnresponsiveCard | E::UnpoweredCard | E::UnsupportedCard | E::ProtoMismatch => {
                 CardError::CardUnresponsive

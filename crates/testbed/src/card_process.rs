@@ -26,18 +26,36 @@ impl CardProcess {
     /// Starts the card with `image` in `slot` and waits until it is
     /// connected to vpcd (pcscd notices it within about 0.4 s more).
     pub fn start(pcscd: &PrivatePcscd, slot: u8, image: &Path) -> anyhow::Result<CardProcess> {
-        let name = format!("card{slot}");
-        let mut card = CardProcess {
-            child: None,
-            image: image.to_path_buf(),
-            control: pcscd.dir().join(format!("{name}.ctl")),
-            apdu_log: pcscd.dir().join(format!("{name}.apdu")),
-            stderr_log: pcscd.dir().join(format!("{name}.log")),
-            port: pcscd.vpcd_port(slot),
-            reader: pcscd.reader(slot),
-        };
+        let mut card = Self::unstarted(pcscd.dir(), pcscd.vpcd_port(slot), pcscd.reader(slot), image, slot);
+        card.spawn()?;
+        card.wait_status("inserted", Duration::from_secs(10))?;
+        Ok(card)
+    }
+
+    /// Starts the card for vpcd `port` without waiting for the connection
+    /// (pcscd may not be running yet); files go to `dir`.
+    pub fn start_detached(dir: &Path, port: u16, reader: String, image: &Path) -> anyhow::Result<CardProcess> {
+        let mut card = Self::unstarted(dir, port, reader, image, 0);
         card.spawn()?;
         Ok(card)
+    }
+
+    fn unstarted(dir: &Path, port: u16, reader: String, image: &Path, slot: u8) -> CardProcess {
+        let name = format!("card{slot}");
+        CardProcess {
+            child: None,
+            image: image.to_path_buf(),
+            control: dir.join(format!("{name}.ctl")),
+            apdu_log: dir.join(format!("{name}.apdu")),
+            stderr_log: dir.join(format!("{name}.log")),
+            port,
+            reader,
+        }
+    }
+
+    /// Waits until the card is connected to vpcd.
+    pub fn wait_inserted(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.wait_status("inserted", timeout)
     }
 
     fn spawn(&mut self) -> anyhow::Result<()> {
@@ -57,7 +75,18 @@ impl CardProcess {
             .spawn()
             .context("starting virtual-card")?;
         self.child = Some(child);
-        self.wait_status("inserted", Duration::from_secs(10))
+        // The control socket is the sign of life; the link may still wait.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.control("status").is_err() {
+            if let Some(child) = &mut self.child
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("virtual-card exited ({status}):\n{}", fs::read_to_string(&self.stderr_log).unwrap_or_default());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "virtual-card control socket did not appear");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     fn wait_status(&mut self, want: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -158,10 +187,12 @@ impl CardProcess {
         }
     }
 
-    /// Kills the process and starts a new one with the same image.
-    pub fn restart(&mut self) -> anyhow::Result<()> {
+    /// Starts the process again (after [`kill`](Self::kill)) with the same
+    /// image and waits until it is connected.
+    pub fn start_again(&mut self) -> anyhow::Result<()> {
         self.kill();
-        self.spawn()
+        self.spawn()?;
+        self.wait_status("inserted", Duration::from_secs(10))
     }
 }
 

@@ -22,30 +22,57 @@ const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 pub struct PrivatePcscd {
     dir: tempfile::TempDir,
     child: Option<Child>,
-    base_port: u16,
+    base_port: Option<u16>,
 }
 
 impl PrivatePcscd {
+    /// A pcscd with one vpcd reader (two slots) on free ports.
     pub fn start() -> anyhow::Result<PrivatePcscd> {
+        Self::launch(Some(ports::free_port_block(u16::from(SLOTS))?))
+    }
+
+    /// A pcscd whose vpcd listens on `base_port` and `base_port + 1` — for a
+    /// card that was started first and waits for pcscd.
+    pub fn start_on_port(base_port: u16) -> anyhow::Result<PrivatePcscd> {
+        Self::launch(Some(base_port))
+    }
+
+    /// A pcscd with no reader configured at all.
+    pub fn start_without_readers() -> anyhow::Result<PrivatePcscd> {
+        Self::launch(None)
+    }
+
+    /// A free block of vpcd ports, for [`start_on_port`](Self::start_on_port).
+    pub fn free_ports() -> anyhow::Result<u16> {
+        ports::free_port_block(u16::from(SLOTS))
+    }
+
+    fn launch(base_port: Option<u16>) -> anyhow::Result<PrivatePcscd> {
         for (what, path) in [("pcscd", "/usr/sbin/pcscd"), ("the vpcd driver (vsmartcard-vpcd)", VPCD_DRIVER)] {
             anyhow::ensure!(Path::new(path).exists(), "{what} is not installed ({path}); `make test` installs it");
         }
         let dir = tempfile::Builder::new().prefix("hpki-pcscd-").tempdir().context("temporary directory")?;
-        let run = dir.path().join("run");
-        let conf = dir.path().join("conf");
-        fs::create_dir_all(&run)?;
-        fs::create_dir_all(&conf)?;
+        fs::create_dir_all(dir.path().join("run"))?;
+        fs::create_dir_all(dir.path().join("conf"))?;
         // The bind-mount target must exist in the parent namespace.
         fs::create_dir_all("/run/pcscd").context("creating /run/pcscd")?;
+        if let Some(port) = base_port {
+            fs::write(
+                dir.path().join("conf").join("vpcd"),
+                format!(
+                    "FRIENDLYNAME \"{FRIENDLY_NAME}\"\nDEVICENAME   /dev/null:0x{port:04X}\nLIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{port:04X}\n"
+                ),
+            )?;
+        }
+        let mut pcscd = PrivatePcscd { dir, child: None, base_port };
+        pcscd.spawn()?;
+        Ok(pcscd)
+    }
 
-        let base_port = ports::free_port_block(u16::from(SLOTS))?;
-        fs::write(
-            conf.join("vpcd"),
-            format!(
-                "FRIENDLYNAME \"{FRIENDLY_NAME}\"\nDEVICENAME   /dev/null:0x{base_port:04X}\nLIBPATH      {VPCD_DRIVER}\nCHANNELID    0x{base_port:04X}\n"
-            ),
-        )?;
-        let log = fs::File::create(dir.path().join("pcscd.log"))?;
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let run = self.dir.path().join("run");
+        let conf = self.dir.path().join("conf");
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("pcscd.log"))?;
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c"])
             .arg("mount --bind \"$1\" /run/pcscd && exec pcscd --foreground --config \"$2\"")
@@ -57,15 +84,21 @@ impl PrivatePcscd {
             .stderr(log)
             .spawn()
             .context("starting pcscd under unshare (needs root)")?;
-        let mut pcscd = PrivatePcscd { dir, child: Some(child), base_port };
-        pcscd.wait_ready(Duration::from_secs(15))?;
-        Ok(pcscd)
+        self.child = Some(child);
+        self.wait_ready(Duration::from_secs(15))
+    }
+
+    /// Stops pcscd and starts it again on the same socket and ports.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.socket().exists() && (0..SLOTS).all(|s| ports::is_listening(self.vpcd_port(s))) {
+            let vpcd_up = self.base_port.is_none_or(|p| (0..u16::from(SLOTS)).all(|s| ports::is_listening(p + s)));
+            if self.socket().exists() && vpcd_up {
                 return Ok(());
             }
             if let Some(child) = &mut self.child
@@ -89,8 +122,9 @@ impl PrivatePcscd {
         self.dir.path()
     }
 
+    /// The vpcd port of `slot` (0 when this pcscd has no reader).
     pub fn vpcd_port(&self, slot: u8) -> u16 {
-        self.base_port + u16::from(slot)
+        self.base_port.map_or(0, |p| p + u16::from(slot))
     }
 
     /// The PC/SC name of the reader of `slot`.
