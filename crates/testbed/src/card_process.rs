@@ -20,13 +20,20 @@ pub struct CardProcess {
     stderr_log: PathBuf,
     port: u16,
     reader: String,
+    extra_args: Vec<String>,
 }
 
 impl CardProcess {
     /// Starts the card with `image` in `slot` and waits until it is
     /// connected to vpcd (pcscd notices it within about 0.4 s more).
     pub fn start(pcscd: &PrivatePcscd, slot: u8, image: &Path) -> anyhow::Result<CardProcess> {
+        Self::start_with_args(pcscd, slot, image, &[])
+    }
+
+    /// As [`start`](Self::start), with extra `virtual-card` arguments.
+    pub fn start_with_args(pcscd: &PrivatePcscd, slot: u8, image: &Path, args: &[&str]) -> anyhow::Result<CardProcess> {
         let mut card = Self::unstarted(pcscd.dir(), pcscd.vpcd_port(slot), pcscd.reader(slot), image, slot);
+        card.extra_args = args.iter().map(|a| a.to_string()).collect();
         card.spawn()?;
         card.wait_status("inserted", Duration::from_secs(10))?;
         Ok(card)
@@ -50,6 +57,7 @@ impl CardProcess {
             stderr_log: dir.join(format!("{name}.log")),
             port,
             reader,
+            extra_args: Vec::new(),
         }
     }
 
@@ -69,6 +77,7 @@ impl CardProcess {
             .arg(&self.control)
             .arg("--apdu-log")
             .arg(&self.apdu_log)
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)

@@ -35,6 +35,10 @@ struct Args {
     /// Start removed; `insert` on the control socket inserts the card.
     #[arg(long)]
     removed: bool,
+    /// Benchmark aid: leave Nagle and delayed ACK alone and write frames in
+    /// two parts, to measure the latency trap the default avoids.
+    #[arg(long, hide = true)]
+    naive_socket: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -66,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         port = args.vpcd_port,
         "virtual card ready"
     );
-    vpcd::run(&mut card, &LinkConfig { host: args.vpcd_host, port: args.vpcd_port }, &shared, &mut log);
+    let link = LinkConfig { host: args.vpcd_host, port: args.vpcd_port, naive_socket: args.naive_socket };
+    vpcd::run(&mut card, &link, &shared, &mut log);
     Ok(())
 }

@@ -71,6 +71,8 @@ impl Shared {
 pub struct LinkConfig {
     pub host: String,
     pub port: u16,
+    /// Skip the latency fix (benchmarks only).
+    pub naive_socket: bool,
 }
 
 enum Ended {
@@ -106,7 +108,9 @@ pub fn run(card: &mut VirtualCard, link: &LinkConfig, shared: &Shared, log: &mut
             }
         };
         backoff = BACKOFF_START;
-        if let Err(e) = tune(&stream) {
+        if link.naive_socket {
+            tracing::warn!("naive socket: every APDU will wait for delayed ACKs");
+        } else if let Err(e) = tune(&stream) {
             tracing::warn!(error = %e, "cannot tune the vpcd socket; latency will suffer");
         }
         let registered = shared.update(|st| {
@@ -121,7 +125,7 @@ pub fn run(card: &mut VirtualCard, link: &LinkConfig, shared: &Shared, log: &mut
             continue;
         }
         tracing::info!(host = %link.host, port = link.port, "card inserted (connected to vpcd)");
-        let ended = serve(card, stream, shared, log);
+        let ended = serve(card, stream, shared, log, !link.naive_socket);
         card.reset();
         shared.update(|st| {
             st.connected = false;
@@ -142,27 +146,35 @@ fn tune(stream: &TcpStream) -> io::Result<()> {
     SockRef::from(stream).set_tcp_quickack(true)
 }
 
-fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+fn read_frame(stream: &mut TcpStream, tuned: bool) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len)?;
-    let _ = SockRef::from(&*stream).set_tcp_quickack(true);
+    if tuned {
+        let _ = SockRef::from(&*stream).set_tcp_quickack(true);
+    }
     let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
     stream.read_exact(&mut body)?;
-    let _ = SockRef::from(&*stream).set_tcp_quickack(true);
+    if tuned {
+        let _ = SockRef::from(&*stream).set_tcp_quickack(true);
+    }
     Ok(body)
 }
 
-fn write_frame(stream: &mut TcpStream, body: &[u8]) -> io::Result<()> {
+fn write_frame(stream: &mut TcpStream, body: &[u8], tuned: bool) -> io::Result<()> {
     let len = u16::try_from(body.len()).map_err(|_| io::Error::other("response longer than 65535 bytes"))?;
+    if !tuned {
+        stream.write_all(&len.to_be_bytes())?;
+        return stream.write_all(body);
+    }
     let mut frame = Vec::with_capacity(2 + body.len());
     frame.extend_from_slice(&len.to_be_bytes());
     frame.extend_from_slice(body);
     stream.write_all(&frame)
 }
 
-fn serve(card: &mut VirtualCard, mut stream: TcpStream, shared: &Shared, log: &mut ApduLog) -> Ended {
+fn serve(card: &mut VirtualCard, mut stream: TcpStream, shared: &Shared, log: &mut ApduLog, tuned: bool) -> Ended {
     loop {
-        let frame = match read_frame(&mut stream) {
+        let frame = match read_frame(&mut stream, tuned) {
             Ok(f) => f,
             Err(_) => {
                 let st = shared.lock();
@@ -206,7 +218,7 @@ fn serve(card: &mut VirtualCard, mut stream: TcpStream, shared: &Shared, log: &m
                 }
             }
         };
-        if write_frame(&mut stream, &reply).is_err() {
+        if write_frame(&mut stream, &reply, tuned).is_err() {
             return Ended::ByReader;
         }
     }
