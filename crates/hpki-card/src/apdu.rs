@@ -45,7 +45,9 @@ impl fmt::Debug for Command<'_> {
 /// Why a command could not be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
-    #[error("command data of {0} bytes does not fit a short APDU and the card has no extended length")]
+    #[error(
+        "command data of {0} bytes does not fit a short APDU and the card has no extended length"
+    )]
     DataTooLongForShort(usize),
     #[error("command data of {0} bytes exceeds the extended-length limit of 65535")]
     DataTooLong(usize),
@@ -82,7 +84,11 @@ impl<'a> Command<'a> {
     ///
     /// Writing into a caller's buffer lets the caller keep a PIN-bearing APDU
     /// in a zeroising buffer.
-    pub fn encode_into(&self, extended_allowed: bool, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub fn encode_into(
+        &self,
+        extended_allowed: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<(), EncodeError> {
         let lc = self.data.len();
         if lc > EXTENDED_LC_MAX {
             return Err(EncodeError::DataTooLong(lc));
@@ -92,8 +98,7 @@ impl<'a> Command<'a> {
         {
             return Err(EncodeError::LeOutOfRange(le));
         }
-        let needs_extended =
-            lc > SHORT_LC_MAX || self.le.is_some_and(|le| le > SHORT_LE_MAX);
+        let needs_extended = lc > SHORT_LC_MAX || self.le.is_some_and(|le| le > SHORT_LE_MAX);
         if needs_extended && !extended_allowed {
             return Err(if lc > SHORT_LC_MAX {
                 EncodeError::DataTooLongForShort(lc)
@@ -258,15 +263,25 @@ mod tests {
         let c2 = Command::new(0x00, 0xB0, 0x00, 0x00).with_le(256);
         assert_eq!(c2.encode(false), Ok(vec![0x00, 0xB0, 0x00, 0x00, 0x00]));
         let c3 = Command::new(0x00, 0xA4, 0x02, 0x0C).with_data(&[0x00, 0x16]);
-        assert_eq!(c3.encode(true), Ok(vec![0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x16]));
-        let c4 = Command::new(0x00, 0xA4, 0x04, 0x00).with_data(&[0xE8]).with_le(256);
-        assert_eq!(c4.encode(false), Ok(vec![0x00, 0xA4, 0x04, 0x00, 0x01, 0xE8, 0x00]));
+        assert_eq!(
+            c3.encode(true),
+            Ok(vec![0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x16])
+        );
+        let c4 = Command::new(0x00, 0xA4, 0x04, 0x00)
+            .with_data(&[0xE8])
+            .with_le(256);
+        assert_eq!(
+            c4.encode(false),
+            Ok(vec![0x00, 0xA4, 0x04, 0x00, 0x01, 0xE8, 0x00])
+        );
     }
 
     #[test]
     fn extended_encoding_of_a_signature_block() {
         let block = [0xAB; 256];
-        let c = Command::new(0x00, 0x2A, 0x9E, 0x9A).with_data(&block).with_le(65_536);
+        let c = Command::new(0x00, 0x2A, 0x9E, 0x9A)
+            .with_data(&block)
+            .with_le(65_536);
         let enc = c.encode(true).expect("fits extended");
         assert_eq!(&enc[..7], &[0x00, 0x2A, 0x9E, 0x9A, 0x00, 0x01, 0x00]);
         assert_eq!(&enc[enc.len() - 2..], &[0x00, 0x00]);
@@ -277,7 +292,10 @@ mod tests {
     #[test]
     fn extended_le_only() {
         let c = Command::new(0x00, 0xB0, 0x00, 0x00).with_le(2048);
-        assert_eq!(c.encode(true), Ok(vec![0x00, 0xB0, 0x00, 0x00, 0x00, 0x08, 0x00]));
+        assert_eq!(
+            c.encode(true),
+            Ok(vec![0x00, 0xB0, 0x00, 0x00, 0x00, 0x08, 0x00])
+        );
         assert_eq!(c.encode(false), Err(EncodeError::LeTooLongForShort(2048)));
         assert_eq!(
             Command::new(0, 0, 0, 0).with_le(0).encode(true),

@@ -42,7 +42,8 @@ pub struct CardIdentity {
 
 impl PcscContext {
     pub fn establish() -> Result<PcscContext, CardError> {
-        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| CardError::from_pcsc(e, None))?;
+        let ctx = pcsc::Context::establish(pcsc::Scope::User)
+            .map_err(|e| CardError::from_pcsc(e, None))?;
         Ok(PcscContext { ctx })
     }
 
@@ -53,7 +54,10 @@ impl PcscContext {
     /// Reader names; an empty list when no reader is connected.
     pub fn readers(&self) -> Result<Vec<String>, CardError> {
         match self.ctx.list_readers_owned() {
-            Ok(names) => Ok(names.iter().map(|n| n.to_string_lossy().into_owned()).collect()),
+            Ok(names) => Ok(names
+                .iter()
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect()),
             Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
             Err(e) => Err(CardError::from_pcsc(e, None)),
         }
@@ -76,11 +80,14 @@ impl PcscContext {
             .into_iter()
             .zip(states.iter())
             .map(|(reader, st)| {
-                let card = st.event_state().contains(pcsc::State::PRESENT).then(|| CardIdentity {
-                    reader: reader.clone(),
-                    atr: st.atr().to_vec(),
-                    insertion: st.event_count(),
-                });
+                let card = st
+                    .event_state()
+                    .contains(pcsc::State::PRESENT)
+                    .then(|| CardIdentity {
+                        reader: reader.clone(),
+                        atr: st.atr().to_vec(),
+                        insertion: st.event_count(),
+                    });
                 ReaderStatus { reader, card }
             })
             .collect())
@@ -96,7 +103,9 @@ impl PcscContext {
             .into_iter()
             .find(|s| s.reader == reader)
             .ok_or_else(|| CardError::UnknownReader(reader.to_owned()))?;
-        status.card.ok_or_else(|| CardError::NoCard { reader: reader.to_owned() })
+        status.card.ok_or_else(|| CardError::NoCard {
+            reader: reader.to_owned(),
+        })
     }
 
     /// Connects (shared) to the card in `reader`; the profile comes from its
@@ -126,25 +135,41 @@ impl PcscContext {
     }
 
     /// Waits until `reader` holds a card or `timeout` passes.
-    pub fn wait_for_card(&self, reader: &str, timeout: Duration) -> Result<CardIdentity, CardError> {
+    pub fn wait_for_card(
+        &self,
+        reader: &str,
+        timeout: Duration,
+    ) -> Result<CardIdentity, CardError> {
         let deadline = std::time::Instant::now() + timeout;
-        let mut state = [pcsc::ReaderState::new(c_name(reader)?, pcsc::State::UNAWARE)];
+        let mut state = [pcsc::ReaderState::new(
+            c_name(reader)?,
+            pcsc::State::UNAWARE,
+        )];
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.ctx.get_status_change(left, &mut state) {
                 Ok(()) => {}
-                Err(pcsc::Error::Timeout) => return Err(CardError::NoCard { reader: reader.to_owned() }),
+                Err(pcsc::Error::Timeout) => {
+                    return Err(CardError::NoCard {
+                        reader: reader.to_owned(),
+                    });
+                }
                 Err(e) => return Err(CardError::from_pcsc(e, Some(reader))),
             }
             let st = &mut state[0];
-            if st.event_state().contains(pcsc::State::PRESENT) && !st.event_state().contains(pcsc::State::MUTE) {
+            if st.event_state().contains(pcsc::State::PRESENT)
+                && !st.event_state().contains(pcsc::State::MUTE)
+            {
                 return Ok(CardIdentity {
                     reader: reader.to_owned(),
                     atr: st.atr().to_vec(),
                     insertion: st.event_count(),
                 });
             }
-            if st.event_state().intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE) {
+            if st
+                .event_state()
+                .intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE)
+            {
                 return Err(CardError::UnknownReader(reader.to_owned()));
             }
             st.sync_current_state();
@@ -178,7 +203,10 @@ const NO_ANSWER_DIAGNOSIS: Duration = Duration::from_millis(1500);
 
 impl Transport for PcscTransport<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
-        let r = self.card.transmit(apdu, self.rx).map_err(|e| CardError::from_pcsc(e, None))?;
+        let r = self
+            .card
+            .transmit(apdu, self.rx)
+            .map_err(|e| CardError::from_pcsc(e, None))?;
         let out = r.to_vec();
         // The receive buffer may hold a signature or response to a VERIFY;
         // wipe what was written.
@@ -199,7 +227,9 @@ impl PcscTransport<'_> {
         let deadline = std::time::Instant::now() + NO_ANSWER_DIAGNOSIS;
         while std::time::Instant::now() < deadline {
             match self.card.status2_owned() {
-                Ok(st) if st.status().contains(pcsc::Status::ABSENT) => return Err(CardError::CardRemoved),
+                Ok(st) if st.status().contains(pcsc::Status::ABSENT) => {
+                    return Err(CardError::CardRemoved);
+                }
                 Ok(_) => std::thread::sleep(Duration::from_millis(50)),
                 Err(e) => return Err(CardError::from_pcsc(e, None)),
             }
@@ -223,8 +253,17 @@ impl HpkiCard {
         &self.trace
     }
 
-    fn run<R>(&mut self, op: impl FnOnce(&mut Session<'_, PcscTransport<'_>>) -> Result<R, CardError>) -> Result<R, CardError> {
-        let HpkiCard { card, profile, trace, rx, .. } = self;
+    fn run<R>(
+        &mut self,
+        op: impl FnOnce(&mut Session<'_, PcscTransport<'_>>) -> Result<R, CardError>,
+    ) -> Result<R, CardError> {
+        let HpkiCard {
+            card,
+            profile,
+            trace,
+            rx,
+            ..
+        } = self;
         trace.clear();
         let tx = match card.transaction2() {
             Ok(tx) => tx,
@@ -232,8 +271,12 @@ impl HpkiCard {
             // security state is gone with the reset, so nothing is skipped)
             // and fail this operation with a clear error rather than guess.
             Err((card, pcsc::Error::ResetCard)) => {
-                card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)
-                    .map_err(|e| CardError::from_pcsc(e, None))?;
+                card.reconnect(
+                    pcsc::ShareMode::Shared,
+                    pcsc::Protocols::ANY,
+                    pcsc::Disposition::LeaveCard,
+                )
+                .map_err(|e| CardError::from_pcsc(e, None))?;
                 return Err(CardError::CardReset);
             }
             Err((_, e)) => return Err(CardError::from_pcsc(e, None)),
@@ -241,15 +284,12 @@ impl HpkiCard {
         let mut transport = PcscTransport { card: &tx, rx };
         let mut session = Session::new(&mut transport, *profile, trace);
         let result = op(&mut session);
-        drop(session);
         // Ending the transaction fails when the card is gone; the
         // operation's own error says more.
-        if let Err((_, e)) = tx.end(pcsc::Disposition::LeaveCard) {
-            if result.is_ok() {
-                return Err(CardError::from_pcsc(e, None));
-            }
+        match tx.end(pcsc::Disposition::LeaveCard) {
+            Err((_, e)) if result.is_ok() => Err(CardError::from_pcsc(e, None)),
+            _ => result,
         }
-        result
     }
 
     /// Reads the certificate of `app` from the card (no cache).
@@ -262,10 +302,16 @@ impl HpkiCard {
 
     /// The certificate of `app`: from `cache` when this card insertion has
     /// been read before (no APDU is sent), else read and cached.
-    pub fn certificate(&mut self, app: Application, cache: &CertificateCache) -> Result<Arc<[u8]>, CardError> {
+    pub fn certificate(
+        &mut self,
+        app: Application,
+        cache: &CertificateCache,
+    ) -> Result<Arc<[u8]>, CardError> {
         // A status request (no APDU) makes sure this handle still refers to
         // the card the identity was taken from.
-        self.card.status2_owned().map_err(|e| CardError::from_pcsc(e, None))?;
+        self.card
+            .status2_owned()
+            .map_err(|e| CardError::from_pcsc(e, None))?;
         if let Some(cert) = cache.get(&self.identity, app) {
             self.trace.clear();
             return Ok(cert);
@@ -294,7 +340,13 @@ impl HpkiCard {
     /// Verifies `pin` and signs the SHA-256 `digest` with the key of `app`,
     /// in one transaction. `key_bytes` is the modulus size (256 for the
     /// RSA-2048 keys of HPKI cards).
-    pub fn sign_sha256(&mut self, app: Application, pin: &Pin, digest: &[u8; 32], key_bytes: usize) -> Result<Vec<u8>, CardError> {
+    pub fn sign_sha256(
+        &mut self,
+        app: Application,
+        pin: &Pin,
+        digest: &[u8; 32],
+        key_bytes: usize,
+    ) -> Result<Vec<u8>, CardError> {
         self.run(|s| {
             s.select_application(app)?;
             s.verify(app, pin)?;

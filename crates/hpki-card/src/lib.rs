@@ -32,10 +32,10 @@ pub mod session;
 pub mod signing;
 
 pub use cache::CertificateCache;
-pub use card::{CardIdentity, HpkiCard, PcscContext, ReaderStatus, RSA_2048_BYTES};
+pub use card::{CardIdentity, HpkiCard, PcscContext, RSA_2048_BYTES, ReaderStatus};
 pub use error::{CardCommand, CardError};
 pub use events::{ReaderEvent, ReaderWatcher};
-pub use pin::{Pin, PinFormatError, PIN_MAX_LEN, PIN_MIN_LEN};
+pub use pin::{PIN_MAX_LEN, PIN_MIN_LEN, Pin, PinFormatError};
 pub use profile::{Application, CardProfile, CardVariant};
 pub use session::{PinStatus, Session, Transport};
 pub use signing::sha256;

@@ -48,10 +48,19 @@ impl PrivatePcscd {
     }
 
     fn launch(base_port: Option<u16>) -> anyhow::Result<PrivatePcscd> {
-        for (what, path) in [("pcscd", "/usr/sbin/pcscd"), ("the vpcd driver (vsmartcard-vpcd)", VPCD_DRIVER)] {
-            anyhow::ensure!(Path::new(path).exists(), "{what} is not installed ({path}); `make test` installs it");
+        for (what, path) in [
+            ("pcscd", "/usr/sbin/pcscd"),
+            ("the vpcd driver (vsmartcard-vpcd)", VPCD_DRIVER),
+        ] {
+            anyhow::ensure!(
+                Path::new(path).exists(),
+                "{what} is not installed ({path}); `make test` installs it"
+            );
         }
-        let dir = tempfile::Builder::new().prefix("hpki-pcscd-").tempdir().context("temporary directory")?;
+        let dir = tempfile::Builder::new()
+            .prefix("hpki-pcscd-")
+            .tempdir()
+            .context("temporary directory")?;
         fs::create_dir_all(dir.path().join("run"))?;
         fs::create_dir_all(dir.path().join("conf"))?;
         // The bind-mount target must exist in the parent namespace.
@@ -64,7 +73,11 @@ impl PrivatePcscd {
                 ),
             )?;
         }
-        let mut pcscd = PrivatePcscd { dir, child: None, base_port };
+        let mut pcscd = PrivatePcscd {
+            dir,
+            child: None,
+            base_port,
+        };
         pcscd.spawn()?;
         Ok(pcscd)
     }
@@ -72,7 +85,10 @@ impl PrivatePcscd {
     fn spawn(&mut self) -> anyhow::Result<()> {
         let run = self.dir.path().join("run");
         let conf = self.dir.path().join("conf");
-        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("pcscd.log"))?;
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("pcscd.log"))?;
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c"])
             .arg("mount --bind \"$1\" /run/pcscd && exec pcscd --foreground --config \"$2\"")
@@ -97,7 +113,9 @@ impl PrivatePcscd {
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let vpcd_up = self.base_port.is_none_or(|p| (0..u16::from(SLOTS)).all(|s| ports::is_listening(p + s)));
+            let vpcd_up = self
+                .base_port
+                .is_none_or(|p| (0..u16::from(SLOTS)).all(|s| ports::is_listening(p + s)));
             if self.socket().exists() && vpcd_up {
                 return Ok(());
             }
@@ -145,7 +163,9 @@ impl PrivatePcscd {
         if let Some(current) = std::env::var_os("PCSCLITE_CSOCK_NAME")
             && Path::new(&current) != socket
         {
-            bail!("this process already uses the pcscd at {current:?}; run each test in its own process (cargo nextest)");
+            bail!(
+                "this process already uses the pcscd at {current:?}; run each test in its own process (cargo nextest)"
+            );
         }
         // SAFETY: `set_var` is unsound only when another thread reads or
         // writes the environment at the same time. Callers (tests, the demo)

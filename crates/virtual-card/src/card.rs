@@ -75,7 +75,10 @@ impl VirtualCard {
 
     fn build(image: CardImage, store: Store) -> Result<VirtualCard, ImageError> {
         let key = |app| image.app(app).private_key().map_err(ImageError::Invalid);
-        let keys = [key(Application::Authentication)?, key(Application::Signature)?];
+        let keys = [
+            key(Application::Authentication)?,
+            key(Application::Signature)?,
+        ];
         let profile = CardProfile {
             variant: image.variant,
             // The emulated JMA card has extended length; the JAHIS variant
@@ -178,7 +181,9 @@ impl VirtualCard {
             }
             0x02 => {
                 self.selected.ok_or(StatusWord::FILE_NOT_FOUND)?;
-                let [hi, lo] = cmd.data else { return Err(StatusWord::WRONG_DATA) };
+                let [hi, lo] = cmd.data else {
+                    return Err(StatusWord::WRONG_DATA);
+                };
                 let fid = u16::from_be_bytes([*hi, *lo]);
                 let file = [CardFile::Pin, CardFile::PrivateKey, CardFile::Certificate]
                     .into_iter()
@@ -214,7 +219,9 @@ impl VirtualCard {
         match self.current_ef.ok_or(SW_NO_CURRENT_EF)? {
             CardFile::Certificate => {}
             // PIN and key files are never readable.
-            CardFile::Pin | CardFile::PrivateKey => return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED),
+            CardFile::Pin | CardFile::PrivateKey => {
+                return Err(StatusWord::SECURITY_STATUS_NOT_SATISFIED);
+            }
         }
         let content = &self.image.app(app).certificate;
         if offset >= content.len() {
@@ -242,7 +249,11 @@ impl VirtualCard {
         }
         if cmd.data.is_empty() {
             // Retry counter query: uses no try.
-            return if self.verified[i] { ok(Vec::new()) } else { Err(retries(state.tries_left)) };
+            return if self.verified[i] {
+                ok(Vec::new())
+            } else {
+                Err(retries(state.tries_left))
+            };
         }
         if constant_time_eq(cmd.data, state.pin.as_bytes()) {
             let limit = state.retry_limit;
@@ -339,7 +350,8 @@ fn pkcs1_type1_payload(block: &[u8]) -> Option<&[u8]> {
     }
     let t = rest[ff..].strip_prefix(&[0x00])?;
     // HPKI signs SHA-256 DigestInfos; anything else is refused.
-    (t.len() == SHA256_DIGEST_INFO_PREFIX.len() + 32 && t.starts_with(&SHA256_DIGEST_INFO_PREFIX)).then_some(t)
+    (t.len() == SHA256_DIGEST_INFO_PREFIX.len() + 32 && t.starts_with(&SHA256_DIGEST_INFO_PREFIX))
+        .then_some(t)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

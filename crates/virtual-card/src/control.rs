@@ -42,7 +42,9 @@ pub fn serve(listener: UnixListener, shared: Arc<Shared>, image: Arc<PathBuf>) {
 }
 
 fn handle(conn: UnixStream, shared: &Shared, image: &Path) {
-    let Ok(mut out) = conn.try_clone() else { return };
+    let Ok(mut out) = conn.try_clone() else {
+        return;
+    };
     for line in BufReader::new(conn).lines() {
         let Ok(line) = line else { return };
         let reply = apply(line.trim(), shared, image).unwrap_or_else(|e| format!("error: {e}"));
@@ -63,12 +65,13 @@ fn apply(line: &str, shared: &Shared, image: &Path) -> Result<String, String> {
         u8::from_str_radix(w, 16).map_err(|_| format!("{w:?} is not a hex byte"))
     };
     match cmd {
-        "status" => Ok(shared.update(|st| match (st.inserted, st.connected) {
-            (true, true) => "inserted",
-            (true, false) => "connecting",
-            (false, _) => "removed",
-        })
-        .to_string()),
+        "status" => Ok(shared
+            .update(|st| match (st.inserted, st.connected) {
+                (true, true) => "inserted",
+                (true, false) => "connecting",
+                (false, _) => "removed",
+            })
+            .to_string()),
         "remove" => {
             shared.update(|st| {
                 st.inserted = false;

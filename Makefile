@@ -1,0 +1,54 @@
+# The two set-up commands are `make demo` and `make test`; each installs what
+# it needs on a fresh Debian machine (as root, or with sudo).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+# Debian packages: the PC/SC daemon, the vpcd reader driver for virtual
+# cards, the PC/SC headers the pcsc crate builds against, and pcsc-tools for
+# debugging by hand.
+DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config
+NEXTEST_PROFILE := $(if $(CI),ci,default)
+
+.PHONY: demo test deps tools build lint bench-card fuzz clean
+
+demo: deps build
+	./target/debug/hpki-demo
+
+test: deps tools
+	$(CARGO) fmt --all -- --check
+	$(CARGO) build --workspace --bins
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
+	$(CARGO) test --workspace --doc
+
+deps:
+	@scripts/install-deps.sh $(DEB_PACKAGES)
+
+# cargo-nextest runs each test in its own process, which the PC/SC tests
+# need (libpcsclite talks to one pcscd per process).
+tools:
+	@$(CARGO) nextest --version >/dev/null 2>&1 || $(CARGO) install cargo-nextest --locked
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+
+build:
+	$(CARGO) build --workspace --bins
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# Card-layer latency through the real pcscd (release build).
+bench-card: deps
+	$(CARGO) build --release --bins -p virtual-card
+	$(CARGO) bench -p hpki-e2e --bench card_latency
+
+# Fuzz the card-response parser for FUZZ_SECONDS (cargo-fuzz needs nightly
+# features; RUSTC_BOOTSTRAP enables them on the stable toolchain).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd crates/hpki-card/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run card_responses -- -max_total_time=$(FUZZ_SECONDS)
+
+clean:
+	$(CARGO) clean
