@@ -18,8 +18,8 @@ test: deps tools
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --bins
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --doc
+	$(CARGO) nextest run --workspace --profile $(NEXTEST_PROFILE)
 
 deps:
 	@scripts/install-deps.sh $(DEB_PACKAGES)
