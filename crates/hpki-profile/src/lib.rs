@@ -2,8 +2,16 @@
 //! a card certificate, and HPKI path validation with CRLs.
 
 pub mod hcrole;
+pub mod holder;
 pub mod oid;
 pub mod profession;
+pub mod signature;
+pub mod validate;
 
 pub use hcrole::HcRoleError;
+pub use holder::{CardHolder, HolderError, HolderKind, KeyUsage, read_holder};
+pub use oid::Oid;
 pub use profession::{Profession, UnknownProfession};
+pub use validate::{
+    AcceptedPolicies, ConfigError, Purpose, Refusal, Revocation, RevocationEvidence, Validated, Validator, ValidatorConfig,
+};

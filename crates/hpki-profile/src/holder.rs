@@ -1,0 +1,240 @@
+//! Who a card certificate names: a licensed professional (hcRole) or an
+//! institution's assistant, with the romaji and kanji names.
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::x509::X509Name;
+
+use crate::hcrole::{self, HcRoleError};
+use crate::oid::{self, Oid};
+use crate::profession::Profession;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HolderKind {
+    /// An HPKI card: the profession comes from hcRole.
+    Licensed(Profession),
+    /// An institution PKI card of non-licensed staff (the product's profile:
+    /// no hcRole, the assistant policy, the institution in Subject O).
+    Assistant,
+    /// Any other certificate (a CA, a terminal, a foreign profile).
+    Other,
+}
+
+/// Key usage bits that matter to the profile.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyUsage {
+    pub present: bool,
+    pub critical: bool,
+    pub digital_signature: bool,
+    pub non_repudiation: bool,
+    pub key_cert_sign: bool,
+    pub crl_sign: bool,
+}
+
+impl KeyUsage {
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        for (on, name) in [
+            (self.digital_signature, "digitalSignature"),
+            (self.non_repudiation, "nonRepudiation"),
+            (self.key_cert_sign, "keyCertSign"),
+            (self.crl_sign, "cRLSign"),
+        ] {
+            if on {
+                v.push(name);
+            }
+        }
+        v
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CardHolder {
+    pub kind: HolderKind,
+    /// Subject CN (romaji).
+    pub name: Option<String>,
+    /// CN of the subjectAltName directoryName (kanji).
+    pub name_kanji: Option<String>,
+    /// Subject O (romaji).
+    pub institution: Option<String>,
+    /// O of the subjectAltName directoryName (kanji).
+    pub institution_kanji: Option<String>,
+    /// Subject serialNumber: the person's (or staff member's) stable id.
+    pub serial_number: Option<String>,
+    pub subject: String,
+    pub issuer: String,
+    /// Certificate serial, hex.
+    pub certificate_serial: String,
+    /// Validity, Unix seconds.
+    pub not_before: i64,
+    pub not_after: i64,
+    pub key_usage: KeyUsage,
+    pub policies: Vec<Oid>,
+    pub crl_distribution_points: Vec<String>,
+}
+
+impl CardHolder {
+    pub fn profession(&self) -> Option<Profession> {
+        match self.kind {
+            HolderKind::Licensed(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HolderError {
+    #[error("not a DER X.509 certificate: {0}")]
+    NotACertificate(String),
+    #[error("{0}")]
+    HcRole(#[from] HcRoleError),
+    #[error("malformed {extension} extension: {detail}")]
+    BadExtension { extension: &'static str, detail: String },
+}
+
+/// Reads the holder of a DER certificate.
+pub fn read_holder(der: &[u8]) -> Result<CardHolder, HolderError> {
+    let cert = parse_certificate(der)?;
+    holder_of(&cert)
+}
+
+/// Parses exactly one DER certificate.
+pub fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, HolderError> {
+    let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| HolderError::NotACertificate(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(HolderError::NotACertificate(format!("{} bytes after the certificate", rest.len())));
+    }
+    Ok(cert)
+}
+
+pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> {
+    let mut key_usage = KeyUsage::default();
+    let mut policies = Vec::new();
+    let mut crl_dps = Vec::new();
+    let mut san_dn: Option<&X509Name<'_>> = None;
+    let mut hc_role: Option<Result<Profession, HcRoleError>> = None;
+
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::KeyUsage(ku) => {
+                key_usage = KeyUsage {
+                    present: true,
+                    critical: ext.critical,
+                    digital_signature: ku.digital_signature(),
+                    non_repudiation: ku.non_repudiation(),
+                    key_cert_sign: ku.key_cert_sign(),
+                    crl_sign: ku.crl_sign(),
+                };
+            }
+            ParsedExtension::CertificatePolicies(cp) => {
+                for p in cp.iter() {
+                    let oid = Oid::from_content(p.policy_id.as_bytes()).map_err(|e| HolderError::BadExtension {
+                        extension: "certificatePolicies",
+                        detail: e.to_string(),
+                    })?;
+                    policies.push(oid);
+                }
+            }
+            ParsedExtension::SubjectAlternativeName(san) => {
+                san_dn = san.general_names.iter().find_map(|g| match g {
+                    GeneralName::DirectoryName(dn) => Some(dn),
+                    _ => None,
+                });
+            }
+            ParsedExtension::CRLDistributionPoints(dps) => {
+                for dp in dps.iter() {
+                    if let Some(x509_parser::extensions::DistributionPointName::FullName(names)) = &dp.distribution_point {
+                        for n in names {
+                            if let GeneralName::URI(uri) = n {
+                                crl_dps.push((*uri).to_string());
+                            }
+                        }
+                    }
+                }
+            }
+            ParsedExtension::ParseError { error } => {
+                return Err(HolderError::BadExtension { extension: extension_name(&ext.oid), detail: error.to_string() });
+            }
+            _ => {
+                if Oid::from_u64_arcs(oid::SUBJECT_DIRECTORY_ATTRIBUTES).is_some_and(|o| o.matches(&ext.oid)) {
+                    hc_role = Some(hcrole::decode(ext.value));
+                }
+            }
+        }
+    }
+
+    let kind = match hc_role {
+        Some(Ok(p)) => HolderKind::Licensed(p),
+        // Directory attributes without hcRole say nothing about a profession.
+        Some(Err(HcRoleError::Missing)) | None => {
+            let assistant = Oid::parse(oid::ASSISTANT_AUTHENTICATION_POLICY).ok();
+            let assistant_sig = Oid::parse(oid::ASSISTANT_SIGNATURE_POLICY).ok();
+            if policies.iter().any(|p| Some(p) == assistant.as_ref() || Some(p) == assistant_sig.as_ref()) {
+                HolderKind::Assistant
+            } else {
+                HolderKind::Other
+            }
+        }
+        Some(Err(e)) => return Err(e.into()),
+    };
+
+    Ok(CardHolder {
+        kind,
+        name: first_attr(cert.subject(), DnAttr::CommonName),
+        name_kanji: san_dn.and_then(|dn| first_attr(dn, DnAttr::CommonName)),
+        institution: first_attr(cert.subject(), DnAttr::Organization),
+        institution_kanji: san_dn.and_then(|dn| first_attr(dn, DnAttr::Organization)),
+        serial_number: first_attr(cert.subject(), DnAttr::SerialNumber),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+        certificate_serial: hex_serial(cert.raw_serial()),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+        key_usage,
+        policies,
+        crl_distribution_points: crl_dps,
+    })
+}
+
+/// Serial number in hex, without leading zero bytes (as people type it).
+pub fn hex_serial(raw: &[u8]) -> String {
+    let trimmed: Vec<u8> = raw.iter().copied().skip_while(|b| *b == 0).collect();
+    if trimmed.is_empty() {
+        return "00".into();
+    }
+    trimmed.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+#[derive(Clone, Copy)]
+enum DnAttr {
+    CommonName,
+    Organization,
+    SerialNumber,
+}
+
+fn first_attr(name: &X509Name<'_>, which: DnAttr) -> Option<String> {
+    let arcs: &[u64] = match which {
+        DnAttr::CommonName => &[2, 5, 4, 3],
+        DnAttr::Organization => &[2, 5, 4, 10],
+        DnAttr::SerialNumber => oid::DN_SERIAL_NUMBER,
+    };
+    let wanted = Oid::from_u64_arcs(arcs)?;
+    name.iter_attributes()
+        .find(|a| wanted.matches(a.attr_type()))
+        .and_then(|a| a.as_str().ok().map(str::to_owned))
+}
+
+pub(crate) fn extension_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> &'static str {
+    match oid.to_id_string().as_str() {
+        "2.5.29.15" => "keyUsage",
+        "2.5.29.17" => "subjectAltName",
+        "2.5.29.19" => "basicConstraints",
+        "2.5.29.31" => "cRLDistributionPoints",
+        "2.5.29.32" => "certificatePolicies",
+        "2.5.29.35" => "authorityKeyIdentifier",
+        "2.5.29.14" => "subjectKeyIdentifier",
+        "2.5.29.37" => "extendedKeyUsage",
+        "2.5.29.9" => "subjectDirectoryAttributes",
+        _ => "an",
+    }
+}
