@@ -6,7 +6,7 @@ CARGO ?= cargo
 # Debian packages: the PC/SC daemon, the vpcd reader driver for virtual
 # cards, the PC/SC headers the pcsc crate builds against, and pcsc-tools for
 # debugging by hand.
-DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config
+DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config openssl
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .PHONY: demo test deps tools build lint bench-card fuzz clean
