@@ -43,12 +43,15 @@ bench-card: deps
 	$(CARGO) build --release --bins -p virtual-card
 	$(CARGO) bench -p hpki-e2e --bench card_latency
 
-# Fuzz the card-response parser for FUZZ_SECONDS (cargo-fuzz needs nightly
+# Fuzz the card-response parser and the certificate and hcRole decoders,
+# FUZZ_SECONDS each (cargo-fuzz needs nightly
 # features; RUSTC_BOOTSTRAP enables them on the stable toolchain).
 FUZZ_SECONDS ?= 60
 fuzz:
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
 	cd crates/hpki-card/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run card_responses -- -max_total_time=$(FUZZ_SECONDS)
+	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run certificate -- -max_total_time=$(FUZZ_SECONDS)
+	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run hc_role -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

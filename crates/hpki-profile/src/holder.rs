@@ -100,11 +100,54 @@ pub fn read_holder(der: &[u8]) -> Result<CardHolder, HolderError> {
 
 /// Parses exactly one DER certificate.
 pub fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, HolderError> {
+    check_outer_structure(der).map_err(HolderError::NotACertificate)?;
     let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| HolderError::NotACertificate(e.to_string()))?;
     if !rest.is_empty() {
         return Err(HolderError::NotACertificate(format!("{} bytes after the certificate", rest.len())));
     }
     Ok(cert)
+}
+
+/// The parts of a certificate outside the signature that x509-parser reads
+/// leniently, checked strictly (found by property testing: a wrong tag on the
+/// outer algorithm OID was accepted). RFC 5280 §4.1.1.2 wants the outer
+/// signatureAlgorithm to be the signed one: here, byte for byte. The
+/// signature BIT STRING has no unused bits.
+fn check_outer_structure(der: &[u8]) -> Result<(), String> {
+    use x509_parser::asn1_rs::{Any, FromDer};
+    /// Each element of `input` with its complete encoding.
+    fn tlvs(mut input: &[u8]) -> Result<Vec<(&[u8], Any<'_>)>, String> {
+        let mut out = Vec::new();
+        while !input.is_empty() {
+            let (rest, any) = Any::from_der(input).map_err(|e| e.to_string())?;
+            out.push((&input[..input.len() - rest.len()], any));
+            input = rest;
+        }
+        Ok(out)
+    }
+    let outer = tlvs(der)?;
+    let [(_, cert)] = outer.as_slice() else { return Err("not exactly one DER value".into()) };
+    if cert.header.raw_tag() != Some(&[0x30]) {
+        return Err("a certificate is a SEQUENCE".into());
+    }
+    let parts = tlvs(cert.data)?;
+    let [(_, tbs), (alg_raw, alg), (_, sig)] = parts.as_slice() else {
+        return Err("a certificate has three parts: to-be-signed, algorithm, signature".into());
+    };
+    if tbs.header.raw_tag() != Some(&[0x30]) || alg.header.raw_tag() != Some(&[0x30]) {
+        return Err("to-be-signed part and algorithm must be SEQUENCEs".into());
+    }
+    if sig.header.raw_tag() != Some(&[0x03]) || sig.data.first() != Some(&0) {
+        return Err("the signature must be a BIT STRING without unused bits".into());
+    }
+    let tbs_parts = tlvs(tbs.data)?;
+    // [0] version is optional; then serialNumber, then signature.
+    let skip = usize::from(tbs_parts.first().is_some_and(|(raw, _)| raw.first() == Some(&0xA0)));
+    let signed_alg = tbs_parts.get(skip + 1).map(|(raw, _)| *raw).ok_or("the to-be-signed part is truncated")?;
+    if signed_alg != *alg_raw {
+        return Err("signatureAlgorithm differs from the signature field it signed".into());
+    }
+    Ok(())
 }
 
 pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> {

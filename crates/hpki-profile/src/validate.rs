@@ -609,14 +609,6 @@ fn parse_crl(der: &[u8]) -> Result<(usize, CertificateRevocationList<'_>), Strin
 }
 
 fn verify_issued_by(cert: &X509Certificate<'_>, issuer_der: &[u8]) -> Result<(), Refusal> {
-    // RFC 5280 §4.1.1.2: the algorithm outside the signed part must be the
-    // one inside it, or the unsigned copy could be swapped.
-    if cert.signature_algorithm != cert.tbs_certificate.signature {
-        return Err(Refusal::Malformed(format!(
-            "{}: signatureAlgorithm differs from the signature field it signed",
-            cert.subject()
-        )));
-    }
     let issuer = parse_certificate(issuer_der).map_err(|e| Refusal::Malformed(e.to_string()))?;
     signature::verify(issuer.public_key(), &cert.signature_algorithm, &cert.signature_value.data, cert.tbs_certificate.as_ref())
         .map_err(|e| match e {
