@@ -9,7 +9,7 @@ CARGO ?= cargo
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config openssl
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
-.PHONY: demo test deps tools build lint bench-card fuzz clean
+.PHONY: demo test deps tools build lint bench-card bench-validation fuzz clean
 
 demo: deps build
 	./target/debug/hpki-demo
@@ -42,6 +42,10 @@ lint:
 bench-card: deps
 	$(CARGO) build --release --bins -p virtual-card
 	$(CARGO) bench -p hpki-e2e --bench card_latency
+
+# HPKI path validation, cold and cached, next to raw RSA-2048 verify.
+bench-validation: deps
+	$(CARGO) bench -p hpki-e2e --bench validation
 
 # Fuzz the card-response parser and the certificate and hcRole decoders,
 # FUZZ_SECONDS each (cargo-fuzz needs nightly
