@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use hpki_card::{
-    Application, CardError, CardVariant, CertificateCache, PcscContext, Pin, PinStatus,
-    RSA_2048_BYTES, ReaderEvent, ReaderWatcher, sha256,
+    Application, CardError, CardVariant, CertificateCache, PcscContext, Pin, PinStatus, RSA_2048_BYTES, ReaderEvent,
+    ReaderWatcher, sha256,
 };
 use testbed::{CardProcess, PrivatePcscd, bin_path, pki};
 use virtual_card::CardImage;
@@ -36,27 +36,15 @@ fn stack(variant: CardVariant, retry_limit: u8) -> Result<Stack> {
     let card = CardProcess::start(&pcscd, 0, &path)?;
     let ctx = PcscContext::establish()?;
     ctx.wait_for_card(card.reader(), WAIT)?;
-    Ok(Stack {
-        card,
-        image,
-        ctx,
-        pcscd,
-    })
+    Ok(Stack { card, image, ctx, pcscd })
 }
 
 /// Waits until pcscd has seen the card leave `reader`, as it always does
 /// when a person pulls a card (pcscd polls vpcd only every ~0.4 s).
 fn wait_until_absent(ctx: &PcscContext, reader: &str) -> Result<()> {
     let deadline = Instant::now() + WAIT;
-    while ctx
-        .reader_statuses()?
-        .iter()
-        .any(|r| r.reader == reader && r.card.is_some())
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "pcscd did not notice the removal"
-        );
+    while ctx.reader_statuses()?.iter().any(|r| r.reader == reader && r.card.is_some()) {
+        anyhow::ensure!(Instant::now() < deadline, "pcscd did not notice the removal");
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(())
@@ -69,17 +57,9 @@ fn pin(text: &str) -> Pin {
 fn certificate_is_read_through_pcscd(variant: CardVariant) -> Result<()> {
     let s = stack(variant, 5)?;
     let mut card = s.ctx.connect(s.card.reader())?;
-    assert_eq!(
-        card.profile().variant,
-        variant,
-        "variant recognised from the ATR"
-    );
+    assert_eq!(card.profile().variant, variant, "variant recognised from the ATR");
     for app in Application::ALL {
-        assert_eq!(
-            card.read_certificate(app)?,
-            s.image.app(app).certificate,
-            "{app} certificate"
-        );
+        assert_eq!(card.read_certificate(app)?, s.image.app(app).certificate, "{app} certificate");
     }
     Ok(())
 }
@@ -112,15 +92,9 @@ fn jahis_card_reads_the_certificate_by_short_ef_in_short_chunks() -> Result<()> 
     s.card.clear_apdu_log()?;
     card.read_certificate(Application::Authentication)?;
     let log = s.card.apdu_log();
-    assert!(
-        log[1].starts_with("00 B0 98 00"),
-        "first read by SFI 18: {log:?}"
-    );
+    assert!(log[1].starts_with("00 B0 98 00"), "first read by SFI 18: {log:?}");
     let expected_reads = s.image.authentication.certificate.len().div_ceil(256);
-    assert_eq!(
-        s.card.logged_ins().iter().filter(|&&i| i == 0xB0).count(),
-        expected_reads
-    );
+    assert_eq!(s.card.logged_ins().iter().filter(|&&i| i == 0xB0).count(), expected_reads);
     Ok(())
 }
 
@@ -130,21 +104,14 @@ fn second_certificate_read_is_served_from_cache_without_read_binary() -> Result<
     let cache = CertificateCache::default();
     let mut card = s.ctx.connect(s.card.reader())?;
     let first = card.certificate(Application::Authentication, &cache)?;
-    assert!(
-        s.card.logged_ins().contains(&0xB0),
-        "the first read reads the card"
-    );
+    assert!(s.card.logged_ins().contains(&0xB0), "the first read reads the card");
 
     s.card.clear_apdu_log()?;
     // A new connection to the same inserted card, as a second login makes.
     let mut again = s.ctx.connect(s.card.reader())?;
     let second = again.certificate(Application::Authentication, &cache)?;
     assert_eq!(first, second);
-    assert_eq!(
-        s.card.logged_ins(),
-        Vec::<u8>::new(),
-        "the card saw no APDU at all"
-    );
+    assert_eq!(s.card.logged_ins(), Vec::<u8>::new(), "the card saw no APDU at all");
     assert!(again.last_apdus().is_empty());
     Ok(())
 }
@@ -163,62 +130,26 @@ fn reinserted_card_is_a_new_identity_so_the_cache_reads_again() -> Result<()> {
     s.ctx.wait_for_card(s.card.reader(), WAIT)?;
     s.card.clear_apdu_log()?;
     let mut card = s.ctx.connect(s.card.reader())?;
-    assert_ne!(
-        card.identity(),
-        &before,
-        "a new insertion has a new identity"
-    );
+    assert_ne!(card.identity(), &before, "a new insertion has a new identity");
     card.certificate(Application::Authentication, &cache)?;
-    assert!(
-        s.card.logged_ins().contains(&0xB0),
-        "the certificate was read from the card again"
-    );
+    assert!(s.card.logged_ins().contains(&0xB0), "the certificate was read from the card again");
     Ok(())
 }
 
-fn correct_pin_signature_verifies_with_ring(
-    variant: CardVariant,
-    expected_ins: &[u8],
-) -> Result<()> {
+fn correct_pin_signature_verifies_with_ring(variant: CardVariant, expected_ins: &[u8]) -> Result<()> {
     let s = stack(variant, 5)?;
     let mut card = s.ctx.connect(s.card.reader())?;
     for app in Application::ALL {
         let challenge = format!("gateway challenge for {app}");
         s.card.clear_apdu_log()?;
-        let signature = card.sign_sha256(
-            app,
-            &pin(PIN),
-            &sha256(challenge.as_bytes()),
-            RSA_2048_BYTES,
-        )?;
-        pki::verify_with_certificate(
-            &s.image.app(app).certificate,
-            challenge.as_bytes(),
-            &signature,
-        )?;
-        assert_eq!(
-            card.last_apdus(),
-            expected_ins,
-            "{app}: APDUs sent by the client"
-        );
-        assert_eq!(
-            s.card.logged_ins(),
-            expected_ins,
-            "{app}: APDUs the card answered"
-        );
+        let signature = card.sign_sha256(app, &pin(PIN), &sha256(challenge.as_bytes()), RSA_2048_BYTES)?;
+        pki::verify_with_certificate(&s.image.app(app).certificate, challenge.as_bytes(), &signature)?;
+        assert_eq!(card.last_apdus(), expected_ins, "{app}: APDUs sent by the client");
+        assert_eq!(s.card.logged_ins(), expected_ins, "{app}: APDUs the card answered");
         // A signature by the other application's key must not verify.
-        let other = if app == Application::Signature {
-            Application::Authentication
-        } else {
-            Application::Signature
-        };
+        let other = if app == Application::Signature { Application::Authentication } else { Application::Signature };
         assert!(
-            pki::verify_with_certificate(
-                &s.image.app(other).certificate,
-                challenge.as_bytes(),
-                &signature
-            )
-            .is_err()
+            pki::verify_with_certificate(&s.image.app(other).certificate, challenge.as_bytes(), &signature).is_err()
         );
     }
     Ok(())
@@ -227,10 +158,7 @@ fn correct_pin_signature_verifies_with_ring(
 #[test]
 fn correct_pin_signature_verifies_with_ring_jma() -> Result<()> {
     // SELECT app, SELECT EF PIN, VERIFY, SELECT EF key, MSE:SET, PSO.
-    correct_pin_signature_verifies_with_ring(
-        CardVariant::Jma,
-        &[0xA4, 0xA4, 0x20, 0xA4, 0x22, 0x2A],
-    )
+    correct_pin_signature_verifies_with_ring(CardVariant::Jma, &[0xA4, 0xA4, 0x20, 0xA4, 0x22, 0x2A])
 }
 
 #[test]
@@ -244,10 +172,7 @@ fn pin_status_reads_the_tries_left_without_using_one() -> Result<()> {
     let s = stack(CardVariant::Jma, 5)?;
     let mut card = s.ctx.connect(s.card.reader())?;
     for _ in 0..3 {
-        assert_eq!(
-            card.pin_status(Application::Authentication)?,
-            PinStatus::TriesLeft(5)
-        );
+        assert_eq!(card.pin_status(Application::Authentication)?, PinStatus::TriesLeft(5));
     }
     assert_eq!(s.card.tries_left(Application::Authentication)?, 5);
     Ok(())
@@ -257,45 +182,14 @@ fn pin_status_reads_the_tries_left_without_using_one() -> Result<()> {
 fn wrong_pin_says_tries_left_and_costs_exactly_one_try() -> Result<()> {
     let s = stack(CardVariant::Jma, 5)?;
     let mut card = s.ctx.connect(s.card.reader())?;
-    let err = card
-        .sign_sha256(
-            Application::Authentication,
-            &pin("0000"),
-            &sha256(b"x"),
-            RSA_2048_BYTES,
-        )
-        .unwrap_err();
-    assert_eq!(
-        err,
-        CardError::WrongPin {
-            app: Application::Authentication,
-            tries_left: 4
-        }
-    );
+    let err = card.sign_sha256(Application::Authentication, &pin("0000"), &sha256(b"x"), RSA_2048_BYTES).unwrap_err();
+    assert_eq!(err, CardError::WrongPin { app: Application::Authentication, tries_left: 4 });
     assert!(err.to_string().contains("4 tries left"), "message: {err}");
-    assert_eq!(
-        card.last_apdus().iter().filter(|&&i| i == 0x20).count(),
-        1,
-        "the PIN was sent once, not retried"
-    );
-    assert!(
-        !card.last_apdus().contains(&0x2A),
-        "no signature was attempted"
-    );
-    assert_eq!(
-        card.pin_status(Application::Authentication)?,
-        PinStatus::TriesLeft(4)
-    );
-    assert_eq!(
-        s.card.tries_left(Application::Authentication)?,
-        4,
-        "persisted in the image"
-    );
-    assert_eq!(
-        s.card.tries_left(Application::Signature)?,
-        5,
-        "the other application's PIN is untouched"
-    );
+    assert_eq!(card.last_apdus().iter().filter(|&&i| i == 0x20).count(), 1, "the PIN was sent once, not retried");
+    assert!(!card.last_apdus().contains(&0x2A), "no signature was attempted");
+    assert_eq!(card.pin_status(Application::Authentication)?, PinStatus::TriesLeft(4));
+    assert_eq!(s.card.tries_left(Application::Authentication)?, 4, "persisted in the image");
+    assert_eq!(s.card.tries_left(Application::Signature)?, 5, "the other application's PIN is untouched");
     Ok(())
 }
 
@@ -317,23 +211,10 @@ fn nth_wrong_pin_blocks_the_card_and_a_restart_does_not_unblock_it() -> Result<(
     let mut s = stack(CardVariant::Jma, 3)?;
     let app = Application::Authentication;
     let mut card = s.ctx.connect(s.card.reader())?;
-    assert_eq!(
-        card.verify_pin(app, &pin("1111")),
-        Err(CardError::WrongPin { app, tries_left: 2 })
-    );
-    assert_eq!(
-        card.verify_pin(app, &pin("2222")),
-        Err(CardError::WrongPin { app, tries_left: 1 })
-    );
-    assert_eq!(
-        card.verify_pin(app, &pin("3333")),
-        Err(CardError::PinBlocked { app })
-    );
-    assert_eq!(
-        card.verify_pin(app, &pin(PIN)),
-        Err(CardError::PinBlocked { app }),
-        "even the right PIN"
-    );
+    assert_eq!(card.verify_pin(app, &pin("1111")), Err(CardError::WrongPin { app, tries_left: 2 }));
+    assert_eq!(card.verify_pin(app, &pin("2222")), Err(CardError::WrongPin { app, tries_left: 1 }));
+    assert_eq!(card.verify_pin(app, &pin("3333")), Err(CardError::PinBlocked { app }));
+    assert_eq!(card.verify_pin(app, &pin(PIN)), Err(CardError::PinBlocked { app }), "even the right PIN");
     assert_eq!(card.pin_status(app)?, PinStatus::Blocked);
 
     s.card.kill();
@@ -341,14 +222,8 @@ fn nth_wrong_pin_blocks_the_card_and_a_restart_does_not_unblock_it() -> Result<(
     s.card.start_again()?;
     s.ctx.wait_for_card(s.card.reader(), WAIT)?;
     let mut card = s.ctx.connect(s.card.reader())?;
-    assert_eq!(
-        card.pin_status(app)?,
-        PinStatus::Blocked,
-        "still blocked after a restart"
-    );
-    let err = card
-        .sign_sha256(app, &pin(PIN), &sha256(b"x"), RSA_2048_BYTES)
-        .unwrap_err();
+    assert_eq!(card.pin_status(app)?, PinStatus::Blocked, "still blocked after a restart");
+    let err = card.sign_sha256(app, &pin(PIN), &sha256(b"x"), RSA_2048_BYTES).unwrap_err();
     assert_eq!(err, CardError::PinBlocked { app });
     assert!(err.to_string().contains("blocked"));
     assert_eq!(s.card.tries_left(app)?, 0);
@@ -371,21 +246,11 @@ fn card_pulled_out_during_the_signature_gives_card_removed() -> Result<()> {
     let s = stack(CardVariant::Jma, 5)?;
     let mut card = s.ctx.connect(s.card.reader())?;
     s.card.vanish_on(0x2A)?;
-    let err = card
-        .sign_sha256(
-            Application::Authentication,
-            &pin(PIN),
-            &sha256(b"x"),
-            RSA_2048_BYTES,
-        )
-        .unwrap_err();
+    let err = card.sign_sha256(Application::Authentication, &pin(PIN), &sha256(b"x"), RSA_2048_BYTES).unwrap_err();
     assert_eq!(err, CardError::CardRemoved);
     assert_eq!(err.to_string(), "the card was removed");
     // The handle stays unusable, with the same clear error.
-    assert_eq!(
-        card.read_certificate(Application::Authentication),
-        Err(CardError::CardRemoved)
-    );
+    assert_eq!(card.read_certificate(Application::Authentication), Err(CardError::CardRemoved));
     Ok(())
 }
 
@@ -396,15 +261,9 @@ fn removed_card_gives_card_removed_then_no_card() -> Result<()> {
     card.read_certificate(Application::Authentication)?;
     s.card.remove()?;
     wait_until_absent(&s.ctx, s.card.reader())?;
-    assert_eq!(
-        card.read_certificate(Application::Authentication),
-        Err(CardError::CardRemoved)
-    );
+    assert_eq!(card.read_certificate(Application::Authentication), Err(CardError::CardRemoved));
     let reader = s.card.reader().to_string();
-    assert_eq!(
-        s.ctx.connect(&reader).err(),
-        Some(CardError::NoCard { reader })
-    );
+    assert_eq!(s.ctx.connect(&reader).err(), Some(CardError::NoCard { reader }));
     Ok(())
 }
 
@@ -438,16 +297,8 @@ fn empty_or_unknown_reader_gives_a_clear_error() -> Result<()> {
     pcscd.use_in_this_process()?;
     let ctx = PcscContext::establish()?;
     let reader = pcscd.reader(1);
-    assert_eq!(
-        ctx.connect(&reader).err(),
-        Some(CardError::NoCard {
-            reader: reader.clone()
-        })
-    );
-    assert_eq!(
-        ctx.connect("No Such Reader").err(),
-        Some(CardError::UnknownReader("No Such Reader".into()))
-    );
+    assert_eq!(ctx.connect(&reader).err(), Some(CardError::NoCard { reader: reader.clone() }));
+    assert_eq!(ctx.connect("No Such Reader").err(), Some(CardError::UnknownReader("No Such Reader".into())));
     Ok(())
 }
 
@@ -468,14 +319,9 @@ fn misbehaving(
 
 #[test]
 fn misbehaving_card_one_byte_response_is_a_typed_error() -> Result<()> {
-    let err = misbehaving(0xB0, &[0x90], |c| {
-        c.read_certificate(Application::Authentication).map(drop)
-    })?;
+    let err = misbehaving(0xB0, &[0x90], |c| c.read_certificate(Application::Authentication).map(drop))?;
     assert!(
-        matches!(
-            err,
-            CardError::MalformedResponse { .. } | CardError::CardUnresponsive | CardError::Pcsc(_)
-        ),
+        matches!(err, CardError::MalformedResponse { .. } | CardError::CardUnresponsive | CardError::Pcsc(_)),
         "{err:?}"
     );
     Ok(())
@@ -483,13 +329,8 @@ fn misbehaving_card_one_byte_response_is_a_typed_error() -> Result<()> {
 
 #[test]
 fn misbehaving_card_garbage_status_word_is_a_typed_error() -> Result<()> {
-    let err = misbehaving(0x20, &[0x12, 0x34], |c| {
-        c.verify_pin(Application::Authentication, &pin(PIN))
-    })?;
-    assert_eq!(
-        err.to_string(),
-        "the card answered VERIFY with SW 1234 (not an ISO 7816-4 status word)"
-    );
+    let err = misbehaving(0x20, &[0x12, 0x34], |c| c.verify_pin(Application::Authentication, &pin(PIN)))?;
+    assert_eq!(err.to_string(), "the card answered VERIFY with SW 1234 (not an ISO 7816-4 status word)");
     Ok(())
 }
 
@@ -498,13 +339,7 @@ fn misbehaving_card_short_signature_is_a_typed_error() -> Result<()> {
     let mut short = vec![0xAA; 100];
     short.extend_from_slice(&[0x90, 0x00]);
     let err = misbehaving(0x2A, &short, |c| {
-        c.sign_sha256(
-            Application::Authentication,
-            &pin(PIN),
-            &sha256(b"x"),
-            RSA_2048_BYTES,
-        )
-        .map(drop)
+        c.sign_sha256(Application::Authentication, &pin(PIN), &sha256(b"x"), RSA_2048_BYTES).map(drop)
     })?;
     assert_eq!(
         err.to_string(),
@@ -518,15 +353,8 @@ fn misbehaving_card_non_certificate_file_is_a_typed_error() -> Result<()> {
     let err = misbehaving(0xB0, &[0x04, 0x03, 0x01, 0x02, 0x03, 0x90, 0x00], |c| {
         c.read_certificate(Application::Authentication).map(drop)
     })?;
-    assert!(
-        matches!(err, CardError::MalformedResponse { .. }),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("does not start with a DER SEQUENCE"),
-        "{err}"
-    );
+    assert!(matches!(err, CardError::MalformedResponse { .. }), "{err:?}");
+    assert!(err.to_string().contains("does not start with a DER SEQUENCE"), "{err}");
     Ok(())
 }
 
@@ -536,13 +364,8 @@ fn misbehaving_card_truncated_certificate_is_a_typed_error() -> Result<()> {
     let mut raw = vec![0x30, 0x82, 0x03, 0xE8];
     raw.extend_from_slice(&[0u8; 10]);
     raw.extend_from_slice(&[0x62, 0x82]);
-    let err = misbehaving(0xB0, &raw, |c| {
-        c.read_certificate(Application::Authentication).map(drop)
-    })?;
-    assert!(
-        err.to_string().contains("end of file after 14 bytes"),
-        "{err}"
-    );
+    let err = misbehaving(0xB0, &raw, |c| c.read_certificate(Application::Authentication).map(drop))?;
+    assert!(err.to_string().contains("end of file after 14 bytes"), "{err}");
     Ok(())
 }
 
@@ -556,32 +379,16 @@ fn watcher_reports_insert_and_remove_and_stops_promptly() -> Result<()> {
     }
     let reader = s.card.reader().to_string();
     let other = s.pcscd.reader(1);
-    assert!(
-        initial.contains(&ReaderEvent::ReaderAdded {
-            reader: reader.clone()
-        }),
-        "{initial:?}"
-    );
-    assert!(
-        initial.contains(&ReaderEvent::ReaderAdded { reader: other }),
-        "{initial:?}"
-    );
+    assert!(initial.contains(&ReaderEvent::ReaderAdded { reader: reader.clone() }), "{initial:?}");
+    assert!(initial.contains(&ReaderEvent::ReaderAdded { reader: other }), "{initial:?}");
     let inserted = initial.iter().find_map(|e| match e {
         ReaderEvent::CardInserted(id) => Some(id.clone()),
         _ => None,
     });
-    assert_eq!(
-        inserted.as_ref().map(|i| i.reader.as_str()),
-        Some(reader.as_str())
-    );
+    assert_eq!(inserted.as_ref().map(|i| i.reader.as_str()), Some(reader.as_str()));
 
     s.card.remove()?;
-    assert_eq!(
-        watcher.next_timeout(WAIT).transpose()?,
-        Some(ReaderEvent::CardRemoved {
-            reader: reader.clone()
-        })
-    );
+    assert_eq!(watcher.next_timeout(WAIT).transpose()?, Some(ReaderEvent::CardRemoved { reader: reader.clone() }));
     s.card.insert()?;
     match watcher.next_timeout(WAIT).transpose()? {
         Some(ReaderEvent::CardInserted(id)) => {
@@ -593,11 +400,7 @@ fn watcher_reports_insert_and_remove_and_stops_promptly() -> Result<()> {
 
     let start = Instant::now();
     watcher.stop();
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "stop took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(2), "stop took {:?}", start.elapsed());
     Ok(())
 }
 
@@ -624,10 +427,7 @@ fn card_started_before_pcscd_waits_and_reconnects_after_a_pcscd_restart() -> Res
     let ctx = PcscContext::establish()?;
     ctx.wait_for_card(card.reader(), WAIT)?;
     let mut c = ctx.connect(card.reader())?;
-    assert_eq!(
-        c.read_certificate(Application::Authentication)?,
-        image.authentication.certificate
-    );
+    assert_eq!(c.read_certificate(Application::Authentication)?, image.authentication.certificate);
     Ok(())
 }
 
@@ -636,19 +436,12 @@ fn virtual_card_refuses_a_corrupt_image_and_leaves_it_unchanged() -> Result<()> 
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let bin = bin_path("virtual-card")?;
-    let cases: [(&str, &str); 3] = [
-        ("not json", "is not valid"),
-        (r#"{"format":"hpki-virtual-card/9"}"#, "is not valid"),
-        ("", "is not valid"),
-    ];
+    let cases: [(&str, &str); 3] =
+        [("not json", "is not valid"), (r#"{"format":"hpki-virtual-card/9"}"#, "is not valid"), ("", "is not valid")];
     for (i, (content, expected)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.json"));
         std::fs::write(&path, content)?;
-        let out = Command::new(&bin)
-            .arg("--image")
-            .arg(&path)
-            .args(["--vpcd-port", "1"])
-            .output()?;
+        let out = Command::new(&bin).arg("--image").arg(&path).args(["--vpcd-port", "1"]).output()?;
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{content:?}: {stderr}");

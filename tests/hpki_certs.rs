@@ -47,9 +47,26 @@ impl Ca {
         let dir = self.dir_str();
         let out = out.display().to_string();
         let mut args = vec![
-            "card", "issue", "--dir", &dir, "--profession", profession, "--name", "Yamada Taro", "--name-kanji", "山田太郎",
-            "--institution", "Kanazawa Clinic", "--license-no", "123456", "--verified-by", "Sato (IT desk)", "--pin", pin,
-            "--out", &out,
+            "card",
+            "issue",
+            "--dir",
+            &dir,
+            "--profession",
+            profession,
+            "--name",
+            "Yamada Taro",
+            "--name-kanji",
+            "山田太郎",
+            "--institution",
+            "Kanazawa Clinic",
+            "--license-no",
+            "123456",
+            "--verified-by",
+            "Sato (IT desk)",
+            "--pin",
+            pin,
+            "--out",
+            &out,
         ];
         args.extend_from_slice(extra);
         self.run(&args)
@@ -65,8 +82,10 @@ impl Ca {
     /// `verify --json` with the directory's root and every CRL.
     fn verify(&self, cert: &Path, purpose: &str) -> Result<(Output, Value)> {
         let crls = self.publish()?;
-        let mut args: Vec<String> =
-            ["verify", "--json", "--purpose", purpose, "--dir", &self.dir_str()].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = ["verify", "--json", "--purpose", purpose, "--dir", &self.dir_str()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         for name in ["root", "hpki-auth", "hpki-sign", "institution", "terminal"] {
             args.push("--crl".into());
             args.push(crls.join(format!("{name}.crl")).display().to_string());
@@ -164,8 +183,22 @@ fn assistant_card_round_trips_through_pcscd_and_names_the_institution() -> Resul
     let ca = Ca::new()?;
     let image = ca.path("assistant.json");
     let o = ca.run(&[
-        "card", "issue-assistant", "--dir", &ca.dir_str(), "--institution", "Kanazawa Clinic", "--name", "Suzuki Hanako",
-        "--staff-id", "S-0042", "--pin", "7391", "--variant", "jahis", "--out", &image.display().to_string(),
+        "card",
+        "issue-assistant",
+        "--dir",
+        &ca.dir_str(),
+        "--institution",
+        "Kanazawa Clinic",
+        "--name",
+        "Suzuki Hanako",
+        "--staff-id",
+        "S-0042",
+        "--pin",
+        "7391",
+        "--variant",
+        "jahis",
+        "--out",
+        &image.display().to_string(),
     ])?;
     assert!(o.status.success(), "{}", stderr(&o));
     let pcscd = PrivatePcscd::start()?;
@@ -314,7 +347,18 @@ fn verify_without_crls_fails_closed_and_no_revocation_is_explicit() -> Result<()
     // Wrong purpose, a time in the future, and a file that is no certificate.
     let o = ca.run(&["verify", "--json", "--purpose", "auth", "--no-revocation", "--dir", &ca.dir_str(), &c])?;
     assert_eq!(serde_json::from_slice::<Value>(&o.stdout)?["code"], "wrong_key_usage");
-    let o = ca.run(&["verify", "--json", "--no-revocation", "--purpose", "sign", "--at", "2040-01-01T00:00:00Z", "--dir", &ca.dir_str(), &c])?;
+    let o = ca.run(&[
+        "verify",
+        "--json",
+        "--no-revocation",
+        "--purpose",
+        "sign",
+        "--at",
+        "2040-01-01T00:00:00Z",
+        "--dir",
+        &ca.dir_str(),
+        &c,
+    ])?;
     assert_eq!(serde_json::from_slice::<Value>(&o.stdout)?["code"], "expired");
     let o = ca.run(&["verify", "--dir", &ca.dir_str(), &ca.dir().join("state.json").display().to_string()])?;
     assert_eq!(o.status.code(), Some(2));
@@ -327,24 +371,60 @@ fn terminal_credentials_are_issued_renewed_and_private() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let ca = Ca::new()?;
     let t1 = ca.path("t1");
-    let o = ca.run(&["terminal", "issue", "--dir", &ca.dir_str(), "--institution", "Kanazawa Clinic", "--name", "reception-1", "--out", &t1.display().to_string(), "--json"])?;
+    let o = ca.run(&[
+        "terminal",
+        "issue",
+        "--dir",
+        &ca.dir_str(),
+        "--institution",
+        "Kanazawa Clinic",
+        "--name",
+        "reception-1",
+        "--out",
+        &t1.display().to_string(),
+        "--json",
+    ])?;
     assert!(o.status.success(), "{}", stderr(&o));
     let first: Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(std::fs::metadata(t1.join("terminal.key"))?.permissions().mode() & 0o777, 0o600);
     assert!(std::fs::read_to_string(t1.join("ca-chain.pem"))?.matches("BEGIN CERTIFICATE").count() == 2);
-    let not_after = time::OffsetDateTime::parse(first["not_after"].as_str().unwrap_or_default(), &time::format_description::well_known::Rfc3339)?;
+    let not_after = time::OffsetDateTime::parse(
+        first["not_after"].as_str().unwrap_or_default(),
+        &time::format_description::well_known::Rfc3339,
+    )?;
     let days = (not_after - time::OffsetDateTime::now_utc()).whole_days();
     assert!((364..=365).contains(&days), "default validity one year, got {days} days");
 
     let t2 = ca.path("t2");
-    let o = ca.run(&["terminal", "renew", "--dir", &ca.dir_str(), "--cert", &t1.join("terminal.pem").display().to_string(), "--out", &t2.display().to_string(), "--json"])?;
+    let o = ca.run(&[
+        "terminal",
+        "renew",
+        "--dir",
+        &ca.dir_str(),
+        "--cert",
+        &t1.join("terminal.pem").display().to_string(),
+        "--out",
+        &t2.display().to_string(),
+        "--json",
+    ])?;
     assert!(o.status.success(), "{}", stderr(&o));
     let second: Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(second["subject"], first["subject"]);
     assert_ne!(second["serial"], first["serial"]);
     assert_ne!(std::fs::read(t1.join("terminal.key"))?, std::fs::read(t2.join("terminal.key"))?, "a new key");
     // Refuses to write into a directory that holds files.
-    let o = ca.run(&["terminal", "issue", "--dir", &ca.dir_str(), "--institution", "X", "--name", "y", "--out", &t1.display().to_string()])?;
+    let o = ca.run(&[
+        "terminal",
+        "issue",
+        "--dir",
+        &ca.dir_str(),
+        "--institution",
+        "X",
+        "--name",
+        "y",
+        "--out",
+        &t1.display().to_string(),
+    ])?;
     assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
     Ok(())
 }
@@ -362,7 +442,16 @@ fn batch_reports_a_bad_row_by_line_number_and_issues_the_rest() -> Result<()> {
          licensed,nurse,\"Broken,line\n",
     )?;
     let out_dir = ca.path("cards");
-    let o = ca.run(&["card", "batch", "--dir", &ca.dir_str(), "--csv", &csv.display().to_string(), "--out-dir", &out_dir.display().to_string()])?;
+    let o = ca.run(&[
+        "card",
+        "batch",
+        "--dir",
+        &ca.dir_str(),
+        "--csv",
+        &csv.display().to_string(),
+        "--out-dir",
+        &out_dir.display().to_string(),
+    ])?;
     assert_eq!(o.status.code(), Some(1), "some rows failed");
     let err = stderr(&o);
     assert!(err.contains("line 3: unknown profession \"surgeon\""), "{err}");

@@ -54,7 +54,8 @@ fn opt(s: &str) -> Option<String> {
 }
 
 fn slug(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
 }
 
@@ -105,7 +106,10 @@ pub fn run(dir: &Path, csv_path: &Path, out_dir: &Path, json: bool) -> Result<Ex
         .with_context(|| format!("cannot read {}", csv_path.display()))?;
     let records: Vec<_> = reader.records().collect();
     let bar = ProgressBar::new(records.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} cards {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} cards {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let headers = reader.headers().cloned().context("the CSV has no header row")?;
     let mut outcomes = Vec::new();
     for record in records {

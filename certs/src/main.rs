@@ -284,7 +284,11 @@ fn run(command: Command) -> Result<ExitCode> {
                 }
                 println!("\n{} certificates issued:", ca.issued().len());
                 for i in ca.issued() {
-                    let revoked = i.revoked.as_ref().map(|r| format!("  REVOKED {} ({})", r.date, r.reason.name())).unwrap_or_default();
+                    let revoked = i
+                        .revoked
+                        .as_ref()
+                        .map(|r| format!("  REVOKED {} ({})", r.date, r.reason.name()))
+                        .unwrap_or_default();
                     println!("  {}  {:<12} {:?}  {}{revoked}", i.serial, i.ca.name(), i.kind, i.subject);
                 }
             })
@@ -345,7 +349,9 @@ fn run(command: Command) -> Result<ExitCode> {
             let card = ca.issue_assistant_card(&req, &common.out)?;
             output(json.json, &card, || print_card(&card))
         }
-        Command::Card(CardCommand::Batch { dir, csv, out_dir, json }) => batch::run(&dir.dir, &csv, &out_dir, json.json),
+        Command::Card(CardCommand::Batch { dir, csv, out_dir, json }) => {
+            batch::run(&dir.dir, &csv, &out_dir, json.json)
+        }
         Command::Terminal(TerminalCommand::Issue { dir, institution, name, out, valid_days, json }) => {
             let mut ca = CaDir::open(&dir.dir)?;
             let t = ca.issue_terminal(&TerminalRequest { institution, name, valid_days }, &out)?;
@@ -370,7 +376,13 @@ fn run(command: Command) -> Result<ExitCode> {
             let crls = ca.publish_crls(&out, next)?;
             output(json.json, &crls, || {
                 for c in &crls {
-                    println!("{}  #{}  {} revoked  next update {}", c.path.display(), c.crl_number, c.revoked, c.next_update);
+                    println!(
+                        "{}  #{}  {} revoked  next update {}",
+                        c.path.display(),
+                        c.crl_number,
+                        c.revoked,
+                        c.next_update
+                    );
                 }
             })
         }
@@ -383,12 +395,23 @@ fn run(command: Command) -> Result<ExitCode> {
                 for e in &entries {
                     let who = e.holder.as_deref().unwrap_or("-");
                     let checked = e.verified_by.as_ref().map(|v| format!(" checked by {v}")).unwrap_or_default();
-                    let what = [e.profession.as_deref(), e.institution.as_deref(), e.license_no.as_deref().map(|_| "licence"), e.detail.as_deref()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    println!("{}  {:<20} {:<10} {who} [{what}]{checked} {}", e.time, e.action, e.operator, e.serials.join(" "));
+                    let what = [
+                        e.profession.as_deref(),
+                        e.institution.as_deref(),
+                        e.license_no.as_deref().map(|_| "licence"),
+                        e.detail.as_deref(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                    println!(
+                        "{}  {:<20} {:<10} {who} [{what}]{checked} {}",
+                        e.time,
+                        e.action,
+                        e.operator,
+                        e.serials.join(" ")
+                    );
                 }
             })
         }
@@ -430,7 +453,12 @@ fn print_card(card: &hpki_ca::IssuedCard) {
 fn print_terminal(t: &hpki_ca::IssuedTerminal) {
     println!("Terminal credentials written to {}", t.dir.display());
     println!("  {}  serial {}  valid until {}", t.subject, t.serial, t.not_after);
-    println!("  certificate {}, key {} (0600), CA chain {}", t.certificate.display(), t.key.display(), t.ca_chain.display());
+    println!(
+        "  certificate {}, key {} (0600), CA chain {}",
+        t.certificate.display(),
+        t.key.display(),
+        t.ca_chain.display()
+    );
 }
 
 /// Prints `value` as JSON, or runs the human-readable printer.

@@ -78,13 +78,15 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
 }
 
 fn certificate(path: &Path, what: &str) -> Result<Vec<u8>> {
-    hpki_ca::certificate_from_bytes(&read_file(path, what)?).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
+    hpki_ca::certificate_from_bytes(&read_file(path, what)?)
+        .map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
 }
 
 fn crl(path: &Path) -> Result<Vec<u8>> {
     let bytes = read_file(path, "CRL")?;
     if bytes.starts_with(b"-----BEGIN") {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).map_err(|e| anyhow::anyhow!("CRL {} is not PEM: {e}", path.display()))?;
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes)
+            .map_err(|e| anyhow::anyhow!("CRL {} is not PEM: {e}", path.display()))?;
         return Ok(pem.contents);
     }
     Ok(bytes)
@@ -101,7 +103,11 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         Some(dir) => {
             let ca = hpki_ca::CaDir::open(dir)?;
             policies = policies.with_test_policies();
-            let mids = CaRole::ALL.iter().filter(|r| **r != CaRole::Root).map(|r| ca.ca_cert_der(*r)).collect::<Result<Vec<_>, _>>()?;
+            let mids = CaRole::ALL
+                .iter()
+                .filter(|r| **r != CaRole::Root)
+                .map(|r| ca.ca_cert_der(*r))
+                .collect::<Result<Vec<_>, _>>()?;
             (vec![ca.ca_cert_der(CaRole::Root)?], mids)
         }
         None => {
@@ -143,7 +149,9 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     } else if let Ok(v) = &result {
         println!("VALID for {} at {}: {}", purpose.name(), out.at, v.holder.subject);
         match &v.holder.kind {
-            HolderKind::Licensed(p) => println!("  profession   {} ({}, hcRole {:?})", p.slug(), p.japanese(), p.hc_role()),
+            HolderKind::Licensed(p) => {
+                println!("  profession   {} ({}, hcRole {:?})", p.slug(), p.japanese(), p.hc_role())
+            }
             HolderKind::Assistant => println!("  assistant of {}", v.holder.institution.as_deref().unwrap_or("?")),
             HolderKind::Other => println!("  (no HPKI role)"),
         }
@@ -151,7 +159,12 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
             println!("  chain[{i}]     {c}");
         }
         for e in &v.revocation {
-            println!("  not revoked  per CRL of {} #{} (next update {})", e.issuer, e.crl_number.as_deref().unwrap_or("-"), rfc3339(e.next_update));
+            println!(
+                "  not revoked  per CRL of {} #{} (next update {})",
+                e.issuer,
+                e.crl_number.as_deref().unwrap_or("-"),
+                rfc3339(e.next_update)
+            );
         }
         if !out.revocation_checked {
             println!("  revocation NOT checked (--no-revocation)");
@@ -209,7 +222,7 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
         not_after: rfc3339(h.not_after),
         key_usage: h.key_usage.names(),
         key_usage_critical: h.key_usage.critical,
-        policies: h.policies.iter().map(|o| policy_label(o)).collect(),
+        policies: h.policies.iter().map(policy_label).collect(),
         crl_distribution_points: &h.crl_distribution_points,
     };
     if args.json {
@@ -234,7 +247,12 @@ pub fn inspect(args: InspectArgs) -> Result<ExitCode> {
     show("issuer", Some(&h.issuer));
     show("serial", Some(&h.certificate_serial));
     println!("{:<20}{} .. {}", "validity", out.not_before, out.not_after);
-    println!("{:<20}{}{}", "key usage", out.key_usage.join(", "), if h.key_usage.critical { " (critical)" } else { "" });
+    println!(
+        "{:<20}{}{}",
+        "key usage",
+        out.key_usage.join(", "),
+        if h.key_usage.critical { " (critical)" } else { "" }
+    );
     for p in &out.policies {
         println!("{:<20}{p}", "policy");
     }

@@ -10,9 +10,7 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use hpki_card::{
-    Application, CardVariant, CertificateCache, PcscContext, Pin, RSA_2048_BYTES, sha256,
-};
+use hpki_card::{Application, CardVariant, CertificateCache, PcscContext, Pin, RSA_2048_BYTES, sha256};
 use testbed::{CardProcess, PrivatePcscd, pki};
 
 const PIN: &str = "1234";
@@ -27,11 +25,7 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     samples.sort();
     let n = samples.len();
     let at = |q: f64| samples[((n as f64 * q).ceil() as usize).clamp(1, n) - 1];
-    Stats {
-        median: at(0.5),
-        p99: at(0.99),
-        n,
-    }
+    Stats { median: at(0.5), p99: at(0.99), n }
 }
 
 fn ms(d: Duration) -> String {
@@ -42,11 +36,7 @@ fn ms(d: Duration) -> String {
 /// response data, through PC/SC.
 fn round_trips(reader: &str, n: usize) -> Result<Stats> {
     let ctx = pcsc::Context::establish(pcsc::Scope::User)?;
-    let card = ctx.connect(
-        &CString::new(reader)?,
-        pcsc::ShareMode::Shared,
-        pcsc::Protocols::ANY,
-    )?;
+    let card = ctx.connect(&CString::new(reader)?, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)?;
     let apdu = hpki_card::apdu::Command::new(0, 0xA4, 0x04, 0x0C)
         .with_data(&Application::Authentication.aid())
         .encode(false)?;
@@ -78,12 +68,7 @@ fn main() -> Result<()> {
     println!("card layer through pcscd + vpcd + virtual-card (JMA variant, RSA-2048)");
     let rt = round_trips(tuned.reader(), 2000)?;
     let rt_naive = round_trips(naive.reader(), 50)?;
-    println!(
-        "APDU round trip, latency fix      : median {}  p99 {}  (n={})",
-        ms(rt.median),
-        ms(rt.p99),
-        rt.n
-    );
+    println!("APDU round trip, latency fix      : median {}  p99 {}  (n={})", ms(rt.median), ms(rt.p99), rt.n);
     println!(
         "APDU round trip, naive socket     : median {}  p99 {}  (n={})  -> fix is {:.0}x faster",
         ms(rt_naive.median),
@@ -106,12 +91,7 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let cert = card.certificate(Application::Authentication, &cache)?;
         let mut count = card.last_apdus().len();
-        let sig = card.sign_sha256(
-            Application::Authentication,
-            &pin,
-            &challenge,
-            RSA_2048_BYTES,
-        )?;
+        let sig = card.sign_sha256(Application::Authentication, &pin, &challenge, RSA_2048_BYTES)?;
         count += card.last_apdus().len();
         samples.push(t.elapsed());
         anyhow::ensure!(sig.len() == 256 && cert.len() > 100);
@@ -133,15 +113,9 @@ fn main() -> Result<()> {
         let fresh = CertificateCache::default();
         let t = Instant::now();
         let mut c = ctx.connect(tuned.reader())?;
-        c.certificate(Application::Authentication, &fresh)
-            .context("read certificate")?;
+        c.certificate(Application::Authentication, &fresh).context("read certificate")?;
         let mut count = c.last_apdus().len();
-        c.sign_sha256(
-            Application::Authentication,
-            &pin,
-            &challenge,
-            RSA_2048_BYTES,
-        )?;
+        c.sign_sha256(Application::Authentication, &pin, &challenge, RSA_2048_BYTES)?;
         count += c.last_apdus().len();
         samples.push(t.elapsed());
         apdus = count;

@@ -27,7 +27,9 @@ fn openssl_rsa2048_verify_rate() -> Option<f64> {
     let out = std::process::Command::new("openssl").args(["speed", "-seconds", "3", "rsa2048"]).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
     // "rsa 2048 bits 0.000511s 0.000015s   1957.3  65573.6"
-    let line = text.lines().find(|l| l.trim_start().starts_with("rsa 2048 bits") || l.trim_start().starts_with("rsa  2048 bits"))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("rsa 2048 bits") || l.trim_start().starts_with("rsa  2048 bits"))?;
     line.split_whitespace().last()?.parse().ok()
 }
 
@@ -59,7 +61,10 @@ fn main() -> Result<()> {
         Ok(ValidatorConfig {
             anchors: vec![ca.ca_cert_der(CaRole::Root)?],
             intermediates: vec![ca.ca_cert_der(CaRole::HpkiAuth)?, ca.ca_cert_der(CaRole::HpkiSign)?],
-            crls: ["root", "hpki-auth", "hpki-sign"].iter().map(|n| std::fs::read(crl_dir.join(format!("{n}.crl")))).collect::<Result<_, _>>()?,
+            crls: ["root", "hpki-auth", "hpki-sign"]
+                .iter()
+                .map(|n| std::fs::read(crl_dir.join(format!("{n}.crl"))))
+                .collect::<Result<_, _>>()?,
             policies: AcceptedPolicies::hpki().with_test_policies(),
             revocation: Revocation::Required,
         })
@@ -70,7 +75,8 @@ fn main() -> Result<()> {
     // Raw RSA-2048 PKCS#1 v1.5 SHA-256 verify with ring, the card's own key.
     let key = RsaKeyPair::from_pkcs8(&image.authentication.private_key).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut sig = vec![0u8; key.public().modulus_len()];
-    key.sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), b"challenge", &mut sig).map_err(|e| anyhow::anyhow!("{e}"))?;
+    key.sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), b"challenge", &mut sig)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let spki = {
         let (_, cert) = x509_parser::parse_x509_certificate(&leaf)?;
         cert.public_key().subject_public_key.data.to_vec()
@@ -108,7 +114,12 @@ fn main() -> Result<()> {
     if let Some(o) = openssl_rsa2048_verify_rate() {
         println!("raw RSA-2048 verify, openssl     : {o:>10.0} /s  ({:.1} µs)", 1e6 / o);
     }
-    println!("validation, cold                 : {:>10.0} /s  ({:.1} µs) = {:.1}x one raw verify", cold, 1e6 / cold, raw / cold);
+    println!(
+        "validation, cold                 : {:>10.0} /s  ({:.1} µs) = {:.1}x one raw verify",
+        cold,
+        1e6 / cold,
+        raw / cold
+    );
     println!(
         "validation, cached               : {:>10.0} /s  ({:.1} µs) = {:.2}x one raw verify  [goal: <= 2x]",
         cached,

@@ -109,7 +109,8 @@ impl CaDir {
     /// case, leading zeros ignored). It takes effect at the next
     /// `publish_crls`.
     pub fn revoke(&mut self, serial: &str, reason: Reason) -> Result<IssuedCert, CaError> {
-        let wanted = normalise_serial(serial).ok_or_else(|| CaError::invalid("--serial", format!("{serial:?} is not hex")))?;
+        let wanted =
+            normalise_serial(serial).ok_or_else(|| CaError::invalid("--serial", format!("{serial:?} is not hex")))?;
         let date = now_rfc3339();
         let entry = self
             .state
@@ -118,7 +119,11 @@ impl CaDir {
             .find(|c| normalise_serial(&c.serial).as_deref() == Some(wanted.as_str()))
             .ok_or_else(|| CaError::UnknownSerial(serial.to_owned()))?;
         if let Some(r) = &entry.revoked {
-            return Err(CaError::AlreadyRevoked { serial: entry.serial.clone(), reason: r.reason.name().into(), date: r.date.clone() });
+            return Err(CaError::AlreadyRevoked {
+                serial: entry.serial.clone(),
+                reason: r.reason.name().into(),
+                date: r.date.clone(),
+            });
         }
         entry.revoked = Some(RevocationRecord { reason, date });
         let revoked = entry.clone();
@@ -197,7 +202,7 @@ fn normalise_serial(s: &str) -> Option<String> {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()

@@ -92,7 +92,11 @@ impl CaDir {
         // a failure leaves nothing half-made.
         let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(CaError::io(parent))?;
-        let staging = parent.join(format!(".{}.init-{}", dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(), std::process::id()));
+        let staging = parent.join(format!(
+            ".{}.init-{}",
+            dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+            std::process::id()
+        ));
         if let Err(e) = Self::build(&staging, crl_base_url) {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
@@ -158,7 +162,10 @@ impl CaDir {
         let state: State = serde_json::from_str(&text)
             .map_err(|e| CaError::Corrupt { path: state_path.clone(), detail: e.to_string() })?;
         if state.format != STATE_FORMAT {
-            return Err(CaError::Corrupt { path: state_path, detail: format!("format {:?}, expected {STATE_FORMAT:?}", state.format) });
+            return Err(CaError::Corrupt {
+                path: state_path,
+                detail: format!("format {:?}, expected {STATE_FORMAT:?}", state.format),
+            });
         }
         let ca = CaDir { root: dir.into(), state, _lock: lock };
         for role in CaRole::ALL {
@@ -202,7 +209,8 @@ impl CaDir {
 fn write_state(dir: &Path, state: &State) -> Result<(), CaError> {
     let path = dir.join(STATE_FILE);
     let tmp = dir.join(".state.json.tmp");
-    let text = serde_json::to_string_pretty(state).map_err(|e| CaError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+    let text = serde_json::to_string_pretty(state)
+        .map_err(|e| CaError::Corrupt { path: path.clone(), detail: e.to_string() })?;
     {
         use std::io::Write;
         let mut f = File::create(&tmp).map_err(CaError::io(&tmp))?;

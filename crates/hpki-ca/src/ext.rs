@@ -20,7 +20,11 @@ pub fn certificate_policies(policy: &Oid) -> Vec<u8> {
 
 /// subjectAltName holding one directoryName: O, CN (kanji) and serialNumber,
 /// as real HPKI certificates carry them. `None` when there is nothing to put.
-pub fn directory_name_san(organisation: Option<&str>, common_name: Option<&str>, serial: Option<&str>) -> Option<Vec<u8>> {
+pub fn directory_name_san(
+    organisation: Option<&str>,
+    common_name: Option<&str>,
+    serial: Option<&str>,
+) -> Option<Vec<u8>> {
     let mut rdns: Vec<(&[u64], &str, bool)> = Vec::new();
     if let Some(o) = organisation {
         rdns.push((&[2, 5, 4, 10], o, false));

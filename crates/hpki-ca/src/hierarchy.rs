@@ -23,7 +23,8 @@ pub enum CaRole {
 }
 
 impl CaRole {
-    pub const ALL: [CaRole; 5] = [CaRole::Root, CaRole::HpkiAuth, CaRole::HpkiSign, CaRole::Institution, CaRole::Terminal];
+    pub const ALL: [CaRole; 5] =
+        [CaRole::Root, CaRole::HpkiAuth, CaRole::HpkiSign, CaRole::Institution, CaRole::Terminal];
 
     /// Directory and file name.
     pub fn name(self) -> &'static str {

@@ -11,8 +11,8 @@ use hpki_card::CardVariant;
 use hpki_profile::oid::{self, Oid};
 use hpki_profile::{Profession, hcrole};
 use rcgen::{
-    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, KeyUsagePurpose,
-    SerialNumber,
+    CertificateParams, CrlDistributionPoint, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose,
+    KeyUsagePurpose, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use virtual_card::{AppImage, CardImage};
@@ -193,19 +193,28 @@ impl CaDir {
         // Real HPKI certificates mark their policies critical; terminal
         // certificates go through webpki, which refuses what it cannot read.
         let policy_critical = spec.kind != CertKind::Terminal;
-        p.custom_extensions.push(crate::ext::custom(oid::CERTIFICATE_POLICIES, policy_critical, crate::ext::certificate_policies(&policy)));
+        p.custom_extensions.push(crate::ext::custom(
+            oid::CERTIFICATE_POLICIES,
+            policy_critical,
+            crate::ext::certificate_policies(&policy),
+        ));
         if let Some(san) = spec.san {
             p.custom_extensions.push(crate::ext::custom(oid::SUBJECT_ALT_NAME, false, san));
         }
         if let Some(prof) = spec.hc_role {
-            p.custom_extensions.push(crate::ext::custom(oid::SUBJECT_DIRECTORY_ATTRIBUTES, false, hcrole::encode(prof)));
+            p.custom_extensions.push(crate::ext::custom(
+                oid::SUBJECT_DIRECTORY_ATTRIBUTES,
+                false,
+                hcrole::encode(prof),
+            ));
         }
         if spec.kind == CertKind::Terminal {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         }
         let cert = p.signed_by(&pair, &self.issuer(spec.ca)?)?;
         let der = cert.der().to_vec();
-        let holder = hpki_profile::read_holder(&der).map_err(|e| CaError::KeyGeneration(format!("issued an unreadable certificate: {e}")))?;
+        let holder = hpki_profile::read_holder(&der)
+            .map_err(|e| CaError::KeyGeneration(format!("issued an unreadable certificate: {e}")))?;
         Ok(Leaf {
             der,
             pkcs8,
@@ -275,10 +284,7 @@ impl CaDir {
         )?;
         let label = format!("{} ({})", req.name, req.profession.slug());
         let issued = self.commit_card(&auth, &sign, req.variant, &req.pin, req.retry_limit, &label, out, &person_id)?;
-        ledger::append(
-            self,
-            LedgerEntry::card_issued(req, &issued, &auth.record, &sign.record, out),
-        )?;
+        ledger::append(self, LedgerEntry::card_issued(req, &issued, &auth.record, &sign.record, out))?;
         Ok(issued)
     }
 
@@ -299,7 +305,11 @@ impl CaDir {
         check_new_file(out)?;
 
         let dn = person_dn(Some(&req.institution), &req.name, &req.staff_id);
-        let san = crate::ext::directory_name_san(req.institution_kanji.as_deref(), req.name_kanji.as_deref(), Some(&req.staff_id));
+        let san = crate::ext::directory_name_san(
+            req.institution_kanji.as_deref(),
+            req.name_kanji.as_deref(),
+            Some(&req.staff_id),
+        );
         let spec = |kind, key_usage, policy| LeafSpec {
             ca: CaRole::Institution,
             kind,
@@ -311,7 +321,11 @@ impl CaDir {
             valid_days: req.valid_days,
         };
         let auth = self.issue_leaf(
-            spec(CertKind::AssistantAuthentication, KeyUsagePurpose::DigitalSignature, oid::ASSISTANT_AUTHENTICATION_POLICY),
+            spec(
+                CertKind::AssistantAuthentication,
+                KeyUsagePurpose::DigitalSignature,
+                oid::ASSISTANT_AUTHENTICATION_POLICY,
+            ),
             KeyKind::Rsa2048,
         )?;
         let sign = self.issue_leaf(
@@ -319,7 +333,8 @@ impl CaDir {
             KeyKind::Rsa2048,
         )?;
         let label = format!("{} (assistant, {})", req.name, req.institution);
-        let issued = self.commit_card(&auth, &sign, req.variant, &req.pin, req.retry_limit, &label, out, &req.staff_id)?;
+        let issued =
+            self.commit_card(&auth, &sign, req.variant, &req.pin, req.retry_limit, &label, out, &req.staff_id)?;
         ledger::append(self, LedgerEntry::assistant_card_issued(req, &issued, &auth.record, &sign.record, out))?;
         Ok(issued)
     }
@@ -344,7 +359,9 @@ impl CaDir {
         image.label = label.to_owned();
         image.validate().map_err(|e| CaError::KeyGeneration(e.to_string()))?;
         let tmp = temp_beside(out);
-        image.save(&tmp).map_err(|e| CaError::Io { path: tmp.clone(), source: std::io::Error::other(e.to_string()) })?;
+        image
+            .save(&tmp)
+            .map_err(|e| CaError::Io { path: tmp.clone(), source: std::io::Error::other(e.to_string()) })?;
         self.state.issued.push(auth.record.clone());
         self.state.issued.push(sign.record.clone());
         if let Err(e) = self.save() {
@@ -392,7 +409,8 @@ impl CaDir {
         let cert_path = out_dir.join("terminal.pem");
         let key_path = out_dir.join("terminal.key");
         let chain_path = out_dir.join("ca-chain.pem");
-        let chain = keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Terminal)?) + &keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Root)?);
+        let chain = keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Terminal)?)
+            + &keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Root)?);
         keys::write_private(&key_path, keys::pem("PRIVATE KEY", &leaf.pkcs8).as_bytes())?;
         fs::write(&cert_path, keys::pem("CERTIFICATE", &leaf.der)).map_err(CaError::io(&cert_path))?;
         fs::write(&chain_path, chain).map_err(CaError::io(&chain_path))?;
@@ -414,15 +432,24 @@ impl CaDir {
     /// A new key and certificate for the terminal that `old_cert` (PEM or
     /// DER) names; the old certificate stays valid until it expires or is
     /// revoked.
-    pub fn renew_terminal(&mut self, old_cert: &Path, out_dir: &Path, valid_days: i64) -> Result<IssuedTerminal, CaError> {
+    pub fn renew_terminal(
+        &mut self,
+        old_cert: &Path,
+        out_dir: &Path,
+        valid_days: i64,
+    ) -> Result<IssuedTerminal, CaError> {
         let der = crate::read_certificate_file(old_cert)?;
         let holder = hpki_profile::read_holder(&der).map_err(|e| CaError::invalid("--cert", e.to_string()))?;
         let serial = holder.certificate_serial.clone();
         let known = self.state.issued.iter().find(|c| c.serial == serial && c.kind == CertKind::Terminal);
         if known.is_none() {
-            return Err(CaError::invalid("--cert", format!("{} is not a terminal certificate of this CA directory", old_cert.display())));
+            return Err(CaError::invalid(
+                "--cert",
+                format!("{} is not a terminal certificate of this CA directory", old_cert.display()),
+            ));
         }
-        let institution = holder.institution.ok_or_else(|| CaError::invalid("--cert", "no institution (O) in the certificate"))?;
+        let institution =
+            holder.institution.ok_or_else(|| CaError::invalid("--cert", "no institution (O) in the certificate"))?;
         let name = holder.name.ok_or_else(|| CaError::invalid("--cert", "no terminal name (CN) in the certificate"))?;
         self.issue_terminal(&TerminalRequest { institution, name, valid_days }, out_dir)
     }

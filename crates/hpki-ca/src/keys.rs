@@ -53,12 +53,8 @@ pub fn load(path: &Path, kind: KeyKind) -> Result<KeyPair, CaError> {
 
 /// Writes a file readable by its owner only (created new, never replaced).
 pub fn write_private(path: &Path, content: &[u8]) -> Result<(), CaError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(CaError::io(path))?;
+    let mut f =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(CaError::io(path))?;
     f.write_all(content).map_err(CaError::io(path))?;
     f.sync_all().map_err(CaError::io(path))
 }

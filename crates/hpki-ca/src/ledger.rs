@@ -61,7 +61,13 @@ impl LedgerEntry {
         }
     }
 
-    pub(crate) fn card_issued(req: &CardRequest, card: &IssuedCard, auth: &IssuedCert, sign: &IssuedCert, out: &Path) -> Self {
+    pub(crate) fn card_issued(
+        req: &CardRequest,
+        card: &IssuedCard,
+        auth: &IssuedCert,
+        sign: &IssuedCert,
+        out: &Path,
+    ) -> Self {
         LedgerEntry {
             holder: Some(match &req.name_kanji {
                 Some(k) => format!("{} ({k})", req.name),
@@ -119,7 +125,10 @@ impl LedgerEntry {
     pub(crate) fn crls_published(crls: &[PublishedCrl]) -> Self {
         LedgerEntry {
             detail: Some(
-                crls.iter().map(|c| format!("{} #{} ({} revoked)", c.ca, c.crl_number, c.revoked)).collect::<Vec<_>>().join(", "),
+                crls.iter()
+                    .map(|c| format!("{} #{} ({} revoked)", c.ca, c.crl_number, c.revoked))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
             output: crls.first().and_then(|c| c.path.parent()).map(|p| p.display().to_string()),
             ..LedgerEntry::new("crl-publish")
@@ -136,7 +145,8 @@ fn operator() -> String {
 
 pub(crate) fn append(ca: &CaDir, entry: LedgerEntry) -> Result<(), CaError> {
     let path = ca.path().join(LEDGER_FILE);
-    let mut line = serde_json::to_string(&entry).map_err(|e| CaError::Corrupt { path: path.clone(), detail: e.to_string() })?;
+    let mut line =
+        serde_json::to_string(&entry).map_err(|e| CaError::Corrupt { path: path.clone(), detail: e.to_string() })?;
     line.push('\n');
     let mut f = std::fs::OpenOptions::new().append(true).open(&path).map_err(CaError::io(&path))?;
     f.write_all(line.as_bytes()).map_err(CaError::io(&path))?;
@@ -152,7 +162,8 @@ impl CaDir {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(i, l)| {
-                serde_json::from_str(l).map_err(|e| CaError::Corrupt { path: path.clone(), detail: format!("line {}: {e}", i + 1) })
+                serde_json::from_str(l)
+                    .map_err(|e| CaError::Corrupt { path: path.clone(), detail: format!("line {}: {e}", i + 1) })
             })
             .collect()
     }

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use hpki_ca::{AssistantRequest, CaDir, CaRole, CardRequest, Reason};
 use hpki_card::CardVariant;
 use hpki_profile::oid;
-use hpki_profile::{AcceptedPolicies, HolderKind, Profession, Purpose, Refusal, Revocation, Validator, ValidatorConfig};
+use hpki_profile::{
+    AcceptedPolicies, HolderKind, Profession, Purpose, Refusal, Revocation, Validator, ValidatorConfig,
+};
 use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyUsagePurpose};
 use virtual_card::CardImage;
 
@@ -59,7 +61,8 @@ impl Fixture {
 }
 
 fn validator_for(ca: &CaDir, crls: Vec<Vec<u8>>, policies: AcceptedPolicies, revocation: Revocation) -> Validator {
-    let intermediates = CaRole::ALL.iter().filter(|r| **r != CaRole::Root).map(|r| ca.ca_cert_der(*r).expect("ca")).collect();
+    let intermediates =
+        CaRole::ALL.iter().filter(|r| **r != CaRole::Root).map(|r| ca.ca_cert_der(*r).expect("ca")).collect();
     Validator::new(ValidatorConfig {
         anchors: vec![ca.ca_cert_der(CaRole::Root).expect("root")],
         intermediates,
@@ -142,7 +145,8 @@ fn revoked_card_is_refused_with_reason_and_date() {
     let serial = hpki_profile::read_holder(&card.authentication.certificate).expect("holder").certificate_serial;
     f.ca.revoke(&serial, Reason::KeyCompromise).expect("revoke");
     let crls = f.crls();
-    let err = f.validator(crls).validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).unwrap_err();
+    let err =
+        f.validator(crls).validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).unwrap_err();
     assert!(matches!(&err, Refusal::Revoked { reason: Some(r), .. } if r == "keyCompromise"), "{err:?}");
     assert_eq!(err.code(), "revoked");
     assert!(err.to_string().contains("revoked on"), "{err}");
@@ -153,7 +157,10 @@ fn expired_card_is_refused() {
     let mut f = fixture();
     let card = f.doctor(Profession::Nurse);
     let crls = f.crls();
-    let err = f.validator(crls).validate(&card.authentication.certificate, &[], Purpose::Authentication, now() + 400 * DAY).unwrap_err();
+    let err = f
+        .validator(crls)
+        .validate(&card.authentication.certificate, &[], Purpose::Authentication, now() + 400 * DAY)
+        .unwrap_err();
     assert_eq!(err.code(), "expired", "{err}");
     assert!(err.to_string().contains("expired at"));
 }
@@ -163,7 +170,10 @@ fn card_not_yet_valid_is_refused() {
     let mut f = fixture();
     let card = f.doctor(Profession::Nurse);
     let crls = f.crls();
-    let err = f.validator(crls).validate(&card.authentication.certificate, &[], Purpose::Authentication, now() - DAY).unwrap_err();
+    let err = f
+        .validator(crls)
+        .validate(&card.authentication.certificate, &[], Purpose::Authentication, now() - DAY)
+        .unwrap_err();
     assert_eq!(err.code(), "not_yet_valid", "{err}");
 }
 
@@ -172,7 +182,10 @@ fn crl_past_next_update_fails_closed() {
     let mut f = fixture();
     let card = f.doctor(Profession::RegisteredDietitian);
     let crls = f.crls();
-    let err = f.validator(crls).validate(&card.authentication.certificate, &[], Purpose::Authentication, now() + 5 * DAY).unwrap_err();
+    let err = f
+        .validator(crls)
+        .validate(&card.authentication.certificate, &[], Purpose::Authentication, now() + 5 * DAY)
+        .unwrap_err();
     assert!(matches!(err, Refusal::StaleCrl { .. }), "{err:?}");
     assert!(err.to_string().contains("stale"));
 }
@@ -181,9 +194,13 @@ fn crl_past_next_update_fails_closed() {
 fn missing_crl_fails_closed_unless_revocation_is_switched_off() {
     let mut f = fixture();
     let card = f.doctor(Profession::Doctor);
-    let err = f.validator(Vec::new()).validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).unwrap_err();
+    let err = f
+        .validator(Vec::new())
+        .validate(&card.authentication.certificate, &[], Purpose::Authentication, now())
+        .unwrap_err();
     assert_eq!(err.code(), "no_revocation_info", "{err}");
-    let relaxed = validator_for(&f.ca, Vec::new(), AcceptedPolicies::hpki().with_test_policies(), Revocation::NotChecked);
+    let relaxed =
+        validator_for(&f.ca, Vec::new(), AcceptedPolicies::hpki().with_test_policies(), Revocation::NotChecked);
     let ok = relaxed.validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).expect("valid");
     assert!(ok.revocation.is_empty());
 }
@@ -195,7 +212,10 @@ fn crl_signed_by_another_key_is_refused() {
     // Another CA directory has CAs of the same names but other keys.
     let mut other = fixture();
     let foreign = other.crls();
-    let err = f.validator(foreign).validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).unwrap_err();
+    let err = f
+        .validator(foreign)
+        .validate(&card.authentication.certificate, &[], Purpose::Authentication, now())
+        .unwrap_err();
     assert_eq!(err.code(), "crl_bad_signature", "{err}");
 }
 
@@ -279,7 +299,8 @@ fn a_ca_certificate_is_not_a_card() {
 
 /// Issues a leaf directly with the hpki-auth CA key, with extra extensions.
 fn crafted_leaf(f: &Fixture, extra: Vec<rcgen::CustomExtension>, issuer_role: CaRole) -> Vec<u8> {
-    let key = hpki_ca::keys::load(&f.dir.join(issuer_role.name()).join("key.pem"), issuer_role.key_kind()).expect("key");
+    let key =
+        hpki_ca::keys::load(&f.dir.join(issuer_role.name()).join("key.pem"), issuer_role.key_kind()).expect("key");
     let issuer = Issuer::new(issuer_role.params(), key);
     let (leaf_key, _) = hpki_ca::keys::generate(hpki_ca::hierarchy::CaRole::Terminal.key_kind()).expect("key");
     let mut p = CertificateParams::default();
@@ -398,13 +419,53 @@ fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str]) -> (Vec<u8>, Vec<u8>) {
     };
     genkey("root.key");
     genkey("leaf.key");
-    let mut a = vec!["req", "-x509", "-new", "-key", "root.key", "-subj", "/CN=OpenSSL Root", "-days", "30", "-config", "ext.cnf",
-        "-extensions", "ca", "-outform", "DER", "-out", "root.der"];
+    let mut a = vec![
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "root.key",
+        "-subj",
+        "/CN=OpenSSL Root",
+        "-days",
+        "30",
+        "-config",
+        "ext.cnf",
+        "-extensions",
+        "ca",
+        "-outform",
+        "DER",
+        "-out",
+        "root.der",
+    ];
     a.extend_from_slice(sig);
     openssl(dir, &a);
-    openssl(dir, &["req", "-new", "-key", "leaf.key", "-subj", "/CN=OpenSSL Leaf", "-config", "ext.cnf", "-out", "leaf.csr"]);
-    let mut a = vec!["x509", "-req", "-in", "leaf.csr", "-CA", "root.der", "-CAkey", "root.key", "-days", "10", "-set_serial", "7",
-        "-extfile", "ext.cnf", "-extensions", "leaf", "-outform", "DER", "-out", "leaf.der"];
+    openssl(
+        dir,
+        &["req", "-new", "-key", "leaf.key", "-subj", "/CN=OpenSSL Leaf", "-config", "ext.cnf", "-out", "leaf.csr"],
+    );
+    let mut a = vec![
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "root.der",
+        "-CAkey",
+        "root.key",
+        "-days",
+        "10",
+        "-set_serial",
+        "7",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        "leaf",
+        "-outform",
+        "DER",
+        "-out",
+        "leaf.der",
+    ];
     a.extend_from_slice(sig);
     openssl(dir, &a);
     (std::fs::read(dir.join("root.der")).expect("root"), std::fs::read(dir.join("leaf.der")).expect("leaf"))

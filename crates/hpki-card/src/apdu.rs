@@ -45,9 +45,7 @@ impl fmt::Debug for Command<'_> {
 /// Why a command could not be encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum EncodeError {
-    #[error(
-        "command data of {0} bytes does not fit a short APDU and the card has no extended length"
-    )]
+    #[error("command data of {0} bytes does not fit a short APDU and the card has no extended length")]
     DataTooLongForShort(usize),
     #[error("command data of {0} bytes exceeds the extended-length limit of 65535")]
     DataTooLong(usize),
@@ -59,14 +57,7 @@ pub enum EncodeError {
 
 impl<'a> Command<'a> {
     pub const fn new(cla: u8, ins: u8, p1: u8, p2: u8) -> Self {
-        Command {
-            cla,
-            ins,
-            p1,
-            p2,
-            data: &[],
-            le: None,
-        }
+        Command { cla, ins, p1, p2, data: &[], le: None }
     }
 
     pub const fn with_data(mut self, data: &'a [u8]) -> Self {
@@ -84,11 +75,7 @@ impl<'a> Command<'a> {
     ///
     /// Writing into a caller's buffer lets the caller keep a PIN-bearing APDU
     /// in a zeroising buffer.
-    pub fn encode_into(
-        &self,
-        extended_allowed: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), EncodeError> {
+    pub fn encode_into(&self, extended_allowed: bool, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         let lc = self.data.len();
         if lc > EXTENDED_LC_MAX {
             return Err(EncodeError::DataTooLong(lc));
@@ -175,11 +162,7 @@ impl StatusWord {
 
     /// `63 Cx`: verification failed, x tries left.
     pub const fn retries_left(self) -> Option<u8> {
-        if self.sw1() == 0x63 && self.sw2() & 0xF0 == 0xC0 {
-            Some(self.sw2() & 0x0F)
-        } else {
-            None
-        }
+        if self.sw1() == 0x63 && self.sw2() & 0xF0 == 0xC0 { Some(self.sw2() & 0x0F) } else { None }
     }
 
     /// A short description of what ISO 7816-4 says the status word means.
@@ -243,10 +226,7 @@ pub struct TruncatedResponse(pub usize);
 impl Response {
     pub fn parse(raw: &[u8]) -> Result<Response, TruncatedResponse> {
         match raw {
-            [data @ .., sw1, sw2] => Ok(Response {
-                data: data.to_vec(),
-                sw: StatusWord::from_bytes(*sw1, *sw2),
-            }),
+            [data @ .., sw1, sw2] => Ok(Response { data: data.to_vec(), sw: StatusWord::from_bytes(*sw1, *sw2) }),
             _ => Err(TruncatedResponse(raw.len())),
         }
     }
@@ -263,25 +243,15 @@ mod tests {
         let c2 = Command::new(0x00, 0xB0, 0x00, 0x00).with_le(256);
         assert_eq!(c2.encode(false), Ok(vec![0x00, 0xB0, 0x00, 0x00, 0x00]));
         let c3 = Command::new(0x00, 0xA4, 0x02, 0x0C).with_data(&[0x00, 0x16]);
-        assert_eq!(
-            c3.encode(true),
-            Ok(vec![0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x16])
-        );
-        let c4 = Command::new(0x00, 0xA4, 0x04, 0x00)
-            .with_data(&[0xE8])
-            .with_le(256);
-        assert_eq!(
-            c4.encode(false),
-            Ok(vec![0x00, 0xA4, 0x04, 0x00, 0x01, 0xE8, 0x00])
-        );
+        assert_eq!(c3.encode(true), Ok(vec![0x00, 0xA4, 0x02, 0x0C, 0x02, 0x00, 0x16]));
+        let c4 = Command::new(0x00, 0xA4, 0x04, 0x00).with_data(&[0xE8]).with_le(256);
+        assert_eq!(c4.encode(false), Ok(vec![0x00, 0xA4, 0x04, 0x00, 0x01, 0xE8, 0x00]));
     }
 
     #[test]
     fn extended_encoding_of_a_signature_block() {
         let block = [0xAB; 256];
-        let c = Command::new(0x00, 0x2A, 0x9E, 0x9A)
-            .with_data(&block)
-            .with_le(65_536);
+        let c = Command::new(0x00, 0x2A, 0x9E, 0x9A).with_data(&block).with_le(65_536);
         let enc = c.encode(true).expect("fits extended");
         assert_eq!(&enc[..7], &[0x00, 0x2A, 0x9E, 0x9A, 0x00, 0x01, 0x00]);
         assert_eq!(&enc[enc.len() - 2..], &[0x00, 0x00]);
@@ -292,26 +262,14 @@ mod tests {
     #[test]
     fn extended_le_only() {
         let c = Command::new(0x00, 0xB0, 0x00, 0x00).with_le(2048);
-        assert_eq!(
-            c.encode(true),
-            Ok(vec![0x00, 0xB0, 0x00, 0x00, 0x00, 0x08, 0x00])
-        );
+        assert_eq!(c.encode(true), Ok(vec![0x00, 0xB0, 0x00, 0x00, 0x00, 0x08, 0x00]));
         assert_eq!(c.encode(false), Err(EncodeError::LeTooLongForShort(2048)));
-        assert_eq!(
-            Command::new(0, 0, 0, 0).with_le(0).encode(true),
-            Err(EncodeError::LeOutOfRange(0))
-        );
+        assert_eq!(Command::new(0, 0, 0, 0).with_le(0).encode(true), Err(EncodeError::LeOutOfRange(0)));
     }
 
     #[test]
     fn response_parsing() {
-        assert_eq!(
-            Response::parse(&[1, 2, 0x90, 0x00]),
-            Ok(Response {
-                data: vec![1, 2],
-                sw: StatusWord::OK
-            })
-        );
+        assert_eq!(Response::parse(&[1, 2, 0x90, 0x00]), Ok(Response { data: vec![1, 2], sw: StatusWord::OK }));
         assert_eq!(Response::parse(&[0x90]), Err(TruncatedResponse(1)));
         assert_eq!(Response::parse(&[]), Err(TruncatedResponse(0)));
     }

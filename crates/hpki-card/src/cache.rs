@@ -33,10 +33,7 @@ impl Default for CertificateCache {
 impl CertificateCache {
     pub fn with_capacity(capacity: usize) -> Self {
         CertificateCache {
-            inner: Mutex::new(Entries {
-                map: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            inner: Mutex::new(Entries { map: HashMap::new(), order: VecDeque::new() }),
             capacity: capacity.max(1),
         }
     }
@@ -67,11 +64,7 @@ impl CertificateCache {
     }
 
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .map
-            .len()
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner).map.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,31 +77,15 @@ mod tests {
     use super::*;
 
     fn id(reader: &str, insertion: u32) -> CardIdentity {
-        CardIdentity {
-            reader: reader.into(),
-            atr: vec![0x3B],
-            insertion,
-        }
+        CardIdentity { reader: reader.into(), atr: vec![0x3B], insertion }
     }
 
     #[test]
     fn another_insertion_is_another_card() {
         let cache = CertificateCache::default();
-        cache.insert(
-            id("r", 1),
-            Application::Authentication,
-            Arc::from(&b"cert"[..]),
-        );
-        assert!(
-            cache
-                .get(&id("r", 1), Application::Authentication)
-                .is_some()
-        );
-        assert!(
-            cache
-                .get(&id("r", 3), Application::Authentication)
-                .is_none()
-        );
+        cache.insert(id("r", 1), Application::Authentication, Arc::from(&b"cert"[..]));
+        assert!(cache.get(&id("r", 1), Application::Authentication).is_some());
+        assert!(cache.get(&id("r", 3), Application::Authentication).is_none());
         assert!(cache.get(&id("r", 1), Application::Signature).is_none());
     }
 
@@ -116,23 +93,11 @@ mod tests {
     fn bounded_and_forgets_by_reader() {
         let cache = CertificateCache::with_capacity(2);
         for i in 0..3 {
-            cache.insert(
-                id("a", i),
-                Application::Authentication,
-                Arc::from(&b"c"[..]),
-            );
+            cache.insert(id("a", i), Application::Authentication, Arc::from(&b"c"[..]));
         }
         assert_eq!(cache.len(), 2);
-        assert!(
-            cache
-                .get(&id("a", 0), Application::Authentication)
-                .is_none()
-        );
-        cache.insert(
-            id("b", 0),
-            Application::Authentication,
-            Arc::from(&b"c"[..]),
-        );
+        assert!(cache.get(&id("a", 0), Application::Authentication).is_none());
+        cache.insert(id("b", 0), Application::Authentication, Arc::from(&b"c"[..]));
         cache.forget_reader("a");
         assert_eq!(cache.len(), 1);
     }

@@ -42,8 +42,7 @@ pub struct CardIdentity {
 
 impl PcscContext {
     pub fn establish() -> Result<PcscContext, CardError> {
-        let ctx = pcsc::Context::establish(pcsc::Scope::User)
-            .map_err(|e| CardError::from_pcsc(e, None))?;
+        let ctx = pcsc::Context::establish(pcsc::Scope::User).map_err(|e| CardError::from_pcsc(e, None))?;
         Ok(PcscContext { ctx })
     }
 
@@ -54,10 +53,7 @@ impl PcscContext {
     /// Reader names; an empty list when no reader is connected.
     pub fn readers(&self) -> Result<Vec<String>, CardError> {
         match self.ctx.list_readers_owned() {
-            Ok(names) => Ok(names
-                .iter()
-                .map(|n| n.to_string_lossy().into_owned())
-                .collect()),
+            Ok(names) => Ok(names.iter().map(|n| n.to_string_lossy().into_owned()).collect()),
             Err(pcsc::Error::NoReadersAvailable) => Ok(Vec::new()),
             Err(e) => Err(CardError::from_pcsc(e, None)),
         }
@@ -73,21 +69,16 @@ impl PcscContext {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        self.ctx
-            .get_status_change(Duration::ZERO, &mut states)
-            .map_err(|e| CardError::from_pcsc(e, None))?;
+        self.ctx.get_status_change(Duration::ZERO, &mut states).map_err(|e| CardError::from_pcsc(e, None))?;
         Ok(names
             .into_iter()
             .zip(states.iter())
             .map(|(reader, st)| {
-                let card = st
-                    .event_state()
-                    .contains(pcsc::State::PRESENT)
-                    .then(|| CardIdentity {
-                        reader: reader.clone(),
-                        atr: st.atr().to_vec(),
-                        insertion: st.event_count(),
-                    });
+                let card = st.event_state().contains(pcsc::State::PRESENT).then(|| CardIdentity {
+                    reader: reader.clone(),
+                    atr: st.atr().to_vec(),
+                    insertion: st.event_count(),
+                });
                 ReaderStatus { reader, card }
             })
             .collect())
@@ -103,9 +94,7 @@ impl PcscContext {
             .into_iter()
             .find(|s| s.reader == reader)
             .ok_or_else(|| CardError::UnknownReader(reader.to_owned()))?;
-        status.card.ok_or_else(|| CardError::NoCard {
-            reader: reader.to_owned(),
-        })
+        status.card.ok_or_else(|| CardError::NoCard { reader: reader.to_owned() })
     }
 
     /// Connects (shared) to the card in `reader`; the profile comes from its
@@ -125,51 +114,31 @@ impl PcscContext {
         // Read the identity after connecting: had the card been swapped in
         // between, this handle would answer RemovedCard on first use.
         let identity = self.card_in(reader)?;
-        Ok(HpkiCard {
-            card,
-            identity,
-            profile,
-            trace: Vec::new(),
-            rx: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED],
-        })
+        Ok(HpkiCard { card, identity, profile, trace: Vec::new(), rx: vec![0; pcsc::MAX_BUFFER_SIZE_EXTENDED] })
     }
 
     /// Waits until `reader` holds a card or `timeout` passes.
-    pub fn wait_for_card(
-        &self,
-        reader: &str,
-        timeout: Duration,
-    ) -> Result<CardIdentity, CardError> {
+    pub fn wait_for_card(&self, reader: &str, timeout: Duration) -> Result<CardIdentity, CardError> {
         let deadline = std::time::Instant::now() + timeout;
-        let mut state = [pcsc::ReaderState::new(
-            c_name(reader)?,
-            pcsc::State::UNAWARE,
-        )];
+        let mut state = [pcsc::ReaderState::new(c_name(reader)?, pcsc::State::UNAWARE)];
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.ctx.get_status_change(left, &mut state) {
                 Ok(()) => {}
                 Err(pcsc::Error::Timeout) => {
-                    return Err(CardError::NoCard {
-                        reader: reader.to_owned(),
-                    });
+                    return Err(CardError::NoCard { reader: reader.to_owned() });
                 }
                 Err(e) => return Err(CardError::from_pcsc(e, Some(reader))),
             }
             let st = &mut state[0];
-            if st.event_state().contains(pcsc::State::PRESENT)
-                && !st.event_state().contains(pcsc::State::MUTE)
-            {
+            if st.event_state().contains(pcsc::State::PRESENT) && !st.event_state().contains(pcsc::State::MUTE) {
                 return Ok(CardIdentity {
                     reader: reader.to_owned(),
                     atr: st.atr().to_vec(),
                     insertion: st.event_count(),
                 });
             }
-            if st
-                .event_state()
-                .intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE)
-            {
+            if st.event_state().intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE) {
                 return Err(CardError::UnknownReader(reader.to_owned()));
             }
             st.sync_current_state();
@@ -203,10 +172,7 @@ const NO_ANSWER_DIAGNOSIS: Duration = Duration::from_millis(1500);
 
 impl Transport for PcscTransport<'_> {
     fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, CardError> {
-        let r = self
-            .card
-            .transmit(apdu, self.rx)
-            .map_err(|e| CardError::from_pcsc(e, None))?;
+        let r = self.card.transmit(apdu, self.rx).map_err(|e| CardError::from_pcsc(e, None))?;
         let out = r.to_vec();
         // The receive buffer may hold a signature or response to a VERIFY;
         // wipe what was written.
@@ -257,13 +223,7 @@ impl HpkiCard {
         &mut self,
         op: impl FnOnce(&mut Session<'_, PcscTransport<'_>>) -> Result<R, CardError>,
     ) -> Result<R, CardError> {
-        let HpkiCard {
-            card,
-            profile,
-            trace,
-            rx,
-            ..
-        } = self;
+        let HpkiCard { card, profile, trace, rx, .. } = self;
         trace.clear();
         let tx = match card.transaction2() {
             Ok(tx) => tx,
@@ -271,12 +231,8 @@ impl HpkiCard {
             // security state is gone with the reset, so nothing is skipped)
             // and fail this operation with a clear error rather than guess.
             Err((card, pcsc::Error::ResetCard)) => {
-                card.reconnect(
-                    pcsc::ShareMode::Shared,
-                    pcsc::Protocols::ANY,
-                    pcsc::Disposition::LeaveCard,
-                )
-                .map_err(|e| CardError::from_pcsc(e, None))?;
+                card.reconnect(pcsc::ShareMode::Shared, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)
+                    .map_err(|e| CardError::from_pcsc(e, None))?;
                 return Err(CardError::CardReset);
             }
             Err((_, e)) => return Err(CardError::from_pcsc(e, None)),
@@ -302,16 +258,10 @@ impl HpkiCard {
 
     /// The certificate of `app`: from `cache` when this card insertion has
     /// been read before (no APDU is sent), else read and cached.
-    pub fn certificate(
-        &mut self,
-        app: Application,
-        cache: &CertificateCache,
-    ) -> Result<Arc<[u8]>, CardError> {
+    pub fn certificate(&mut self, app: Application, cache: &CertificateCache) -> Result<Arc<[u8]>, CardError> {
         // A status request (no APDU) makes sure this handle still refers to
         // the card the identity was taken from.
-        self.card
-            .status2_owned()
-            .map_err(|e| CardError::from_pcsc(e, None))?;
+        self.card.status2_owned().map_err(|e| CardError::from_pcsc(e, None))?;
         if let Some(cert) = cache.get(&self.identity, app) {
             self.trace.clear();
             return Ok(cert);

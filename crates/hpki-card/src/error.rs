@@ -63,25 +63,14 @@ pub enum CardError {
     PinBlocked { app: Application },
     #[error("PIN not sent to the card: {0}")]
     InvalidPin(#[from] PinFormatError),
-    #[error(
-        "the card refused {command}: the PIN has not been verified (security status not satisfied)"
-    )]
+    #[error("the card refused {command}: the PIN has not been verified (security status not satisfied)")]
     SecurityStatusNotSatisfied { command: CardCommand },
     #[error("the card answered {command} with {sw}")]
-    UnexpectedStatus {
-        command: CardCommand,
-        sw: StatusWord,
-    },
+    UnexpectedStatus { command: CardCommand, sw: StatusWord },
     #[error("malformed answer to {command}: {detail}")]
-    MalformedResponse {
-        command: CardCommand,
-        detail: String,
-    },
+    MalformedResponse { command: CardCommand, detail: String },
     #[error("cannot encode {command}: {source}")]
-    Encode {
-        command: CardCommand,
-        source: EncodeError,
-    },
+    Encode { command: CardCommand, source: EncodeError },
     #[error("an RSA key of {0} bits is not supported for card signatures")]
     UnsupportedKeySize(usize),
     #[error("PC/SC error: {0}")]
@@ -100,9 +89,7 @@ impl CardError {
                 None => CardError::NoReader,
             },
             E::NoSmartcard => match reader {
-                Some(r) => CardError::NoCard {
-                    reader: r.to_owned(),
-                },
+                Some(r) => CardError::NoCard { reader: r.to_owned() },
                 None => CardError::CardRemoved,
             },
             E::RemovedCard => CardError::CardRemoved,
@@ -118,9 +105,6 @@ impl CardError {
     }
 
     pub(crate) fn malformed(command: CardCommand, detail: impl Into<String>) -> CardError {
-        CardError::MalformedResponse {
-            command,
-            detail: detail.into(),
-        }
+        CardError::MalformedResponse { command, detail: detail.into() }
     }
 }

@@ -49,12 +49,7 @@ impl ReaderWatcher {
             .name("pcsc-events".into())
             .spawn(move || watch(&thread_ctx, &thread_stop, &tx))
             .map_err(|_| CardError::Pcsc(pcsc::Error::NoMemory))?;
-        Ok(ReaderWatcher {
-            ctx,
-            stop,
-            thread: Some(thread),
-            events,
-        })
+        Ok(ReaderWatcher { ctx, stop, thread: Some(thread), events })
     }
 
     /// The next event, or `None` if none came within `timeout` (or the
@@ -109,16 +104,9 @@ fn watch(ctx: &PcscContext, stop: &AtomicBool, tx: &Sender) {
                 return;
             }
         };
-        for gone in known
-            .keys()
-            .filter(|k| !names.contains(k))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
+        for gone in known.keys().filter(|k| !names.contains(k)).cloned().collect::<Vec<_>>() {
             if known.remove(&gone).is_some_and(|k| k.card.is_some())
-                && !send(Ok(ReaderEvent::CardRemoved {
-                    reader: gone.clone(),
-                }))
+                && !send(Ok(ReaderEvent::CardRemoved { reader: gone.clone() }))
             {
                 return;
             }
@@ -127,10 +115,7 @@ fn watch(ctx: &PcscContext, stop: &AtomicBool, tx: &Sender) {
             }
         }
 
-        let mut states = vec![pcsc::ReaderState::new(
-            pcsc::PNP_NOTIFICATION(),
-            pcsc::State::UNAWARE,
-        )];
+        let mut states = vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE)];
         for n in &names {
             match CString::new(n.as_str()) {
                 Ok(c) => states.push(pcsc::ReaderState::new(c, pcsc::State::UNAWARE)),
@@ -158,9 +143,7 @@ fn watch(ctx: &PcscContext, stop: &AtomicBool, tx: &Sender) {
                 let ev = st.event_state();
                 if i == 0 {
                     // The PnP pseudo-reader changes when readers come or go.
-                    if ev.contains(pcsc::State::CHANGED)
-                        && st.current_state() != pcsc::State::UNAWARE
-                    {
+                    if ev.contains(pcsc::State::CHANGED) && st.current_state() != pcsc::State::UNAWARE {
                         relist = true;
                     }
                     st.sync_current_state();
@@ -171,19 +154,12 @@ fn watch(ctx: &PcscContext, stop: &AtomicBool, tx: &Sender) {
                     relist = true;
                     continue;
                 }
-                let now = (ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE))
-                    .then(|| CardIdentity {
-                        reader: reader.clone(),
-                        atr: st.atr().to_vec(),
-                        insertion: st.event_count(),
-                    });
+                let now = (ev.contains(pcsc::State::PRESENT) && !ev.contains(pcsc::State::MUTE)).then(|| {
+                    CardIdentity { reader: reader.clone(), atr: st.atr().to_vec(), insertion: st.event_count() }
+                });
                 st.sync_current_state();
                 let before = known.get(&reader).cloned();
-                if before.is_none()
-                    && !send(Ok(ReaderEvent::ReaderAdded {
-                        reader: reader.clone(),
-                    }))
-                {
+                if before.is_none() && !send(Ok(ReaderEvent::ReaderAdded { reader: reader.clone() })) {
                     return;
                 }
                 let was = before.and_then(|k| k.card);
@@ -193,11 +169,7 @@ fn watch(ctx: &PcscContext, stop: &AtomicBool, tx: &Sender) {
                 }
                 // Same reader, different insertion: the card left (and maybe
                 // another one, or the same, came back).
-                if was.is_some()
-                    && !send(Ok(ReaderEvent::CardRemoved {
-                        reader: reader.clone(),
-                    }))
-                {
+                if was.is_some() && !send(Ok(ReaderEvent::CardRemoved { reader: reader.clone() })) {
                     return;
                 }
                 if let Some(card) = &now

@@ -66,18 +66,9 @@ mod tests {
         assert!(Pin::new("1234").is_ok());
         assert!(Pin::new("abcdEFGH1234!#$%").is_ok());
         assert_eq!(Pin::new("123").err(), Some(PinFormatError::TooShort));
-        assert_eq!(
-            Pin::new("12345678901234567").err(),
-            Some(PinFormatError::TooLong)
-        );
-        assert_eq!(
-            Pin::new("12\n34").err(),
-            Some(PinFormatError::NotPrintableAscii)
-        );
-        assert_eq!(
-            Pin::new("１２３４").err(),
-            Some(PinFormatError::NotPrintableAscii)
-        );
+        assert_eq!(Pin::new("12345678901234567").err(), Some(PinFormatError::TooLong));
+        assert_eq!(Pin::new("12\n34").err(), Some(PinFormatError::NotPrintableAscii));
+        assert_eq!(Pin::new("１２３４").err(), Some(PinFormatError::NotPrintableAscii));
     }
 
     #[test]

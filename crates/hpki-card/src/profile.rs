@@ -36,10 +36,7 @@ impl Application {
             Application::Signature => 0x01,
             Application::Authentication => 0x02,
         };
-        [
-            0xE8, 0x28, 0xBD, 0x08, 0x0F, 0xA0, 0x00, 0x00, 0x03, 0x91, 0x00, 0x00, 0x00, 0x00,
-            last,
-        ]
+        [0xE8, 0x28, 0xBD, 0x08, 0x0F, 0xA0, 0x00, 0x00, 0x03, 0x91, 0x00, 0x00, 0x00, 0x00, last]
     }
 
     pub const fn name(self) -> &'static str {
@@ -94,9 +91,7 @@ impl std::str::FromStr for CardVariant {
         match s {
             "jma" => Ok(CardVariant::Jma),
             "jahis" => Ok(CardVariant::Jahis),
-            other => Err(format!(
-                "unknown card variant {other:?} (expected jma or jahis)"
-            )),
+            other => Err(format!("unknown card variant {other:?} (expected jma or jahis)")),
         }
     }
 }
@@ -143,13 +138,9 @@ impl CardProfile {
     /// card states it, else from what the variant is known to support.
     pub fn from_atr(atr: &[u8]) -> CardProfile {
         let variant = CardVariant::from_atr(atr);
-        let extended_length = historical_bytes(atr)
-            .and_then(card_capabilities_extended_length)
-            .unwrap_or(variant == CardVariant::Jma);
-        CardProfile {
-            variant,
-            extended_length,
-        }
+        let extended_length =
+            historical_bytes(atr).and_then(card_capabilities_extended_length).unwrap_or(variant == CardVariant::Jma);
+        CardProfile { variant, extended_length }
     }
 
     /// Chunk size for READ BINARY of the certificate.
@@ -230,21 +221,14 @@ fn card_capabilities_extended_length(hist: &[u8]) -> Option<bool> {
 mod tests {
     use super::*;
 
-    const JMA_LIKE_ATR: [u8; 15] = [
-        0x3B, 0x88, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x4E, 0x00, 0x00, 0xF7, 0x81, 0xD1, 0x00, 0x00,
-    ];
+    const JMA_LIKE_ATR: [u8; 15] =
+        [0x3B, 0x88, 0x81, 0x31, 0xFE, 0x45, 0x00, 0x4E, 0x00, 0x00, 0xF7, 0x81, 0xD1, 0x00, 0x00];
 
     #[test]
     fn historical_bytes_follow_interface_bytes() {
-        assert_eq!(
-            historical_bytes(&JMA_LIKE_ATR),
-            Some(&JMA_HISTORICAL_BYTES[..])
-        );
+        assert_eq!(historical_bytes(&JMA_LIKE_ATR), Some(&JMA_HISTORICAL_BYTES[..]));
         // 3B 02 14 50: no interface bytes, 2 historical bytes.
-        assert_eq!(
-            historical_bytes(&[0x3B, 0x02, 0x14, 0x50]),
-            Some(&[0x14, 0x50][..])
-        );
+        assert_eq!(historical_bytes(&[0x3B, 0x02, 0x14, 0x50]), Some(&[0x14, 0x50][..]));
         assert_eq!(historical_bytes(&[0x3B]), None);
         assert_eq!(historical_bytes(&[0x3B, 0x8F, 0x81]), None);
     }
@@ -269,24 +253,15 @@ mod tests {
 
     #[test]
     fn command_details_per_variant() {
-        let jma = CardProfile {
-            variant: CardVariant::Jma,
-            extended_length: true,
-        };
-        let jahis = CardProfile {
-            variant: CardVariant::Jahis,
-            extended_length: false,
-        };
+        let jma = CardProfile { variant: CardVariant::Jma, extended_length: true };
+        let jahis = CardProfile { variant: CardVariant::Jahis, extended_length: false };
         assert_eq!(jma.verify_p2(), 0x88);
         assert_eq!(jahis.verify_p2(), 0x96);
         assert_eq!(jma.mse_key_reference(), [0x84, 0x02, 0x00, 0x0C]);
         assert_eq!(jahis.mse_key_reference(), [0x81, 0x02, 0x00, 0x17]);
         assert_eq!(
             Application::Signature.aid()[..],
-            [
-                0xE8, 0x28, 0xBD, 0x08, 0x0F, 0xA0, 0x00, 0x00, 0x03, 0x91, 0x00, 0x00, 0x00, 0x00,
-                0x01
-            ]
+            [0xE8, 0x28, 0xBD, 0x08, 0x0F, 0xA0, 0x00, 0x00, 0x03, 0x91, 0x00, 0x00, 0x00, 0x00, 0x01]
         );
     }
 }

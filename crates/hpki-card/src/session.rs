@@ -45,20 +45,12 @@ pub struct Session<'t, T: Transport + ?Sized> {
 
 impl<'t, T: Transport + ?Sized> Session<'t, T> {
     pub fn new(transport: &'t mut T, profile: CardProfile, trace: &'t mut Vec<u8>) -> Self {
-        Session {
-            transport,
-            profile,
-            trace,
-        }
+        Session { transport, profile, trace }
     }
 
     /// Sends one command, following `61 xx` (GET RESPONSE) and `6C xx`
     /// (resend with the right Le) as ISO 7816-4 asks.
-    fn exchange(
-        &mut self,
-        command: CardCommand,
-        apdu: &Command<'_>,
-    ) -> Result<Response, CardError> {
+    fn exchange(&mut self, command: CardCommand, apdu: &Command<'_>) -> Result<Response, CardError> {
         // Zeroising buffer: a VERIFY APDU carries the PIN.
         let mut raw = Zeroizing::new(Vec::new());
         apdu.encode_into(self.profile.extended_length, &mut raw)
@@ -66,19 +58,13 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         let mut response = self.send(command, &raw)?;
 
         if let Some(le) = wrong_le(response.sw) {
-            let retry = Command {
-                le: Some(le),
-                ..apdu.clone()
-            };
+            let retry = Command { le: Some(le), ..apdu.clone() };
             retry
                 .encode_into(self.profile.extended_length, &mut raw)
                 .map_err(|source| CardError::Encode { command, source })?;
             response = self.send(command, &raw)?;
             if wrong_le(response.sw).is_some() {
-                return Err(CardError::malformed(
-                    command,
-                    "the card asked twice for a different Le",
-                ));
+                return Err(CardError::malformed(command, "the card asked twice for a different Le"));
             }
         }
 
@@ -87,27 +73,19 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         while response.sw.sw1() == 0x61 {
             rounds += 1;
             if rounds > MAX_GET_RESPONSE_ROUNDS || data.len() > MAX_CERTIFICATE_LEN {
-                return Err(CardError::malformed(
-                    command,
-                    "the card keeps announcing more response data",
-                ));
+                return Err(CardError::malformed(command, "the card keeps announcing more response data"));
             }
             let remaining = match response.sw.sw2() {
                 0 => SHORT_LE_MAX,
                 n => usize::from(n),
             };
             let get = Command::new(0x00, 0xC0, 0x00, 0x00).with_le(remaining);
-            let encoded = get.encode(false).map_err(|source| CardError::Encode {
-                command: CardCommand::GetResponse,
-                source,
-            })?;
+            let encoded =
+                get.encode(false).map_err(|source| CardError::Encode { command: CardCommand::GetResponse, source })?;
             response = self.send(CardCommand::GetResponse, &encoded)?;
             data.append(&mut response.data);
         }
-        Ok(Response {
-            data,
-            sw: response.sw,
-        })
+        Ok(Response { data, sw: response.sw })
     }
 
     fn send(&mut self, command: CardCommand, raw: &[u8]) -> Result<Response, CardError> {
@@ -121,9 +99,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         let apdu = match self.profile.variant {
             // P2 0C: no FCI wanted.
             CardVariant::Jma => Command::new(0x00, 0xA4, 0x04, 0x0C).with_data(&aid),
-            CardVariant::Jahis => Command::new(0x00, 0xA4, 0x04, 0x00)
-                .with_data(&aid)
-                .with_le(SHORT_LE_MAX),
+            CardVariant::Jahis => Command::new(0x00, 0xA4, 0x04, 0x00).with_data(&aid).with_le(SHORT_LE_MAX),
         };
         let r = self.exchange(CardCommand::SelectApplication, &apdu)?;
         match r.sw {
@@ -143,10 +119,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         let r = self.exchange(CardCommand::SelectFile, &apdu)?;
         match r.sw {
             StatusWord::OK => Ok(()),
-            StatusWord::FILE_NOT_FOUND => Err(CardError::FileNotFound {
-                app,
-                file: file.jma_id(),
-            }),
+            StatusWord::FILE_NOT_FOUND => Err(CardError::FileNotFound { app, file: file.jma_id() }),
             sw => Err(unexpected(CardCommand::SelectFile, sw)),
         }
     }
@@ -166,8 +139,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
             };
             let apdu = if round == 0 && !self.profile.selects_files() {
                 // JAHIS: READ BINARY by short EF identifier from offset 0.
-                Command::new(0x00, 0xB0, 0x80 | CardFile::Certificate.jahis_sfi(), 0x00)
-                    .with_le(want)
+                Command::new(0x00, 0xB0, 0x80 | CardFile::Certificate.jahis_sfi(), 0x00).with_le(want)
             } else {
                 let [p1, p2] = u16::try_from(cert.len())
                     .ok()
@@ -181,35 +153,23 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
                 StatusWord::OK => false,
                 StatusWord::END_OF_FILE => true,
                 StatusWord::FILE_NOT_FOUND => {
-                    return Err(CardError::FileNotFound {
-                        app,
-                        file: CardFile::Certificate.jma_id(),
-                    });
+                    return Err(CardError::FileNotFound { app, file: CardFile::Certificate.jma_id() });
                 }
                 StatusWord::WRONG_P1P2 => {
                     return Err(CardError::malformed(
                         CMD,
-                        format!(
-                            "the certificate file ends after {} bytes, before its DER length",
-                            cert.len()
-                        ),
+                        format!("the certificate file ends after {} bytes, before its DER length", cert.len()),
                     ));
                 }
                 sw => return Err(unexpected(CMD, sw)),
             };
             if r.data.is_empty() {
-                return Err(CardError::malformed(
-                    CMD,
-                    format!("no data at offset {}", cert.len()),
-                ));
+                return Err(CardError::malformed(CMD, format!("no data at offset {}", cert.len())));
             }
             if r.data.len() > want {
                 return Err(CardError::malformed(
                     CMD,
-                    format!(
-                        "{} bytes returned where at most {want} were asked",
-                        r.data.len()
-                    ),
+                    format!("{} bytes returned where at most {want} were asked", r.data.len()),
                 ));
             }
             cert.extend_from_slice(&r.data);
@@ -225,10 +185,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
             if end_of_file {
                 return Err(CardError::malformed(
                     CMD,
-                    format!(
-                        "end of file after {} bytes, before the certificate's DER length",
-                        cert.len()
-                    ),
+                    format!("end of file after {} bytes, before the certificate's DER length", cert.len()),
                 ));
             }
         }
@@ -242,9 +199,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         let r = self.exchange(CardCommand::PinStatus, &apdu)?;
         match r.sw {
             StatusWord::OK => Ok(PinStatus::Verified),
-            StatusWord::AUTH_METHOD_BLOCKED | StatusWord::REFERENCE_DATA_NOT_USABLE => {
-                Ok(PinStatus::Blocked)
-            }
+            StatusWord::AUTH_METHOD_BLOCKED | StatusWord::REFERENCE_DATA_NOT_USABLE => Ok(PinStatus::Blocked),
             sw => match sw.retries_left() {
                 Some(0) => Ok(PinStatus::Blocked),
                 Some(n) => Ok(PinStatus::TriesLeft(n)),
@@ -257,8 +212,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
     /// wrong PIN costs a try, and only the person may decide to spend another.
     pub fn verify(&mut self, app: Application, pin: &Pin) -> Result<(), CardError> {
         self.select_file(app, CardFile::Pin)?;
-        let apdu =
-            Command::new(0x00, 0x20, 0x00, self.profile.verify_p2()).with_data(pin.as_bytes());
+        let apdu = Command::new(0x00, 0x20, 0x00, self.profile.verify_p2()).with_data(pin.as_bytes());
         let r = self.exchange(CardCommand::Verify, &apdu)?;
         match r.sw {
             StatusWord::OK => Ok(()),
@@ -292,18 +246,14 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         match r.sw {
             StatusWord::OK => {}
             StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
-                return Err(CardError::SecurityStatusNotSatisfied {
-                    command: CardCommand::ManageSecurityEnvironment,
-                });
+                return Err(CardError::SecurityStatusNotSatisfied { command: CardCommand::ManageSecurityEnvironment });
             }
             sw => return Err(unexpected(CardCommand::ManageSecurityEnvironment, sw)),
         }
 
         let block = pkcs1_v15_sha256_block(digest, key_bytes);
         let r = if self.profile.extended_length {
-            let pso = Command::new(0x00, 0x2A, 0x9E, 0x9A)
-                .with_data(&block)
-                .with_le(crate::apdu::EXTENDED_LE_MAX);
+            let pso = Command::new(0x00, 0x2A, 0x9E, 0x9A).with_data(&block).with_le(crate::apdu::EXTENDED_LE_MAX);
             self.exchange(CardCommand::ComputeSignature, &pso)?
         } else {
             self.chained_signature(&block, key_bytes)?
@@ -311,9 +261,7 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         match r.sw {
             StatusWord::OK => {}
             StatusWord::SECURITY_STATUS_NOT_SATISFIED => {
-                return Err(CardError::SecurityStatusNotSatisfied {
-                    command: CardCommand::ComputeSignature,
-                });
+                return Err(CardError::SecurityStatusNotSatisfied { command: CardCommand::ComputeSignature });
             }
             sw => return Err(unexpected(CardCommand::ComputeSignature, sw)),
         }
@@ -333,19 +281,13 @@ impl<'t, T: Transport + ?Sized> Session<'t, T> {
         let last = chunks.len() - 1;
         for (i, chunk) in chunks.iter().enumerate() {
             if i < last {
-                let r =
-                    self.exchange(CMD, &Command::new(0x10, 0x2A, 0x9E, 0x9A).with_data(chunk))?;
+                let r = self.exchange(CMD, &Command::new(0x10, 0x2A, 0x9E, 0x9A).with_data(chunk))?;
                 if r.sw != StatusWord::OK {
                     return Ok(r);
                 }
             } else {
                 let le = key_bytes.min(SHORT_LE_MAX);
-                return self.exchange(
-                    CMD,
-                    &Command::new(0x00, 0x2A, 0x9E, 0x9A)
-                        .with_data(chunk)
-                        .with_le(le),
-                );
+                return self.exchange(CMD, &Command::new(0x00, 0x2A, 0x9E, 0x9A).with_data(chunk).with_le(le));
             }
         }
         Err(CardError::malformed(CMD, "empty signature block"))
@@ -375,9 +317,7 @@ pub fn der_total_length(bytes: &[u8]) -> Result<Option<usize>, String> {
         return Ok(None);
     };
     if tag != 0x30 {
-        return Err(format!(
-            "the certificate file does not start with a DER SEQUENCE (first byte {tag:02X})"
-        ));
+        return Err(format!("the certificate file does not start with a DER SEQUENCE (first byte {tag:02X})"));
     }
     let Some(&first) = bytes.get(1) else {
         return Ok(None);
@@ -392,24 +332,15 @@ pub fn der_total_length(bytes: &[u8]) -> Result<Option<usize>, String> {
             if len_bytes[0] == 0 {
                 return Err("non-minimal DER length in the certificate header".into());
             }
-            (
-                2 + n,
-                len_bytes
-                    .iter()
-                    .fold(0usize, |acc, b| (acc << 8) | usize::from(*b)),
-            )
+            (2 + n, len_bytes.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)))
         }
         _ => {
-            return Err(format!(
-                "unsupported DER length byte {first:02X} in the certificate header"
-            ));
+            return Err(format!("unsupported DER length byte {first:02X} in the certificate header"));
         }
     };
     let total = header + len;
     if total > MAX_CERTIFICATE_LEN {
-        return Err(format!(
-            "the certificate claims {total} bytes, more than the {MAX_CERTIFICATE_LEN} accepted"
-        ));
+        return Err(format!("the certificate claims {total} bytes, more than the {MAX_CERTIFICATE_LEN} accepted"));
     }
     Ok(Some(total))
 }
@@ -424,10 +355,7 @@ mod tests {
         assert_eq!(der_total_length(&[0x30]), Ok(None));
         assert_eq!(der_total_length(&[0x30, 0x05]), Ok(Some(7)));
         assert_eq!(der_total_length(&[0x30, 0x82, 0x05]), Ok(None));
-        assert_eq!(
-            der_total_length(&[0x30, 0x82, 0x05, 0xD0]),
-            Ok(Some(4 + 0x5D0))
-        );
+        assert_eq!(der_total_length(&[0x30, 0x82, 0x05, 0xD0]), Ok(Some(4 + 0x5D0)));
         assert!(der_total_length(&[0x31, 0x05]).is_err());
         assert!(der_total_length(&[0x30, 0x84, 1, 2, 3, 4]).is_err());
         assert!(der_total_length(&[0x30, 0x83, 0x01, 0x00, 0x00]).is_err());

@@ -10,9 +10,7 @@
 use std::collections::VecDeque;
 
 use hpki_card::apdu::StatusWord;
-use hpki_card::{
-    Application, CardError, CardProfile, CardVariant, Pin, PinStatus, Session, Transport,
-};
+use hpki_card::{Application, CardError, CardProfile, CardVariant, Pin, PinStatus, Session, Transport};
 use proptest::prelude::*;
 
 /// Answers each APDU with the next scripted response; runs dry as a card
@@ -31,14 +29,8 @@ impl Transport for Scripted {
 }
 
 fn profiles() -> impl Strategy<Value = CardProfile> {
-    (
-        prop_oneof![Just(CardVariant::Jma), Just(CardVariant::Jahis)],
-        any::<bool>(),
-    )
-        .prop_map(|(variant, extended_length)| CardProfile {
-            variant,
-            extended_length,
-        })
+    (prop_oneof![Just(CardVariant::Jma), Just(CardVariant::Jahis)], any::<bool>())
+        .prop_map(|(variant, extended_length)| CardProfile { variant, extended_length })
 }
 
 /// Answers that are mostly plausible (so parsing gets deep) and sometimes
@@ -72,15 +64,8 @@ fn answer() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn run<R>(
-    profile: CardProfile,
-    answers: Vec<Vec<u8>>,
-    op: impl FnOnce(&mut Session<'_, Scripted>) -> R,
-) -> R {
-    let mut t = Scripted {
-        answers: answers.into(),
-        sent: 0,
-    };
+fn run<R>(profile: CardProfile, answers: Vec<Vec<u8>>, op: impl FnOnce(&mut Session<'_, Scripted>) -> R) -> R {
+    let mut t = Scripted { answers: answers.into(), sent: 0 };
     let mut trace = Vec::new();
     let mut s = Session::new(&mut t, profile, &mut trace);
     op(&mut s)
@@ -136,55 +121,25 @@ proptest! {
 fn endless_more_data_is_cut_off() {
     // A card that answers 61 FF for ever.
     let answers = vec![vec![0x61, 0xFF]; 9_000];
-    let profile = CardProfile {
-        variant: CardVariant::Jma,
-        extended_length: true,
-    };
-    let err = run(profile, answers, |s| {
-        s.read_certificate(Application::Authentication)
-    })
-    .unwrap_err();
-    assert!(
-        matches!(err, CardError::MalformedResponse { .. }),
-        "{err:?}"
-    );
+    let profile = CardProfile { variant: CardVariant::Jma, extended_length: true };
+    let err = run(profile, answers, |s| s.read_certificate(Application::Authentication)).unwrap_err();
+    assert!(matches!(err, CardError::MalformedResponse { .. }), "{err:?}");
 }
 
 #[test]
 fn get_response_assembles_a_certificate() {
     // SELECT EF ok; READ BINARY answered in two parts via 61 xx.
     let cert: Vec<u8> = [&[0x30, 0x06][..], &[1, 2, 3, 4, 5, 6]].concat();
-    let answers = vec![
-        vec![0x90, 0x00],
-        [&cert[..3], &[0x61, 0x05][..]].concat(),
-        [&cert[3..], &[0x90, 0x00][..]].concat(),
-    ];
-    let profile = CardProfile {
-        variant: CardVariant::Jma,
-        extended_length: false,
-    };
-    assert_eq!(
-        run(profile, answers, |s| s
-            .read_certificate(Application::Authentication)),
-        Ok(cert)
-    );
+    let answers =
+        vec![vec![0x90, 0x00], [&cert[..3], &[0x61, 0x05][..]].concat(), [&cert[3..], &[0x90, 0x00][..]].concat()];
+    let profile = CardProfile { variant: CardVariant::Jma, extended_length: false };
+    assert_eq!(run(profile, answers, |s| s.read_certificate(Application::Authentication)), Ok(cert));
 }
 
 #[test]
 fn wrong_le_is_resent_once() {
     let cert = vec![0x30, 0x01, 0xAA];
-    let answers = vec![
-        vec![0x90, 0x00],
-        vec![0x6C, 0x03],
-        [&cert[..], &[0x90, 0x00]].concat(),
-    ];
-    let profile = CardProfile {
-        variant: CardVariant::Jma,
-        extended_length: false,
-    };
-    assert_eq!(
-        run(profile, answers, |s| s
-            .read_certificate(Application::Authentication)),
-        Ok(cert)
-    );
+    let answers = vec![vec![0x90, 0x00], vec![0x6C, 0x03], [&cert[..], &[0x90, 0x00]].concat()];
+    let profile = CardProfile { variant: CardVariant::Jma, extended_length: false };
+    assert_eq!(run(profile, answers, |s| s.read_certificate(Application::Authentication)), Ok(cert));
 }

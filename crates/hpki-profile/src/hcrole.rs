@@ -55,8 +55,9 @@ pub fn encode(profession: Profession) -> Vec<u8> {
                             w.next().write_tagged(yasna::Tag::context(0), |w| {
                                 w.write_set(|w| {
                                     w.next().write_tagged(yasna::Tag::context(0), |w| w.write_oid(&scheme));
-                                    w.next()
-                                        .write_tagged(yasna::Tag::context(2), |w| w.write_utf8_string(profession.hc_role()));
+                                    w.next().write_tagged(yasna::Tag::context(2), |w| {
+                                        w.write_utf8_string(profession.hc_role())
+                                    });
                                 })
                             })
                         })
@@ -140,7 +141,7 @@ fn directory_string(any: &Any<'_>) -> Result<String, HcRoleError> {
             .map(str::to_owned)
             .map_err(|_| HcRoleError::Malformed("codeDataFreeText is not valid UTF-8")),
         Tag::BmpString => {
-            if any.data.len() % 2 != 0 {
+            if !any.data.len().is_multiple_of(2) {
                 return Err(HcRoleError::Malformed("odd-length BMPString"));
             }
             let units: Vec<u16> = any.data.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();

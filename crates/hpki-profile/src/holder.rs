@@ -101,7 +101,8 @@ pub fn read_holder(der: &[u8]) -> Result<CardHolder, HolderError> {
 /// Parses exactly one DER certificate.
 pub fn parse_certificate(der: &[u8]) -> Result<X509Certificate<'_>, HolderError> {
     check_outer_structure(der).map_err(HolderError::NotACertificate)?;
-    let (rest, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| HolderError::NotACertificate(e.to_string()))?;
+    let (rest, cert) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| HolderError::NotACertificate(e.to_string()))?;
     if !rest.is_empty() {
         return Err(HolderError::NotACertificate(format!("{} bytes after the certificate", rest.len())));
     }
@@ -186,7 +187,9 @@ pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> 
             }
             ParsedExtension::CRLDistributionPoints(dps) => {
                 for dp in dps.iter() {
-                    if let Some(x509_parser::extensions::DistributionPointName::FullName(names)) = &dp.distribution_point {
+                    if let Some(x509_parser::extensions::DistributionPointName::FullName(names)) =
+                        &dp.distribution_point
+                    {
                         for n in names {
                             if let GeneralName::URI(uri) = n {
                                 crl_dps.push((*uri).to_string());
@@ -196,7 +199,10 @@ pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> 
                 }
             }
             ParsedExtension::ParseError { error } => {
-                return Err(HolderError::BadExtension { extension: extension_name(&ext.oid), detail: error.to_string() });
+                return Err(HolderError::BadExtension {
+                    extension: extension_name(&ext.oid),
+                    detail: error.to_string(),
+                });
             }
             _ => {
                 if Oid::from_u64_arcs(oid::SUBJECT_DIRECTORY_ATTRIBUTES).is_some_and(|o| o.matches(&ext.oid)) {
@@ -262,9 +268,7 @@ fn first_attr(name: &X509Name<'_>, which: DnAttr) -> Option<String> {
         DnAttr::SerialNumber => oid::DN_SERIAL_NUMBER,
     };
     let wanted = Oid::from_u64_arcs(arcs)?;
-    name.iter_attributes()
-        .find(|a| wanted.matches(a.attr_type()))
-        .and_then(|a| a.as_str().ok().map(str::to_owned))
+    name.iter_attributes().find(|a| wanted.matches(a.attr_type())).and_then(|a| a.as_str().ok().map(str::to_owned))
 }
 
 pub(crate) fn extension_name(oid: &x509_parser::der_parser::oid::Oid<'_>) -> &'static str {

@@ -63,7 +63,14 @@ pub const TABLE: &[Qualification] = &[
     q(Profession::PublicHealthNurse, "Public Health Nurse", "public-health-nurse", "保健師", "PHN", false),
     q(Profession::Midwife, "Midwife", "midwife", "助産師", "MW", false),
     q(Profession::RegisteredDietitian, "Registered Dietitian", "dietitian", "管理栄養士", "RD", false),
-    q(Profession::RadiologicalTechnologist, "Radiological Technologist", "radiological-technologist", "診療放射線技師", "RT", false),
+    q(
+        Profession::RadiologicalTechnologist,
+        "Radiological Technologist",
+        "radiological-technologist",
+        "診療放射線技師",
+        "RT",
+        false,
+    ),
     q(
         Profession::ClinicalLaboratoryTechnologist,
         "Clinical Laboratory Technologist",

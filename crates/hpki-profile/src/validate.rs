@@ -287,7 +287,8 @@ impl Validator {
             ders.into_iter()
                 .enumerate()
                 .map(|(i, der)| {
-                    let subject = parse_certificate(&der).map_err(|e| bad(i, e.to_string()))?.subject().as_raw().to_vec();
+                    let subject =
+                        parse_certificate(&der).map_err(|e| bad(i, e.to_string()))?.subject().as_raw().to_vec();
                     Ok(Indexed { subject, der })
                 })
                 .collect::<Result<Vec<_>, ConfigError>>()
@@ -327,7 +328,13 @@ impl Validator {
     /// Validates `leaf` (DER) for `purpose` at `at` (Unix seconds), with any
     /// intermediates the holder presented. A repeat of a successful
     /// validation within its validity costs one hash and a lookup.
-    pub fn validate(&self, leaf: &[u8], presented: &[Vec<u8>], purpose: Purpose, at: i64) -> Result<Validated, Refusal> {
+    pub fn validate(
+        &self,
+        leaf: &[u8],
+        presented: &[Vec<u8>],
+        purpose: Purpose,
+        at: i64,
+    ) -> Result<Validated, Refusal> {
         let key = self.cache_key(leaf, presented, purpose);
         if let Some(hit) = self.cache.lock().unwrap_or_else(PoisonError::into_inner).get(&key)
             && hit.valid_from <= at
@@ -546,7 +553,10 @@ impl Validator {
         if let Some(ku) = key_usage(issuer)
             && !ku.crl_sign()
         {
-            return Err(Refusal::CrlUnusable { issuer: issuer_name, detail: "its issuer may not sign CRLs (no cRLSign)".into() });
+            return Err(Refusal::CrlUnusable {
+                issuer: issuer_name,
+                detail: "its issuer may not sign CRLs (no cRLSign)".into(),
+            });
         }
         for ext in crl.extensions() {
             let id = ext.oid.to_id_string();
@@ -572,7 +582,11 @@ impl Validator {
             if strip_zeros(entry.raw_serial()) != serial {
                 continue;
             }
-            if let Some(ext) = entry.extensions().iter().find(|e| e.critical && !KNOWN_CRL_EXTENSIONS.contains(&e.oid.to_id_string().as_str())) {
+            if let Some(ext) = entry
+                .extensions()
+                .iter()
+                .find(|e| e.critical && !KNOWN_CRL_EXTENSIONS.contains(&e.oid.to_id_string().as_str()))
+            {
                 return Err(Refusal::CrlUnusable {
                     issuer: issuer_name,
                     detail: format!("entry with critical extension {}", ext.oid.to_id_string()),
@@ -610,23 +624,30 @@ fn parse_crl(der: &[u8]) -> Result<(usize, CertificateRevocationList<'_>), Strin
 
 fn verify_issued_by(cert: &X509Certificate<'_>, issuer_der: &[u8]) -> Result<(), Refusal> {
     let issuer = parse_certificate(issuer_der).map_err(|e| Refusal::Malformed(e.to_string()))?;
-    signature::verify(issuer.public_key(), &cert.signature_algorithm, &cert.signature_value.data, cert.tbs_certificate.as_ref())
-        .map_err(|e| match e {
-            SignatureError::Invalid => Refusal::BadSignature {
-                subject: cert.subject().to_string(),
-                issuer: issuer.subject().to_string(),
-            },
-            e @ SignatureError::Unsupported(_) => {
-                Refusal::UnsupportedAlgorithm { subject: cert.subject().to_string(), detail: e.to_string() }
-            }
-        })
+    signature::verify(
+        issuer.public_key(),
+        &cert.signature_algorithm,
+        &cert.signature_value.data,
+        cert.tbs_certificate.as_ref(),
+    )
+    .map_err(|e| match e {
+        SignatureError::Invalid => {
+            Refusal::BadSignature { subject: cert.subject().to_string(), issuer: issuer.subject().to_string() }
+        }
+        e @ SignatureError::Unsupported(_) => {
+            Refusal::UnsupportedAlgorithm { subject: cert.subject().to_string(), detail: e.to_string() }
+        }
+    })
 }
 
 fn check_critical_extensions(cert: &X509Certificate<'_>) -> Result<(), Refusal> {
     for ext in cert.extensions() {
         let id = ext.oid.to_id_string();
         if ext.critical && !KNOWN_CRITICAL.contains(&id.as_str()) {
-            return Err(Refusal::UnknownCriticalExtension { subject: cert.subject().to_string(), oid: oid::display(&ext.oid) });
+            return Err(Refusal::UnknownCriticalExtension {
+                subject: cert.subject().to_string(),
+                oid: oid::display(&ext.oid),
+            });
         }
     }
     Ok(())

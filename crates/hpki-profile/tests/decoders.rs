@@ -5,9 +5,14 @@
 use std::sync::OnceLock;
 
 use hpki_profile::oid::{self, Oid};
-use hpki_profile::{AcceptedPolicies, Profession, Purpose, Revocation, Validator, ValidatorConfig, hcrole, read_holder};
+use hpki_profile::{
+    AcceptedPolicies, Profession, Purpose, Revocation, Validator, ValidatorConfig, hcrole, read_holder,
+};
 use proptest::prelude::*;
-use rcgen::{BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256};
+use rcgen::{
+    BasicConstraints, CertificateParams, CustomExtension, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256,
+};
 
 struct Chain {
     root: Vec<u8>,
@@ -34,7 +39,10 @@ fn chain() -> &'static Chain {
         let mut cp = CustomExtension::from_oid_content(oid::CERTIFICATE_POLICIES, cp);
         cp.set_criticality(true);
         leaf.custom_extensions.push(cp);
-        leaf.custom_extensions.push(CustomExtension::from_oid_content(oid::SUBJECT_DIRECTORY_ATTRIBUTES, hcrole::encode(Profession::Doctor)));
+        leaf.custom_extensions.push(CustomExtension::from_oid_content(
+            oid::SUBJECT_DIRECTORY_ATTRIBUTES,
+            hcrole::encode(Profession::Doctor),
+        ));
         let leaf_der = leaf.signed_by(&leaf_key, &issuer).expect("leaf").der().to_vec();
         Chain { root: root_der, leaf: leaf_der }
     })
@@ -84,7 +92,10 @@ fn every_single_byte_change_to_a_signed_certificate_is_refused() {
             leaf[i] = original[i].wrapping_add(delta);
             // The cache is keyed by the exact bytes, so every variant is
             // validated afresh.
-            assert!(v.validate(&leaf, &[], Purpose::Authentication, at).is_err(), "byte {i} changed by {delta} still validated");
+            assert!(
+                v.validate(&leaf, &[], Purpose::Authentication, at).is_err(),
+                "byte {i} changed by {delta} still validated"
+            );
         }
         leaf[i] = original[i];
     }
@@ -123,4 +134,3 @@ proptest! {
         }
     }
 }
-

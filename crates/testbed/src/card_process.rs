@@ -31,19 +31,8 @@ impl CardProcess {
     }
 
     /// As [`start`](Self::start), with extra `virtual-card` arguments.
-    pub fn start_with_args(
-        pcscd: &PrivatePcscd,
-        slot: u8,
-        image: &Path,
-        args: &[&str],
-    ) -> anyhow::Result<CardProcess> {
-        let mut card = Self::unstarted(
-            pcscd.dir(),
-            pcscd.vpcd_port(slot),
-            pcscd.reader(slot),
-            image,
-            slot,
-        );
+    pub fn start_with_args(pcscd: &PrivatePcscd, slot: u8, image: &Path, args: &[&str]) -> anyhow::Result<CardProcess> {
+        let mut card = Self::unstarted(pcscd.dir(), pcscd.vpcd_port(slot), pcscd.reader(slot), image, slot);
         card.extra_args = args.iter().map(|a| a.to_string()).collect();
         card.spawn()?;
         card.wait_status("inserted", Duration::from_secs(10))?;
@@ -52,12 +41,7 @@ impl CardProcess {
 
     /// Starts the card for vpcd `port` without waiting for the connection
     /// (pcscd may not be running yet); files go to `dir`.
-    pub fn start_detached(
-        dir: &Path,
-        port: u16,
-        reader: String,
-        image: &Path,
-    ) -> anyhow::Result<CardProcess> {
+    pub fn start_detached(dir: &Path, port: u16, reader: String, image: &Path) -> anyhow::Result<CardProcess> {
         let mut card = Self::unstarted(dir, port, reader, image, 0);
         card.spawn()?;
         Ok(card)
@@ -84,10 +68,7 @@ impl CardProcess {
 
     fn spawn(&mut self) -> anyhow::Result<()> {
         let _ = fs::remove_file(&self.control);
-        let stderr = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.stderr_log)?;
+        let stderr = fs::OpenOptions::new().create(true).append(true).open(&self.stderr_log)?;
         let child = Command::new(bin_path("virtual-card")?)
             .arg("--image")
             .arg(&self.image)
@@ -109,15 +90,9 @@ impl CardProcess {
             if let Some(child) = &mut self.child
                 && let Some(status) = child.try_wait()?
             {
-                bail!(
-                    "virtual-card exited ({status}):\n{}",
-                    fs::read_to_string(&self.stderr_log).unwrap_or_default()
-                );
+                bail!("virtual-card exited ({status}):\n{}", fs::read_to_string(&self.stderr_log).unwrap_or_default());
             }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "virtual-card control socket did not appear"
-            );
+            anyhow::ensure!(Instant::now() < deadline, "virtual-card control socket did not appear");
             std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
@@ -134,10 +109,7 @@ impl CardProcess {
             if let Some(child) = &mut self.child
                 && let Some(status) = child.try_wait()?
             {
-                bail!(
-                    "virtual-card exited ({status}):\n{}",
-                    fs::read_to_string(&self.stderr_log).unwrap_or_default()
-                );
+                bail!("virtual-card exited ({status}):\n{}", fs::read_to_string(&self.stderr_log).unwrap_or_default());
             }
             if Instant::now() > deadline {
                 bail!("virtual-card not {want} after {timeout:?}");
@@ -187,8 +159,7 @@ impl CardProcess {
     /// The next APDU with `ins` is answered with exactly `raw`.
     pub fn respond_next(&self, ins: u8, raw: &[u8]) -> anyhow::Result<()> {
         let hex: String = raw.iter().map(|b| format!("{b:02X}")).collect();
-        self.control(&format!("respond-next {ins:02X} {hex}"))
-            .map(drop)
+        self.control(&format!("respond-next {ins:02X} {hex}")).map(drop)
     }
 
     /// The persisted retry counter of `app`.
@@ -202,11 +173,7 @@ impl CardProcess {
 
     /// Lines of the APDU log (`CLA INS P1 P2 lc= ne= sw= len=`).
     pub fn apdu_log(&self) -> Vec<String> {
-        fs::read_to_string(&self.apdu_log)
-            .unwrap_or_default()
-            .lines()
-            .map(String::from)
-            .collect()
+        fs::read_to_string(&self.apdu_log).unwrap_or_default().lines().map(String::from).collect()
     }
 
     pub fn clear_apdu_log(&self) -> anyhow::Result<()> {
@@ -217,11 +184,7 @@ impl CardProcess {
     pub fn logged_ins(&self) -> Vec<u8> {
         self.apdu_log()
             .iter()
-            .filter_map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|i| u8::from_str_radix(i, 16).ok())
-            })
+            .filter_map(|l| l.split_whitespace().nth(1).and_then(|i| u8::from_str_radix(i, 16).ok()))
             .collect()
     }
 

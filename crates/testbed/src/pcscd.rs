@@ -48,19 +48,10 @@ impl PrivatePcscd {
     }
 
     fn launch(base_port: Option<u16>) -> anyhow::Result<PrivatePcscd> {
-        for (what, path) in [
-            ("pcscd", "/usr/sbin/pcscd"),
-            ("the vpcd driver (vsmartcard-vpcd)", VPCD_DRIVER),
-        ] {
-            anyhow::ensure!(
-                Path::new(path).exists(),
-                "{what} is not installed ({path}); `make test` installs it"
-            );
+        for (what, path) in [("pcscd", "/usr/sbin/pcscd"), ("the vpcd driver (vsmartcard-vpcd)", VPCD_DRIVER)] {
+            anyhow::ensure!(Path::new(path).exists(), "{what} is not installed ({path}); `make test` installs it");
         }
-        let dir = tempfile::Builder::new()
-            .prefix("hpki-pcscd-")
-            .tempdir()
-            .context("temporary directory")?;
+        let dir = tempfile::Builder::new().prefix("hpki-pcscd-").tempdir().context("temporary directory")?;
         fs::create_dir_all(dir.path().join("run"))?;
         fs::create_dir_all(dir.path().join("conf"))?;
         // The bind-mount target must exist in the parent namespace.
@@ -73,11 +64,7 @@ impl PrivatePcscd {
                 ),
             )?;
         }
-        let mut pcscd = PrivatePcscd {
-            dir,
-            child: None,
-            base_port,
-        };
+        let mut pcscd = PrivatePcscd { dir, child: None, base_port };
         pcscd.spawn()?;
         Ok(pcscd)
     }
@@ -85,10 +72,7 @@ impl PrivatePcscd {
     fn spawn(&mut self) -> anyhow::Result<()> {
         let run = self.dir.path().join("run");
         let conf = self.dir.path().join("conf");
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("pcscd.log"))?;
+        let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.path().join("pcscd.log"))?;
         let child = Command::new("unshare")
             .args(["-m", "--propagation", "private", "sh", "-c"])
             .arg("mount --bind \"$1\" /run/pcscd && exec pcscd --foreground --config \"$2\"")
@@ -113,9 +97,7 @@ impl PrivatePcscd {
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
-            let vpcd_up = self
-                .base_port
-                .is_none_or(|p| (0..u16::from(SLOTS)).all(|s| ports::is_listening(p + s)));
+            let vpcd_up = self.base_port.is_none_or(|p| (0..u16::from(SLOTS)).all(|s| ports::is_listening(p + s)));
             if self.socket().exists() && vpcd_up {
                 return Ok(());
             }

@@ -6,16 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A port `p` with `p..p + count` all free on 0.0.0.0, below the kernel's
 /// ephemeral range so outgoing connections do not take it meanwhile.
 pub fn free_port_block(count: u16) -> anyhow::Result<u16> {
-    let seed = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0)
+    let seed = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0)
         ^ std::process::id().wrapping_mul(2_654_435_761);
     for attempt in 0..200u32 {
         let base = 20_000 + ((seed.wrapping_add(attempt.wrapping_mul(7_919))) % 10_000) as u16;
-        let held: Vec<_> = (0..count)
-            .map_while(|i| TcpListener::bind(("0.0.0.0", base + i)).ok())
-            .collect();
+        let held: Vec<_> = (0..count).map_while(|i| TcpListener::bind(("0.0.0.0", base + i)).ok()).collect();
         if held.len() == usize::from(count) {
             return Ok(base);
         }

@@ -55,10 +55,7 @@ pub fn check(atr: &[u8]) -> Result<(), String> {
     }
     let expected = i + k + usize::from(needs_tck);
     if atr.len() != expected {
-        return Err(format!(
-            "{} bytes, but its interface bytes announce {expected}",
-            atr.len()
-        ));
+        return Err(format!("{} bytes, but its interface bytes announce {expected}", atr.len()));
     }
     if needs_tck && atr[1..].iter().fold(0u8, |acc, b| acc ^ b) != 0 {
         return Err("TCK does not match".into());
@@ -68,10 +65,7 @@ pub fn check(atr: &[u8]) -> Result<(), String> {
 
 /// Hex with optional spaces or colons, as people write ATRs.
 pub fn parse_hex(s: &str) -> Result<Vec<u8>, String> {
-    let clean: String = s
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != ':')
-        .collect();
+    let clean: String = s.chars().filter(|c| !c.is_whitespace() && *c != ':').collect();
     hex::decode(clean).map_err(|e| format!("not hex: {e}"))
 }
 
@@ -96,9 +90,6 @@ mod tests {
         bad[14] ^= 1;
         assert_eq!(check(&bad), Err("TCK does not match".into()));
         assert!(check(&atr[..13]).is_err());
-        assert!(
-            check(&[0x3B, 0x02, 0x14, 0x50]).is_ok(),
-            "T=0 only needs no TCK"
-        );
+        assert!(check(&[0x3B, 0x02, 0x14, 0x50]).is_ok(), "T=0 only needs no TCK");
     }
 }

@@ -75,10 +75,7 @@ impl VirtualCard {
 
     fn build(image: CardImage, store: Store) -> Result<VirtualCard, ImageError> {
         let key = |app| image.app(app).private_key().map_err(ImageError::Invalid);
-        let keys = [
-            key(Application::Authentication)?,
-            key(Application::Signature)?,
-        ];
+        let keys = [key(Application::Authentication)?, key(Application::Signature)?];
         let profile = CardProfile {
             variant: image.variant,
             // The emulated JMA card has extended length; the JAHIS variant
@@ -249,11 +246,7 @@ impl VirtualCard {
         }
         if cmd.data.is_empty() {
             // Retry counter query: uses no try.
-            return if self.verified[i] {
-                ok(Vec::new())
-            } else {
-                Err(retries(state.tries_left))
-            };
+            return if self.verified[i] { ok(Vec::new()) } else { Err(retries(state.tries_left)) };
         }
         if constant_time_eq(cmd.data, state.pin.as_bytes()) {
             let limit = state.retry_limit;
@@ -326,9 +319,8 @@ impl VirtualCard {
         }
         let t = pkcs1_type1_payload(&block).ok_or(StatusWord::WRONG_DATA)?;
         // Re-padding T yields exactly `block`; rsa applies blinding.
-        let signature = key
-            .sign_with_rng(&mut OsRng, Pkcs1v15Sign::new_unprefixed(), t)
-            .map_err(|_| StatusWord::WRONG_DATA)?;
+        let signature =
+            key.sign_with_rng(&mut OsRng, Pkcs1v15Sign::new_unprefixed(), t).map_err(|_| StatusWord::WRONG_DATA)?;
         if app == Application::Signature {
             // The signature application wants the PIN for every signature.
             self.verified[i] = false;
@@ -350,8 +342,7 @@ fn pkcs1_type1_payload(block: &[u8]) -> Option<&[u8]> {
     }
     let t = rest[ff..].strip_prefix(&[0x00])?;
     // HPKI signs SHA-256 DigestInfos; anything else is refused.
-    (t.len() == SHA256_DIGEST_INFO_PREFIX.len() + 32 && t.starts_with(&SHA256_DIGEST_INFO_PREFIX))
-        .then_some(t)
+    (t.len() == SHA256_DIGEST_INFO_PREFIX.len() + 32 && t.starts_with(&SHA256_DIGEST_INFO_PREFIX)).then_some(t)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -21,15 +21,7 @@ pub fn parse(apdu: &[u8]) -> Result<Received<'_>, StatusWord> {
     let [cla, ins, p1, p2, body @ ..] = apdu else {
         return Err(StatusWord::WRONG_LENGTH);
     };
-    let mut r = Received {
-        cla: *cla,
-        ins: *ins,
-        p1: *p1,
-        p2: *p2,
-        data: &[],
-        ne: 0,
-        extended: false,
-    };
+    let mut r = Received { cla: *cla, ins: *ins, p1: *p1, p2: *p2, data: &[], ne: 0, extended: false };
     match body {
         [] => {}
         [le] => r.ne = if *le == 0 { 256 } else { usize::from(*le) },
@@ -60,11 +52,7 @@ pub fn parse(apdu: &[u8]) -> Result<Received<'_>, StatusWord> {
                 n if n == lc => r.data = tail,
                 n if n == lc + 1 => {
                     r.data = &tail[..lc];
-                    r.ne = if tail[lc] == 0 {
-                        256
-                    } else {
-                        usize::from(tail[lc])
-                    };
+                    r.ne = if tail[lc] == 0 { 256 } else { usize::from(tail[lc]) };
                 }
                 _ => return Err(StatusWord::WRONG_LENGTH),
             }
@@ -96,10 +84,7 @@ mod tests {
         assert_eq!(r.data, &[0, 0x16]);
         let r = parse(&[0, 0xB0, 0, 0, 0, 0x08, 0x00]).expect("case 2E");
         assert_eq!((r.ne, r.extended), (2048, true));
-        assert_eq!(
-            parse(&[0, 0xA4, 2, 0x0C, 3, 0, 0x16]),
-            Err(StatusWord::WRONG_LENGTH)
-        );
+        assert_eq!(parse(&[0, 0xA4, 2, 0x0C, 3, 0, 0x16]), Err(StatusWord::WRONG_LENGTH));
         assert_eq!(parse(&[0, 0xA4, 2]), Err(StatusWord::WRONG_LENGTH));
     }
 

@@ -69,32 +69,19 @@ impl std::fmt::Debug for AppImage {
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("cannot read card image {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("card image {path} is not valid: {detail}")]
     Parse { path: PathBuf, detail: String },
     #[error("card image: {0}")]
     Invalid(String),
     #[error("cannot write card image {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 impl CardImage {
     /// A new image with full retry counters and the variant's default ATR.
     pub fn new(variant: CardVariant, authentication: AppImage, signature: AppImage) -> CardImage {
-        CardImage {
-            format: FORMAT.into(),
-            variant,
-            atr: None,
-            label: String::new(),
-            authentication,
-            signature,
-        }
+        CardImage { format: FORMAT.into(), variant, atr: None, label: String::new(), authentication, signature }
     }
 
     pub fn app(&self, app: Application) -> &AppImage {
@@ -112,25 +99,15 @@ impl CardImage {
     }
 
     pub fn atr(&self) -> Vec<u8> {
-        self.atr
-            .clone()
-            .unwrap_or_else(|| atr::default_for(self.variant))
+        self.atr.clone().unwrap_or_else(|| atr::default_for(self.variant))
     }
 
     pub fn load(path: &Path) -> Result<CardImage, ImageError> {
-        let text = fs::read_to_string(path).map_err(|source| ImageError::Read {
-            path: path.into(),
-            source,
-        })?;
-        let image: CardImage = serde_json::from_str(&text).map_err(|e| ImageError::Parse {
-            path: path.into(),
-            detail: e.to_string(),
-        })?;
+        let text = fs::read_to_string(path).map_err(|source| ImageError::Read { path: path.into(), source })?;
+        let image: CardImage =
+            serde_json::from_str(&text).map_err(|e| ImageError::Parse { path: path.into(), detail: e.to_string() })?;
         image.validate().map_err(|e| match e {
-            ImageError::Invalid(detail) => ImageError::Parse {
-                path: path.into(),
-                detail,
-            },
+            ImageError::Invalid(detail) => ImageError::Parse { path: path.into(), detail },
             other => other,
         })?;
         Ok(image)
@@ -139,20 +116,11 @@ impl CardImage {
     /// Writes the image so that a crash leaves either the old or the new file
     /// (temporary file, fsync, rename, fsync of the directory).
     pub fn save(&self, path: &Path) -> Result<(), ImageError> {
-        let err = |source| ImageError::Write {
-            path: path.into(),
-            source,
-        };
-        let mut text =
-            serde_json::to_string_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
+        let err = |source| ImageError::Write { path: path.into(), source };
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| err(std::io::Error::other(e)))?;
         text.push('\n');
-        let dir = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = path
-            .file_name()
-            .ok_or_else(|| err(std::io::Error::other("no file name")))?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().ok_or_else(|| err(std::io::Error::other("no file name")))?;
         let tmp = dir.join(format!(".{}.tmp", name.to_string_lossy()));
         {
             let mut f = open_private(&tmp).map_err(err)?;
@@ -160,9 +128,7 @@ impl CardImage {
             f.sync_all().map_err(err)?;
         }
         fs::rename(&tmp, path).map_err(err)?;
-        fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(err)?;
+        fs::File::open(dir).and_then(|d| d.sync_all()).map_err(err)?;
         Ok(())
     }
 
@@ -170,16 +136,11 @@ impl CardImage {
     /// start-up with a message rather than misbehaving later.
     pub fn validate(&self) -> Result<(), ImageError> {
         if self.format != FORMAT {
-            return Err(ImageError::Invalid(format!(
-                "format {:?} is not {FORMAT:?}",
-                self.format
-            )));
+            return Err(ImageError::Invalid(format!("format {:?} is not {FORMAT:?}", self.format)));
         }
         atr::check(&self.atr()).map_err(|e| ImageError::Invalid(format!("ATR: {e}")))?;
         for app in Application::ALL {
-            self.app(app)
-                .validate()
-                .map_err(|e| ImageError::Invalid(format!("{app} application: {e}")))?;
+            self.app(app).validate().map_err(|e| ImageError::Invalid(format!("{app} application: {e}")))?;
         }
         Ok(())
     }
@@ -187,33 +148,20 @@ impl CardImage {
 
 impl AppImage {
     pub fn new(certificate: Vec<u8>, private_key: Vec<u8>, pin: &str, retry_limit: u8) -> AppImage {
-        AppImage {
-            certificate,
-            private_key,
-            pin: pin.into(),
-            retry_limit,
-            tries_left: retry_limit,
-        }
+        AppImage { certificate, private_key, pin: pin.into(), retry_limit, tries_left: retry_limit }
     }
 
     pub fn private_key(&self) -> Result<RsaPrivateKey, String> {
-        RsaPrivateKey::from_pkcs8_der(&self.private_key)
-            .map_err(|e| format!("private key is not RSA PKCS#8: {e}"))
+        RsaPrivateKey::from_pkcs8_der(&self.private_key).map_err(|e| format!("private key is not RSA PKCS#8: {e}"))
     }
 
     fn validate(&self) -> Result<(), String> {
         Pin::new(&self.pin).map_err(|e| format!("PIN: {e}"))?;
         if !(1..=MAX_RETRY_LIMIT).contains(&self.retry_limit) {
-            return Err(format!(
-                "retry_limit {} is outside 1..={MAX_RETRY_LIMIT}",
-                self.retry_limit
-            ));
+            return Err(format!("retry_limit {} is outside 1..={MAX_RETRY_LIMIT}", self.retry_limit));
         }
         if self.tries_left > self.retry_limit {
-            return Err(format!(
-                "tries_left {} exceeds retry_limit {}",
-                self.tries_left, self.retry_limit
-            ));
+            return Err(format!("tries_left {} exceeds retry_limit {}", self.tries_left, self.retry_limit));
         }
         let key = self.private_key()?;
         let (_, cert) = x509_parser::parse_x509_certificate(&self.certificate)
@@ -223,12 +171,7 @@ impl AppImage {
             Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => rsa.modulus.to_vec(),
             _ => return Err("certificate does not hold an RSA public key".into()),
         };
-        let strip = |m: &[u8]| {
-            m.iter()
-                .skip_while(|b| **b == 0)
-                .copied()
-                .collect::<Vec<u8>>()
-        };
+        let strip = |m: &[u8]| m.iter().skip_while(|b| **b == 0).copied().collect::<Vec<u8>>();
         if strip(&modulus) != strip(&key.n().to_bytes_be()) {
             return Err("private key does not belong to the certificate".into());
         }
@@ -238,12 +181,7 @@ impl AppImage {
 
 fn open_private(path: &Path) -> std::io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
 }
 
 mod b64 {
@@ -265,12 +203,9 @@ mod opt_hex {
             None => s.serialize_none(),
         }
     }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Vec<u8>>, D::Error> {
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| crate::atr::parse_hex(&s).map_err(serde::de::Error::custom))
-            .transpose()
+        s.map(|s| crate::atr::parse_hex(&s).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -280,8 +215,6 @@ mod variant_name {
         s.serialize_str(v.name())
     }
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CardVariant, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }

@@ -44,23 +44,20 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "virtual_card=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "virtual_card=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
     let mut card = VirtualCard::from_file(args.image.clone())?;
     let mut log = match &args.apdu_log {
-        Some(p) => {
-            ApduLog::open(p).with_context(|| format!("cannot open APDU log {}", p.display()))?
-        }
+        Some(p) => ApduLog::open(p).with_context(|| format!("cannot open APDU log {}", p.display()))?,
         None => ApduLog::disabled(),
     };
     let shared = Arc::new(Shared::new(!args.removed));
     if let Some(path) = &args.control {
-        let listener = control::listen(path)
-            .with_context(|| format!("cannot listen on control socket {}", path.display()))?;
+        let listener =
+            control::listen(path).with_context(|| format!("cannot listen on control socket {}", path.display()))?;
         let (shared, image) = (shared.clone(), Arc::new(args.image.clone()));
         std::thread::Builder::new()
             .name("control".into())
@@ -73,11 +70,7 @@ fn main() -> anyhow::Result<()> {
         port = args.vpcd_port,
         "virtual card ready"
     );
-    let link = LinkConfig {
-        host: args.vpcd_host,
-        port: args.vpcd_port,
-        naive_socket: args.naive_socket,
-    };
+    let link = LinkConfig { host: args.vpcd_host, port: args.vpcd_port, naive_socket: args.naive_socket };
     vpcd::run(&mut card, &link, &shared, &mut log);
     Ok(())
 }

@@ -46,13 +46,7 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(inserted: bool) -> Shared {
-        Shared {
-            state: Mutex::new(ControlState {
-                inserted,
-                ..ControlState::default()
-            }),
-            changed: Condvar::new(),
-        }
+        Shared { state: Mutex::new(ControlState { inserted, ..ControlState::default() }), changed: Condvar::new() }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, ControlState> {
@@ -96,10 +90,7 @@ pub fn run(card: &mut VirtualCard, link: &LinkConfig, shared: &Shared, log: &mut
         {
             let mut st = shared.lock();
             while !st.quit && !st.inserted {
-                st = shared
-                    .changed
-                    .wait(st)
-                    .unwrap_or_else(PoisonError::into_inner);
+                st = shared.changed.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
             if st.quit {
                 return;
@@ -111,10 +102,7 @@ pub fn run(card: &mut VirtualCard, link: &LinkConfig, shared: &Shared, log: &mut
                 tracing::debug!(error = %e, port = link.port, "vpcd not reachable; retrying");
                 // Wait out the backoff, but wake at once for quit/removal.
                 let st = shared.lock();
-                let _ = shared
-                    .changed
-                    .wait_timeout(st, backoff)
-                    .unwrap_or_else(PoisonError::into_inner);
+                let _ = shared.changed.wait_timeout(st, backoff).unwrap_or_else(PoisonError::into_inner);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
                 continue;
             }
@@ -173,8 +161,7 @@ fn read_frame(stream: &mut TcpStream, tuned: bool) -> io::Result<Vec<u8>> {
 }
 
 fn write_frame(stream: &mut TcpStream, body: &[u8], tuned: bool) -> io::Result<()> {
-    let len = u16::try_from(body.len())
-        .map_err(|_| io::Error::other("response longer than 65535 bytes"))?;
+    let len = u16::try_from(body.len()).map_err(|_| io::Error::other("response longer than 65535 bytes"))?;
     if !tuned {
         stream.write_all(&len.to_be_bytes())?;
         return stream.write_all(body);
@@ -185,23 +172,13 @@ fn write_frame(stream: &mut TcpStream, body: &[u8], tuned: bool) -> io::Result<(
     stream.write_all(&frame)
 }
 
-fn serve(
-    card: &mut VirtualCard,
-    mut stream: TcpStream,
-    shared: &Shared,
-    log: &mut ApduLog,
-    tuned: bool,
-) -> Ended {
+fn serve(card: &mut VirtualCard, mut stream: TcpStream, shared: &Shared, log: &mut ApduLog, tuned: bool) -> Ended {
     loop {
         let frame = match read_frame(&mut stream, tuned) {
             Ok(f) => f,
             Err(_) => {
                 let st = shared.lock();
-                return if st.quit || !st.inserted || st.stream.is_none() {
-                    Ended::ByCard
-                } else {
-                    Ended::ByReader
-                };
+                return if st.quit || !st.inserted || st.stream.is_none() { Ended::ByCard } else { Ended::ByReader };
             }
         };
         let reply = match frame.as_slice() {
@@ -225,10 +202,7 @@ fn serve(
                 });
                 match fault {
                     Some(None) => {
-                        tracing::info!(
-                            ins = format_args!("{ins:02X}"),
-                            "card pulled out during a command"
-                        );
+                        tracing::info!(ins = format_args!("{ins:02X}"), "card pulled out during a command");
                         let _ = stream.shutdown(std::net::Shutdown::Both);
                         return Ended::ByCard;
                     }

@@ -11,12 +11,8 @@ use virtual_card::{AppImage, CardImage, VirtualCard};
 fn app_image() -> AppImage {
     let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).expect("keygen");
     let pkcs8 = key.to_pkcs8_der().expect("pkcs8").as_bytes().to_vec();
-    let kp = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.as_slice().into(), &PKCS_RSA_SHA256)
-        .expect("key");
-    let cert = CertificateParams::new(Vec::<String>::new())
-        .expect("params")
-        .self_signed(&kp)
-        .expect("cert");
+    let kp = KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8.as_slice().into(), &PKCS_RSA_SHA256).expect("key");
+    let cert = CertificateParams::new(Vec::<String>::new()).expect("params").self_signed(&kp).expect("cert");
     AppImage::new(cert.der().to_vec(), pkcs8, "1234", 3)
 }
 
@@ -34,10 +30,7 @@ fn send(card: &mut VirtualCard, cmd: Command<'_>) -> Vec<u8> {
 }
 
 fn select(card: &mut VirtualCard, app: Application) -> StatusWord {
-    sw(&send(
-        card,
-        Command::new(0, 0xA4, 0x04, 0x0C).with_data(&app.aid()),
-    ))
+    sw(&send(card, Command::new(0, 0xA4, 0x04, 0x0C).with_data(&app.aid())))
 }
 
 fn verify(card: &mut VirtualCard, pin: &[u8]) -> StatusWord {
@@ -45,23 +38,12 @@ fn verify(card: &mut VirtualCard, pin: &[u8]) -> StatusWord {
 }
 
 fn mse(card: &mut VirtualCard) -> StatusWord {
-    let p = CardProfile {
-        variant: CardVariant::Jma,
-        extended_length: true,
-    };
-    sw(&send(
-        card,
-        Command::new(0, 0x22, 0x41, 0xB6).with_data(&p.mse_key_reference()),
-    ))
+    let p = CardProfile { variant: CardVariant::Jma, extended_length: true };
+    sw(&send(card, Command::new(0, 0x22, 0x41, 0xB6).with_data(&p.mse_key_reference())))
 }
 
 fn pso(card: &mut VirtualCard, block: &[u8]) -> Vec<u8> {
-    send(
-        card,
-        Command::new(0, 0x2A, 0x9E, 0x9A)
-            .with_data(block)
-            .with_le(65_536),
-    )
+    send(card, Command::new(0, 0x2A, 0x9E, 0x9A).with_data(block).with_le(65_536))
 }
 
 #[test]
@@ -73,10 +55,7 @@ fn signature_application_wants_the_pin_for_every_signature() {
     assert_eq!(mse(&mut c), StatusWord::OK);
     let first = pso(&mut c, &block);
     assert_eq!((first.len(), sw(&first)), (258, StatusWord::OK));
-    assert_eq!(
-        sw(&pso(&mut c, &block)),
-        StatusWord::SECURITY_STATUS_NOT_SATISFIED
-    );
+    assert_eq!(sw(&pso(&mut c, &block)), StatusWord::SECURITY_STATUS_NOT_SATISFIED);
 }
 
 #[test]
@@ -92,18 +71,12 @@ fn authentication_application_keeps_the_pin_for_the_session() {
     select(&mut c, Application::Signature);
     select(&mut c, Application::Authentication);
     mse(&mut c);
-    assert_eq!(
-        sw(&pso(&mut c, &block)),
-        StatusWord::SECURITY_STATUS_NOT_SATISFIED
-    );
+    assert_eq!(sw(&pso(&mut c, &block)), StatusWord::SECURITY_STATUS_NOT_SATISFIED);
     verify(&mut c, b"1234");
     c.reset();
     select(&mut c, Application::Authentication);
     mse(&mut c);
-    assert_eq!(
-        sw(&pso(&mut c, &block)),
-        StatusWord::SECURITY_STATUS_NOT_SATISFIED
-    );
+    assert_eq!(sw(&pso(&mut c, &block)), StatusWord::SECURITY_STATUS_NOT_SATISFIED);
 }
 
 #[test]
@@ -112,11 +85,7 @@ fn signature_needs_key_selection_and_a_well_padded_block() {
     select(&mut c, Application::Authentication);
     verify(&mut c, b"1234");
     let block = pkcs1_v15_sha256_block(&sha256(b"x"), 256);
-    assert_eq!(
-        sw(&pso(&mut c, &block)),
-        StatusWord::CONDITIONS_NOT_SATISFIED,
-        "no MSE:SET yet"
-    );
+    assert_eq!(sw(&pso(&mut c, &block)), StatusWord::CONDITIONS_NOT_SATISFIED, "no MSE:SET yet");
     mse(&mut c);
     let mut bad = block.clone();
     bad[1] = 0x02;
@@ -129,13 +98,7 @@ fn pin_and_key_files_are_never_readable() {
     let mut c = card(CardVariant::Jma);
     select(&mut c, Application::Authentication);
     for fid in [[0x00, 0x02], [0x00, 0x0C]] {
-        assert_eq!(
-            sw(&send(
-                &mut c,
-                Command::new(0, 0xA4, 0x02, 0x0C).with_data(&fid)
-            )),
-            StatusWord::OK
-        );
+        assert_eq!(sw(&send(&mut c, Command::new(0, 0xA4, 0x02, 0x0C).with_data(&fid))), StatusWord::OK);
         assert_eq!(
             sw(&send(&mut c, Command::new(0, 0xB0, 0, 0).with_le(16))),
             StatusWord::SECURITY_STATUS_NOT_SATISFIED
@@ -156,40 +119,17 @@ fn retry_counter_query_uses_no_try_and_blocking_is_final() {
     assert_eq!(verify(&mut c, b"1234"), StatusWord::AUTH_METHOD_BLOCKED);
     assert_eq!(query(&mut c), StatusWord::AUTH_METHOD_BLOCKED);
     assert_eq!(c.image().authentication.tries_left, 0);
-    assert_eq!(
-        c.image().signature.tries_left,
-        3,
-        "each application has its own PIN"
-    );
+    assert_eq!(c.image().signature.tries_left, 3, "each application has its own PIN");
 }
 
 #[test]
 fn every_command_gets_a_status_word() {
     let mut c = card(CardVariant::Jahis);
-    assert_eq!(
-        sw(&c.process(&[0x00, 0xFF, 0, 0])),
-        StatusWord::INS_NOT_SUPPORTED
-    );
-    assert_eq!(
-        sw(&c.process(&[0x80, 0xA4, 0, 0])),
-        StatusWord::CLA_NOT_SUPPORTED
-    );
-    assert_eq!(
-        sw(&c.process(&[0x00, 0xA4, 0x04])),
-        StatusWord::WRONG_LENGTH
-    );
-    assert_eq!(
-        sw(&c.process(&[0x00, 0xA4, 0x04, 0x00, 0x05, 1])),
-        StatusWord::WRONG_LENGTH
-    );
+    assert_eq!(sw(&c.process(&[0x00, 0xFF, 0, 0])), StatusWord::INS_NOT_SUPPORTED);
+    assert_eq!(sw(&c.process(&[0x80, 0xA4, 0, 0])), StatusWord::CLA_NOT_SUPPORTED);
+    assert_eq!(sw(&c.process(&[0x00, 0xA4, 0x04])), StatusWord::WRONG_LENGTH);
+    assert_eq!(sw(&c.process(&[0x00, 0xA4, 0x04, 0x00, 0x05, 1])), StatusWord::WRONG_LENGTH);
     // The JAHIS-variant card has no extended length.
-    assert_eq!(
-        sw(&c.process(&[0x00, 0xB0, 0x98, 0x00, 0x00, 0x08, 0x00])),
-        StatusWord::WRONG_LENGTH
-    );
-    assert_eq!(
-        sw(&c.process(&[0x10, 0xB0, 0x98, 0x00, 0x10])),
-        StatusWord(0x6884),
-        "chaining only for PSO"
-    );
+    assert_eq!(sw(&c.process(&[0x00, 0xB0, 0x98, 0x00, 0x00, 0x08, 0x00])), StatusWord::WRONG_LENGTH);
+    assert_eq!(sw(&c.process(&[0x10, 0xB0, 0x98, 0x00, 0x10])), StatusWord(0x6884), "chaining only for PSO");
 }
