@@ -512,3 +512,98 @@ fn sha1_signatures_are_refused() {
     assert_eq!(err.code(), "unsupported_algorithm", "{err}");
     assert!(err.to_string().contains("sha1WithRSAEncryption"), "{err}");
 }
+
+/// A certificate shaped like a real HPKI signature certificate, made by
+/// OpenSSL: the real policy OID, critical, with a CPS qualifier; keyUsage
+/// nonRepudiation only; hcRole. Accepted with the real policies only.
+#[test]
+fn real_hpki_signature_profile_validates_with_the_real_policy_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    let hc_role = hpki_profile::hcrole::encode(Profession::Pharmacist);
+    let hc_hex: String = hc_role.iter().map(|b| format!("{b:02X}")).collect();
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!(
+            "[req]\ndistinguished_name=dn\n[dn]\n\
+             [ca]\nbasicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n\
+             [leaf]\nkeyUsage=critical,nonRepudiation\ncertificatePolicies=critical,@hpki\n\
+             2.5.29.9=DER:{hc_hex}\n\
+             [hpki]\npolicyIdentifier={}\nCPS.1=\"https://www.medis.or.jp/8_hpki/\"\n",
+            oid::HPKI_SIGNATURE_POLICY
+        ),
+    )
+    .expect("write");
+    let run = |args: &[&str]| openssl(dir, args);
+    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "root.key"]);
+    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "leaf.key"]);
+    run(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        "root.key",
+        "-subj",
+        "/C=JP/O=Ministry of Health, Labour and Welfare/OU=Test Root",
+        "-days",
+        "30",
+        "-config",
+        "ext.cnf",
+        "-extensions",
+        "ca",
+        "-sha256",
+        "-outform",
+        "DER",
+        "-out",
+        "root.der",
+    ]);
+    run(&[
+        "req",
+        "-new",
+        "-key",
+        "leaf.key",
+        "-subj",
+        "/C=JP/O=Kanazawa Pharmacy/CN=Kobayashi Mai/serialNumber=PH-777",
+        "-config",
+        "ext.cnf",
+        "-out",
+        "leaf.csr",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "root.der",
+        "-CAkey",
+        "root.key",
+        "-days",
+        "10",
+        "-set_serial",
+        "9",
+        "-extfile",
+        "ext.cnf",
+        "-extensions",
+        "leaf",
+        "-sha256",
+        "-outform",
+        "DER",
+        "-out",
+        "leaf.der",
+    ]);
+    let root = std::fs::read(dir.join("root.der")).expect("root");
+    let leaf = std::fs::read(dir.join("leaf.der")).expect("leaf");
+    let v = Validator::new(ValidatorConfig {
+        anchors: vec![root],
+        intermediates: vec![],
+        crls: vec![],
+        policies: AcceptedPolicies::hpki(),
+        revocation: Revocation::NotChecked,
+    })
+    .expect("validator");
+    let ok = v.validate(&leaf, &[], Purpose::Signature, now()).expect("the real profile validates");
+    assert_eq!(ok.holder.profession(), Some(Profession::Pharmacist));
+    assert_eq!(ok.holder.serial_number.as_deref(), Some("PH-777"));
+    assert_eq!(v.validate(&leaf, &[], Purpose::Authentication, now()).unwrap_err().code(), "wrong_key_usage");
+}
