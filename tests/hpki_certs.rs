@@ -125,6 +125,18 @@ fn extract(image: &Path, app: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Inserts the card image into a private pcscd's reader and reads both
+/// certificates back through PC/SC.
+fn read_through_pcscd(image: &Path) -> Result<[Vec<u8>; 2]> {
+    let pcscd = PrivatePcscd::start()?;
+    pcscd.use_in_this_process()?;
+    let card = CardProcess::start(&pcscd, 0, image)?;
+    let ctx = PcscContext::establish()?;
+    ctx.wait_for_card(card.reader(), Duration::from_secs(5))?;
+    let mut c = ctx.connect(card.reader())?;
+    Ok([c.read_certificate(Application::Authentication)?, c.read_certificate(Application::Signature)?])
+}
+
 /// Issue → card image → read through the virtual card and the real pcscd →
 /// verify → the right profession.
 fn round_trip(profession: &str, slug: &str) -> Result<()> {
@@ -133,14 +145,8 @@ fn round_trip(profession: &str, slug: &str) -> Result<()> {
     let o = ca.issue(profession, &image, &[])?;
     assert!(o.status.success(), "{}", stderr(&o));
 
-    let pcscd = PrivatePcscd::start()?;
-    pcscd.use_in_this_process()?;
-    let card = CardProcess::start(&pcscd, 0, &image)?;
-    let ctx = PcscContext::establish()?;
-    ctx.wait_for_card(card.reader(), Duration::from_secs(5))?;
-    let mut c = ctx.connect(card.reader())?;
-    for (app, purpose) in [(Application::Authentication, "auth"), (Application::Signature, "sign")] {
-        let der = c.read_certificate(app)?;
+    let [auth, sign] = read_through_pcscd(&image)?;
+    for (der, purpose) in [(auth, "auth"), (sign, "sign")] {
         let path = ca.path(&format!("{purpose}.der"));
         std::fs::write(&path, &der)?;
         let (out, json) = ca.verify(&path, purpose)?;
@@ -201,12 +207,7 @@ fn assistant_card_round_trips_through_pcscd_and_names_the_institution() -> Resul
         &image.display().to_string(),
     ])?;
     assert!(o.status.success(), "{}", stderr(&o));
-    let pcscd = PrivatePcscd::start()?;
-    pcscd.use_in_this_process()?;
-    let card = CardProcess::start(&pcscd, 0, &image)?;
-    let ctx = PcscContext::establish()?;
-    ctx.wait_for_card(card.reader(), Duration::from_secs(5))?;
-    let der = ctx.connect(card.reader())?.read_certificate(Application::Authentication)?;
+    let [der, _] = read_through_pcscd(&image)?;
     let path = ca.path("assistant.der");
     std::fs::write(&path, der)?;
     let (out, json) = ca.verify(&path, "auth")?;

@@ -400,15 +400,15 @@ fn openssl(dir: &Path, args: &[&str]) {
 }
 
 /// A root and a leaf made by OpenSSL with the given key and signature
-/// options; returns (root DER, leaf DER).
-fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str]) -> (Vec<u8>, Vec<u8>) {
+/// options; `leaf_ext` is the leaf's extension section (plus any sections it
+/// refers to). Returns (root DER, leaf DER).
+fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str], leaf_ext: &str, leaf_subject: &str) -> (Vec<u8>, Vec<u8>) {
     std::fs::write(
         dir.join("ext.cnf"),
         format!(
             "[req]\ndistinguished_name=dn\n[dn]\n\
              [ca]\nbasicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n\
-             [leaf]\nkeyUsage=critical,digitalSignature\ncertificatePolicies=critical,{}\n",
-            oid::TEST_HPKI_AUTHENTICATION_POLICY
+             [leaf]\n{leaf_ext}\n"
         ),
     )
     .expect("write");
@@ -426,7 +426,7 @@ fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str]) -> (Vec<u8>, Vec<u8>) {
         "-key",
         "root.key",
         "-subj",
-        "/CN=OpenSSL Root",
+        "/C=JP/O=OpenSSL Test Root",
         "-days",
         "30",
         "-config",
@@ -440,10 +440,7 @@ fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str]) -> (Vec<u8>, Vec<u8>) {
     ];
     a.extend_from_slice(sig);
     openssl(dir, &a);
-    openssl(
-        dir,
-        &["req", "-new", "-key", "leaf.key", "-subj", "/CN=OpenSSL Leaf", "-config", "ext.cnf", "-out", "leaf.csr"],
-    );
+    openssl(dir, &["req", "-new", "-key", "leaf.key", "-subj", leaf_subject, "-config", "ext.cnf", "-out", "leaf.csr"]);
     let mut a = vec![
         "x509",
         "-req",
@@ -471,18 +468,27 @@ fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str]) -> (Vec<u8>, Vec<u8>) {
     (std::fs::read(dir.join("root.der")).expect("root"), std::fs::read(dir.join("leaf.der")).expect("leaf"))
 }
 
-fn openssl_verdict(key: &[&str], sig: &[&str]) -> Result<(), Refusal> {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (root, leaf) = openssl_chain(tmp.path(), key, sig);
-    let v = Validator::new(ValidatorConfig {
+fn anchored_validator(root: Vec<u8>, policies: AcceptedPolicies) -> Validator {
+    Validator::new(ValidatorConfig {
         anchors: vec![root],
         intermediates: vec![],
         crls: vec![],
-        policies: AcceptedPolicies::hpki().with_test_policies(),
+        policies,
         revocation: Revocation::NotChecked,
     })
-    .expect("validator");
-    v.validate(&leaf, &[], Purpose::Authentication, now()).map(drop)
+    .expect("validator")
+}
+
+fn openssl_verdict(key: &[&str], sig: &[&str]) -> Result<(), Refusal> {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let leaf_ext = format!(
+        "keyUsage=critical,digitalSignature\ncertificatePolicies=critical,{}",
+        oid::TEST_HPKI_AUTHENTICATION_POLICY
+    );
+    let (root, leaf) = openssl_chain(tmp.path(), key, sig, &leaf_ext, "/CN=OpenSSL Leaf");
+    anchored_validator(root, AcceptedPolicies::hpki().with_test_policies())
+        .validate(&leaf, &[], Purpose::Authentication, now())
+        .map(drop)
 }
 
 const RSA: &[&str] = &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
@@ -519,89 +525,21 @@ fn sha1_signatures_are_refused() {
 #[test]
 fn real_hpki_signature_profile_validates_with_the_real_policy_only() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path();
     let hc_role = hpki_profile::hcrole::encode(Profession::Pharmacist);
     let hc_hex: String = hc_role.iter().map(|b| format!("{b:02X}")).collect();
-    std::fs::write(
-        dir.join("ext.cnf"),
-        format!(
-            "[req]\ndistinguished_name=dn\n[dn]\n\
-             [ca]\nbasicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n\
-             [leaf]\nkeyUsage=critical,nonRepudiation\ncertificatePolicies=critical,@hpki\n\
-             2.5.29.9=DER:{hc_hex}\n\
-             [hpki]\npolicyIdentifier={}\nCPS.1=\"https://www.medis.or.jp/8_hpki/\"\n",
-            oid::HPKI_SIGNATURE_POLICY
-        ),
-    )
-    .expect("write");
-    let run = |args: &[&str]| openssl(dir, args);
-    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "root.key"]);
-    run(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "leaf.key"]);
-    run(&[
-        "req",
-        "-x509",
-        "-new",
-        "-key",
-        "root.key",
-        "-subj",
-        "/C=JP/O=Ministry of Health, Labour and Welfare/OU=Test Root",
-        "-days",
-        "30",
-        "-config",
-        "ext.cnf",
-        "-extensions",
-        "ca",
-        "-sha256",
-        "-outform",
-        "DER",
-        "-out",
-        "root.der",
-    ]);
-    run(&[
-        "req",
-        "-new",
-        "-key",
-        "leaf.key",
-        "-subj",
+    let leaf_ext = format!(
+        "keyUsage=critical,nonRepudiation\ncertificatePolicies=critical,@hpki\n2.5.29.9=DER:{hc_hex}\n\
+         [hpki]\npolicyIdentifier={}\nCPS.1=\"https://www.medis.or.jp/8_hpki/\"",
+        oid::HPKI_SIGNATURE_POLICY
+    );
+    let (root, leaf) = openssl_chain(
+        tmp.path(),
+        RSA,
+        &["-sha256"],
+        &leaf_ext,
         "/C=JP/O=Kanazawa Pharmacy/CN=Kobayashi Mai/serialNumber=PH-777",
-        "-config",
-        "ext.cnf",
-        "-out",
-        "leaf.csr",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "root.der",
-        "-CAkey",
-        "root.key",
-        "-days",
-        "10",
-        "-set_serial",
-        "9",
-        "-extfile",
-        "ext.cnf",
-        "-extensions",
-        "leaf",
-        "-sha256",
-        "-outform",
-        "DER",
-        "-out",
-        "leaf.der",
-    ]);
-    let root = std::fs::read(dir.join("root.der")).expect("root");
-    let leaf = std::fs::read(dir.join("leaf.der")).expect("leaf");
-    let v = Validator::new(ValidatorConfig {
-        anchors: vec![root],
-        intermediates: vec![],
-        crls: vec![],
-        policies: AcceptedPolicies::hpki(),
-        revocation: Revocation::NotChecked,
-    })
-    .expect("validator");
+    );
+    let v = anchored_validator(root, AcceptedPolicies::hpki());
     let ok = v.validate(&leaf, &[], Purpose::Signature, now()).expect("the real profile validates");
     assert_eq!(ok.holder.profession(), Some(Profession::Pharmacist));
     assert_eq!(ok.holder.serial_number.as_deref(), Some("PH-777"));
