@@ -1,0 +1,7 @@
+//! The protocol between the card agent and the gateway: JSON wire types and
+//! the exact bytes a card signs at login (`docs/protocol.md`).
+
+pub mod login;
+pub mod wire;
+
+pub use login::{CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN, LOGIN_DOMAIN, LoginTbs, NONCE_LEN};
