@@ -15,6 +15,7 @@ demo: deps build
 	./target/debug/hpki-demo
 
 test: deps tools
+	@scripts/ensure-postgres.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --bins
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

@@ -43,7 +43,8 @@ impl LoginTbs<'_> {
         let id = self.challenge_id.as_bytes();
         let gw_len = u16::try_from(gw.len()).map_err(|_| TbsError::TooLong)?;
         let id_len = u16::try_from(id.len()).map_err(|_| TbsError::TooLong)?;
-        let mut out = Vec::with_capacity(LOGIN_DOMAIN.len() + 1 + 4 + gw.len() + id.len() + NONCE_LEN + CHANNEL_BINDING_LEN);
+        let mut out =
+            Vec::with_capacity(LOGIN_DOMAIN.len() + 1 + 4 + gw.len() + id.len() + NONCE_LEN + CHANNEL_BINDING_LEN);
         out.extend_from_slice(LOGIN_DOMAIN);
         out.push(0x00);
         out.extend_from_slice(&gw_len.to_be_bytes());
@@ -64,7 +65,9 @@ mod tests {
     fn layout_is_exactly_as_documented() {
         let nonce = [0xAA; 32];
         let cb = [0xBB; 32];
-        let tbs = LoginTbs { gateway_id: "gw", challenge_id: "c1", nonce: &nonce, channel_binding: &cb }.to_bytes().expect("fits");
+        let tbs = LoginTbs { gateway_id: "gw", challenge_id: "c1", nonce: &nonce, channel_binding: &cb }
+            .to_bytes()
+            .expect("fits");
         let mut expected = b"HPKI-GATEWAY-LOGIN-V1\x00\x00\x02gw\x00\x02c1".to_vec();
         expected.extend_from_slice(&nonce);
         expected.extend_from_slice(&cb);

@@ -1,0 +1,111 @@
+//! Appending to and reading the audit table.
+
+use sqlx::{Executor, Row};
+
+use super::{Backend, Store, StoreError};
+use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
+
+/// Advisory-lock key serialising appends across gateways on one PostgreSQL.
+const AUDIT_LOCK_KEY: i64 = 0x4850_4B49_4155_4431; // "HPKIAUD1"
+
+impl Store {
+    /// Appends one entry at `at` (Unix ms), chained to the last one.
+    pub async fn append_audit(&self, event: &AuditEvent, at: i64) -> Result<AuditRecord, StoreError> {
+        let _guard = self.audit_lock.lock().await;
+        let mut conn = self.pool().acquire().await?;
+        // SQLite: take the write lock before reading the tail, so no other
+        // writer can slip in between (BEGIN IMMEDIATE). PostgreSQL: an
+        // advisory transaction lock does the same across gateways.
+        match self.backend() {
+            Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => conn.execute("BEGIN").await?,
+        };
+        let result = async {
+            if self.backend() == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut *conn).await?;
+            }
+            let tail = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+            let (seq, prev) = match tail {
+                Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<Vec<u8>, _>("hash")?),
+                None => (1, GENESIS.to_vec()),
+            };
+            let hash = entry_hash(&prev, seq, at, event).to_vec();
+            sqlx::query(
+                "INSERT INTO audit (seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(seq)
+            .bind(at)
+            .bind(&event.actor)
+            .bind(&event.terminal)
+            .bind(&event.institution)
+            .bind(&event.action)
+            .bind(&event.object)
+            .bind(&event.outcome)
+            .bind(&event.reason)
+            .bind(&event.request_id)
+            .bind(&prev)
+            .bind(&hash)
+            .execute(&mut *conn)
+            .await?;
+            Ok::<_, StoreError>(AuditRecord { seq, at, event: event.clone(), prev_hash: prev, hash })
+        }
+        .await;
+        match result {
+            Ok(r) => {
+                conn.execute("COMMIT").await?;
+                Ok(r)
+            }
+            Err(e) => {
+                let _ = conn.execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Entries with `seq > after`, in order, at most `limit`.
+    pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash \
+             FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// Every entry of `actor` between two times (Unix ms, inclusive).
+    pub async fn audit_of_actor(&self, actor: &str, from: i64, to: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash \
+             FROM audit WHERE (actor = $1 OR object = $1) AND at >= $2 AND at <= $3 ORDER BY seq",
+        )
+        .bind(actor)
+        .bind(from)
+        .bind(to)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+}
+
+fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, StoreError> {
+    Ok(AuditRecord {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        event: AuditEvent {
+            actor: r.try_get("actor")?,
+            terminal: r.try_get("terminal")?,
+            institution: r.try_get("institution")?,
+            action: r.try_get("action")?,
+            object: r.try_get("object")?,
+            outcome: r.try_get("outcome")?,
+            reason: r.try_get("reason")?,
+            request_id: r.try_get("request_id")?,
+        },
+        prev_hash: r.try_get("prev_hash")?,
+        hash: r.try_get("hash")?,
+    })
+}

@@ -1,0 +1,173 @@
+//! Challenges (single use, enforced by the database) and sessions.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRow {
+    pub nonce: Vec<u8>,
+    pub terminal: String,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub person_id: String,
+    pub terminal: String,
+    pub card_cert: Vec<u8>,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub expires_at: i64,
+}
+
+/// Why a session is not usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    Unknown,
+    Ended,
+    IdleTimeout,
+    Expired,
+}
+
+impl Store {
+    pub async fn create_challenge(
+        &self,
+        id: &str,
+        nonce: &[u8],
+        terminal: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO challenges (id, nonce, terminal, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(id)
+            .bind(nonce)
+            .bind(terminal)
+            .bind(now)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the challenge used and returns it — one statement, so of two
+    /// gateways racing for the same challenge only one gets it. `Ok(None)`
+    /// for an unknown challenge, `Err(Conflict)` for one already used.
+    pub async fn take_challenge(&self, id: &str, now: i64) -> Result<Option<ChallengeRow>, StoreError> {
+        let taken = sqlx::query(
+            "UPDATE challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL RETURNING nonce, terminal, expires_at",
+        )
+        .bind(now)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        match taken {
+            Some(r) => Ok(Some(ChallengeRow {
+                nonce: r.try_get("nonce")?,
+                terminal: r.try_get("terminal")?,
+                expires_at: r.try_get("expires_at")?,
+            })),
+            None => {
+                let exists =
+                    sqlx::query("SELECT 1 FROM challenges WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
+                match exists {
+                    Some(_) => Err(StoreError::Conflict(format!("challenge {id:?} was already used"))),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Forgets challenges that expired before `before` (housekeeping).
+    pub async fn purge_challenges(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?
+            .rows_affected())
+    }
+
+    pub async fn create_session(
+        &self,
+        token_hash: &[u8],
+        person_id: &str,
+        terminal: &str,
+        card_cert: &[u8],
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, created_at, last_seen, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(person_id)
+        .bind(terminal)
+        .bind(card_cert)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The session, if usable at `now` with `idle` seconds of idle timeout;
+    /// a usable session's last use becomes `now`. An expired session is
+    /// ended on the way.
+    pub async fn use_session(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+        idle: i64,
+    ) -> Result<Result<SessionRow, SessionEnd>, StoreError> {
+        let row = sqlx::query(
+            "SELECT person_id, terminal, card_cert, created_at, last_seen, expires_at, ended_at FROM sessions WHERE token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(r) = row else { return Ok(Err(SessionEnd::Unknown)) };
+        if r.try_get::<Option<i64>, _>("ended_at")?.is_some() {
+            return Ok(Err(SessionEnd::Ended));
+        }
+        let s = SessionRow {
+            person_id: r.try_get("person_id")?,
+            terminal: r.try_get("terminal")?,
+            card_cert: r.try_get("card_cert")?,
+            created_at: r.try_get("created_at")?,
+            last_seen: r.try_get("last_seen")?,
+            expires_at: r.try_get("expires_at")?,
+        };
+        let end = if now >= s.expires_at {
+            Some((SessionEnd::Expired, "expired"))
+        } else if now - s.last_seen >= idle {
+            Some((SessionEnd::IdleTimeout, "idle_timeout"))
+        } else {
+            None
+        };
+        if let Some((end, reason)) = end {
+            self.end_session(token_hash, now, reason).await?;
+            return Ok(Err(end));
+        }
+        // Only move forward: concurrent requests must not rewind it.
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1")
+            .bind(now)
+            .bind(token_hash)
+            .execute(self.pool())
+            .await?;
+        Ok(Ok(SessionRow { last_seen: now, ..s }))
+    }
+
+    /// Ends a session; `false` if it was unknown or already ended.
+    pub async fn end_session(&self, token_hash: &[u8], now: i64, reason: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE token_hash = $3 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(reason)
+        .bind(token_hash)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,175 @@
+//! Storage through sqlx: SQLite by default (no server), PostgreSQL by URL.
+//!
+//! Identity data and health data live in separate areas (DATA-2): SQLite
+//! `identity.db` (each connection's main database) and `health.db` (attached
+//! as `health`); PostgreSQL schemas `identity` and `health`. Queries name
+//! tables without an area — SQLite finds them among the attached databases,
+//! PostgreSQL through `search_path` — so one SQL text serves both through
+//! sqlx's `Any` driver; only the DDL differs (one migration set each).
+
+mod audit_rows;
+mod identity;
+mod login;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlStr};
+
+pub use identity::{NewPerson, PersonRow};
+pub use login::{ChallengeRow, SessionEnd, SessionRow};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Two SQLite files in this directory.
+    Sqlite { dir: PathBuf },
+    /// A PostgreSQL server; the areas are schemas of this database.
+    Postgres { url: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The gateway's store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Serialises audit appends within this process (PostgreSQL also takes an
+    /// advisory lock, for several gateways on one database).
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+fn migration(version: i64, description: &'static str, sql: &'static str) -> Migration {
+    Migration::new(version, description.into(), MigrationType::Simple, SqlStr::from_static(sql), false)
+}
+
+fn migrator(backend: Backend) -> Migrator {
+    match backend {
+        Backend::Sqlite => {
+            Migrator::with_migrations(vec![migration(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))])
+        }
+        Backend::Postgres => {
+            let mut m = Migrator::with_migrations(vec![migration(
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            )]);
+            // A fixed place for the bookkeeping table: with `search_path`
+            // starting at a schema the first migration creates, sqlx would
+            // otherwise put it in `public` once and look in `identity` after.
+            m.create_schema("identity");
+            m.create_schema("health");
+            m.dangerous_set_table_name("identity._sqlx_migrations");
+            m
+        }
+    }
+}
+
+impl Store {
+    /// Connects and brings the schema up to date (migrations are embedded).
+    pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        let store = Self::connect(config).await?;
+        migrator(store.backend).run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Connects without migrating.
+    pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (backend, url, health) = match config {
+            StoreConfig::Sqlite { dir } => {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
+                let identity = dir.join("identity.db");
+                let health = dir.join("health.db");
+                (Backend::Sqlite, format!("sqlite://{}?mode=rwc", identity.display()), Some(health))
+            }
+            StoreConfig::Postgres { url } => (Backend::Postgres, url.clone(), None),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                // SQLite serialises writers anyway; a few readers help.
+                Backend::Sqlite => 4,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                let health = health.clone();
+                Box::pin(async move {
+                    match health {
+                        Some(path) => {
+                            // Durability first: WAL with a full fsync at every
+                            // commit; foreign keys on; wait for writers.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            let attach = format!(
+                                "ATTACH DATABASE '{}' AS health",
+                                path.display().to_string().replace('\'', "''")
+                            );
+                            conn.execute(sqlx::AssertSqlSafe(attach)).await?;
+                            conn.execute("PRAGMA health.journal_mode = WAL").await?;
+                            conn.execute("PRAGMA health.synchronous = FULL").await?;
+                        }
+                        None => {
+                            conn.execute("SET search_path = identity, health, public").await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool, backend, audit_lock: Default::default() })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the store answers (readiness).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Maps a unique-constraint violation to `Conflict(what)`.
+pub(crate) fn conflict(e: sqlx::Error, what: impl Into<String>) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.into()),
+        _ => StoreError::Database(e),
+    }
+}

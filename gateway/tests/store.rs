@@ -1,0 +1,258 @@
+//! The store on both backends: areas, single-use challenges, sessions,
+//! administrative records, and the audit chain.
+
+mod common;
+
+use hpki_gateway::audit::{AuditEvent, ChainBreak, ChainVerifier};
+use hpki_gateway::store::{Backend, NewPerson, SessionEnd, Store, StoreError};
+use sqlx::Connection;
+
+async fn verify(store: &Store) -> Result<u64, ChainBreak> {
+    let mut v = ChainVerifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_page(after, 100).await.expect("read");
+        if page.is_empty() {
+            return Ok(v.checked);
+        }
+        for r in &page {
+            v.check(r)?;
+            after = r.seq;
+        }
+    }
+}
+
+async fn seed(store: &Store) {
+    store.add_institution("Kanazawa Clinic", Some("金沢診療所"), 1).await.expect("institution");
+    for (id, role) in
+        [("MD-1", "doctor"), ("DDS-2", "dentist"), ("RN-3", "nurse"), ("Kanazawa Clinic/S-1", "assistant")]
+    {
+        store
+            .add_person(
+                &NewPerson {
+                    id: id.into(),
+                    role: role.into(),
+                    name: id.into(),
+                    name_kanji: None,
+                    institution: "Kanazawa Clinic".into(),
+                },
+                1,
+            )
+            .await
+            .expect("person");
+    }
+}
+
+both_stores!(identity_and_health_data_live_in_separate_areas__data_2, |db| {
+    let store = db.store().await;
+    match &db.config {
+        hpki_gateway::store::StoreConfig::Sqlite { dir } => {
+            let tables = |file: &str| {
+                let path = dir.join(file);
+                async move {
+                    let mut c =
+                        sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display())).await.expect("open");
+                    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM sqlite_master WHERE type = 'table'")
+                        .fetch_all(&mut c)
+                        .await
+                        .expect("list");
+                    rows.into_iter().map(|r| r.0).collect::<Vec<_>>()
+                }
+            };
+            let identity = tables("identity.db").await;
+            let health = tables("health.db").await;
+            assert!(
+                identity.contains(&"persons".to_string()) && identity.contains(&"audit".to_string()),
+                "{identity:?}"
+            );
+            assert!(!health.contains(&"persons".to_string()), "{health:?}");
+            assert!(health.contains(&"area_marker".to_string()), "{health:?}");
+        }
+        hpki_gateway::store::StoreConfig::Postgres { url } => {
+            let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT table_schema::text, table_name::text FROM information_schema.tables WHERE table_schema IN ('identity', 'health')",
+            )
+            .fetch_all(&mut c)
+            .await
+            .expect("list");
+            assert!(rows.contains(&("identity".into(), "persons".into())), "{rows:?}");
+            assert!(rows.contains(&("health".into(), "area_marker".into())), "{rows:?}");
+            assert!(!rows.contains(&("health".into(), "persons".into())));
+        }
+    }
+    // Migrating again changes nothing.
+    db.store().await.close().await;
+    store.close().await;
+    db.drop_db().await;
+});
+
+both_stores!(a_challenge_is_taken_once_even_by_racing_gateways, |db| {
+    let a = db.store().await;
+    let b = db.store().await; // a second gateway on the same database
+    a.create_challenge("c1", &[7; 32], "Kanazawa Clinic/t1", 100, 220).await.expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move { s.take_challenge("c1", 101).await }));
+    }
+    let mut won = 0;
+    let mut already = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(Some(c)) => {
+                won += 1;
+                assert_eq!(c.terminal, "Kanazawa Clinic/t1");
+                assert_eq!(c.nonce, vec![7; 32]);
+            }
+            Err(StoreError::Conflict(_)) => already += 1,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won, already), (1, 15));
+    assert_eq!(a.take_challenge("nope", 101).await.expect("lookup"), None);
+    a.close().await;
+    b.close().await;
+    db.drop_db().await;
+});
+
+both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
+    let s = db.store().await;
+    seed(&s).await;
+    s.create_session(b"tok1", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 1000 + 12 * 3600).await.expect("create");
+    let used = s.use_session(b"tok1", 1000 + 299, 300).await.expect("db").expect("usable");
+    assert_eq!(used.person_id, "MD-1");
+    // Activity moves the idle deadline.
+    assert!(s.use_session(b"tok1", 1000 + 598, 300).await.expect("db").is_ok());
+    assert_eq!(s.use_session(b"tok1", 1000 + 598 + 300, 300).await.expect("db"), Err(SessionEnd::IdleTimeout));
+    assert_eq!(s.use_session(b"tok1", 1000 + 598 + 301, 300).await.expect("db"), Err(SessionEnd::Ended), "stays ended");
+
+    s.create_session(b"tok2", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 2000).await.expect("create");
+    assert_eq!(s.use_session(b"tok2", 2000, 3000).await.expect("db"), Err(SessionEnd::Expired));
+
+    s.create_session(b"tok3", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 9000).await.expect("create");
+    assert!(s.end_session(b"tok3", 1001, "logout").await.expect("end"));
+    assert!(!s.end_session(b"tok3", 1002, "logout").await.expect("end"), "ending twice is a no-op");
+    assert_eq!(s.use_session(b"tok3", 1003, 300).await.expect("db"), Err(SessionEnd::Ended));
+    assert_eq!(s.use_session(b"nope", 1003, 300).await.expect("db"), Err(SessionEnd::Unknown));
+    s.close().await;
+    db.drop_db().await;
+});
+
+both_stores!(people_are_registered_linked_and_deactivated__flow_1_flow_6, |db| {
+    let s = db.store().await;
+    seed(&s).await;
+    assert!(matches!(s.add_institution("Kanazawa Clinic", None, 2).await, Err(StoreError::Conflict(_))));
+    let dup = NewPerson {
+        id: "MD-1".into(),
+        role: "doctor".into(),
+        name: "x".into(),
+        name_kanji: None,
+        institution: "Kanazawa Clinic".into(),
+    };
+    assert!(matches!(s.add_person(&dup, 2).await, Err(StoreError::Conflict(_))));
+    let nowhere = NewPerson { id: "MD-9".into(), institution: "Nowhere".into(), ..dup.clone() };
+    assert!(matches!(s.add_person(&nowhere, 2).await, Err(StoreError::NotFound(_))));
+
+    s.link_assistant("Kanazawa Clinic/S-1", "MD-1", 3).await.expect("link");
+    s.link_assistant("Kanazawa Clinic/S-1", "DDS-2", 3).await.expect("link dentist");
+    assert_eq!(
+        s.linked_doctors("Kanazawa Clinic/S-1").await.expect("links"),
+        vec!["DDS-2".to_string(), "MD-1".to_string()]
+    );
+    assert!(
+        matches!(s.link_assistant("Kanazawa Clinic/S-1", "RN-3", 3).await, Err(StoreError::Invalid(m)) if m.contains("nurse"))
+    );
+    assert!(matches!(s.link_assistant("MD-1", "DDS-2", 3).await, Err(StoreError::Invalid(_))));
+    assert!(matches!(s.link_assistant("Kanazawa Clinic/S-1", "MD-1", 4).await, Err(StoreError::Conflict(_))));
+
+    s.set_person_active("RN-3", false, 5).await.expect("deactivate");
+    assert!(!s.person("RN-3").await.expect("get").expect("exists").active);
+    assert!(matches!(s.set_person_active("XX", false, 5).await, Err(StoreError::NotFound(_))));
+
+    assert!(!s.terminal_suspended("Kanazawa Clinic", "t1").await.expect("status"));
+    s.set_terminal_suspended("Kanazawa Clinic", "t1", true, "lost", 6).await.expect("suspend");
+    assert!(s.terminal_suspended("Kanazawa Clinic", "t1").await.expect("status"));
+    s.set_terminal_suspended("Kanazawa Clinic", "t1", false, "found", 7).await.expect("lift");
+    assert!(!s.terminal_suspended("Kanazawa Clinic", "t1").await.expect("status"));
+    s.close().await;
+    db.drop_db().await;
+});
+
+both_stores!(audit_chain_holds_under_concurrent_appends_and_refuses_changes__log_1, |db| {
+    let a = db.store().await;
+    let b = db.store().await;
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let e = AuditEvent {
+                actor: format!("MD-{i}"),
+                action: "auth.login".into(),
+                outcome: "ok".into(),
+                ..Default::default()
+            };
+            s.append_audit(&e, 1_000 + i).await
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task").expect("append");
+    }
+    assert_eq!(verify(&a).await, Ok(40));
+    let seqs: Vec<i64> = a.audit_page(0, 100).await.expect("page").iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+
+    // The database itself refuses updates and deletes.
+    assert!(
+        sqlx::query("UPDATE audit SET outcome = 'refused' WHERE seq = 3")
+            .execute(pool_of(&db).await.as_ref())
+            .await
+            .is_err()
+    );
+    assert!(sqlx::query("DELETE FROM audit WHERE seq = 3").execute(pool_of(&db).await.as_ref()).await.is_err());
+    a.close().await;
+    b.close().await;
+    db.drop_db().await;
+});
+
+/// A raw connection pool to the test database, as an attacker with database
+/// access would have.
+async fn pool_of(db: &common::TestDb) -> Box<sqlx::AnyPool> {
+    sqlx::any::install_default_drivers();
+    let url = match &db.config {
+        hpki_gateway::store::StoreConfig::Sqlite { dir } => format!("sqlite://{}", dir.join("identity.db").display()),
+        hpki_gateway::store::StoreConfig::Postgres { url } => url.clone(),
+    };
+    let pool = sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("raw pool");
+    if matches!(db.config, hpki_gateway::store::StoreConfig::Postgres { .. }) {
+        sqlx::query("SET search_path = identity, health, public").execute(&pool).await.expect("path");
+    }
+    Box::new(pool)
+}
+
+both_stores!(a_changed_or_removed_audit_entry_is_detected_and_located__log_1, |db| {
+    let s = db.store().await;
+    for i in 0..6 {
+        let e =
+            AuditEvent { actor: "MD-1".into(), action: format!("a{i}"), outcome: "ok".into(), ..Default::default() };
+        s.append_audit(&e, 10 + i).await.expect("append");
+    }
+    let raw = pool_of(&db).await;
+    // Someone with database access disables the protection first.
+    let disable = match s.backend() {
+        Backend::Sqlite => vec!["DROP TRIGGER audit_no_update", "DROP TRIGGER audit_no_delete"],
+        Backend::Postgres => vec!["DROP TRIGGER audit_no_change ON identity.audit"],
+    };
+    for stmt in disable {
+        sqlx::query(sqlx::AssertSqlSafe(stmt.to_string())).execute(raw.as_ref()).await.expect("drop trigger");
+    }
+    sqlx::query("UPDATE audit SET outcome = 'refused' WHERE seq = 4").execute(raw.as_ref()).await.expect("tamper");
+    assert_eq!(verify(&s).await, Err(ChainBreak::Changed { seq: 4 }));
+    sqlx::query("UPDATE audit SET outcome = 'ok' WHERE seq = 4").execute(raw.as_ref()).await.expect("restore");
+    assert_eq!(verify(&s).await, Ok(6));
+    sqlx::query("DELETE FROM audit WHERE seq = 2").execute(raw.as_ref()).await.expect("remove");
+    assert_eq!(verify(&s).await, Err(ChainBreak::Missing { from: 2, to: 2 }));
+    raw.close().await;
+    s.close().await;
+    db.drop_db().await;
+});
