@@ -43,7 +43,7 @@ async fn seed(store: &Store) {
     }
 }
 
-both_stores!(identity_and_health_data_live_in_separate_areas__data_2, |db| {
+both_stores!(identity_and_health_data_live_in_separate_areas_data_2, |db| {
     let store = db.store().await;
     match &db.config {
         hpki_gateway::store::StoreConfig::Sqlite { dir } => {
@@ -139,7 +139,7 @@ both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
     db.drop_db().await;
 });
 
-both_stores!(people_are_registered_linked_and_deactivated__flow_1_flow_6, |db| {
+both_stores!(people_are_registered_linked_and_deactivated_flow_1_flow_6, |db| {
     let s = db.store().await;
     seed(&s).await;
     assert!(matches!(s.add_institution("Kanazawa Clinic", None, 2).await, Err(StoreError::Conflict(_))));
@@ -179,7 +179,7 @@ both_stores!(people_are_registered_linked_and_deactivated__flow_1_flow_6, |db| {
     db.drop_db().await;
 });
 
-both_stores!(audit_chain_holds_under_concurrent_appends_and_refuses_changes__log_1, |db| {
+both_stores!(audit_chain_holds_under_concurrent_appends_and_refuses_changes_log_1, |db| {
     let a = db.store().await;
     let b = db.store().await;
     let mut tasks = Vec::new();
@@ -230,7 +230,7 @@ async fn pool_of(db: &common::TestDb) -> Box<sqlx::AnyPool> {
     Box::new(pool)
 }
 
-both_stores!(a_changed_or_removed_audit_entry_is_detected_and_located__log_1, |db| {
+both_stores!(a_changed_or_removed_audit_entry_is_detected_and_located_log_1, |db| {
     let s = db.store().await;
     for i in 0..6 {
         let e =
