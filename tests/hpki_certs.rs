@@ -86,7 +86,7 @@ impl Ca {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        for name in ["root", "hpki-auth", "hpki-sign", "institution", "terminal"] {
+        for name in ["root", "hpki-auth", "hpki-sign", "institution", "terminal", "service"] {
             args.push("--crl".into());
             args.push(crls.join(format!("{name}.crl")).display().to_string());
         }
@@ -243,7 +243,7 @@ fn issuance_is_recorded_in_the_ledger_with_who_checked_the_licence() -> Result<(
 fn ca_keys_are_private_and_init_refuses_to_overwrite() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let ca = Ca::new()?;
-    for role in ["root", "hpki-auth", "hpki-sign", "institution", "terminal"] {
+    for role in ["root", "hpki-auth", "hpki-sign", "institution", "terminal", "service"] {
         let mode = std::fs::metadata(ca.dir().join(role).join("key.pem"))?.permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "{role} key mode {mode:o}");
     }

@@ -34,6 +34,9 @@ enum Command {
     /// Terminal certificates for mTLS ("connection information").
     #[command(subcommand)]
     Terminal(TerminalCommand),
+    /// TLS server certificates for the gateway's listeners.
+    #[command(subcommand)]
+    Server(ServerCommand),
     /// Revoke a certificate issued from the CA directory.
     Revoke(RevokeArgs),
     /// Certificate revocation lists.
@@ -208,6 +211,31 @@ enum TerminalCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Issue a server certificate and key (ECDSA P-256, serverAuth) from the
+    /// service CA into a new directory; clients trust its `ca-chain.pem`.
+    Issue {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Server name (Subject CN).
+        #[arg(long)]
+        name: String,
+        /// DNS name the server is reached by; repeatable.
+        #[arg(long)]
+        dns: Vec<String>,
+        /// IP address the server is reached by; repeatable.
+        #[arg(long)]
+        ip: Vec<std::net::IpAddr>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
+        valid_days: i64,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
 #[derive(Args)]
 struct RevokeArgs {
     #[command(flatten)]
@@ -362,6 +390,11 @@ fn run(command: Command) -> Result<ExitCode> {
             let t = ca.renew_terminal(&cert, &out, valid_days)?;
             output(json.json, &t, || print_terminal(&t))
         }
+        Command::Server(ServerCommand::Issue { dir, name, dns, ip, out, valid_days, json }) => {
+            let mut ca = CaDir::open(&dir.dir)?;
+            let t = ca.issue_server(&hpki_ca::ServerRequest { name, dns, ips: ip, valid_days }, &out)?;
+            output(json.json, &t, || print_terminal(&t))
+        }
         Command::Revoke(RevokeArgs { dir, serial, reason, json }) => {
             let mut ca = CaDir::open(&dir.dir)?;
             let c = ca.revoke(&serial, reason)?;
@@ -451,7 +484,7 @@ fn print_card(card: &hpki_ca::IssuedCard) {
 }
 
 fn print_terminal(t: &hpki_ca::IssuedTerminal) {
-    println!("Terminal credentials written to {}", t.dir.display());
+    println!("Credentials written to {}", t.dir.display());
     println!("  {}  serial {}  valid until {}", t.subject, t.serial, t.not_after);
     println!(
         "  certificate {}, key {} (0600), CA chain {}",

@@ -46,6 +46,7 @@ pub enum CertKind {
     AssistantAuthentication,
     AssistantSignature,
     Terminal,
+    Server,
 }
 
 /// One certificate issued from this directory.

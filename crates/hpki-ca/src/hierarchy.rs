@@ -20,11 +20,13 @@ pub enum CaRole {
     HpkiSign,
     Institution,
     Terminal,
+    /// TLS server certificates of the gateway's listeners.
+    Service,
 }
 
 impl CaRole {
-    pub const ALL: [CaRole; 5] =
-        [CaRole::Root, CaRole::HpkiAuth, CaRole::HpkiSign, CaRole::Institution, CaRole::Terminal];
+    pub const ALL: [CaRole; 6] =
+        [CaRole::Root, CaRole::HpkiAuth, CaRole::HpkiSign, CaRole::Institution, CaRole::Terminal, CaRole::Service];
 
     /// Directory and file name.
     pub fn name(self) -> &'static str {
@@ -34,6 +36,7 @@ impl CaRole {
             CaRole::HpkiSign => "hpki-sign",
             CaRole::Institution => "institution",
             CaRole::Terminal => "terminal",
+            CaRole::Service => "service",
         }
     }
 
@@ -45,13 +48,14 @@ impl CaRole {
             CaRole::HpkiSign => Some("HPKI-Test-SignCA-forNonRepudiation"),
             CaRole::Institution => Some("Institution-Test-CA-forAssistants"),
             CaRole::Terminal => Some("Terminal-Test-CA-forConnectionInformation"),
+            CaRole::Service => Some("Service-Test-CA-forServers"),
         }
     }
 
     pub fn key_kind(self) -> KeyKind {
         match self {
             // Terminal certificates carry TLS 1.3: ECDSA is cheaper there.
-            CaRole::Terminal => KeyKind::EcdsaP256,
+            CaRole::Terminal | CaRole::Service => KeyKind::EcdsaP256,
             _ => KeyKind::Rsa2048,
         }
     }

@@ -57,6 +57,15 @@ pub struct AssistantRequest {
     pub valid_days: i64,
 }
 
+/// A TLS server certificate for one of the gateway's listeners.
+#[derive(Debug, Clone)]
+pub struct ServerRequest {
+    pub name: String,
+    pub dns: Vec<String>,
+    pub ips: Vec<std::net::IpAddr>,
+    pub valid_days: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct TerminalRequest {
     pub institution: String,
@@ -167,6 +176,8 @@ struct LeafSpec<'a> {
     policy: &'a str,
     hc_role: Option<Profession>,
     san: Option<Vec<u8>>,
+    /// DNS names and addresses (server certificates).
+    sans: Vec<rcgen::SanType>,
     valid_days: i64,
 }
 
@@ -192,13 +203,13 @@ impl CaDir {
         let policy = Oid::parse(spec.policy).map_err(|e| CaError::invalid("policy", e.to_string()))?;
         // Real HPKI certificates mark their policies critical; terminal
         // certificates go through webpki, which refuses what it cannot read.
-        let policy_critical = spec.kind != CertKind::Terminal;
+        let policy_critical = !matches!(spec.kind, CertKind::Terminal | CertKind::Server);
         p.custom_extensions.push(crate::ext::custom(
             oid::CERTIFICATE_POLICIES,
             policy_critical,
             crate::ext::certificate_policies(&policy),
         ));
-        if let Some(san) = spec.san {
+        if let Some(san) = spec.san.filter(|_| spec.sans.is_empty()) {
             p.custom_extensions.push(crate::ext::custom(oid::SUBJECT_ALT_NAME, false, san));
         }
         if let Some(prof) = spec.hc_role {
@@ -208,9 +219,12 @@ impl CaDir {
                 hcrole::encode(prof),
             ));
         }
-        if spec.kind == CertKind::Terminal {
-            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        match spec.kind {
+            CertKind::Terminal => p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
+            CertKind::Server => p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
+            _ => {}
         }
+        p.subject_alt_names = spec.sans;
         let cert = p.signed_by(&pair, &self.issuer(spec.ca)?)?;
         let der = cert.der().to_vec();
         let holder = hpki_profile::read_holder(&der)
@@ -265,6 +279,7 @@ impl CaDir {
                 policy: oid::TEST_HPKI_AUTHENTICATION_POLICY,
                 hc_role: Some(req.profession),
                 san: san.clone(),
+                sans: Vec::new(),
                 valid_days: req.valid_days,
             },
             KeyKind::Rsa2048,
@@ -278,6 +293,7 @@ impl CaDir {
                 policy: oid::TEST_HPKI_SIGNATURE_POLICY,
                 hc_role: Some(req.profession),
                 san,
+                sans: Vec::new(),
                 valid_days: req.valid_days,
             },
             KeyKind::Rsa2048,
@@ -318,6 +334,7 @@ impl CaDir {
             policy,
             hc_role: None,
             san: san.clone(),
+            sans: Vec::new(),
             valid_days: req.valid_days,
         };
         let auth = self.issue_leaf(
@@ -401,6 +418,7 @@ impl CaDir {
                 policy: oid::TERMINAL_POLICY,
                 hc_role: None,
                 san: None,
+                sans: Vec::new(),
                 valid_days: req.valid_days,
             },
             KeyKind::EcdsaP256,
@@ -426,6 +444,67 @@ impl CaDir {
             not_after: leaf.record.not_after.clone(),
         };
         ledger::append(self, LedgerEntry::terminal_issued(&req.institution, &req.name, &issued))?;
+        Ok(issued)
+    }
+
+    /// Issues a TLS server certificate (ECDSA P-256, serverAuth) for the
+    /// gateway into `out_dir`: `server.pem`, `server.key` (0600) and
+    /// `ca-chain.pem` (service CA and root, which clients trust).
+    pub fn issue_server(&mut self, req: &ServerRequest, out_dir: &Path) -> Result<IssuedTerminal, CaError> {
+        check_romaji("--name", &req.name)?;
+        check_days(req.valid_days)?;
+        if req.dns.is_empty() && req.ips.is_empty() {
+            return Err(CaError::invalid("--dns/--ip", "give at least one DNS name or IP address"));
+        }
+        if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
+            return Err(CaError::OutputExists(out_dir.into()));
+        }
+        let mut sans = Vec::new();
+        for d in &req.dns {
+            let name = rcgen::string::Ia5String::try_from(d.clone())
+                .map_err(|_| CaError::invalid("--dns", format!("{d:?}")))?;
+            sans.push(rcgen::SanType::DnsName(name));
+        }
+        sans.extend(req.ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "JP");
+        dn.push(DnType::OrganizationName, crate::hierarchy::TEST_ORGANISATION);
+        dn.push(DnType::CommonName, req.name.trim());
+        let leaf = self.issue_leaf(
+            LeafSpec {
+                ca: CaRole::Service,
+                kind: CertKind::Server,
+                dn,
+                key_usage: KeyUsagePurpose::DigitalSignature,
+                policy: oid::TERMINAL_POLICY,
+                hc_role: None,
+                san: None,
+                sans,
+                valid_days: req.valid_days,
+            },
+            KeyKind::EcdsaP256,
+        )?;
+        fs::create_dir_all(out_dir).map_err(CaError::io(out_dir))?;
+        let cert_path = out_dir.join("server.pem");
+        let key_path = out_dir.join("server.key");
+        let chain_path = out_dir.join("ca-chain.pem");
+        let chain = keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Service)?)
+            + &keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Root)?);
+        keys::write_private(&key_path, keys::pem("PRIVATE KEY", &leaf.pkcs8).as_bytes())?;
+        fs::write(&cert_path, keys::pem("CERTIFICATE", &leaf.der)).map_err(CaError::io(&cert_path))?;
+        fs::write(&chain_path, chain).map_err(CaError::io(&chain_path))?;
+        self.state.issued.push(leaf.record.clone());
+        self.save()?;
+        let issued = IssuedTerminal {
+            dir: out_dir.into(),
+            certificate: cert_path,
+            key: key_path,
+            ca_chain: chain_path,
+            serial: leaf.record.serial.clone(),
+            subject: leaf.record.subject.clone(),
+            not_after: leaf.record.not_after.clone(),
+        };
+        ledger::append(self, LedgerEntry::terminal_issued("-", &req.name, &issued))?;
         Ok(issued)
     }
 

@@ -20,7 +20,7 @@ pub use dir::{CaDir, CertKind, DEFAULT_CRL_BASE_URL, IssuedCert, RevocationRecor
 pub use error::CaError;
 pub use hierarchy::CaRole;
 pub use issue::{
-    AssistantRequest, CardRequest, DEFAULT_CARD_DAYS, DEFAULT_TERMINAL_DAYS, IssuedCard, IssuedTerminal,
+    AssistantRequest, CardRequest, DEFAULT_CARD_DAYS, DEFAULT_TERMINAL_DAYS, IssuedCard, IssuedTerminal, ServerRequest,
     TerminalRequest,
 };
 pub use ledger::LedgerEntry;
