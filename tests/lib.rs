@@ -1,1 +1,327 @@
-//! Shared set-up for the end-to-end tests: see `testbed` for the stack.
+//! Shared set-up for the end-to-end tests: a test world (CA, certificates,
+//! CRLs, an in-process gateway with a movable clock) and a terminal client
+//! speaking mTLS. The PC/SC side comes from `testbed`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use bytes::Bytes;
+use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
+use hpki_card::{Application, CardVariant, HpkiCard, Pin, RSA_2048_BYTES, sha256};
+use hpki_gateway::clock::OffsetClock;
+use hpki_gateway::config::Config;
+use hpki_gateway::gateway::Gateway;
+use hpki_gateway::store::{NewPerson, Store, StoreConfig};
+use hpki_profile::Profession;
+use hpki_protocol::LoginTbs;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use serde_json::{Value, json};
+
+pub const GATEWAY_ID: &str = "gateway.test.invalid";
+pub const PIN: &str = "4826";
+
+/// Options of a test world.
+#[derive(Clone)]
+pub struct WorldOptions {
+    /// Use this PostgreSQL URL instead of SQLite.
+    pub postgres: Option<String>,
+    pub allow: Vec<&'static str>,
+    pub max_body_bytes: usize,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions { postgres: None, allow: vec!["127.0.0.0/8"], max_body_bytes: 65_536 }
+    }
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub ca: CaDir,
+    pub gw: Arc<Gateway>,
+    pub clock: OffsetClock,
+    pub addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+/// Credentials of a terminal (PEM file paths).
+#[derive(Clone)]
+pub struct TerminalCreds {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub chain: PathBuf,
+}
+
+impl World {
+    pub async fn start(opts: WorldOptions) -> Result<World> {
+        let dir = tempfile::tempdir()?;
+        let root = dir.path();
+        let mut ca = CaDir::init(&root.join("ca"), hpki_ca::DEFAULT_CRL_BASE_URL)?;
+        ca.issue_server(
+            &ServerRequest { name: "gateway".into(), dns: vec!["localhost".into()], ips: vec![], valid_days: 30 },
+            &root.join("server"),
+        )?;
+        ca.publish_crls(&root.join("crl"), time::Duration::days(4))?;
+        for role in CaRole::ALL {
+            std::fs::write(root.join(format!("{}.der", role.name())), ca.ca_cert_der(role)?)?;
+        }
+        let store = match &opts.postgres {
+            Some(url) => format!("[store]\npostgres_url = {url:?}\n"),
+            None => "[store]\nsqlite_dir = \"data\"\n".into(),
+        };
+        let allow: Vec<String> = opts.allow.iter().map(|a| format!("{a:?}")).collect();
+        let config = format!(
+            "gateway_id = {GATEWAY_ID:?}\n{store}\n\
+             [listener]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
+             terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [{}]\nmax_body_bytes = {}\n\
+             requests_per_second_per_terminal = 1000\n\
+             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"institution.der\"]\n\
+             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n",
+            allow.join(", "),
+            opts.max_body_bytes
+        );
+        let path = root.join("gateway.toml");
+        std::fs::write(&path, config)?;
+        let config = Config::load(&path)?;
+        let store = Store::open(&config.store_config()).await?;
+        let clock = OffsetClock::default();
+        let tls = hpki_gateway::tls::server_config(&config)?;
+        let validator = hpki_gateway::tls::validator(&config)?;
+        let gw = Arc::new(Gateway::new(config, store, Arc::new(clock.clone()), tls, validator));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let server = tokio::spawn(hpki_gateway::server::serve_institutions(gw.clone(), listener));
+        Ok(World { dir, ca, gw, clock, addr, server })
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn terminal(&mut self, institution: &str, name: &str) -> Result<TerminalCreds> {
+        let out = self.path(&format!("terminal-{institution}-{name}").replace(' ', "_"));
+        self.ca.issue_terminal(
+            &TerminalRequest { institution: institution.into(), name: name.into(), valid_days: 30 },
+            &out,
+        )?;
+        Ok(TerminalCreds {
+            cert: out.join("terminal.pem"),
+            key: out.join("terminal.key"),
+            chain: out.join("ca-chain.pem"),
+        })
+    }
+
+    /// A licensed professional's card image, and the person registered.
+    pub async fn card(&mut self, profession: Profession, license: &str, institution: &str) -> Result<PathBuf> {
+        let out = self.path(&format!("card-{license}.json"));
+        let issued = self.ca.issue_card(
+            &CardRequest {
+                profession,
+                name: format!("Test {}", profession.slug()),
+                name_kanji: None,
+                institution: Some(institution.into()),
+                institution_kanji: None,
+                license_no: license.into(),
+                verified_by: "e2e".into(),
+                pin: PIN.into(),
+                variant: CardVariant::Jma,
+                retry_limit: 5,
+                valid_days: 30,
+            },
+            &out,
+        )?;
+        self.ensure_institution(institution).await?;
+        let role = hpki_gateway::roles::Role::of_profession(profession).context("no role")?;
+        self.register(&issued.person_id, role.name(), institution).await?;
+        Ok(out)
+    }
+
+    /// An assistant's card image (registered at `institution`).
+    pub async fn assistant_card(&mut self, institution: &str, staff_id: &str) -> Result<PathBuf> {
+        let out = self.path(&format!("assistant-{staff_id}.json"));
+        self.ca.issue_assistant_card(
+            &hpki_ca::AssistantRequest {
+                institution: institution.into(),
+                institution_kanji: None,
+                name: "Test Assistant".into(),
+                name_kanji: None,
+                staff_id: staff_id.into(),
+                pin: PIN.into(),
+                variant: CardVariant::Jahis,
+                retry_limit: 5,
+                valid_days: 30,
+            },
+            &out,
+        )?;
+        self.ensure_institution(institution).await?;
+        self.register(&format!("{institution}/{staff_id}"), "assistant", institution).await?;
+        Ok(out)
+    }
+
+    pub async fn ensure_institution(&self, name: &str) -> Result<()> {
+        if !self.gw.store.institution_exists(name).await? {
+            self.gw.store.add_institution(name, None, 0).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn register(&self, id: &str, role: &str, institution: &str) -> Result<()> {
+        let p = NewPerson {
+            id: id.into(),
+            role: role.into(),
+            name: id.into(),
+            name_kanji: None,
+            institution: institution.into(),
+        };
+        self.gw.store.add_person(&p, 0).await?;
+        Ok(())
+    }
+
+    /// Publishes fresh CRLs and reloads the gateway (as SIGHUP would).
+    pub fn publish_crls(&mut self) -> Result<()> {
+        self.ca.publish_crls(&self.path("crl"), time::Duration::days(4))?;
+        hpki_gateway::server::reload(&self.gw).map_err(anyhow::Error::msg)
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        self.gw.config.store_config()
+    }
+
+    pub async fn connect(&self, creds: &TerminalCreds) -> Result<TerminalClient> {
+        TerminalClient::connect(self.addr, &self.path("server/ca-chain.pem"), creds).await
+    }
+}
+
+/// A clinic terminal's HTTPS connection to the gateway.
+pub struct TerminalClient {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    pub channel_binding: [u8; 32],
+}
+
+impl TerminalClient {
+    pub async fn connect(addr: SocketAddr, server_ca: &Path, creds: &TerminalCreds) -> Result<TerminalClient> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(server_ca)? {
+            roots.add(c?)?;
+        }
+        let mut chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&creds.cert)?.collect::<Result<_, _>>()?;
+        chain.extend(CertificateDer::pem_file_iter(&creds.chain)?.take(1).collect::<Result<Vec<_>, _>>()?);
+        let key = PrivateKeyDer::from_pem_file(&creds.key)?;
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)?;
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        let tls =
+            tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost")?, tcp).await?;
+        let mut channel_binding = [0u8; 32];
+        tls.get_ref().1.export_keying_material(&mut channel_binding, hpki_protocol::CHANNEL_BINDING_LABEL, None)?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(TerminalClient { sender, channel_binding })
+    }
+
+    /// Sends a request and returns the status and the JSON body (`Null` when
+    /// empty).
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Vec<u8>,
+        bearer: Option<&str>,
+    ) -> Result<(u16, Value)> {
+        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
+        if let Some(t) = bearer {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        self.sender.ready().await.context("the gateway closed the connection")?;
+        let resp = self.sender.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await?.to_bytes();
+        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).context("JSON body")? };
+        Ok((status, value))
+    }
+
+    pub async fn post(&mut self, path: &str, body: &Value, bearer: Option<&str>) -> Result<(u16, Value)> {
+        self.request("POST", path, serde_json::to_vec(body)?, bearer).await
+    }
+
+    pub async fn get(&mut self, path: &str, bearer: Option<&str>) -> Result<(u16, Value)> {
+        self.request("GET", path, Vec::new(), bearer).await
+    }
+
+    pub async fn challenge(&mut self) -> Result<Value> {
+        let (status, c) = self.post("/v1/auth/challenge", &json!({}), None).await?;
+        anyhow::ensure!(status == 200, "challenge refused: {c}");
+        Ok(c)
+    }
+}
+
+/// The login body for `challenge`, signed by `card` for `channel_binding`.
+pub fn signed_login(card: &mut HpkiCard, challenge: &Value, channel_binding: &[u8; 32]) -> Result<Value> {
+    let id = challenge["id"].as_str().context("id")?;
+    let nonce: [u8; 32] = B64
+        .decode(challenge["nonce"].as_str().context("nonce")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("nonce length"))?;
+    let gateway_id = challenge["gateway_id"].as_str().context("gateway id")?;
+    let tbs = LoginTbs { gateway_id, challenge_id: id, nonce: &nonce, channel_binding }.to_bytes()?;
+    let signature = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &sha256(&tbs), RSA_2048_BYTES)?;
+    let cert = card.read_certificate(Application::Authentication)?;
+    Ok(json!({ "challenge_id": id, "certificate": B64.encode(cert), "signature": B64.encode(signature) }))
+}
+
+/// Challenge, card signature, login: the status and body of the login.
+pub async fn login(client: &mut TerminalClient, card: &mut HpkiCard) -> Result<(u16, Value)> {
+    let c = client.challenge().await?;
+    let body = signed_login(card, &c, &client.channel_binding)?;
+    client.post("/v1/auth/login", &body, None).await
+}
+
+/// A fresh database on the machine's PostgreSQL server (`HPKI_TEST_PG_URL`
+/// overrides the server), dropped by `drop_db`.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+    base: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> Result<PgDatabase> {
+        use sqlx::{Connection, Executor};
+        let base = std::env::var("HPKI_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let mut b = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b)
+            .map_err(|_| anyhow::anyhow!("random"))?;
+        let name = format!("hpki_e2e_{}_{}", std::process::id(), u64::from_be_bytes(b) % 1_000_000_000);
+        let mut admin =
+            sqlx::PgConnection::connect(&format!("{base}/postgres")).await.context("PostgreSQL reachable")?;
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+        Ok(PgDatabase { url: format!("{base}/{name}"), name, base })
+    }
+
+    pub async fn drop_db(self) {
+        use sqlx::{Connection, Executor};
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&format!("{}/postgres", self.base)).await {
+            let _ =
+                admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).await;
+        }
+    }
+}

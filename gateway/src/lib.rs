@@ -1,5 +1,13 @@
-//! The data-centre gateway: storage, the audit log, and (in later modules)
-//! the institution listener, login, sessions and roles.
+//! The data-centre gateway: the mTLS institution listener, card login with
+//! channel binding, sessions, the role × action table, the audit log and
+//! storage on SQLite or PostgreSQL.
 
+pub mod api;
 pub mod audit;
+pub mod clock;
+pub mod config;
+pub mod gateway;
+pub mod roles;
+pub mod server;
 pub mod store;
+pub mod tls;

@@ -1,0 +1,397 @@
+//! The institution listener's API: challenge, login, logout, whoami.
+//!
+//! Every request is audited with the terminal, the person (when known), the
+//! action, the object, the outcome and the refusal reason; every refusal has
+//! a stable code in the response body (`{"error": code, "message": …}`).
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
+use hpki_profile::{HolderKind, Purpose};
+use hpki_protocol::wire::{Challenge, ErrorBody, LoginRequest, LoginResponse, Person, WhoAmI};
+use hpki_protocol::{CHANNEL_BINDING_LEN, LoginTbs, NONCE_LEN};
+use ring::digest::{SHA256, digest};
+use ring::rand::SecureRandom;
+
+use crate::audit::AuditEvent;
+use crate::gateway::{ConnInfo, Gateway};
+use crate::roles::{Action, Role, allowed};
+use crate::store::{PersonRow, SessionEnd, StoreError};
+
+/// A refusal: HTTP status, stable code, message for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl Refused {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refused {
+        Refused { status, code, message: message.into() }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: self.code.into(), message: self.message.clone() }
+    }
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Refused {
+        tracing::error!(error = %e, "store error");
+        Refused::new(503, "store_unavailable", "the gateway's store is not available; try again")
+    }
+}
+
+/// What a handler did, for the audit log.
+pub struct Outcome {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub actor: String,
+    pub object: String,
+    pub refusal: Option<&'static str>,
+}
+
+fn ok_json<T: serde::Serialize>(value: &T, actor: String, object: String) -> Outcome {
+    Outcome { status: 200, body: serde_json::to_vec(value).unwrap_or_default(), actor, object, refusal: None }
+}
+
+fn refused(r: Refused, actor: String, object: String) -> Outcome {
+    Outcome {
+        status: r.status,
+        body: serde_json::to_vec(&r.body()).unwrap_or_default(),
+        actor,
+        object,
+        refusal: Some(r.code),
+    }
+}
+
+fn random<const N: usize>(gw: &Gateway) -> Result<[u8; N], Refused> {
+    let mut b = [0u8; N];
+    gw.rng.fill(&mut b).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+    Ok(b)
+}
+
+/// `POST /v1/auth/challenge`.
+pub async fn challenge(gw: &Gateway, conn: &ConnInfo) -> Outcome {
+    let result = async {
+        let now = gw.clock.now();
+        let nonce: [u8; NONCE_LEN] = random(gw)?;
+        let id = B64URL.encode(random::<16>(gw)?);
+        let expires_at = now + gw.config.sessions.challenge_lifetime_seconds;
+        gw.store.create_challenge(&id, &nonce, &conn.terminal.key(), now, expires_at).await?;
+        Ok::<_, Refused>(Challenge {
+            id,
+            nonce: B64.encode(nonce),
+            expires_at: hpki_profile::validate::rfc3339(expires_at),
+            gateway_id: gw.config.gateway_id.clone(),
+        })
+    }
+    .await;
+    match result {
+        Ok(c) => {
+            let object = format!("challenge:{}", c.id);
+            ok_json(&c, "-".into(), object)
+        }
+        Err(r) => refused(r, "-".into(), "-".into()),
+    }
+}
+
+/// `POST /v1/auth/login`, checked in the order of the BRIEF.
+pub async fn login(gw: &Gateway, conn: &ConnInfo, body: &[u8]) -> Outcome {
+    let req: LoginRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refused(
+                Refused::new(400, "malformed_json", format!("the login request is not valid: {e}")),
+                "-".into(),
+                "-".into(),
+            );
+        }
+    };
+    let object = format!("challenge:{}", req.challenge_id);
+    match login_checked(gw, conn, &req).await {
+        Ok((resp, person)) => ok_json(&resp, person, object),
+        Err((r, actor)) => refused(r, actor.unwrap_or_else(|| "-".into()), object),
+    }
+}
+
+type LoginResult = Result<(LoginResponse, String), (Refused, Option<String>)>;
+
+async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> LoginResult {
+    let now = gw.clock.now();
+    let anon = |r: Refused| (r, None);
+
+    // 1. The challenge: known, unused, unexpired, this terminal's.
+    let challenge = match gw.store.take_challenge(&req.challenge_id, now).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(anon(Refused::new(401, "unknown_challenge", "no such challenge; ask for a new one"))),
+        Err(StoreError::Conflict(_)) => {
+            return Err(anon(Refused::new(
+                401,
+                "challenge_replayed",
+                "this challenge was already used; ask for a new one",
+            )));
+        }
+        Err(e) => return Err(anon(e.into())),
+    };
+    if now >= challenge.expires_at {
+        return Err(anon(Refused::new(401, "challenge_expired", "the challenge expired; ask for a new one")));
+    }
+    if challenge.terminal != conn.terminal.key() {
+        return Err(anon(Refused::new(
+            401,
+            "challenge_other_terminal",
+            "the challenge was issued to another terminal",
+        )));
+    }
+    let nonce: [u8; NONCE_LEN] = challenge
+        .nonce
+        .as_slice()
+        .try_into()
+        .map_err(|_| anon(Refused::new(500, "corrupt_challenge", "stored challenge is corrupt")))?;
+
+    // 2. The signature, over this gateway, this challenge, this connection.
+    let cert = B64
+        .decode(&req.certificate)
+        .map_err(|_| anon(Refused::new(400, "malformed_certificate", "certificate is not base64")))?;
+    let signature = B64
+        .decode(&req.signature)
+        .map_err(|_| anon(Refused::new(400, "malformed_signature", "signature is not base64")))?;
+    let intermediates = req
+        .intermediates
+        .iter()
+        .map(|i| B64.decode(i))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| anon(Refused::new(400, "malformed_certificate", "an intermediate is not base64")))?;
+    let tbs = LoginTbs {
+        gateway_id: &gw.config.gateway_id,
+        challenge_id: &req.challenge_id,
+        nonce: &nonce,
+        channel_binding: &conn.channel_binding,
+    }
+    .to_bytes()
+    .map_err(|e| anon(Refused::new(400, "malformed_request", e.to_string())))?;
+    let spki = hpki_profile::holder::parse_certificate(&cert)
+        .map(|c| c.public_key().subject_public_key.data.to_vec())
+        .map_err(|e| anon(Refused::new(400, "malformed_certificate", e.to_string())))?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &spki)
+        .verify(&tbs, &signature)
+        .map_err(|_| {
+            anon(Refused::new(
+                401,
+                "signature_invalid",
+                "the card's signature does not cover this gateway, this challenge and this TLS connection",
+            ))
+        })?;
+
+    // 3. The certificate, along the HPKI profile.
+    let validated = gw
+        .validator
+        .load()
+        .validate(&cert, &intermediates, Purpose::Authentication, now)
+        .map_err(|r| anon(Refused::new(401, r.code(), format!("the card's certificate was refused: {r}"))))?;
+    let holder = &validated.holder;
+
+    // 4. Profession, or the assistant's institution.
+    let (role, person_id) = match &holder.kind {
+        HolderKind::Licensed(p) => {
+            let role = Role::of_profession(*p).ok_or_else(|| {
+                anon(Refused::new(
+                    403,
+                    "profession_not_permitted",
+                    format!("{} cards have no access to this system", p.slug()),
+                ))
+            })?;
+            let id = holder
+                .serial_number
+                .clone()
+                .ok_or_else(|| anon(Refused::new(401, "no_person_id", "the certificate has no serialNumber")))?;
+            (role, id)
+        }
+        HolderKind::Assistant => {
+            let inst = holder.institution.clone().unwrap_or_default();
+            if inst != conn.terminal.institution {
+                return Err(anon(Refused::new(
+                    403,
+                    "assistant_wrong_institution",
+                    format!("this assistant card belongs to {inst:?}, the terminal to {:?}", conn.terminal.institution),
+                )));
+            }
+            let staff = holder
+                .serial_number
+                .clone()
+                .ok_or_else(|| anon(Refused::new(401, "no_person_id", "the certificate has no serialNumber")))?;
+            (Role::Assistant, format!("{inst}/{staff}"))
+        }
+        HolderKind::Other => {
+            return Err(anon(Refused::new(
+                401,
+                "not_a_card_certificate",
+                "this is neither an HPKI nor an assistant card",
+            )));
+        }
+    };
+
+    // 5. Registered and active, in the role the card shows.
+    let who = Some(person_id.clone());
+    let person = gw.store.person(&person_id).await.map_err(|e| (e.into(), who.clone()))?;
+    let person = person.ok_or_else(|| {
+        (
+            Refused::new(403, "person_not_registered", format!("{person_id} is not registered at this gateway")),
+            who.clone(),
+        )
+    })?;
+    if !person.active {
+        return Err((Refused::new(403, "person_deactivated", format!("{person_id} is deactivated")), who));
+    }
+    if person.role != role.name() {
+        return Err((
+            Refused::new(
+                403,
+                "role_mismatch",
+                format!("{person_id} is registered as {} but the card says {role}", person.role),
+            ),
+            who,
+        ));
+    }
+
+    // 6. The session, bound to this terminal and this card.
+    let token: [u8; 32] = random(gw).map_err(|r| (r, who.clone()))?;
+    let token_text = B64URL.encode(token);
+    let expires_at = now + gw.config.sessions.max_lifetime_seconds;
+    let card = digest(&SHA256, &cert);
+    gw.store
+        .create_session(
+            digest(&SHA256, token_text.as_bytes()).as_ref(),
+            &person_id,
+            &conn.terminal.key(),
+            card.as_ref(),
+            now,
+            expires_at,
+        )
+        .await
+        .map_err(|e| (e.into(), who.clone()))?;
+    let resp = LoginResponse {
+        session: token_text,
+        person: person_json(&person),
+        idle_timeout_seconds: gw.config.sessions.idle_timeout_seconds as u64,
+        expires_at: hpki_profile::validate::rfc3339(expires_at),
+    };
+    Ok((resp, person_id))
+}
+
+fn person_json(p: &PersonRow) -> Person {
+    Person {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        name_kanji: p.name_kanji.clone(),
+        role: p.role.clone(),
+        profession: (p.role != "assistant").then(|| p.role.clone()),
+        institution: p.institution.clone(),
+    }
+}
+
+/// The session of a request: the bearer token, checked against the store,
+/// the terminal and the person's state.
+pub struct Authenticated {
+    pub token_hash: Vec<u8>,
+    pub person: PersonRow,
+    pub role: Role,
+    pub session: crate::store::SessionRow,
+}
+
+pub async fn authenticate(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    authorization: Option<&str>,
+) -> Result<Authenticated, (Refused, Option<String>)> {
+    let token = authorization
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .ok_or_else(|| (Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None))?;
+    let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
+    let now = gw.clock.now();
+    let session = match gw.store.use_session(&token_hash, now, gw.config.sessions.idle_timeout_seconds).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(end)) => {
+            let (code, msg) = match end {
+                SessionEnd::Unknown => ("session_unknown", "no such session; log in again"),
+                SessionEnd::Ended => ("session_ended", "the session has ended; log in again"),
+                SessionEnd::IdleTimeout => ("session_idle_timeout", "no activity for too long; log in again"),
+                SessionEnd::Expired => ("session_expired", "the session reached its maximum length; log in again"),
+            };
+            return Err((Refused::new(401, code, msg), None));
+        }
+        Err(e) => return Err((e.into(), None)),
+    };
+    let who = Some(session.person_id.clone());
+    if session.terminal != conn.terminal.key() {
+        return Err((Refused::new(401, "session_other_terminal", "this session belongs to another terminal"), who));
+    }
+    let person = gw.store.person(&session.person_id).await.map_err(|e| (e.into(), who.clone()))?;
+    let Some(person) = person.filter(|p| p.active) else {
+        let _ = gw.store.end_session(&token_hash, now, "person_deactivated").await;
+        return Err((Refused::new(403, "person_deactivated", "this person is deactivated"), who));
+    };
+    let role = Role::from_name(&person.role)
+        .ok_or_else(|| (Refused::new(403, "unknown_role", "unknown role"), who.clone()))?;
+    Ok(Authenticated { token_hash, person, role, session })
+}
+
+fn check_allowed(a: &Authenticated, action: Action) -> Result<(), Refused> {
+    if allowed(a.role, action) {
+        Ok(())
+    } else {
+        Err(Refused::new(403, "not_permitted", format!("a {} may not do this", a.role)))
+    }
+}
+
+/// `GET /v1/auth/whoami`.
+pub async fn whoami(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Outcome {
+    match authenticate(gw, conn, authorization).await {
+        Ok(a) => {
+            if let Err(r) = check_allowed(&a, Action::WhoAmI) {
+                return refused(r, a.person.id.clone(), "session".into());
+            }
+            let w = WhoAmI {
+                person: person_json(&a.person),
+                terminal: conn.terminal.key(),
+                session_expires_at: hpki_profile::validate::rfc3339(a.session.expires_at),
+                idle_expires_at: hpki_profile::validate::rfc3339(
+                    a.session.last_seen + gw.config.sessions.idle_timeout_seconds,
+                ),
+            };
+            ok_json(&w, a.person.id.clone(), "session".into())
+        }
+        Err((r, who)) => refused(r, who.unwrap_or_else(|| "-".into()), "session".into()),
+    }
+}
+
+/// `POST /v1/auth/logout` (the agent also calls it when the card is removed).
+pub async fn logout(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Outcome {
+    match authenticate(gw, conn, authorization).await {
+        Ok(a) => match gw.store.end_session(&a.token_hash, gw.clock.now(), "logout").await {
+            Ok(_) => {
+                Outcome { status: 204, body: Vec::new(), actor: a.person.id, object: "session".into(), refusal: None }
+            }
+            Err(e) => refused(e.into(), a.person.id, "session".into()),
+        },
+        Err((r, who)) => refused(r, who.unwrap_or_else(|| "-".into()), "session".into()),
+    }
+}
+
+/// The audit entry of one request.
+pub fn audit_event(conn: &ConnInfo, action: &str, outcome: &Outcome, request_id: &str) -> AuditEvent {
+    AuditEvent {
+        actor: outcome.actor.clone(),
+        terminal: conn.terminal.key(),
+        institution: conn.terminal.institution.clone(),
+        action: action.into(),
+        object: outcome.object.clone(),
+        outcome: if outcome.refusal.is_some() { "refused".into() } else { "ok".into() },
+        reason: outcome.refusal.unwrap_or("-").into(),
+        request_id: request_id.into(),
+    }
+}
+
+/// The channel-binding buffer type, for the listener.
+pub type ChannelBinding = [u8; CHANNEL_BINDING_LEN];

@@ -1,0 +1,210 @@
+//! The gateway's configuration file (TOML). Every option, with its default,
+//! is documented in `docs/gateway-config.md`. Relative paths are relative to
+//! the configuration file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::store::StoreConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The identity a card signs into its login (`gateway_id` in the TBS).
+    pub gateway_id: String,
+    #[serde(default)]
+    pub store: StoreSection,
+    pub listener: ListenerSection,
+    pub hpki: HpkiSection,
+    #[serde(default)]
+    pub sessions: SessionSection,
+    #[serde(default)]
+    pub ops: OpsSection,
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// Directory of the SQLite files (the default store).
+    #[serde(default = "default_data_dir")]
+    pub sqlite_dir: PathBuf,
+    /// Use PostgreSQL instead (`postgres://user@host/db`).
+    pub postgres_url: Option<String>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection { sqlite_dir: default_data_dir(), postgres_url: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSection {
+    pub address: SocketAddr,
+    /// Server certificate chain (PEM) and key (PEM, PKCS#8).
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    /// CA certificates whose terminal certificates are accepted (PEM).
+    pub terminal_ca: Vec<PathBuf>,
+    /// CRLs of those CAs (DER or PEM); one past its nextUpdate fails closed.
+    pub terminal_crls: Vec<PathBuf>,
+    /// Source networks allowed to connect (the VPN ranges); anything else is
+    /// refused before TLS.
+    pub allow: Vec<IpNet>,
+    #[serde(default = "d10")]
+    pub handshake_timeout_seconds: u64,
+    #[serde(default = "d60")]
+    pub idle_timeout_seconds: u64,
+    #[serde(default = "d1024")]
+    pub max_connections: usize,
+    #[serde(default = "d65536")]
+    pub max_body_bytes: usize,
+    /// Requests per second per terminal (a burst of the same size allowed).
+    #[serde(default = "d50")]
+    pub requests_per_second_per_terminal: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpkiSection {
+    /// HPKI and institution-PKI trust anchors (PEM or DER).
+    pub anchors: Vec<PathBuf>,
+    #[serde(default)]
+    pub intermediates: Vec<PathBuf>,
+    /// CRLs of every CA below the anchors.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// Accept the test HPKI policies of `hpki-certs` cards (never in
+    /// production).
+    #[serde(default)]
+    pub accept_test_policies: bool,
+    /// Further accepted authentication policies (dotted OIDs).
+    #[serde(default)]
+    pub accept_authentication_policies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSection {
+    #[serde(default = "d300")]
+    pub idle_timeout_seconds: i64,
+    #[serde(default = "d43200")]
+    pub max_lifetime_seconds: i64,
+    #[serde(default = "d120")]
+    pub challenge_lifetime_seconds: i64,
+}
+
+impl Default for SessionSection {
+    fn default() -> Self {
+        SessionSection { idle_timeout_seconds: 300, max_lifetime_seconds: 43_200, challenge_lifetime_seconds: 120 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpsSection {
+    /// /healthz, /readyz and /metrics; loopback or a management network.
+    #[serde(default = "default_ops")]
+    pub address: SocketAddr,
+}
+
+fn default_ops() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9090))
+}
+
+impl Default for OpsSection {
+    fn default() -> Self {
+        OpsSection { address: default_ops() }
+    }
+}
+
+const fn d10() -> u64 {
+    10
+}
+const fn d60() -> u64 {
+    60
+}
+const fn d1024() -> usize {
+    1024
+}
+const fn d65536() -> usize {
+    65_536
+}
+const fn d50() -> u32 {
+    50
+}
+const fn d300() -> i64 {
+    300
+}
+const fn d43200() -> i64 {
+    43_200
+}
+const fn d120() -> i64 {
+    120
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {detail}")]
+    Parse { path: PathBuf, detail: String },
+    #[error("{path}: {detail}")]
+    Invalid { path: PathBuf, detail: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let mut c: Config =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), detail: e.to_string() })?;
+        c.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        c.validate().map_err(|detail| ConfigError::Invalid { path: path.into(), detail })?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.gateway_id.trim().is_empty() || self.gateway_id.len() > 255 {
+            return Err("gateway_id must be 1–255 characters".into());
+        }
+        if self.listener.allow.is_empty() {
+            return Err("listener.allow is empty: no terminal could connect".into());
+        }
+        if self.listener.terminal_ca.is_empty() {
+            return Err("listener.terminal_ca is empty".into());
+        }
+        if self.hpki.anchors.is_empty() {
+            return Err("hpki.anchors is empty".into());
+        }
+        let s = &self.sessions;
+        if !(1..=3600).contains(&s.idle_timeout_seconds) || s.max_lifetime_seconds < s.idle_timeout_seconds {
+            return Err("sessions: idle_timeout_seconds must be 1–3600 and at most max_lifetime_seconds".into());
+        }
+        if !(1..=120).contains(&s.challenge_lifetime_seconds) {
+            return Err("sessions.challenge_lifetime_seconds must be 1–120 (challenges live at most 2 minutes)".into());
+        }
+        Ok(())
+    }
+
+    /// A path from the file, relative to the configuration's directory.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        match &self.store.postgres_url {
+            Some(url) => StoreConfig::Postgres { url: url.clone() },
+            None => StoreConfig::Sqlite { dir: self.path(&self.store.sqlite_dir) },
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The gateway's shared state: configuration, store, clock, TLS and HPKI
+//! validation (swappable on reload), metrics and rate limits.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::ArcSwap;
+use hpki_profile::Validator;
+use ring::rand::SystemRandom;
+use rustls::ServerConfig;
+
+use crate::api::ChannelBinding;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::store::Store;
+
+pub struct Gateway {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub tls: ArcSwap<ServerConfig>,
+    pub validator: ArcSwap<Validator>,
+    pub metrics: Metrics,
+    pub rng: SystemRandom,
+    rate: Mutex<HashMap<String, Bucket>>,
+}
+
+/// The terminal of a connection, from its certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    pub institution: String,
+    pub name: String,
+}
+
+impl Terminal {
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.institution, self.name)
+    }
+}
+
+/// What the listener knows of a connection.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub terminal: Terminal,
+    pub channel_binding: ChannelBinding,
+}
+
+/// Counters shown on /metrics (Prometheus text format).
+#[derive(Default)]
+pub struct Metrics {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused_source: AtomicU64,
+    pub connections_refused_limit: AtomicU64,
+    pub handshakes_failed: AtomicU64,
+    pub handshake_timeouts: AtomicU64,
+    pub requests: AtomicU64,
+    pub requests_refused: AtomicU64,
+    pub logins_ok: AtomicU64,
+    pub logins_refused: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub bodies_too_large: AtomicU64,
+    pub reloads: AtomicU64,
+    pub reload_failures: AtomicU64,
+}
+
+impl Metrics {
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let rows: [(&str, &str, &AtomicU64); 13] = [
+            ("hpki_connections_accepted_total", "TLS connections accepted", &self.connections_accepted),
+            (
+                "hpki_connections_refused_source_total",
+                "connections refused before TLS: source not allowed",
+                &self.connections_refused_source,
+            ),
+            (
+                "hpki_connections_refused_limit_total",
+                "connections refused: maximum reached",
+                &self.connections_refused_limit,
+            ),
+            ("hpki_handshakes_failed_total", "TLS handshakes refused or failed", &self.handshakes_failed),
+            ("hpki_handshake_timeouts_total", "TLS handshakes that timed out", &self.handshake_timeouts),
+            ("hpki_requests_total", "requests served", &self.requests),
+            ("hpki_requests_refused_total", "requests refused", &self.requests_refused),
+            ("hpki_logins_total", "successful logins", &self.logins_ok),
+            ("hpki_logins_refused_total", "refused logins", &self.logins_refused),
+            ("hpki_rate_limited_total", "requests over the per-terminal rate", &self.rate_limited),
+            ("hpki_bodies_too_large_total", "requests over the body size limit", &self.bodies_too_large),
+            ("hpki_reloads_total", "certificate and CRL reloads", &self.reloads),
+            ("hpki_reload_failures_total", "reloads refused (old files kept)", &self.reload_failures),
+        ];
+        let mut out = String::new();
+        for (name, help, v) in rows {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+}
+
+struct Bucket {
+    tokens: f64,
+    last_ms: i64,
+}
+
+impl Gateway {
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: Arc<dyn Clock>,
+        tls: Arc<ServerConfig>,
+        validator: Arc<Validator>,
+    ) -> Gateway {
+        Gateway {
+            config,
+            store,
+            clock,
+            tls: ArcSwap::new(tls),
+            validator: ArcSwap::new(validator),
+            metrics: Metrics::default(),
+            rng: SystemRandom::new(),
+            rate: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Token bucket per terminal: `false` when over the configured rate.
+    pub fn take_rate_token(&self, terminal: &str) -> bool {
+        let rate = f64::from(self.config.listener.requests_per_second_per_terminal.max(1));
+        let now = self.clock.now_ms();
+        let mut buckets = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
+        let b = buckets.entry(terminal.to_owned()).or_insert(Bucket { tokens: rate, last_ms: now });
+        b.tokens = (b.tokens + (now - b.last_ms).max(0) as f64 / 1000.0 * rate).min(rate);
+        b.last_ms = now;
+        if b.tokens >= 1.0 {
+            b.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}

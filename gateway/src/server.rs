@@ -1,0 +1,365 @@
+//! The listeners: the institution listener (mTLS, allowlist before TLS,
+//! limits) and the operations listener (/healthz, /readyz, /metrics), plus
+//! reloading certificates and CRLs without dropping connections.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes_alias::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use crate::api::{self, Outcome, Refused};
+use crate::audit::AuditEvent;
+use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
+
+mod bytes_alias {
+    pub use hyper::body::Bytes;
+}
+
+type Body = Full<Bytes>;
+
+fn json(status: u16, body: Vec<u8>, request_id: &str) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    if status != 204 {
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    }
+    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
+}
+
+fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
+    // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    gw.config.listener.allow.iter().any(|net| net.contains(&ip))
+}
+
+async fn audit(gw: &Gateway, event: AuditEvent) {
+    if let Err(e) = gw.store.append_audit(&event, gw.clock.now_ms()).await {
+        // Fail loudly: an access that cannot be audited is an incident.
+        tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
+    }
+}
+
+fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent {
+    AuditEvent {
+        actor: "-".into(),
+        terminal: "-".into(),
+        institution: "-".into(),
+        action: action.into(),
+        object: format!("peer:{peer}"),
+        outcome: "refused".into(),
+        reason: reason.into(),
+        request_id: "-".into(),
+    }
+}
+
+/// Serves the institution listener until the process ends.
+pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener) {
+    let limit = Arc::new(Semaphore::new(gw.config.listener.max_connections));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if !allowed_source(&gw, peer.ip()) {
+            // NET-1, NET-3: refused before TLS, and recorded.
+            Metrics::inc(&gw.metrics.connections_refused_source);
+            tracing::warn!(%peer, "connection from outside the allowed networks refused");
+            drop(tcp);
+            audit(&gw, connection_event("net.connect", peer, "source_not_allowed")).await;
+            continue;
+        }
+        let Ok(permit) = limit.clone().try_acquire_owned() else {
+            Metrics::inc(&gw.metrics.connections_refused_limit);
+            tracing::warn!(%peer, "connection refused: maximum number of connections reached");
+            drop(tcp);
+            continue;
+        };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            serve_connection(gw, tcp, peer).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+    let _ = tcp.set_nodelay(true);
+    let acceptor = TlsAcceptor::from(gw.tls.load_full());
+    let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
+    let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            Metrics::inc(&gw.metrics.handshakes_failed);
+            tracing::info!(%peer, error = %e, "TLS handshake refused");
+            audit(&gw, connection_event("tls.handshake", peer, &handshake_reason(&e))).await;
+            return;
+        }
+        Err(_) => {
+            Metrics::inc(&gw.metrics.handshake_timeouts);
+            tracing::info!(%peer, "TLS handshake timed out");
+            audit(&gw, connection_event("tls.handshake", peer, "handshake_timeout")).await;
+            return;
+        }
+    };
+    let (_, session) = tls.get_ref();
+    let terminal = session.peer_certificates().and_then(|c| c.first()).and_then(|c| terminal_of(c.as_ref()));
+    let Some(terminal) = terminal else {
+        Metrics::inc(&gw.metrics.handshakes_failed);
+        audit(&gw, connection_event("tls.handshake", peer, "terminal_certificate_unreadable")).await;
+        return;
+    };
+    let mut binding = [0u8; hpki_protocol::CHANNEL_BINDING_LEN];
+    if session.export_keying_material(&mut binding, hpki_protocol::CHANNEL_BINDING_LABEL, None).is_err() {
+        return;
+    }
+    Metrics::inc(&gw.metrics.connections_accepted);
+    let conn = Arc::new(ConnInfo { peer, terminal, channel_binding: binding });
+    let idle = Duration::from_secs(gw.config.listener.idle_timeout_seconds);
+    let service = service_fn(move |req| {
+        let gw = gw.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
+    });
+    let result = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+/// A short reason for a refused handshake, for the audit log.
+fn handshake_reason(e: &std::io::Error) -> String {
+    let text = e.to_string().to_lowercase();
+    for (needle, reason) in [
+        ("revoked", "terminal_certificate_revoked"),
+        ("expired", "terminal_certificate_expired"),
+        ("unknown issuer", "terminal_certificate_unknown_issuer"),
+        ("unknownissuer", "terminal_certificate_unknown_issuer"),
+        ("revocation", "terminal_revocation_status"),
+        ("crl", "terminal_revocation_status"),
+        ("no certificate", "no_terminal_certificate"),
+        ("certificaterequired", "no_terminal_certificate"),
+    ] {
+        if text.contains(needle) {
+            return reason.into();
+        }
+    }
+    "tls_handshake_failed".into()
+}
+
+/// Institution (O) and terminal name (CN) of a terminal certificate.
+fn terminal_of(der: &[u8]) -> Option<Terminal> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let institution = cert.subject().iter_organization().next()?.as_str().ok()?.to_owned();
+    let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    Some(Terminal { institution, name })
+}
+
+fn request_id(gw: &Gateway) -> String {
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SecureRandom::fill(&gw.rng, &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+    let rid = request_id(&gw);
+    let span = tracing::info_span!("request", request_id = %rid, terminal = %conn.terminal.key(), path = %req.uri().path(), person = tracing::field::Empty);
+    async move {
+        Metrics::inc(&gw.metrics.requests);
+        let path = req.uri().path().to_owned();
+        let action = match (req.method(), path.as_str()) {
+            (&Method::POST, "/v1/auth/challenge") => "auth.challenge",
+            (&Method::POST, "/v1/auth/login") => "auth.login",
+            (&Method::POST, "/v1/auth/logout") => "auth.logout",
+            (&Method::GET, "/v1/auth/whoami") => "auth.whoami",
+            _ => "http.unknown",
+        };
+        let outcome = dispatch(&gw, &conn, req, action).await;
+        tracing::Span::current().record("person", outcome.actor.as_str());
+        if outcome.refusal.is_some() {
+            Metrics::inc(&gw.metrics.requests_refused);
+        }
+        if action == "auth.login" {
+            Metrics::inc(if outcome.refusal.is_some() { &gw.metrics.logins_refused } else { &gw.metrics.logins_ok });
+        }
+        tracing::info!(status = outcome.status, refusal = outcome.refusal.unwrap_or("-"), "{action}");
+        audit(&gw, api::audit_event(&conn, action, &outcome, &rid)).await;
+        json(outcome.status, outcome.body, &rid)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn dispatch(gw: &Gateway, conn: &ConnInfo, req: Request<Incoming>, action: &str) -> Outcome {
+    let deny = |r: Refused| Outcome {
+        status: r.status,
+        body: serde_json::to_vec(&r.body()).unwrap_or_default(),
+        actor: "-".into(),
+        object: "-".into(),
+        refusal: Some(r.code),
+    };
+    match gw.store.terminal_suspended(&conn.terminal.institution, &conn.terminal.name).await {
+        Ok(false) => {}
+        Ok(true) => return deny(Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT")),
+        Err(e) => return deny(e.into()),
+    }
+    if !gw.take_rate_token(&conn.terminal.key()) {
+        Metrics::inc(&gw.metrics.rate_limited);
+        return deny(Refused::new(429, "rate_limited", "too many requests from this terminal; slow down"));
+    }
+    let authorization =
+        req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let max = gw.config.listener.max_body_bytes;
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                Metrics::inc(&gw.metrics.bodies_too_large);
+                return deny(Refused::new(413, "body_too_large", format!("the request body exceeds {max} bytes")));
+            }
+            return deny(Refused::new(400, "bad_request", "the request body could not be read"));
+        }
+    };
+    match action {
+        "auth.challenge" => api::challenge(gw, conn).await,
+        "auth.login" => api::login(gw, conn, &body).await,
+        "auth.logout" => api::logout(gw, conn, authorization.as_deref()).await,
+        "auth.whoami" => api::whoami(gw, conn, authorization.as_deref()).await,
+        _ => deny(Refused::new(404, "not_found", "no such endpoint")),
+    }
+}
+
+/// /healthz (the process answers), /readyz (store reachable, CRLs fresh),
+/// /metrics (Prometheus).
+pub async fn serve_ops(gw: Arc<Gateway>, listener: TcpListener) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let gw = gw.clone();
+                async move {
+                    let (status, body, ctype) = match req.uri().path() {
+                        "/healthz" => (200, "ok\n".to_string(), "text/plain"),
+                        "/readyz" => match readiness(&gw).await {
+                            Ok(()) => (200, "ready\n".to_string(), "text/plain"),
+                            Err(why) => (503, format!("not ready: {why}\n"), "text/plain"),
+                        },
+                        "/metrics" => (200, gw.metrics.render(), "text/plain; version=0.0.4"),
+                        _ => (404, "not found\n".to_string(), "text/plain"),
+                    };
+                    let mut r = Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(ctype));
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
+}
+
+async fn readiness(gw: &Gateway) -> Result<(), String> {
+    gw.store.ping().await.map_err(|e| format!("store: {e}"))?;
+    let next = crate::tls::earliest_crl_next_update(&gw.config).map_err(|e| e.to_string())?;
+    if let Some(n) = next
+        && n <= gw.clock.now()
+    {
+        return Err(format!("a CRL is past its nextUpdate ({})", hpki_profile::validate::rfc3339(n)));
+    }
+    Ok(())
+}
+
+/// Rebuilds TLS and HPKI validation from the files; a broken file keeps the
+/// old configuration in force and is reported.
+pub fn reload(gw: &Gateway) -> Result<(), String> {
+    let tls = crate::tls::server_config(&gw.config).map_err(|e| e.to_string());
+    let validator = crate::tls::validator(&gw.config).map_err(|e| e.to_string());
+    match (tls, validator) {
+        (Ok(t), Ok(v)) => {
+            gw.tls.store(t);
+            gw.validator.store(v);
+            Metrics::inc(&gw.metrics.reloads);
+            tracing::info!("certificates and CRLs reloaded");
+            Ok(())
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            Metrics::inc(&gw.metrics.reload_failures);
+            tracing::error!(error = %e, "reload refused; the previous certificates and CRLs stay in force");
+            Err(e)
+        }
+    }
+}
+
+/// The files whose change triggers a reload.
+fn watched_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
+    let c = &gw.config;
+    let l = &c.listener;
+    let h = &c.hpki;
+    [&l.certificate, &l.key]
+        .into_iter()
+        .chain(l.terminal_ca.iter())
+        .chain(l.terminal_crls.iter())
+        .chain(h.anchors.iter())
+        .chain(h.intermediates.iter())
+        .chain(h.crls.iter())
+        .map(|p| c.path(p))
+        .collect()
+}
+
+fn stamps(files: &[std::path::PathBuf]) -> Vec<Option<SystemTime>> {
+    files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
+}
+
+/// Reloads on SIGHUP and when a watched file changes (checked every
+/// `every`).
+pub async fn watch_reloads(gw: Arc<Gateway>, every: Duration) {
+    let files = watched_files(&gw);
+    let mut last = stamps(&files);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let by_signal = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            true = by_signal => { let _ = reload(&gw); last = stamps(&files); }
+            _ = tokio::time::sleep(every) => {
+                let now = stamps(&files);
+                if now != last {
+                    last = now;
+                    let _ = reload(&gw);
+                }
+            }
+        }
+    }
+}

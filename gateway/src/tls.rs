@@ -1,0 +1,137 @@
+//! TLS for the institution listener, and the HPKI validator, both built from
+//! files so that they can be rebuilt when the files change.
+//!
+//! TLS 1.3 only, rustls on ring. A client certificate is required: a terminal
+//! certificate from a configured terminal CA, checked by rustls' verifier with
+//! the terminal CRLs, where a CRL past its nextUpdate fails closed
+//! (`enforce_revocation_expiration`) and a missing one too. The CA itself is
+//! the trust anchor, so nothing else the root issues can act as a terminal.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hpki_profile::{AcceptedPolicies, Oid, Purpose, Revocation, Validator, ValidatorConfig};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {detail}")]
+    File { path: String, detail: String },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("HPKI validator: {0}")]
+    Hpki(String),
+}
+
+fn file_err(path: &Path, detail: impl ToString) -> LoadError {
+    LoadError::File { path: path.display().to_string(), detail: detail.to_string() }
+}
+
+/// Every certificate in a PEM file, or the one certificate of a DER file.
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    if bytes.starts_with(b"-----BEGIN") {
+        let certs =
+            CertificateDer::pem_slice_iter(&bytes).collect::<Result<Vec<_>, _>>().map_err(|e| file_err(path, e))?;
+        if certs.is_empty() {
+            return Err(file_err(path, "no CERTIFICATE in the PEM file"));
+        }
+        Ok(certs)
+    } else {
+        hpki_profile::holder::parse_certificate(&bytes).map_err(|e| file_err(path, e))?;
+        Ok(vec![CertificateDer::from(bytes)])
+    }
+}
+
+/// A CRL file, DER or PEM.
+pub fn crl(path: &Path) -> Result<CertificateRevocationListDer<'static>, LoadError> {
+    let bytes = std::fs::read(path).map_err(|e| file_err(path, e))?;
+    let der = if bytes.starts_with(b"-----BEGIN") {
+        CertificateRevocationListDer::from_pem_slice(&bytes).map_err(|e| file_err(path, e))?
+    } else {
+        CertificateRevocationListDer::from(bytes)
+    };
+    x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| file_err(path, format!("not a CRL: {e}")))?;
+    Ok(der)
+}
+
+/// The institution listener's TLS configuration.
+pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, LoadError> {
+    let l = &config.listener;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for p in &l.terminal_ca {
+        let p = config.path(p);
+        for c in certificates(&p)? {
+            roots.add(c).map_err(|e| file_err(&p, e))?;
+        }
+    }
+    let crls = l.terminal_crls.iter().map(|p| crl(&config.path(p))).collect::<Result<Vec<_>, _>>()?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        .enforce_revocation_expiration()
+        .build()
+        .map_err(|e| LoadError::Tls(e.to_string()))?;
+    let cert_path = config.path(&l.certificate);
+    let chain = certificates(&cert_path)?;
+    let key_path = config.path(&l.key);
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, e))?;
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| LoadError::Tls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .map_err(|e| LoadError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(server))
+}
+
+/// The HPKI path validator for card certificates (login).
+pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
+    let h = &config.hpki;
+    let read_all = |paths: &[std::path::PathBuf]| -> Result<Vec<Vec<u8>>, LoadError> {
+        let mut out = Vec::new();
+        for p in paths {
+            out.extend(certificates(&config.path(p))?.into_iter().map(|c| c.as_ref().to_vec()));
+        }
+        Ok(out)
+    };
+    let mut policies = AcceptedPolicies::hpki();
+    if h.accept_test_policies {
+        policies = policies.with_test_policies();
+    }
+    for text in &h.accept_authentication_policies {
+        policies.accept(Purpose::Authentication, Oid::parse(text).map_err(|e| LoadError::Hpki(e.to_string()))?);
+    }
+    let crls =
+        h.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
+    let v = Validator::new(ValidatorConfig {
+        anchors: read_all(&h.anchors)?,
+        intermediates: read_all(&h.intermediates)?,
+        crls,
+        policies,
+        revocation: Revocation::Required,
+    })
+    .map_err(|e| LoadError::Hpki(e.to_string()))?;
+    Ok(Arc::new(v))
+}
+
+/// The earliest nextUpdate among the configured CRLs (Unix seconds), for
+/// readiness: a stale CRL makes the gateway not ready.
+pub fn earliest_crl_next_update(config: &Config) -> Result<Option<i64>, LoadError> {
+    let mut earliest: Option<i64> = None;
+    for p in config.listener.terminal_crls.iter().chain(config.hpki.crls.iter()) {
+        let der = crl(&config.path(p))?;
+        let (_, c) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| file_err(p, e))?;
+        if let Some(n) = c.next_update() {
+            let t = n.timestamp();
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
+        }
+    }
+    Ok(earliest)
+}

@@ -1,0 +1,453 @@
+//! Card login at the gateway through everything real: the virtual card in a
+//! private pcscd, the card layer, mutual TLS 1.3 with a terminal
+//! certificate, HPKI validation with CRLs, the store and the audit log. The
+//! gateway runs in-process so its clock can be moved instead of sleeping.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use hpki_card::{HpkiCard, PcscContext};
+use hpki_e2e::{World, WorldOptions, login, signed_login};
+use hpki_gateway::audit::{AuditRecord, ChainVerifier};
+use hpki_profile::Profession;
+use serde_json::{Value, json};
+use testbed::{CardProcess, PrivatePcscd};
+
+const CLINIC: &str = "Kanazawa Clinic";
+
+/// A world, a private pcscd, and a card in slot 0.
+struct Desk {
+    card: HpkiCard,
+    _process: CardProcess,
+    _pcscd: PrivatePcscd,
+}
+
+fn insert(pcscd: &PrivatePcscd, slot: u8, image: &std::path::Path) -> Result<(CardProcess, HpkiCard)> {
+    let process = CardProcess::start(pcscd, slot, image)?;
+    let ctx = PcscContext::establish()?;
+    ctx.wait_for_card(process.reader(), Duration::from_secs(5))?;
+    let card = ctx.connect(process.reader())?;
+    Ok((process, card))
+}
+
+fn pcscd() -> Result<PrivatePcscd> {
+    let p = PrivatePcscd::start()?;
+    p.use_in_this_process()?;
+    Ok(p)
+}
+
+async fn desk(world: &mut World, profession: Profession) -> Result<Desk> {
+    let image = world.card(profession, "100001", CLINIC).await?;
+    let pcscd = pcscd()?;
+    let (process, card) = insert(&pcscd, 0, &image)?;
+    Ok(Desk { card, _process: process, _pcscd: pcscd })
+}
+
+async fn audit_entries(world: &World) -> Vec<AuditRecord> {
+    world.gw.store.audit_page(0, 10_000).await.expect("audit")
+}
+
+/// The newest audit entry of `action` (waiting a little: a refused
+/// handshake is audited after the client has seen the refusal).
+async fn last_audit(world: &World, action: &str) -> AuditRecord {
+    for _ in 0..100 {
+        if let Some(r) = audit_entries(world).await.into_iter().rev().find(|r| r.event.action == action) {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no audit entry for {action}");
+}
+
+async fn chain_verifies(world: &World) -> bool {
+    let mut v = ChainVerifier::default();
+    audit_entries(world).await.iter().all(|r| v.check(r).is_ok())
+}
+
+/// Login refused with `code`, and the refusal audited with it.
+async fn assert_refused(world: &World, status_body: (u16, Value), code: &str) {
+    let (status, body) = status_body;
+    assert!(status >= 400, "expected a refusal, got {status}: {body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    let audited = last_audit(world, "auth.login").await;
+    assert_eq!((audited.event.outcome.as_str(), audited.event.reason.as_str()), ("refused", code));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_profession_and_an_assistant_log_in_and_whoami_says_who() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let pcscd = pcscd()?;
+    let cases = [
+        (Profession::Doctor, "doctor"),
+        (Profession::Dentist, "dentist"),
+        (Profession::Pharmacist, "pharmacist"),
+        (Profession::Nurse, "nurse"),
+        (Profession::RegisteredDietitian, "dietitian"),
+    ];
+    for (i, (profession, role)) in cases.into_iter().enumerate() {
+        let image = world.card(profession, &format!("2000{i}"), CLINIC).await?;
+        let (process, mut card) = insert(&pcscd, (i % 2) as u8, &image)?;
+        let mut client = world.connect(&creds).await?;
+        let (status, body) = login(&mut client, &mut card).await?;
+        assert_eq!(status, 200, "{role}: {body}");
+        assert_eq!(body["person"]["role"], role);
+        assert_eq!(body["idle_timeout_seconds"], 300);
+        let token = body["session"].as_str().unwrap_or_default().to_owned();
+        let (status, me) = client.get("/v1/auth/whoami", Some(&token)).await?;
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["person"]["role"], role);
+        assert_eq!(me["person"]["profession"], role);
+        assert_eq!(me["terminal"], format!("{CLINIC}/desk-1"));
+        let audited = last_audit(&world, "auth.login").await;
+        assert_eq!(
+            (audited.event.outcome.as_str(), audited.event.actor.as_str()),
+            ("ok", body["person"]["id"].as_str().unwrap_or(""))
+        );
+        drop(card);
+        drop(process);
+    }
+    let image = world.assistant_card(CLINIC, "S-0042").await?;
+    let (_process, mut card) = insert(&pcscd, 1, &image)?;
+    std::thread::sleep(Duration::from_millis(100));
+    let mut client = world.connect(&creds).await?;
+    let (status, body) = login(&mut client, &mut card).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["person"]["role"], "assistant");
+    assert_eq!(body["person"]["id"], format!("{CLINIC}/S-0042"));
+    assert!(body["person"].get("profession").is_none());
+    assert!(chain_verifies(&world).await);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_challenge_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    let c = client.challenge().await?;
+    let body = signed_login(&mut desk.card, &c, &client.channel_binding)?;
+    assert_eq!(client.post("/v1/auth/login", &body, None).await?.0, 200);
+    let again = client.post("/v1/auth/login", &body, None).await?;
+    assert_refused(&world, again, "challenge_replayed").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_challenge_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    let c = client.challenge().await?;
+    let body = signed_login(&mut desk.card, &c, &client.channel_binding)?;
+    world.clock.advance_secs(121);
+    let r = client.post("/v1/auth/login", &body, None).await?;
+    assert_refused(&world, r, "challenge_expired").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_of_another_terminal_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let a = world.terminal(CLINIC, "desk-1")?;
+    let b = world.terminal(CLINIC, "desk-2")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client_a = world.connect(&a).await?;
+    let mut client_b = world.connect(&b).await?;
+    let c = client_a.challenge().await?;
+    let body = signed_login(&mut desk.card, &c, &client_b.channel_binding)?;
+    let r = client_b.post("/v1/auth/login", &body, None).await?;
+    assert_refused(&world, r, "challenge_other_terminal").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_made_for_another_tls_connection_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut honest = world.connect(&creds).await?;
+    let mut relay = world.connect(&creds).await?;
+    assert_ne!(honest.channel_binding, relay.channel_binding);
+    // The challenge is taken on the relay's connection, but the card signs
+    // for the honest connection it thinks it is on.
+    let c = relay.challenge().await?;
+    let body = signed_login(&mut desk.card, &c, &honest.channel_binding)?;
+    let r = relay.post("/v1/auth/login", &body, None).await?;
+    assert_refused(&world, r, "signature_invalid").await;
+    let _ = honest.get("/v1/auth/whoami", None).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_card_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let cert = desk.card.read_certificate(hpki_card::Application::Authentication)?;
+    let serial = hpki_profile::read_holder(&cert)?.certificate_serial;
+    world.ca.revoke(&serial, hpki_ca::Reason::KeyCompromise)?;
+    world.publish_crls()?;
+    let mut client = world.connect(&creds).await?;
+    let r = login(&mut client, &mut desk.card).await?;
+    assert_refused(&world, r, "revoked").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crl_past_its_next_update_fails_closed() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    // Four days and a bit later for the gateway's HPKI checks.
+    world.clock.advance_secs(4 * 86_400 + 60);
+    let r = login(&mut client, &mut desk.card).await?;
+    assert_refused(&world, r, "stale_crl").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_card_of_an_unknown_ca_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let other_dir = world.path("other-ca");
+    let mut other = hpki_ca::CaDir::init(&other_dir, hpki_ca::DEFAULT_CRL_BASE_URL)?;
+    let image = world.path("foreign.json");
+    let issued = other.issue_card(
+        &hpki_ca::CardRequest {
+            profession: Profession::Doctor,
+            name: "Foreign Doctor".into(),
+            name_kanji: None,
+            institution: Some(CLINIC.into()),
+            institution_kanji: None,
+            license_no: "999999".into(),
+            verified_by: "nobody".into(),
+            pin: hpki_e2e::PIN.into(),
+            variant: hpki_card::CardVariant::Jma,
+            retry_limit: 5,
+            valid_days: 30,
+        },
+        &image,
+    )?;
+    world.ensure_institution(CLINIC).await?;
+    world.register(&issued.person_id, "doctor", CLINIC).await?;
+    let pcscd = pcscd()?;
+    let (_p, mut card) = insert(&pcscd, 0, &image)?;
+    let mut client = world.connect(&creds).await?;
+    let r = login(&mut client, &mut card).await?;
+    // Test CAs share their names, so the chain is found by name and our
+    // CA's key refuses the foreign certificate's signature.
+    assert_refused(&world, r, "bad_signature").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assistant_card_of_another_institution_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let image = world.assistant_card("Noto Hospital", "S-7").await?;
+    let pcscd = pcscd()?;
+    let (_p, mut card) = insert(&pcscd, 0, &image)?;
+    let mut client = world.connect(&creds).await?;
+    let r = login(&mut client, &mut card).await?;
+    assert_refused(&world, r, "assistant_wrong_institution").await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregistered_and_deactivated_people_are_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    // Issued by IT but never registered at the gateway.
+    let image = world.path("unregistered.json");
+    world.ca.issue_card(
+        &hpki_ca::CardRequest {
+            profession: Profession::Nurse,
+            name: "New Nurse".into(),
+            name_kanji: None,
+            institution: None,
+            institution_kanji: None,
+            license_no: "555".into(),
+            verified_by: "e2e".into(),
+            pin: hpki_e2e::PIN.into(),
+            variant: hpki_card::CardVariant::Jma,
+            retry_limit: 5,
+            valid_days: 30,
+        },
+        &image,
+    )?;
+    let pcscd = pcscd()?;
+    let (_p, mut card) = insert(&pcscd, 0, &image)?;
+    let mut client = world.connect(&creds).await?;
+    let r = login(&mut client, &mut card).await?;
+    assert_refused(&world, r, "person_not_registered").await;
+
+    world.ensure_institution(CLINIC).await?;
+    world.register("RN-555", "nurse", CLINIC).await?;
+    let (status, body) = login(&mut client, &mut card).await?;
+    assert_eq!(status, 200, "{body}");
+    let token = body["session"].as_str().unwrap_or_default().to_owned();
+    world.gw.store.set_person_active("RN-555", false, 0).await?;
+    let (status, body) = client.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!((status, body["error"].as_str()), (403, Some("person_deactivated")), "the session ends at once");
+    let r = login(&mut client, &mut card).await?;
+    assert_refused(&world, r, "person_deactivated").await;
+    Ok(())
+}
+
+async fn handshake_refused(world: &World, creds: &hpki_e2e::TerminalCreds) -> bool {
+    // TLS 1.3: connect() returns before the server has judged the client
+    // certificate; the refusal shows on the first read.
+    match world.connect(creds).await {
+        Err(_) => true,
+        Ok(mut c) => c.get("/v1/auth/whoami", None).await.is_err(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_terminal_gets_no_response() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "lost-laptop")?;
+    let mut before = world.connect(&creds).await?;
+    assert_eq!(before.get("/v1/auth/whoami", None).await?.0, 401, "works before revocation");
+    let pem = std::fs::read(&creds.cert)?;
+    let der = hpki_ca::certificate_from_bytes(&pem).map_err(anyhow::Error::msg)?;
+    let serial = hpki_profile::read_holder(&der)?.certificate_serial;
+    world.ca.revoke(&serial, hpki_ca::Reason::KeyCompromise)?;
+    world.publish_crls()?;
+    assert!(handshake_refused(&world, &creds).await, "a revoked terminal must not get a response");
+    let audited = last_audit(&world, "tls.handshake").await;
+    assert_eq!(audited.event.outcome, "refused");
+    assert_eq!(audited.event.reason, "terminal_certificate_revoked");
+    // The connection made before the reload stays up (reload drops nothing).
+    assert_eq!(before.get("/v1/auth/whoami", None).await?.0, 401);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_terminal_certificate_gets_no_response() -> Result<()> {
+    let world = World::start(WorldOptions::default()).await?;
+    // Signed by the real terminal CA, but expired yesterday.
+    let key = hpki_ca::keys::load(&world.path("ca/terminal/key.pem"), hpki_ca::CaRole::Terminal.key_kind())?;
+    let issuer = rcgen::Issuer::new(hpki_ca::CaRole::Terminal.params(), key);
+    let leaf_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name.push(rcgen::DnType::OrganizationName, CLINIC);
+    p.distinguished_name.push(rcgen::DnType::CommonName, "old-desk");
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(30);
+    p.not_after = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = p.signed_by(&leaf_key, &issuer)?;
+    let dir = world.path("expired-terminal");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("terminal.pem"), cert.pem())?;
+    std::fs::write(dir.join("terminal.key"), leaf_key.serialize_pem())?;
+    std::fs::copy(world.path("ca/terminal/cert.pem"), dir.join("ca-chain.pem"))?;
+    let creds = hpki_e2e::TerminalCreds {
+        cert: dir.join("terminal.pem"),
+        key: dir.join("terminal.key"),
+        chain: dir.join("ca-chain.pem"),
+    };
+    assert!(handshake_refused(&world, &creds).await);
+    assert_eq!(last_audit(&world, "tls.handshake").await.event.reason, "terminal_certificate_expired");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_outside_the_allowlist_is_refused_before_tls_and_audited() -> Result<()> {
+    let mut world = World::start(WorldOptions { allow: vec!["10.255.255.0/24"], ..WorldOptions::default() }).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    assert!(handshake_refused(&world, &creds).await);
+    let audited = last_audit(&world, "net.connect").await;
+    assert_eq!((audited.event.outcome.as_str(), audited.event.reason.as_str()), ("refused", "source_not_allowed"));
+    assert!(audited.event.object.starts_with("peer:127.0.0.1:"));
+    // Refused before TLS: no handshake was even attempted.
+    assert!(audit_entries(&world).await.iter().all(|r| r.event.action != "tls.handshake"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_and_oversized_bodies_are_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions { max_body_bytes: 1024, ..WorldOptions::default() }).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut client = world.connect(&creds).await?;
+    let (status, body) = client.request("POST", "/v1/auth/login", b"{not json".to_vec(), None).await?;
+    assert_eq!((status, body["error"].as_str()), (400, Some("malformed_json")));
+    assert_eq!(last_audit(&world, "auth.login").await.event.reason, "malformed_json");
+    let big = json!({ "challenge_id": "x", "certificate": "A".repeat(4096), "signature": "" });
+    let (status, body) = client.post("/v1/auth/login", &big, None).await?;
+    assert_eq!((status, body["error"].as_str()), (413, Some("body_too_large")));
+    // The unread rest of an oversized body makes the connection unusable.
+    let mut client = world.connect(&creds).await?;
+    let (status, body) = client.get("/v1/nothing", None).await?;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_lock_after_five_idle_minutes_and_end_at_logout_auth_8() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let other = world.terminal(CLINIC, "desk-2")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    let (_, body) = login(&mut client, &mut desk.card).await?;
+    let token = body["session"].as_str().unwrap_or_default().to_owned();
+    // Activity every 4 minutes keeps it open.
+    for _ in 0..3 {
+        world.clock.advance_secs(240);
+        assert_eq!(client.get("/v1/auth/whoami", Some(&token)).await?.0, 200);
+    }
+    // The session is bound to its terminal.
+    let mut elsewhere = world.connect(&other).await?;
+    let (status, b) = elsewhere.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!((status, b["error"].as_str()), (401, Some("session_other_terminal")));
+    // Five minutes without activity: over.
+    world.clock.advance_secs(300);
+    let (status, b) = client.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!((status, b["error"].as_str()), (401, Some("session_idle_timeout")));
+
+    let (_, body) = login(&mut client, &mut desk.card).await?;
+    let token = body["session"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(client.post("/v1/auth/logout", &json!({}), Some(&token)).await?.0, 204);
+    let (status, b) = client.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!((status, b["error"].as_str()), (401, Some("session_ended")));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_terminal_is_refused_at_once() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut client = world.connect(&creds).await?;
+    world.gw.store.set_terminal_suspended(CLINIC, "desk-1", true, "stolen", 0).await?;
+    let (status, body) = client.post("/v1/auth/challenge", &json!({}), None).await?;
+    assert_eq!((status, body["error"].as_str()), (403, Some("terminal_suspended")));
+    Ok(())
+}
+
+/// The same login and replay refusal with the store on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_and_replay_refusal_on_postgresql() -> Result<()> {
+    let db = hpki_e2e::PgDatabase::create().await?;
+    let mut world = World::start(WorldOptions { postgres: Some(db.url.clone()), ..WorldOptions::default() }).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Dentist).await?;
+    let mut client = world.connect(&creds).await?;
+    let c = client.challenge().await?;
+    let body = signed_login(&mut desk.card, &c, &client.channel_binding)?;
+    let (status, ok) = client.post("/v1/auth/login", &body, None).await?;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["person"]["role"], "dentist");
+    let again = client.post("/v1/auth/login", &body, None).await?;
+    assert_refused(&world, again, "challenge_replayed").await;
+    assert!(chain_verifies(&world).await);
+    drop(world);
+    db.drop_db().await;
+    Ok(())
+}
