@@ -283,8 +283,8 @@ pub fn signed_login(card: &mut HpkiCard, challenge: &Value, channel_binding: &[u
         .map_err(|_| anyhow::anyhow!("nonce length"))?;
     let gateway_id = challenge["gateway_id"].as_str().context("gateway id")?;
     let tbs = LoginTbs { gateway_id, challenge_id: id, nonce: &nonce, channel_binding }.to_bytes()?;
-    let signature = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &sha256(&tbs), RSA_2048_BYTES)?;
     let cert = card.read_certificate(Application::Authentication)?;
+    let signature = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &sha256(&tbs), RSA_2048_BYTES)?;
     Ok(json!({ "challenge_id": id, "certificate": B64.encode(cert), "signature": B64.encode(signature) }))
 }
 
