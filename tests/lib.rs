@@ -34,11 +34,12 @@ pub struct WorldOptions {
     pub postgres: Option<String>,
     pub allow: Vec<&'static str>,
     pub max_body_bytes: usize,
+    pub requests_per_second: u32,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { postgres: None, allow: vec!["127.0.0.0/8"], max_body_bytes: 65_536 }
+        WorldOptions { postgres: None, allow: vec!["127.0.0.0/8"], max_body_bytes: 65_536, requests_per_second: 1000 }
     }
 }
 
@@ -87,11 +88,12 @@ impl World {
             "gateway_id = {GATEWAY_ID:?}\n{store}\n\
              [listener]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [{}]\nmax_body_bytes = {}\n\
-             requests_per_second_per_terminal = 1000\n\
+             requests_per_second_per_terminal = {}\n\
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"institution.der\"]\n\
              crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n",
             allow.join(", "),
-            opts.max_body_bytes
+            opts.max_body_bytes,
+            opts.requests_per_second
         );
         let path = root.join("gateway.toml");
         std::fs::write(&path, config)?;
@@ -105,6 +107,10 @@ impl World {
         let addr = listener.local_addr()?;
         let server = tokio::spawn(hpki_gateway::server::serve_institutions(gw.clone(), listener));
         Ok(World { dir, ca, gw, clock, addr, server })
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path("gateway.toml")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {

@@ -1,0 +1,191 @@
+//! Running the gateway: the operations endpoints, reloads, limits, and the
+//! administration and audit commands of the real `hpki-gateway` binary.
+
+use std::process::Command;
+
+use anyhow::Result;
+use hpki_e2e::{World, WorldOptions};
+use serde_json::{Value, json};
+use testbed::bin_path;
+
+const CLINIC: &str = "Kanazawa Clinic";
+
+/// GET on the operations listener: status and body.
+async fn ops_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: ops\r\nconnection: close\r\n\r\n").as_bytes()).await?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await?;
+    let status = resp.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    Ok((status, body))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_endpoints_report_liveness_readiness_and_metrics_log_5() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let ops = listener.local_addr()?;
+    tokio::spawn(hpki_gateway::server::serve_ops(world.gw.clone(), listener));
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut client = world.connect(&creds).await?;
+    client.challenge().await?;
+    let _ = client
+        .post("/v1/auth/login", &json!({"challenge_id": "nope", "certificate": "", "signature": ""}), None)
+        .await?;
+
+    assert_eq!(ops_get(ops, "/healthz").await?, (200, "ok\n".into()));
+    assert_eq!(ops_get(ops, "/readyz").await?.0, 200);
+    let (status, metrics) = ops_get(ops, "/metrics").await?;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("hpki_connections_accepted_total 1"), "{metrics}");
+    assert!(metrics.contains("hpki_logins_refused_total 1"), "{metrics}");
+    assert!(metrics.contains("hpki_requests_total 2"), "{metrics}");
+    // A CRL past its nextUpdate makes the gateway not ready.
+    world.clock.advance_secs(4 * 86_400 + 60);
+    let (status, body) = ops_get(ops, "/readyz").await?;
+    assert_eq!(status, 503);
+    assert!(body.contains("past its nextUpdate"), "{body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_crl_is_refused_on_reload_and_the_old_one_stays_in_force() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut before = world.connect(&creds).await?;
+    std::fs::write(world.path("crl/terminal.crl"), b"not a CRL")?;
+    let err = hpki_gateway::server::reload(&world.gw).unwrap_err();
+    assert!(err.contains("terminal.crl") && err.contains("not a CRL"), "{err}");
+    assert!(world.gw.metrics.render().contains("hpki_reload_failures_total 1"));
+    // The running configuration is untouched: old and new connections work.
+    assert_eq!(before.get("/v1/auth/whoami", None).await?.0, 401);
+    let mut after = world.connect(&creds).await?;
+    assert_eq!(after.get("/v1/auth/whoami", None).await?.0, 401);
+    world.publish_crls()?;
+    assert!(world.gw.metrics.render().contains("hpki_reloads_total 1"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_over_its_request_rate_is_slowed_down() -> Result<()> {
+    let mut world = World::start(WorldOptions { requests_per_second: 3, ..WorldOptions::default() }).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let other = world.terminal(CLINIC, "desk-2")?;
+    let mut client = world.connect(&creds).await?;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(client.get("/v1/auth/whoami", None).await?.1["error"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(codes.iter().filter(|c| *c == "rate_limited").count(), 3, "{codes:?}");
+    // Another terminal has its own budget.
+    let mut elsewhere = world.connect(&other).await?;
+    assert_eq!(elsewhere.get("/v1/auth/whoami", None).await?.1["error"], "no_session");
+    // A second later the budget is back.
+    world.clock.advance_secs(1);
+    assert_eq!(client.get("/v1/auth/whoami", None).await?.1["error"], "no_session");
+    assert!(world.gw.metrics.render().contains("hpki_rate_limited_total 3"));
+    Ok(())
+}
+
+fn gateway(world: &World, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = Command::new(bin_path("hpki-gateway")?)
+        .arg("--config")
+        .arg(world.config_path())
+        .args(args)
+        .env("HPKI_OPERATOR", "sato-it")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_commands_are_audited_with_the_operator_and_bad_input_changes_nothing() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let doctor = world.card(hpki_profile::Profession::Doctor, "424242", CLINIC).await?;
+    let img = virtual_card::CardImage::load(&doctor)?;
+    std::fs::write(world.path("doctor.der"), &img.authentication.certificate)?;
+
+    let (code, _, err) = gateway(&world, &["admin", "add-institution", "--name", "Noto Hospital"])?;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = gateway(&world, &["admin", "add-institution", "--name", "Noto Hospital"])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = gateway(
+        &world,
+        &["admin", "add-person", "--id", "X-1", "--role", "surgeon", "--name", "X", "--institution", CLINIC],
+    )?;
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown role \"surgeon\""), "{err}");
+    // Registering from the card certificate: already registered by the world.
+    let cert = world.path("doctor.der").display().to_string();
+    let (code, _, err) = gateway(&world, &["admin", "add-person", "--cert", &cert, "--institution", CLINIC])?;
+    assert_eq!(code, 2);
+    assert!(err.contains("MD-424242") && err.contains("already exists"), "{err}");
+    let (code, _, err) = gateway(
+        &world,
+        &[
+            "admin",
+            "add-person",
+            "--id",
+            "Kanazawa Clinic/S-1",
+            "--role",
+            "assistant",
+            "--name",
+            "Aide",
+            "--institution",
+            CLINIC,
+        ],
+    )?;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) =
+        gateway(&world, &["admin", "link", "--assistant", "Kanazawa Clinic/S-1", "--doctor", "MD-424242"])?;
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = gateway(&world, &["admin", "deactivate", "--person", "MD-424242"])?;
+    assert_eq!(code, 0, "{err}");
+    assert!(!world.gw.store.person("MD-424242").await?.map(|p| p.active).unwrap_or(true));
+
+    let (code, out, err) = gateway(&world, &["audit", "export", "--person", "admin:sato-it", "--json"])?;
+    assert_eq!(code, 0, "{err}");
+    let entries: Vec<Value> = serde_json::from_str(&out)?;
+    let actions: Vec<(&str, &str)> =
+        entries.iter().map(|e| (e["action"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or(""))).collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("admin.institution.add", "ok"),
+            ("admin.institution.add", "refused"),
+            ("admin.person.add", "refused"),
+            ("admin.person.add", "refused"),
+            ("admin.person.add", "ok"),
+            ("admin.link", "ok"),
+            ("admin.person.deactivate", "ok"),
+        ]
+    );
+    let (code, out, _) = gateway(&world, &["audit", "verify"])?;
+    assert_eq!(code, 0);
+    assert!(out.starts_with("audit chain intact: 7 entries"), "{out}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_names_the_tampered_entry() -> Result<()> {
+    let world = World::start(WorldOptions::default()).await?;
+    for name in ["A Clinic", "B Clinic", "C Clinic"] {
+        assert_eq!(gateway(&world, &["admin", "add-institution", "--name", name])?.0, 0);
+    }
+    // Tampering straight in the database file, protections removed first.
+    let db = world.path("data/identity.db");
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display())).await?;
+    sqlx::query("DROP TRIGGER audit_no_update").execute(&mut c).await?;
+    sqlx::query("UPDATE audit SET object = 'Z Clinic' WHERE seq = 2").execute(&mut c).await?;
+    let (code, out, _) = gateway(&world, &["audit", "verify"])?;
+    assert_eq!(code, 1);
+    assert!(out.contains("entry 2: its content does not match its hash (changed)"), "{out}");
+    Ok(())
+}
