@@ -423,18 +423,33 @@ impl CaDir {
             },
             KeyKind::EcdsaP256,
         )?;
+        let issued = self.write_credentials(&leaf, out_dir, CaRole::Terminal, "terminal")?;
+        ledger::append(self, LedgerEntry::terminal_issued(&req.institution, &req.name, &issued))?;
+        Ok(issued)
+    }
+
+    /// Writes TLS credentials into `out_dir`: `<stem>.pem`, `<stem>.key`
+    /// (0600) and `ca-chain.pem` (the issuing CA and the root), and records
+    /// the certificate.
+    fn write_credentials(
+        &mut self,
+        leaf: &Leaf,
+        out_dir: &Path,
+        ca: CaRole,
+        stem: &str,
+    ) -> Result<IssuedTerminal, CaError> {
         fs::create_dir_all(out_dir).map_err(CaError::io(out_dir))?;
-        let cert_path = out_dir.join("terminal.pem");
-        let key_path = out_dir.join("terminal.key");
+        let cert_path = out_dir.join(format!("{stem}.pem"));
+        let key_path = out_dir.join(format!("{stem}.key"));
         let chain_path = out_dir.join("ca-chain.pem");
-        let chain = keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Terminal)?)
+        let chain = keys::pem("CERTIFICATE", &self.ca_cert_der(ca)?)
             + &keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Root)?);
         keys::write_private(&key_path, keys::pem("PRIVATE KEY", &leaf.pkcs8).as_bytes())?;
         fs::write(&cert_path, keys::pem("CERTIFICATE", &leaf.der)).map_err(CaError::io(&cert_path))?;
         fs::write(&chain_path, chain).map_err(CaError::io(&chain_path))?;
         self.state.issued.push(leaf.record.clone());
         self.save()?;
-        let issued = IssuedTerminal {
+        Ok(IssuedTerminal {
             dir: out_dir.into(),
             certificate: cert_path,
             key: key_path,
@@ -442,9 +457,7 @@ impl CaDir {
             serial: leaf.record.serial.clone(),
             subject: leaf.record.subject.clone(),
             not_after: leaf.record.not_after.clone(),
-        };
-        ledger::append(self, LedgerEntry::terminal_issued(&req.institution, &req.name, &issued))?;
-        Ok(issued)
+        })
     }
 
     /// Issues a TLS server certificate (ECDSA P-256, serverAuth) for the
@@ -484,26 +497,7 @@ impl CaDir {
             },
             KeyKind::EcdsaP256,
         )?;
-        fs::create_dir_all(out_dir).map_err(CaError::io(out_dir))?;
-        let cert_path = out_dir.join("server.pem");
-        let key_path = out_dir.join("server.key");
-        let chain_path = out_dir.join("ca-chain.pem");
-        let chain = keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Service)?)
-            + &keys::pem("CERTIFICATE", &self.ca_cert_der(CaRole::Root)?);
-        keys::write_private(&key_path, keys::pem("PRIVATE KEY", &leaf.pkcs8).as_bytes())?;
-        fs::write(&cert_path, keys::pem("CERTIFICATE", &leaf.der)).map_err(CaError::io(&cert_path))?;
-        fs::write(&chain_path, chain).map_err(CaError::io(&chain_path))?;
-        self.state.issued.push(leaf.record.clone());
-        self.save()?;
-        let issued = IssuedTerminal {
-            dir: out_dir.into(),
-            certificate: cert_path,
-            key: key_path,
-            ca_chain: chain_path,
-            serial: leaf.record.serial.clone(),
-            subject: leaf.record.subject.clone(),
-            not_after: leaf.record.not_after.clone(),
-        };
+        let issued = self.write_credentials(&leaf, out_dir, CaRole::Service, "server")?;
         ledger::append(self, LedgerEntry::terminal_issued("-", &req.name, &issued))?;
         Ok(issued)
     }
