@@ -189,3 +189,12 @@ async fn audit_verify_names_the_tampered_entry() -> Result<()> {
     assert!(out.contains("entry 2: its content does not match its hash (changed)"), "{out}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_sessions_are_never_resumed_so_every_connection_shows_its_certificate() -> Result<()> {
+    let world = World::start(WorldOptions::default()).await?;
+    let config = world.gw.tls.load_full();
+    assert_eq!(config.send_tls13_tickets, 0, "no TLS 1.3 tickets");
+    assert!(!config.session_storage.can_cache(), "no session cache");
+    Ok(())
+}

@@ -6,6 +6,7 @@
 //! the terminal CRLs, where a CRL past its nextUpdate fails closed
 //! (`enforce_revocation_expiration`) and a missing one too. The CA itself is
 //! the trust anchor, so nothing else the root issues can act as a terminal.
+//! Sessions are never resumed (see `server_config`).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -88,6 +89,11 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, LoadError> {
         .with_single_cert(chain, key)
         .map_err(|e| LoadError::Tls(e.to_string()))?;
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // No resumption: a resumed TLS 1.3 session skips the client certificate,
+    // so a terminal revoked since its first handshake could come back on a
+    // ticket. Every connection shows its certificate afresh.
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
     Ok(Arc::new(server))
 }
 
