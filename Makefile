@@ -9,7 +9,7 @@ CARGO ?= cargo
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config openssl
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
-.PHONY: demo test deps tools build lint bench-card bench-validation fuzz clean
+.PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway fuzz clean
 
 demo: deps build
 	./target/debug/hpki-demo
@@ -47,6 +47,10 @@ bench-card: deps
 # HPKI path validation, cold and cached, next to raw RSA-2048 verify.
 bench-validation: deps
 	$(CARGO) bench -p hpki-e2e --bench validation
+
+# The gateway against nginx with ssl_verify_client on (installs nginx, oha).
+bench-gateway: deps
+	bench/gateway-vs-nginx.sh
 
 # Fuzz the card-response parser and the certificate and hcRole decoders,
 # FUZZ_SECONDS each (cargo-fuzz needs nightly

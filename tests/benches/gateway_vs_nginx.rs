@@ -1,0 +1,403 @@
+//! The gateway against nginx, measured in one run on this machine
+//! (`bench/gateway-vs-nginx.sh`; method: shared/reference/bench-method.md).
+//!
+//! 1. Logins per second end to end: challenge + login over keep-alive mTLS,
+//!    SQLite store, every login validated and audited. The card's signature
+//!    is made in software with the card's own key: this measures the gateway,
+//!    not the card (the card layer has its own benchmark).
+//! 2. Authenticated `GET /v1/auth/whoami` per second over keep-alive mTLS,
+//!    against nginx with `ssl_verify_client on` + CRL serving a static 200,
+//!    same certificates, same load tool (oha), same connection count.
+//! 3. Full mTLS handshakes per second (no keep-alive, no resumption on either
+//!    side), gateway against the same nginx.
+//!
+//! Servers alternate (A B A B …); medians of the rounds; server CPU per
+//! operation from /proc.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
+use hpki_card::CardVariant;
+use hpki_e2e::{PIN, TerminalClient, TerminalCreds};
+use hpki_profile::Profession;
+use hpki_protocol::LoginTbs;
+use serde_json::{Value, json};
+
+const ROUNDS: usize = 3;
+const SECONDS: u64 = 8;
+const CONNECTIONS: usize = 50;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// utime + stime of a process and its threads, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// nginx master and workers.
+fn nginx_cpu(master: u32) -> f64 {
+    let mut total = cpu_seconds(master);
+    if let Ok(children) = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")) {
+        total += children.split_whitespace().filter_map(|p| p.parse().ok()).map(cpu_seconds).sum::<f64>();
+    }
+    total
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn oha_path() -> Result<PathBuf> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    [
+        PathBuf::from(format!("{home}/.cargo/bin/oha")),
+        PathBuf::from("/usr/local/bin/oha"),
+        PathBuf::from("/usr/bin/oha"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .context("oha not found (cargo install oha --locked; bench/gateway-vs-nginx.sh does it)")
+}
+
+struct OhaResult {
+    rps: f64,
+    ok: u64,
+    total: u64,
+}
+
+fn oha(url: &str, creds: &TerminalCreds, token: Option<&str>, keepalive: bool) -> Result<OhaResult> {
+    let mut cmd = Command::new(oha_path()?);
+    cmd.args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "-z",
+        &format!("{SECONDS}s"),
+        "-c",
+        &CONNECTIONS.to_string(),
+        "--insecure",
+    ])
+    .arg("--cert")
+    .arg(&creds.cert)
+    .arg("--key")
+    .arg(&creds.key);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    if !keepalive {
+        cmd.arg("--disable-keepalive");
+    }
+    let out = cmd.arg(url).output().context("running oha")?;
+    if !out.status.success() {
+        bail!("oha failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).context("oha JSON")?;
+    let codes = &v["statusCodeDistribution"];
+    let ok = codes["200"].as_u64().unwrap_or(0);
+    let total = codes.as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+    Ok(OhaResult { rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0), ok, total })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn wait_port(port: u16) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("nothing listens on {port}")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let mut ca = CaDir::init(&dir.join("ca"), hpki_ca::DEFAULT_CRL_BASE_URL)?;
+    ca.issue_server(
+        &ServerRequest {
+            name: "bench".into(),
+            dns: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse()?],
+            valid_days: 5,
+        },
+        &dir.join("server"),
+    )?;
+    ca.issue_terminal(
+        &TerminalRequest { institution: "Bench Clinic".into(), name: "desk".into(), valid_days: 5 },
+        &dir.join("terminal"),
+    )?;
+    let image_path = dir.join("doctor.json");
+    let card = ca.issue_card(
+        &CardRequest {
+            profession: Profession::Doctor,
+            name: "Bench Doctor".into(),
+            name_kanji: None,
+            institution: Some("Bench Clinic".into()),
+            institution_kanji: None,
+            license_no: "777777".into(),
+            verified_by: "bench".into(),
+            pin: PIN.into(),
+            variant: CardVariant::Jma,
+            retry_limit: 5,
+            valid_days: 5,
+        },
+        &image_path,
+    )?;
+    ca.publish_crls(&dir.join("crl"), time::Duration::days(4))?;
+    for role in CaRole::ALL {
+        std::fs::write(dir.join(format!("{}.der", role.name())), ca.ca_cert_der(role)?)?;
+        std::fs::write(
+            dir.join(format!("{}.pem", role.name())),
+            hpki_ca::keys::pem("CERTIFICATE", &ca.ca_cert_der(role)?),
+        )?;
+    }
+    drop(ca);
+    let creds = TerminalCreds {
+        cert: dir.join("terminal/terminal.pem"),
+        key: dir.join("terminal/terminal.key"),
+        chain: dir.join("terminal/ca-chain.pem"),
+    };
+    // oha presents one certificate: put the terminal CA after the leaf.
+    let chain_pem = std::fs::read_to_string(&creds.cert)? + &std::fs::read_to_string(dir.join("terminal.pem"))?;
+    std::fs::write(dir.join("terminal/with-chain.pem"), chain_pem)?;
+    let oha_creds = TerminalCreds { cert: dir.join("terminal/with-chain.pem"), ..creds.clone() };
+
+    // The gateway (release build), SQLite, request logs off like nginx's.
+    let gw_port = free_port()?;
+    let ops_port = free_port()?;
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "gateway_id = \"bench.invalid\"\n[store]\nsqlite_dir = \"data\"\n\
+             [listener]\naddress = \"127.0.0.1:{gw_port}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
+             terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [\"127.0.0.0/8\"]\n\
+             max_connections = 4096\nrequests_per_second_per_terminal = 10000000\n\
+             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\"]\ncrls = [\"crl/root.crl\", \"crl/hpki-auth.crl\"]\naccept_test_policies = true\n\
+             [ops]\naddress = \"127.0.0.1:{ops_port}\"\n"
+        ),
+    )?;
+    let gateway_bin = testbed::bin_path("hpki-gateway")?;
+    let run = |args: &[&str]| -> Result<()> {
+        let o = Command::new(&gateway_bin)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("HPKI_OPERATOR", "bench")
+            .output()?;
+        if !o.status.success() {
+            bail!("{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+        Ok(())
+    };
+    run(&["migrate"])?;
+    run(&["admin", "add-institution", "--name", "Bench Clinic"])?;
+    run(&[
+        "admin",
+        "add-person",
+        "--id",
+        &card.person_id,
+        "--role",
+        "doctor",
+        "--name",
+        "Bench Doctor",
+        "--institution",
+        "Bench Clinic",
+    ])?;
+    let gw = Proc(
+        Command::new(&gateway_bin)
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()?,
+    );
+    wait_port(gw_port)?;
+
+    // nginx with the same certificates.
+    let ng_port = free_port()?;
+    std::fs::create_dir_all(dir.join("nginx/logs"))?;
+    let server_chain =
+        std::fs::read_to_string(dir.join("server/server.pem"))? + &std::fs::read_to_string(dir.join("service.pem"))?;
+    std::fs::write(dir.join("nginx/server-chain.pem"), server_chain)?;
+    let crl_pem = hpki_ca::keys::pem("X509 CRL", &std::fs::read(dir.join("crl/terminal.crl"))?);
+    std::fs::write(dir.join("nginx/terminal.crl.pem"), crl_pem)?;
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx/nginx.conf"),
+        format!(
+            "worker_processes 2;\npid {d}/nginx/nginx.pid;\nerror_log {d}/nginx/logs/error.log warn;\ndaemon off;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{ access_log off;\n  server {{\n    listen 127.0.0.1:{ng_port} ssl;\n    ssl_protocols TLSv1.3;\n    ssl_ecdh_curve X25519;\n\
+             ssl_certificate {d}/nginx/server-chain.pem;\n    ssl_certificate_key {d}/server/server.key;\n\
+             ssl_verify_client on;\n    ssl_client_certificate {d}/terminal.pem;\n    ssl_crl {d}/nginx/terminal.crl.pem;\n\
+             ssl_session_cache off;\n    ssl_session_tickets off;\n    keepalive_requests 1000000;\n\
+             location / {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}\n  }}\n}}\n"
+        ),
+    )?;
+    let nginx = Proc(
+        Command::new("nginx")
+            .args(["-p", &format!("{d}/nginx"), "-c", &format!("{d}/nginx/nginx.conf")])
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting nginx (apt-get install nginx-light)")?,
+    );
+    wait_port(ng_port)?;
+    let gw_pid = gw.0.id();
+    let ng_pid = nginx.0.id();
+
+    // 1. Logins per second.
+    let image = virtual_card::CardImage::load(&image_path)?;
+    let key = Arc::new(
+        ring::signature::RsaKeyPair::from_pkcs8(&image.authentication.private_key)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let cert_b64 = Arc::new(B64.encode(&image.authentication.certificate));
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{gw_port}").parse()?;
+    let server_ca = dir.join("server/ca-chain.pem");
+    let logins = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_seconds(gw_pid);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(SECONDS);
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (key, cert_b64, logins, refused, creds, server_ca) =
+            (key.clone(), cert_b64.clone(), logins.clone(), refused.clone(), creds.clone(), server_ca.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
+            let rng = ring::rand::SystemRandom::new();
+            while Instant::now() < deadline {
+                let c = client.challenge().await?;
+                let id = c["id"].as_str().unwrap_or_default().to_owned();
+                let nonce: [u8; 32] = B64
+                    .decode(c["nonce"].as_str().unwrap_or_default())?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("nonce"))?;
+                let tbs = LoginTbs {
+                    gateway_id: "bench.invalid",
+                    challenge_id: &id,
+                    nonce: &nonce,
+                    channel_binding: &client.channel_binding,
+                }
+                .to_bytes()?;
+                let mut sig = vec![0u8; key.public().modulus_len()];
+                key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, &tbs, &mut sig)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let (status, _) = client
+                    .post(
+                        "/v1/auth/login",
+                        &json!({"challenge_id": id, "certificate": *cert_b64, "signature": B64.encode(&sig)}),
+                        None,
+                    )
+                    .await?;
+                if status == 200 {
+                    logins.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    refused.fetch_add(1, Ordering::Relaxed)
+                };
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = logins.load(Ordering::Relaxed);
+    anyhow::ensure!(refused.load(Ordering::Relaxed) == 0, "some logins were refused");
+    let login_cpu = (cpu_seconds(gw_pid) - cpu0) / n.max(1) as f64;
+
+    // One session for whoami.
+    let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
+    let c = client.challenge().await?;
+    let id = c["id"].as_str().unwrap_or_default().to_owned();
+    let nonce: [u8; 32] =
+        B64.decode(c["nonce"].as_str().unwrap_or_default())?.try_into().map_err(|_| anyhow::anyhow!("nonce"))?;
+    let tbs = LoginTbs {
+        gateway_id: "bench.invalid",
+        challenge_id: &id,
+        nonce: &nonce,
+        channel_binding: &client.channel_binding,
+    }
+    .to_bytes()?;
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), &tbs, &mut sig)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (_, body) = client
+        .post(
+            "/v1/auth/login",
+            &json!({"challenge_id": id, "certificate": *cert_b64, "signature": B64.encode(&sig)}),
+            None,
+        )
+        .await?;
+    let token = body["session"].as_str().context("session")?.to_owned();
+
+    let gw_url = format!("https://localhost:{gw_port}/v1/auth/whoami");
+    let ng_url = format!("https://localhost:{ng_port}/v1/auth/whoami");
+
+    let mut rows = Vec::new();
+    for (label, keepalive, token) in
+        [("whoami, keep-alive", true, Some(token.as_str())), ("full mTLS handshakes", false, Some(token.as_str()))]
+    {
+        let (mut g, mut n_, mut gcpu, mut ncpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let c0 = cpu_seconds(gw_pid);
+            let r = oha(&gw_url, &oha_creds, token, keepalive)?;
+            anyhow::ensure!(r.ok == r.total && r.total > 0, "gateway: {} of {} requests answered 200", r.ok, r.total);
+            gcpu.push((cpu_seconds(gw_pid) - c0) / r.total as f64);
+            g.push(r.rps);
+            let c0 = nginx_cpu(ng_pid);
+            let r = oha(&ng_url, &oha_creds, token, keepalive)?;
+            anyhow::ensure!(r.ok == r.total && r.total > 0, "nginx: {} of {} requests answered 200", r.ok, r.total);
+            ncpu.push((nginx_cpu(ng_pid) - c0) / r.total as f64);
+            n_.push(r.rps);
+        }
+        rows.push((label, median(g), median(n_), median(gcpu), median(ncpu)));
+    }
+
+    println!(
+        "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; both share this machine's 2 cores with oha"
+    );
+    println!(
+        "logins end to end (challenge + login, keep-alive mTLS, SQLite, 16 clients): {:.0} logins/s, gateway CPU {:.0} µs per login",
+        n as f64 / elapsed,
+        login_cpu * 1e6
+    );
+    for (label, g, ng, gc, nc) in rows {
+        println!(
+            "{label:<22}: gateway {g:>8.0}/s ({:>6.1} µs CPU each)   nginx {ng:>8.0}/s ({:>6.1} µs CPU each)   ratio gateway/nginx {:.2}",
+            gc * 1e6,
+            nc * 1e6,
+            g / ng
+        );
+    }
+    drop(nginx);
+    drop(gw);
+    Ok(())
+}
