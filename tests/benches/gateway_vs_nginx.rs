@@ -245,8 +245,14 @@ async fn main() -> Result<()> {
     let server_chain =
         std::fs::read_to_string(dir.join("server/server.pem"))? + &std::fs::read_to_string(dir.join("service.pem"))?;
     std::fs::write(dir.join("nginx/server-chain.pem"), server_chain)?;
-    let crl_pem = hpki_ca::keys::pem("X509 CRL", &std::fs::read(dir.join("crl/terminal.crl"))?);
+    // OpenSSL builds the chain to a self-signed root and, checking CRLs,
+    // wants one for every CA in it: terminal CA + root, and both CRLs.
+    let crl_pem = hpki_ca::keys::pem("X509 CRL", &std::fs::read(dir.join("crl/terminal.crl"))?)
+        + &hpki_ca::keys::pem("X509 CRL", &std::fs::read(dir.join("crl/root.crl"))?);
     std::fs::write(dir.join("nginx/terminal.crl.pem"), crl_pem)?;
+    let client_cas =
+        std::fs::read_to_string(dir.join("terminal.pem"))? + &std::fs::read_to_string(dir.join("root.pem"))?;
+    std::fs::write(dir.join("nginx/client-cas.pem"), client_cas)?;
     let d = dir.display();
     std::fs::write(
         dir.join("nginx/nginx.conf"),
@@ -255,7 +261,7 @@ async fn main() -> Result<()> {
              events {{ worker_connections 4096; }}\n\
              http {{ access_log off;\n  server {{\n    listen 127.0.0.1:{ng_port} ssl;\n    ssl_protocols TLSv1.3;\n    ssl_ecdh_curve X25519;\n\
              ssl_certificate {d}/nginx/server-chain.pem;\n    ssl_certificate_key {d}/server/server.key;\n\
-             ssl_verify_client on;\n    ssl_client_certificate {d}/terminal.pem;\n    ssl_crl {d}/nginx/terminal.crl.pem;\n\
+             ssl_verify_client on;\n    ssl_verify_depth 2;\n    ssl_client_certificate {d}/nginx/client-cas.pem;\n    ssl_crl {d}/nginx/terminal.crl.pem;\n\
              ssl_session_cache off;\n    ssl_session_tickets off;\n    keepalive_requests 1000000;\n\
              location / {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}\n  }}\n}}\n"
         ),
