@@ -12,6 +12,7 @@ use ring::rand::SystemRandom;
 use rustls::ServerConfig;
 
 use crate::api::ChannelBinding;
+use crate::audit_writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub struct Gateway {
     pub validator: ArcSwap<Validator>,
     pub metrics: Metrics,
     pub rng: SystemRandom,
+    /// Group-committing audit writer for requests.
+    pub audit: AuditWriter,
     rate: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -119,7 +122,9 @@ impl Gateway {
         tls: Arc<ServerConfig>,
         validator: Arc<Validator>,
     ) -> Gateway {
+        // Starts the audit writer: call inside a Tokio runtime.
         Gateway {
+            audit: AuditWriter::start(store.clone()),
             config,
             store,
             clock,

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod audit_writer;
 pub mod clock;
 pub mod config;
 pub mod gateway;

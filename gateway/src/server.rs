@@ -52,7 +52,7 @@ fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
 }
 
 async fn audit(gw: &Gateway, event: AuditEvent) {
-    if let Err(e) = gw.store.append_audit(&event, gw.clock.now_ms()).await {
+    if let Err(e) = gw.audit.append(event.clone(), gw.clock.now_ms()).await {
         // Fail loudly: an access that cannot be audited is an incident.
         tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
     }

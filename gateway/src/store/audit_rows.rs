@@ -11,6 +11,13 @@ const AUDIT_LOCK_KEY: i64 = 0x4850_4B49_4155_4431; // "HPKIAUD1"
 impl Store {
     /// Appends one entry at `at` (Unix ms), chained to the last one.
     pub async fn append_audit(&self, event: &AuditEvent, at: i64) -> Result<AuditRecord, StoreError> {
+        let mut done = self.append_audit_batch(&[(event.clone(), at)]).await?;
+        done.pop().ok_or_else(|| StoreError::Invalid("empty audit batch".into()))
+    }
+
+    /// Appends entries in order, chained, in one transaction: one commit
+    /// (one fsync) for all of them.
+    pub async fn append_audit_batch(&self, events: &[(AuditEvent, i64)]) -> Result<Vec<AuditRecord>, StoreError> {
         let _guard = self.audit_lock.lock().await;
         let mut conn = self.pool().acquire().await?;
         // SQLite: take the write lock before reading the tail, so no other
@@ -25,30 +32,36 @@ impl Store {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut *conn).await?;
             }
             let tail = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-            let (seq, prev) = match tail {
-                Some(r) => (r.try_get::<i64, _>("seq")? + 1, r.try_get::<Vec<u8>, _>("hash")?),
-                None => (1, GENESIS.to_vec()),
+            let (mut seq, mut prev) = match tail {
+                Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("hash")?),
+                None => (0, GENESIS.to_vec()),
             };
-            let hash = entry_hash(&prev, seq, at, event).to_vec();
-            sqlx::query(
-                "INSERT INTO audit (seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(seq)
-            .bind(at)
-            .bind(&event.actor)
-            .bind(&event.terminal)
-            .bind(&event.institution)
-            .bind(&event.action)
-            .bind(&event.object)
-            .bind(&event.outcome)
-            .bind(&event.reason)
-            .bind(&event.request_id)
-            .bind(&prev)
-            .bind(&hash)
-            .execute(&mut *conn)
-            .await?;
-            Ok::<_, StoreError>(AuditRecord { seq, at, event: event.clone(), prev_hash: prev, hash })
+            let mut out = Vec::with_capacity(events.len());
+            for (event, at) in events {
+                seq += 1;
+                let hash = entry_hash(&prev, seq, *at, event).to_vec();
+                sqlx::query(
+                    "INSERT INTO audit (seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                )
+                .bind(seq)
+                .bind(*at)
+                .bind(&event.actor)
+                .bind(&event.terminal)
+                .bind(&event.institution)
+                .bind(&event.action)
+                .bind(&event.object)
+                .bind(&event.outcome)
+                .bind(&event.reason)
+                .bind(&event.request_id)
+                .bind(&prev)
+                .bind(&hash)
+                .execute(&mut *conn)
+                .await?;
+                out.push(AuditRecord { seq, at: *at, event: event.clone(), prev_hash: prev, hash: hash.clone() });
+                prev = hash;
+            }
+            Ok::<_, StoreError>(out)
         }
         .await;
         match result {
