@@ -198,3 +198,49 @@ async fn tls_sessions_are_never_resumed_so_every_connection_shows_its_certificat
     assert!(!config.session_storage.can_cache(), "no session cache");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_finishes_its_handshake_is_cut_off() -> Result<()> {
+    use tokio::io::AsyncReadExt;
+    let world = World::start(WorldOptions { handshake_timeout_seconds: 1, ..WorldOptions::default() }).await?;
+    let mut silent = tokio::net::TcpStream::connect(world.addr).await?;
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    // The server closes the socket once the timeout passes.
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), silent.read(&mut buf)).await??;
+    assert_eq!(n, 0, "closed without a word");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900), "{:?}", started.elapsed());
+    for _ in 0..100 {
+        if world.gw.metrics.render().contains("hpki_handshake_timeouts_total 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(world.gw.metrics.render().contains("hpki_handshake_timeouts_total 1"));
+    let audited = world.gw.store.audit_page(0, 100).await?;
+    assert!(audited.iter().any(|r| r.event.action == "tls.handshake" && r.event.reason == "handshake_timeout"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused_and_counted() -> Result<()> {
+    let mut world = World::start(WorldOptions { max_connections: 2, ..WorldOptions::default() }).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut a = world.connect(&creds).await?;
+    let mut b = world.connect(&creds).await?;
+    assert_eq!(a.get("/v1/auth/whoami", None).await?.0, 401);
+    assert_eq!(b.get("/v1/auth/whoami", None).await?.0, 401);
+    // A third one is closed at once.
+    let third = match world.connect(&creds).await {
+        Err(_) => true,
+        Ok(mut c) => c.get("/v1/auth/whoami", None).await.is_err(),
+    };
+    assert!(third, "the third connection must not be served");
+    assert!(world.gw.metrics.render().contains("hpki_connections_refused_limit_total 1"));
+    // When one leaves, a new one is served again.
+    drop(a);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut c = world.connect(&creds).await?;
+    assert_eq!(c.get("/v1/auth/whoami", None).await?.0, 401);
+    Ok(())
+}

@@ -35,11 +35,20 @@ pub struct WorldOptions {
     pub allow: Vec<&'static str>,
     pub max_body_bytes: usize,
     pub requests_per_second: u32,
+    pub handshake_timeout_seconds: u64,
+    pub max_connections: usize,
 }
 
 impl Default for WorldOptions {
     fn default() -> Self {
-        WorldOptions { postgres: None, allow: vec!["127.0.0.0/8"], max_body_bytes: 65_536, requests_per_second: 1000 }
+        WorldOptions {
+            postgres: None,
+            allow: vec!["127.0.0.0/8"],
+            max_body_bytes: 65_536,
+            requests_per_second: 1000,
+            handshake_timeout_seconds: 10,
+            max_connections: 1024,
+        }
     }
 }
 
@@ -88,12 +97,14 @@ impl World {
             "gateway_id = {GATEWAY_ID:?}\n{store}\n\
              [listener]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [{}]\nmax_body_bytes = {}\n\
-             requests_per_second_per_terminal = {}\n\
+             requests_per_second_per_terminal = {}\nhandshake_timeout_seconds = {}\nmax_connections = {}\n\
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"institution.der\"]\n\
              crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n",
             allow.join(", "),
             opts.max_body_bytes,
-            opts.requests_per_second
+            opts.requests_per_second,
+            opts.handshake_timeout_seconds,
+            opts.max_connections
         );
         let path = root.join("gateway.toml");
         std::fs::write(&path, config)?;
