@@ -217,22 +217,7 @@ async fn a_card_of_an_unknown_ca_is_refused() -> Result<()> {
     let other_dir = world.path("other-ca");
     let mut other = hpki_ca::CaDir::init(&other_dir, hpki_ca::DEFAULT_CRL_BASE_URL)?;
     let image = world.path("foreign.json");
-    let issued = other.issue_card(
-        &hpki_ca::CardRequest {
-            profession: Profession::Doctor,
-            name: "Foreign Doctor".into(),
-            name_kanji: None,
-            institution: Some(CLINIC.into()),
-            institution_kanji: None,
-            license_no: "999999".into(),
-            verified_by: "nobody".into(),
-            pin: hpki_e2e::PIN.into(),
-            variant: hpki_card::CardVariant::Jma,
-            retry_limit: 5,
-            valid_days: 30,
-        },
-        &image,
-    )?;
+    let issued = other.issue_card(&hpki_e2e::card_request(Profession::Doctor, "999999", Some(CLINIC)), &image)?;
     world.ensure_institution(CLINIC).await?;
     world.register(&issued.person_id, "doctor", CLINIC).await?;
     let pcscd = pcscd()?;
@@ -264,22 +249,7 @@ async fn unregistered_and_deactivated_people_are_refused() -> Result<()> {
     let creds = world.terminal(CLINIC, "desk-1")?;
     // Issued by IT but never registered at the gateway.
     let image = world.path("unregistered.json");
-    world.ca.issue_card(
-        &hpki_ca::CardRequest {
-            profession: Profession::Nurse,
-            name: "New Nurse".into(),
-            name_kanji: None,
-            institution: None,
-            institution_kanji: None,
-            license_no: "555".into(),
-            verified_by: "e2e".into(),
-            pin: hpki_e2e::PIN.into(),
-            variant: hpki_card::CardVariant::Jma,
-            retry_limit: 5,
-            valid_days: 30,
-        },
-        &image,
-    )?;
+    world.ca.issue_card(&hpki_e2e::card_request(Profession::Nurse, "555", None), &image)?;
     let pcscd = pcscd()?;
     let (_p, mut card) = insert(&pcscd, 0, &image)?;
     let mut client = world.connect(&creds).await?;

@@ -15,7 +15,7 @@ use hpki_card::{Application, CardVariant, HpkiCard, Pin, RSA_2048_BYTES, sha256}
 use hpki_gateway::clock::OffsetClock;
 use hpki_gateway::config::Config;
 use hpki_gateway::gateway::Gateway;
-use hpki_gateway::store::{NewPerson, Store, StoreConfig};
+use hpki_gateway::store::{NewPerson, Store};
 use hpki_profile::Profession;
 use hpki_protocol::LoginTbs;
 use http_body_util::{BodyExt, Full};
@@ -144,22 +144,7 @@ impl World {
     /// A licensed professional's card image, and the person registered.
     pub async fn card(&mut self, profession: Profession, license: &str, institution: &str) -> Result<PathBuf> {
         let out = self.path(&format!("card-{license}.json"));
-        let issued = self.ca.issue_card(
-            &CardRequest {
-                profession,
-                name: format!("Test {}", profession.slug()),
-                name_kanji: None,
-                institution: Some(institution.into()),
-                institution_kanji: None,
-                license_no: license.into(),
-                verified_by: "e2e".into(),
-                pin: PIN.into(),
-                variant: CardVariant::Jma,
-                retry_limit: 5,
-                valid_days: 30,
-            },
-            &out,
-        )?;
+        let issued = self.ca.issue_card(&card_request(profession, license, Some(institution)), &out)?;
         self.ensure_institution(institution).await?;
         let role = hpki_gateway::roles::Role::of_profession(profession).context("no role")?;
         self.register(&issued.person_id, role.name(), institution).await?;
@@ -213,12 +198,25 @@ impl World {
         hpki_gateway::server::reload(&self.gw).map_err(anyhow::Error::msg)
     }
 
-    pub fn store_config(&self) -> StoreConfig {
-        self.gw.config.store_config()
-    }
-
     pub async fn connect(&self, creds: &TerminalCreds) -> Result<TerminalClient> {
         TerminalClient::connect(self.addr, &self.path("server/ca-chain.pem"), creds).await
+    }
+}
+
+/// A 30-day JMA-variant test card request with the test PIN.
+pub fn card_request(profession: Profession, license: &str, institution: Option<&str>) -> CardRequest {
+    CardRequest {
+        profession,
+        name: format!("Test {}", profession.slug()),
+        name_kanji: None,
+        institution: institution.map(str::to_owned),
+        institution_kanji: None,
+        license_no: license.into(),
+        verified_by: "e2e".into(),
+        pin: PIN.into(),
+        variant: CardVariant::Jma,
+        retry_limit: 5,
+        valid_days: 30,
     }
 }
 

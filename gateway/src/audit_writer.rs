@@ -7,7 +7,7 @@
 use tokio::sync::{mpsc, oneshot};
 
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 
 /// Most entries in one commit.
 const MAX_BATCH: usize = 512;
@@ -46,15 +46,11 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 }
             }
             Err(e) => {
-                let msg = error_text(&e);
+                let msg = format!("audit append failed: {e}");
                 for (_, _, done) in batch.drain(..) {
                     let _ = done.send(Err(msg.clone()));
                 }
             }
         }
     }
-}
-
-fn error_text(e: &StoreError) -> String {
-    format!("audit append failed: {e}")
 }

@@ -7,9 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes_alias::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -22,10 +21,6 @@ use tracing::Instrument;
 use crate::api::{self, Outcome, Refused};
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
-
-mod bytes_alias {
-    pub use hyper::body::Bytes;
-}
 
 type Body = Full<Bytes>;
 

@@ -132,6 +132,35 @@ fn wait_port(port: u16) -> Result<()> {
     bail!("nothing listens on {port}")
 }
 
+/// Challenge and login, the card's signature made in software with its key.
+async fn software_login(
+    client: &mut TerminalClient,
+    key: &ring::signature::RsaKeyPair,
+    cert_b64: &str,
+) -> Result<(u16, Value)> {
+    let c = client.challenge().await?;
+    let id = c["id"].as_str().unwrap_or_default().to_owned();
+    let nonce: [u8; 32] =
+        B64.decode(c["nonce"].as_str().unwrap_or_default())?.try_into().map_err(|_| anyhow::anyhow!("nonce"))?;
+    let tbs = LoginTbs {
+        gateway_id: "bench.invalid",
+        challenge_id: &id,
+        nonce: &nonce,
+        channel_binding: &client.channel_binding,
+    }
+    .to_bytes()?;
+    let mut sig = vec![0u8; key.public().modulus_len()];
+    key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), &tbs, &mut sig)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    client
+        .post(
+            "/v1/auth/login",
+            &json!({"challenge_id": id, "certificate": cert_b64, "signature": B64.encode(&sig)}),
+            None,
+        )
+        .await
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -297,31 +326,8 @@ async fn main() -> Result<()> {
             (key.clone(), cert_b64.clone(), logins.clone(), refused.clone(), creds.clone(), server_ca.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
-            let rng = ring::rand::SystemRandom::new();
             while Instant::now() < deadline {
-                let c = client.challenge().await?;
-                let id = c["id"].as_str().unwrap_or_default().to_owned();
-                let nonce: [u8; 32] = B64
-                    .decode(c["nonce"].as_str().unwrap_or_default())?
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("nonce"))?;
-                let tbs = LoginTbs {
-                    gateway_id: "bench.invalid",
-                    challenge_id: &id,
-                    nonce: &nonce,
-                    channel_binding: &client.channel_binding,
-                }
-                .to_bytes()?;
-                let mut sig = vec![0u8; key.public().modulus_len()];
-                key.sign(&ring::signature::RSA_PKCS1_SHA256, &rng, &tbs, &mut sig)
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let (status, _) = client
-                    .post(
-                        "/v1/auth/login",
-                        &json!({"challenge_id": id, "certificate": *cert_b64, "signature": B64.encode(&sig)}),
-                        None,
-                    )
-                    .await?;
+                let (status, _) = software_login(&mut client, &key, &cert_b64).await?;
                 if status == 200 {
                     logins.fetch_add(1, Ordering::Relaxed)
                 } else {
@@ -341,27 +347,7 @@ async fn main() -> Result<()> {
 
     // One session for whoami.
     let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
-    let c = client.challenge().await?;
-    let id = c["id"].as_str().unwrap_or_default().to_owned();
-    let nonce: [u8; 32] =
-        B64.decode(c["nonce"].as_str().unwrap_or_default())?.try_into().map_err(|_| anyhow::anyhow!("nonce"))?;
-    let tbs = LoginTbs {
-        gateway_id: "bench.invalid",
-        challenge_id: &id,
-        nonce: &nonce,
-        channel_binding: &client.channel_binding,
-    }
-    .to_bytes()?;
-    let mut sig = vec![0u8; key.public().modulus_len()];
-    key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), &tbs, &mut sig)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (_, body) = client
-        .post(
-            "/v1/auth/login",
-            &json!({"challenge_id": id, "certificate": *cert_b64, "signature": B64.encode(&sig)}),
-            None,
-        )
-        .await?;
+    let (_, body) = software_login(&mut client, &key, &cert_b64).await?;
     let token = body["session"].as_str().context("session")?.to_owned();
 
     let gw_url = format!("https://localhost:{gw_port}/v1/auth/whoami");

@@ -33,9 +33,8 @@ pub fn read_certificate_file(path: &Path) -> Result<Vec<u8>, CaError> {
 
 /// The DER of a certificate given as PEM or DER.
 pub fn certificate_from_bytes(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    if bytes.starts_with(b"-----BEGIN")
-        || bytes.iter().take(64).all(|b| b.is_ascii()) && bytes.windows(11).any(|w| w == b"-----BEGIN ")
-    {
+    // PEM, possibly after explanatory text (as `openssl x509 -text` writes).
+    if bytes.windows(11).any(|w| w == b"-----BEGIN ") {
         let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM certificate: {e}"))?;
         if pem.label != "CERTIFICATE" {
             return Err(format!("PEM block is {:?}, not CERTIFICATE", pem.label));

@@ -302,7 +302,7 @@ impl Validator {
             .into_iter()
             .enumerate()
             .map(|(index, der)| {
-                let (_, crl) = parse_crl(&der).map_err(|detail| ConfigError::BadCrl { index, detail })?;
+                let crl = parse_crl(&der).map_err(|detail| ConfigError::BadCrl { index, detail })?;
                 version.update(digest(&SHA256, &der).as_ref());
                 Ok(Indexed { subject: crl.issuer().as_raw().to_vec(), der })
             })
@@ -531,7 +531,7 @@ impl Validator {
         let mut candidates: Vec<CertificateRevocationList<'_>> = Vec::new();
         let mut bad_signature = false;
         for c in self.crls.iter().filter(|c| c.subject == cert.issuer().as_raw()) {
-            let Ok((_, crl)) = parse_crl(&c.der) else { continue };
+            let Ok(crl) = parse_crl(&c.der) else { continue };
             let sig = signature::verify(
                 issuer.public_key(),
                 &crl.signature_algorithm,
@@ -614,12 +614,12 @@ impl Validator {
     }
 }
 
-fn parse_crl(der: &[u8]) -> Result<(usize, CertificateRevocationList<'_>), String> {
+fn parse_crl(der: &[u8]) -> Result<CertificateRevocationList<'_>, String> {
     let (rest, crl) = x509_parser::parse_x509_crl(der).map_err(|e| e.to_string())?;
     if !rest.is_empty() {
         return Err(format!("{} bytes after the CRL", rest.len()));
     }
-    Ok((0, crl))
+    Ok(crl)
 }
 
 fn verify_issued_by(cert: &X509Certificate<'_>, issuer_der: &[u8]) -> Result<(), Refusal> {
