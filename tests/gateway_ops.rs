@@ -55,10 +55,14 @@ async fn a_broken_crl_is_refused_on_reload_and_the_old_one_stays_in_force() -> R
     let mut world = World::start(WorldOptions::default()).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
     let mut before = world.connect(&creds).await?;
+    let in_force = world.gw.crl_next_update.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(in_force > world.gw.clock.now());
     std::fs::write(world.path("crl/terminal.crl"), b"not a CRL")?;
     let err = hpki_gateway::server::reload(&world.gw).unwrap_err();
     assert!(err.contains("terminal.crl") && err.contains("not a CRL"), "{err}");
     assert!(world.gw.metrics.render().contains("hpki_reload_failures_total 1"));
+    // Readiness still judges the CRLs in force, not the broken file.
+    assert_eq!(world.gw.crl_next_update.load(std::sync::atomic::Ordering::Relaxed), in_force);
     // The running configuration is untouched: old and new connections work.
     assert_eq!(before.get("/v1/auth/whoami", None).await?.0, 401);
     let mut after = world.connect(&creds).await?;

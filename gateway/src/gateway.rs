@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -27,6 +27,8 @@ pub struct Gateway {
     pub rng: SystemRandom,
     /// Group-committing audit writer for requests.
     pub audit: AuditWriter,
+    /// Earliest nextUpdate (Unix s) of the CRLs in force, for readiness.
+    pub crl_next_update: AtomicI64,
     rate: Mutex<HashMap<String, Bucket>>,
 }
 
@@ -122,8 +124,12 @@ impl Gateway {
         tls: Arc<ServerConfig>,
         validator: Arc<Validator>,
     ) -> Gateway {
+        // The same files the TLS and HPKI configuration were just built from;
+        // unreadable now means not ready.
+        let next = crate::tls::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
         // Starts the audit writer: call inside a Tokio runtime.
         Gateway {
+            crl_next_update: AtomicI64::new(next),
             audit: AuditWriter::start(store.clone()),
             config,
             store,

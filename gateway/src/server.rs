@@ -283,11 +283,11 @@ pub async fn serve_ops(gw: Arc<Gateway>, listener: TcpListener) {
 
 async fn readiness(gw: &Gateway) -> Result<(), String> {
     gw.store.ping().await.map_err(|e| format!("store: {e}"))?;
-    let next = crate::tls::earliest_crl_next_update(&gw.config).map_err(|e| e.to_string())?;
-    if let Some(n) = next
-        && n <= gw.clock.now()
-    {
-        return Err(format!("a CRL is past its nextUpdate ({})", hpki_profile::validate::rfc3339(n)));
+    // The CRLs in force (set at start and at each successful reload), not
+    // whatever is on disk now.
+    let next = gw.crl_next_update.load(std::sync::atomic::Ordering::Relaxed);
+    if next <= gw.clock.now() {
+        return Err(format!("a CRL is past its nextUpdate ({})", hpki_profile::validate::rfc3339(next)));
     }
     Ok(())
 }
@@ -295,17 +295,21 @@ async fn readiness(gw: &Gateway) -> Result<(), String> {
 /// Rebuilds TLS and HPKI validation from the files; a broken file keeps the
 /// old configuration in force and is reported.
 pub fn reload(gw: &Gateway) -> Result<(), String> {
-    let tls = crate::tls::server_config(&gw.config).map_err(|e| e.to_string());
-    let validator = crate::tls::validator(&gw.config).map_err(|e| e.to_string());
-    match (tls, validator) {
-        (Ok(t), Ok(v)) => {
+    let built = crate::tls::server_config(&gw.config).and_then(|t| {
+        let v = crate::tls::validator(&gw.config)?;
+        let next = crate::tls::earliest_crl_next_update(&gw.config)?;
+        Ok((t, v, next))
+    });
+    match built.map_err(|e| e.to_string()) {
+        Ok((t, v, next)) => {
             gw.tls.store(t);
             gw.validator.store(v);
+            gw.crl_next_update.store(next.unwrap_or(i64::MAX), std::sync::atomic::Ordering::Relaxed);
             Metrics::inc(&gw.metrics.reloads);
             tracing::info!("certificates and CRLs reloaded");
             Ok(())
         }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             Metrics::inc(&gw.metrics.reload_failures);
             tracing::error!(error = %e, "reload refused; the previous certificates and CRLs stay in force");
             Err(e)
