@@ -10,6 +10,19 @@ use testbed::bin_path;
 
 const CLINIC: &str = "Kanazawa Clinic";
 
+/// Whether an audit entry of `action` with `reason` appears within 2 s
+/// (connection-level refusals are audited after the socket is closed).
+async fn audited(world: &World, action: &str, reason: &str) -> bool {
+    for _ in 0..100 {
+        let entries = world.gw.store.audit_page(0, 1000).await.unwrap_or_default();
+        if entries.iter().any(|r| r.event.action == action && r.event.reason == reason) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
+
 /// GET on the operations listener: status and body.
 async fn ops_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -221,8 +234,7 @@ async fn a_connection_that_never_finishes_its_handshake_is_cut_off() -> Result<(
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(world.gw.metrics.render().contains("hpki_handshake_timeouts_total 1"));
-    let audited = world.gw.store.audit_page(0, 100).await?;
-    assert!(audited.iter().any(|r| r.event.action == "tls.handshake" && r.event.reason == "handshake_timeout"));
+    assert!(audited(&world, "tls.handshake", "handshake_timeout").await);
     Ok(())
 }
 
@@ -241,6 +253,7 @@ async fn connections_over_the_limit_are_refused_and_counted() -> Result<()> {
     };
     assert!(third, "the third connection must not be served");
     assert!(world.gw.metrics.render().contains("hpki_connections_refused_limit_total 1"));
+    assert!(audited(&world, "net.connect", "connection_limit").await, "the refused connection is in the audit log");
     // When one leaves, a new one is served again.
     drop(a);
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;

@@ -90,6 +90,7 @@ pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener) {
             Metrics::inc(&gw.metrics.connections_refused_limit);
             tracing::warn!(%peer, "connection refused: maximum number of connections reached");
             drop(tcp);
+            audit(&gw, connection_event("net.connect", peer, "connection_limit")).await;
             continue;
         };
         let gw = gw.clone();
