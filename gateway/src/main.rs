@@ -197,6 +197,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
     let gw = Arc::new(Gateway::new(config, store, Arc::new(SystemClock), tls, validator));
     tokio::spawn(hpki_gateway::server::serve_ops(gw.clone(), ops));
     tokio::spawn(hpki_gateway::server::watch_reloads(gw.clone(), Duration::from_secs(2)));
+    tokio::spawn(hpki_gateway::server::housekeeping(gw.clone(), Duration::from_secs(600)));
     tokio::select! {
         _ = hpki_gateway::server::serve_institutions(gw.clone(), institutions) => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),

@@ -363,3 +363,16 @@ pub async fn watch_reloads(gw: Arc<Gateway>, every: Duration) {
         }
     }
 }
+
+/// Periodic clean-up: challenges are needed only until they expire (a
+/// replay after that is refused as unknown), so expired ones are deleted.
+pub async fn housekeeping(gw: Arc<Gateway>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match gw.store.purge_challenges(gw.clock.now()).await {
+            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired challenges deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot purge expired challenges"),
+        }
+    }
+}

@@ -116,6 +116,17 @@ both_stores!(a_challenge_is_taken_once_even_by_racing_gateways, |db| {
     db.drop_db().await;
 });
 
+both_stores!(expired_challenges_are_purged_and_live_ones_kept, |db| {
+    let s = db.store().await;
+    s.create_challenge("old", &[1; 32], "t", 100, 220).await.expect("create");
+    s.create_challenge("live", &[2; 32], "t", 200, 320).await.expect("create");
+    assert_eq!(s.purge_challenges(300).await.expect("purge"), 1);
+    assert_eq!(s.take_challenge("old", 300).await.expect("lookup"), None, "gone");
+    assert!(s.take_challenge("live", 300).await.expect("lookup").is_some(), "kept");
+    s.close().await;
+    db.drop_db().await;
+});
+
 both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
     let s = db.store().await;
     seed(&s).await;
