@@ -7,6 +7,9 @@ CARGO ?= cargo
 # cards, the PC/SC headers the pcsc crate builds against, and pcsc-tools for
 # debugging by hand.
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config openssl
+# The browser test of the card agent's local UI drives Debian's Chromium
+# through chromedriver.
+TEST_DEB_PACKAGES := chromium chromium-driver
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway fuzz clean
@@ -15,6 +18,7 @@ demo: deps build
 	./target/debug/hpki-demo
 
 test: deps tools
+	@scripts/install-deps.sh $(TEST_DEB_PACKAGES)
 	@scripts/ensure-postgres.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --bins

@@ -2,6 +2,10 @@
 //! CRLs, an in-process gateway with a movable clock) and a terminal client
 //! speaking mTLS. The PC/SC side comes from `testbed`.
 
+mod agent_process;
+
+pub use agent_process::{AgentOptions, AgentProcess, reader_view};
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

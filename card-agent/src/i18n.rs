@@ -1,0 +1,190 @@
+//! Japanese and English text for people: the UI's strings and the gateway's
+//! refusal codes translated into what a doctor or assistant can act on.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Lang {
+    #[default]
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn from_tag(tag: &str) -> Option<Lang> {
+        match tag.trim().to_ascii_lowercase().as_str() {
+            "ja" | "jp" | "ja-jp" => Some(Lang::Ja),
+            "en" | "en-us" | "en-gb" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+
+    fn pick(self, ja: &'static str, en: &'static str) -> &'static str {
+        match self {
+            Lang::Ja => ja,
+            Lang::En => en,
+        }
+    }
+}
+
+/// The gateway's refusal `code`, said for a person. `None` for codes without
+/// a translation (the caller shows the gateway's own message).
+pub fn gateway_refusal(code: &str, lang: Lang) -> Option<&'static str> {
+    let (ja, en) = match code {
+        "assistant_wrong_institution" => (
+            "このカードは別の医療機関の職員カードです。この端末の医療機関のカードでログインしてください。",
+            "This staff card belongs to another institution. Use a card of this terminal's institution.",
+        ),
+        "person_not_registered" => (
+            "このカードの持ち主はゲートウェイに登録されていません。システム管理者に連絡してください。",
+            "The card holder is not registered at the gateway. Please contact IT staff.",
+        ),
+        "person_deactivated" => (
+            "この利用者は利用停止されています。システム管理者に連絡してください。",
+            "This user has been deactivated. Please contact IT staff.",
+        ),
+        "role_mismatch" => (
+            "カードの資格と登録されている資格が一致しません。システム管理者に連絡してください。",
+            "The card's profession does not match the registration. Please contact IT staff.",
+        ),
+        "revoked" => (
+            "このカードの証明書は失効しています。カードの発行元に連絡してください。",
+            "This card's certificate has been revoked. Please contact the card issuer.",
+        ),
+        "expired" => ("このカードの証明書は有効期限が切れています。", "This card's certificate has expired."),
+        "not_yet_valid" => {
+            ("このカードの証明書はまだ有効になっていません。", "This card's certificate is not valid yet.")
+        }
+        "stale_crl" | "no_revocation_info" | "crl_unusable" | "crl_not_yet_valid" | "crl_bad_signature" => (
+            "ゲートウェイがカードの失効情報を確認できません。システム管理者に連絡してください。",
+            "The gateway cannot check the card's revocation status. Please contact IT staff.",
+        ),
+        "unknown_issuer" | "policy_not_accepted" | "not_a_card_certificate" => (
+            "このカードはこのシステムでは使えません(認められた発行元のHPKIカード・職員カードではありません)。",
+            "This card cannot be used here (not an HPKI or staff card from an accepted issuer).",
+        ),
+        "profession_not_permitted" => (
+            "この資格のカードではこのシステムを利用できません。",
+            "Cards of this profession have no access to this system.",
+        ),
+        "signature_invalid" | "bad_signature" => (
+            "カードの署名を確認できませんでした。もう一度お試しください。",
+            "The card's signature could not be verified. Please try again.",
+        ),
+        "challenge_expired" | "unknown_challenge" | "challenge_replayed" | "challenge_other_terminal" => (
+            "ログインの手続きが時間切れになりました。もう一度お試しください。",
+            "The login took too long. Please try again.",
+        ),
+        "terminal_suspended" => (
+            "この端末は利用停止されています。システム管理者に連絡してください。",
+            "This terminal has been suspended. Please contact IT staff.",
+        ),
+        "rate_limited" => (
+            "要求が多すぎます。少し待ってからもう一度お試しください。",
+            "Too many requests. Please wait a moment and try again.",
+        ),
+        "session_idle_timeout" | "session_expired" | "session_ended" | "session_unknown" | "no_session" => (
+            "ログインの有効期間が終わりました。もう一度ログインしてください。",
+            "The login has ended. Please log in again.",
+        ),
+        "store_unavailable" | "no_randomness" => (
+            "ゲートウェイが一時的に利用できません。少し待ってからもう一度お試しください。",
+            "The gateway is temporarily unavailable. Please try again shortly.",
+        ),
+        _ => return None,
+    };
+    Some(lang.pick(ja, en))
+}
+
+/// The UI's fixed strings, sent to the page as one JSON object.
+pub fn ui_strings(lang: Lang) -> serde_json::Value {
+    let t = |ja: &'static str, en: &'static str| lang.pick(ja, en);
+    serde_json::json!({
+        "title": t("HPKIカード ログイン", "HPKI card login"),
+        "insert_card": t("カードをカードリーダーに挿入してください。", "Insert your card into the card reader."),
+        "no_reader": t("カードリーダーが見つかりません。", "No card reader found."),
+        "reading": t("カードを読み取っています…", "Reading the card…"),
+        "pin_label": t("暗証番号(PIN)", "PIN"),
+        "login": t("ログイン", "Log in"),
+        "logout": t("ログアウト", "Log out"),
+        "logged_in": t("ログイン中", "Logged in"),
+        "tries_left": t("残り試行回数: {n} 回", "Tries left: {n}"),
+        "blocked": t("このカードはロックされています(暗証番号の誤りが上限に達しました)。カードの発行元に連絡してください。",
+                     "This card is blocked (too many wrong PINs). Please contact the card issuer."),
+        "profession": t("資格", "Profession"),
+        "institution": t("医療機関", "Institution"),
+        "person_id": t("ID", "ID"),
+        "reader": t("カードリーダー", "Reader"),
+        "select": t("このカードを使う", "Use this card"),
+        "acting": t("使用中のカード", "Acting card"),
+        "locked": t("画面はロックされています。暗証番号を入力して解除してください。", "The screen is locked. Enter the PIN to unlock."),
+        "unlock": t("ロック解除", "Unlock"),
+        "assistant": t("医療機関職員(補助者)", "Institution staff (assistant)"),
+        "working": t("処理中…", "Working…"),
+        "card_unreadable": t("カードを読み取れません", "The card cannot be read"),
+        "language": t("English", "日本語"),
+        "retry": t("もう一度", "Try again"),
+        "professions": professions(lang),
+    })
+}
+
+fn professions(lang: Lang) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for p in hpki_profile::Profession::ALL {
+        map.insert(p.slug().to_owned(), profession_name(p.slug(), lang).into());
+    }
+    map.insert("assistant".into(), lang.pick("医療機関職員(補助者)", "institution staff (assistant)").into());
+    serde_json::Value::Object(map)
+}
+
+/// Profession name for a person.
+pub fn profession_name(slug: &str, lang: Lang) -> String {
+    match lang {
+        Lang::Ja => hpki_profile::Profession::ALL
+            .iter()
+            .find(|p| p.slug() == slug)
+            .map(|p| p.japanese().to_owned())
+            .unwrap_or_else(|| if slug == "assistant" { "医療機関職員".into() } else { slug.into() }),
+        Lang::En => slug.replace('_', " "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_both_languages() {
+        for code in ["assistant_wrong_institution", "person_deactivated", "revoked", "stale_crl", "rate_limited"] {
+            let ja = gateway_refusal(code, Lang::Ja).expect("ja");
+            let en = gateway_refusal(code, Lang::En).expect("en");
+            assert_ne!(ja, en);
+            assert!(!ja.is_ascii(), "{code}: Japanese text expected");
+        }
+        assert_eq!(gateway_refusal("something_new", Lang::Ja), None);
+    }
+
+    #[test]
+    fn ui_strings_have_the_same_keys() {
+        let ja = ui_strings(Lang::Ja);
+        let en = ui_strings(Lang::En);
+        let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(keys(&ja), keys(&en));
+    }
+
+    #[test]
+    fn profession_names() {
+        assert_eq!(profession_name("doctor", Lang::Ja), "医師");
+        assert_eq!(profession_name("doctor", Lang::En), "doctor");
+        assert_eq!(Lang::from_tag("EN"), Some(Lang::En));
+        assert_eq!(Lang::from_tag("fr"), None);
+    }
+}
