@@ -1,9 +1,11 @@
 //! `hpki-demo` (`make demo`): the product's main job on the embedded
 //! defaults, end to end on this machine. IT staff create a test CA, a
 //! doctor's card, the gateway's and a terminal's credentials; the gateway
-//! runs on SQLite; a private pcscd runs the card as a virtual card; the card
-//! layer reads it, checks the PIN and signs the gateway's channel-bound
-//! challenge; the doctor is logged in, and the audit log shows it.
+//! runs on SQLite; a private pcscd runs the card as a virtual card; the
+//! clinic terminal's `card-agent` reads it, checks the PIN and signs the
+//! gateway's channel-bound challenge; the doctor is logged in, pulling the
+//! card logs out, and the audit log shows it all. On a terminal, the demo
+//! then keeps running so a person can log in through the agent's local UI.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -12,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
-use hpki_card::{Application, CardVariant, CertificateCache, PcscContext, Pin, PinStatus, ReaderEvent, ReaderWatcher};
-use hpki_e2e::{PIN, TerminalClient, TerminalCreds, signed_login};
+use std::io::IsTerminal;
+
+use hpki_card::CardVariant;
+use hpki_e2e::{AgentOptions, AgentProcess, PIN, TerminalCreds, reader_view};
 use hpki_profile::Profession;
-use serde_json::json;
 use testbed::{CardProcess, PrivatePcscd, bin_path};
 
 const INSTITUTION: &str = "Kanazawa Clinic";
@@ -70,7 +73,7 @@ fn wait_healthy(ops: SocketAddr) -> Result<()> {
     bail!("the gateway did not become ready on {ops}")
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
     println!("HPKI gateway demo — everything real on this machine: pcscd + vpcd, a virtual HPKI card, mTLS, SQLite");
 
@@ -155,79 +158,66 @@ async fn main() -> Result<()> {
     wait_healthy(ops)?;
     println!("    hpki-gateway serve: institution listener https://{listen} (mTLS), ops http://{ops}/readyz → ready");
 
-    step(4, "The doctor inserts the card");
-    let watcher = ReaderWatcher::start()?;
-    let card_process = CardProcess::start(&pcscd, 0, &card_path)?;
-    loop {
-        match watcher.next_timeout(Duration::from_secs(5)).transpose()? {
-            Some(ReaderEvent::CardInserted(id)) => {
-                println!("    PC/SC: card inserted in {:?}", id.reader);
-                break;
-            }
-            Some(_) => {}
-            None => bail!("the card was not seen within 5 s"),
-        }
-    }
-    let ctx = PcscContext::establish()?;
-    let mut card = ctx.connect(card_process.reader())?;
-    let cache = CertificateCache::default();
-    let cert = card.certificate(Application::Authentication, &cache)?;
-    let holder = hpki_profile::read_holder(&cert)?;
-    println!(
-        "    card holder {} / {} — {} ({})",
-        holder.name.as_deref().unwrap_or("?"),
-        holder.name_kanji.as_deref().unwrap_or("?"),
-        holder.profession().map(|p| p.slug()).unwrap_or("?"),
-        holder.profession().map(|p| p.japanese()).unwrap_or("?")
-    );
-    if let PinStatus::TriesLeft(n) = card.pin_status(Application::Authentication)? {
-        println!("    PIN: {n} tries left");
-    }
-    match card.verify_pin(Application::Authentication, &Pin::new("9999")?) {
-        Err(e) => println!("    a mistyped PIN: {e}"),
-        Ok(()) => bail!("a wrong PIN was accepted"),
-    }
-
-    step(5, "Login: challenge, card signature over gateway + challenge + TLS channel binding, verification");
+    step(4, "The clinic terminal: card-agent with the terminal certificate, and the doctor's card");
     let creds = TerminalCreds {
         cert: dir.join("terminal/terminal.pem"),
         key: dir.join("terminal/terminal.key"),
         chain: dir.join("terminal/ca-chain.pem"),
     };
-    let mut client = TerminalClient::connect(listen, &dir.join("server/ca-chain.pem"), &creds).await?;
-    println!("    terminal {INSTITUTION}/desk-1 connected over mutual TLS 1.3");
-    let challenge = client.challenge().await?;
+    let server_ca = dir.join("server/ca-chain.pem");
+    let agent = AgentProcess::start(
+        &pcscd,
+        AgentOptions {
+            gateway: listen,
+            gateway_ca: &server_ca,
+            terminal: &creds,
+            idle_lock_seconds: 300,
+            language: "ja",
+        },
+    )
+    .await
+    .context("starting card-agent")?;
+    println!("    card-agent: local UI http://{}/ (loopback only), config {}", agent.address, agent.config.display());
+    let mut card_process = CardProcess::start(&pcscd, 0, &card_path)?;
+    let reader = card_process.reader().to_owned();
+    let status = agent.wait_card_read(&reader).await?;
+    let card = &reader_view(&status, &reader).context("reader")?["card"];
     println!(
-        "    challenge {} (expires {})",
-        challenge["id"].as_str().unwrap_or("?"),
-        challenge["expires_at"].as_str().unwrap_or("?")
+        "    the agent shows {} / {} — {}, PIN {} tries left",
+        card["holder"]["name"].as_str().unwrap_or("?"),
+        card["holder"]["name_kanji"].as_str().unwrap_or("?"),
+        card["holder"]["profession"].as_str().unwrap_or("?"),
+        card["pin"]["tries_left"]
     );
-    let body = signed_login(&mut card, &challenge, &client.channel_binding)?;
-    println!("    the card signed with the right PIN ({} APDUs for the signature)", card.last_apdus().len());
-    let (status, login) = client.post("/v1/auth/login", &body, None).await?;
-    if status != 200 {
-        bail!("login refused: {login}");
-    }
-    let token = login["session"].as_str().unwrap_or_default().to_owned();
-    println!(
-        "    logged in: {} ({}) at {}",
-        login["person"]["name"], login["person"]["role"], login["person"]["institution"]
-    );
-    let (_, me) = client.get("/v1/auth/whoami", Some(&token)).await?;
-    println!(
-        "    whoami: {} {} on terminal {}; idle lock at {}",
-        me["person"]["id"], me["person"]["role"], me["terminal"], me["idle_expires_at"]
-    );
-    let (status, replay) = client.post("/v1/auth/login", &body, None).await?;
-    println!("    the same signed login replayed: {status} {}", replay["error"]);
 
-    step(6, "The card is removed: the agent ends the session");
-    drop(card);
-    drop(card_process);
-    let (status, _) = client.post("/v1/auth/logout", &json!({}), Some(&token)).await?;
-    let (_, after) = client.get("/v1/auth/whoami", Some(&token)).await?;
-    println!("    logout {status}; whoami afterwards: {}", after["error"]);
-    watcher.stop();
+    step(5, "Login: challenge, card signature over gateway + challenge + TLS channel binding, verification");
+    let (_, _, err) =
+        tokio::task::block_in_place(|| agent.cli(&["login", "--reader", &reader, "--pin-stdin"], "9999\n"))?;
+    println!("    card-agent login with a mistyped PIN: {}", err.trim());
+    let (code, out, err) =
+        tokio::task::block_in_place(|| agent.cli(&["login", "--reader", &reader, "--pin-stdin"], &format!("{PIN}\n")))?;
+    if code != 0 {
+        bail!("login refused: {err}\n{}", agent.log());
+    }
+    println!("    card-agent login with the right PIN: {}", out.trim());
+    let (_, me) = agent.api("GET", "/api/v1/gateway/v1/auth/whoami", None).await?;
+    println!(
+        "    whoami at the gateway (through the agent's local API): {} {} on terminal {}",
+        me["person"]["id"], me["person"]["role"], me["terminal"]
+    );
+
+    step(6, "The card is removed: the agent ends the gateway session at once");
+    let pulled = Instant::now();
+    tokio::task::block_in_place(|| card_process.control("remove"))?;
+    agent.wait_for(Duration::from_secs(5), |s| reader_view(s, &reader).is_some_and(|r| r["card"].is_null())).await?;
+    let (_, after) = agent.api("GET", "/api/v1/gateway/v1/auth/whoami", None).await?;
+    println!(
+        "    card pulled; {} ms later the agent is back at the start screen: {}",
+        pulled.elapsed().as_millis(),
+        after["error"]
+    );
+    tokio::task::block_in_place(|| card_process.insert())?;
+    agent.wait_card_read(&reader).await?;
 
     step(7, "The audit log");
     println!("    {}", gateway(&config, &["audit", "verify"])?);
@@ -238,5 +228,29 @@ async fn main() -> Result<()> {
     println!("\nDemo complete: the doctor's card was read through PC/SC, the PIN verified, the gateway's");
     println!("channel-bound challenge signed, the certificate validated along the HPKI profile, the doctor");
     println!("logged in over mutual TLS, and every step is in the hash-chained audit log.");
+    if std::io::stdin().is_terminal() {
+        println!("\nNow try it yourself: open http://{}/ in a browser on this machine.", agent.address);
+        println!("The card of {} is in reader {reader:?}; its PIN is {PIN}.", issued.holder);
+        println!("Type `remove` or `insert` (then Enter) to pull or put back the card, `quit` or Ctrl-C to stop.");
+        loop {
+            let line = tokio::select! {
+                l = tokio::task::spawn_blocking(|| {
+                    let mut l = String::new();
+                    std::io::stdin().read_line(&mut l).map(|n| (n, l))
+                }) => l??,
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            match line {
+                (0, _) => break,
+                (_, l) => match l.trim() {
+                    "remove" => tokio::task::block_in_place(|| card_process.remove())?,
+                    "insert" => tokio::task::block_in_place(|| card_process.insert())?,
+                    "quit" => break,
+                    "" => {}
+                    other => println!("unknown command {other:?}: remove, insert or quit"),
+                },
+            }
+        }
+    }
     Ok(())
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use bytes::Bytes;
 use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
 use hpki_card::{Application, CardVariant, HpkiCard, Pin, RSA_2048_BYTES, sha256};
 use hpki_gateway::clock::OffsetClock;
@@ -22,10 +21,6 @@ use hpki_gateway::gateway::Gateway;
 use hpki_gateway::store::{NewPerson, Store};
 use hpki_profile::Profession;
 use hpki_protocol::LoginTbs;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Value, json};
 
 pub const GATEWAY_ID: &str = "gateway.test.invalid";
@@ -224,37 +219,25 @@ pub fn card_request(profession: Profession, license: &str, institution: Option<&
     }
 }
 
-/// A clinic terminal's HTTPS connection to the gateway.
+/// A clinic terminal's HTTPS connection to the gateway (the agent's own
+/// client, with JSON bodies for the tests).
 pub struct TerminalClient {
-    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    conn: gateway_client::Connection,
     pub channel_binding: [u8; 32],
 }
 
 impl TerminalClient {
     pub async fn connect(addr: SocketAddr, server_ca: &Path, creds: &TerminalCreds) -> Result<TerminalClient> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        for c in CertificateDer::pem_file_iter(server_ca)? {
-            roots.add(c?)?;
-        }
-        let mut chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&creds.cert)?.collect::<Result<_, _>>()?;
-        chain.extend(CertificateDer::pem_file_iter(&creds.chain)?.take(1).collect::<Result<Vec<_>, _>>()?);
-        let key = PrivateKeyDer::from_pem_file(&creds.key)?;
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(chain, key)?;
-        let tcp = tokio::net::TcpStream::connect(addr).await?;
-        let tls =
-            tokio_rustls::TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost")?, tcp).await?;
-        let mut channel_binding = [0u8; 32];
-        tls.get_ref().1.export_keying_material(&mut channel_binding, hpki_protocol::CHANNEL_BINDING_LABEL, None)?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(TerminalClient { sender, channel_binding })
+        let creds = gateway_client::TerminalCredentials {
+            certificate: creds.cert.clone(),
+            key: creds.key.clone(),
+            chain: creds.chain.clone(),
+        };
+        let config = gateway_client::client_config(server_ca, &creds)?;
+        let gateway = gateway_client::GatewayAddress { address: addr.to_string(), server_name: "localhost".into() };
+        let conn = gateway_client::Connection::open(&gateway, config).await?;
+        let channel_binding = *conn.channel_binding();
+        Ok(TerminalClient { conn, channel_binding })
     }
 
     /// Sends a request and returns the status and the JSON body (`Null` when
@@ -266,16 +249,13 @@ impl TerminalClient {
         body: Vec<u8>,
         bearer: Option<&str>,
     ) -> Result<(u16, Value)> {
-        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
-        if let Some(t) = bearer {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        self.sender.ready().await.context("the gateway closed the connection")?;
-        let resp = self.sender.send_request(req.body(Full::new(Bytes::from(body)))?).await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.into_body().collect().await?.to_bytes();
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).context("JSON body")? };
-        Ok((status, value))
+        let answer = self.conn.send(method, path, body, bearer).await?;
+        let value = if answer.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&answer.body).context("JSON body")?
+        };
+        Ok((answer.status, value))
     }
 
     pub async fn post(&mut self, path: &str, body: &Value, bearer: Option<&str>) -> Result<(u16, Value)> {
