@@ -8,8 +8,8 @@ CARGO ?= cargo
 # debugging by hand.
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config openssl
 # The browser test of the card agent's local UI drives Debian's Chromium
-# through chromedriver.
-TEST_DEB_PACKAGES := chromium chromium-driver
+# through chromedriver; a Japanese font makes its screenshots readable.
+TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway fuzz clean

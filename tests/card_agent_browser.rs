@@ -46,6 +46,74 @@ fn start_chromedriver() -> Result<(Driver, u16)> {
     Ok((driver, port))
 }
 
+/// The page redraws when the agent's state changes, which makes element
+/// handles stale: find the element again and retry.
+async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String> {
+    read(client, css, None).await
+}
+
+/// A property (`value`, …) of the element at `css`, as [`text_of`].
+async fn prop_of(client: &fantoccini::Client, css: &str, prop: &str) -> Result<String> {
+    read(client, css, Some(prop)).await
+}
+
+async fn read(client: &fantoccini::Client, css: &str, prop: Option<&str>) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let e = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await?;
+            match prop {
+                Some(p) => Ok(e.prop(p).await?.unwrap_or_default()),
+                None => e.text().await,
+            }
+        };
+        match attempt.await {
+            Ok(t) => return Ok(t),
+            Err(e) if Instant::now() < deadline => {
+                tracing_stale(&e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("reading {css}")),
+        }
+    }
+}
+
+fn tracing_stale(e: &fantoccini::error::CmdError) {
+    eprintln!("retrying after: {e}");
+}
+
+/// Types `text` into the PIN field and presses the login button, finding
+/// both again if the page redrew meanwhile.
+async fn type_pin_and_submit(client: &fantoccini::Client, text: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = async {
+            let pin = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("input.pin")).await?;
+            pin.clear().await?;
+            pin.send_keys(text).await?;
+            client.find(Locator::Css("button.login")).await?.click().await
+        };
+        match attempt.await {
+            Ok(()) => return Ok(()),
+            Err(e) if Instant::now() < deadline => {
+                tracing_stale(&e);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e).context("typing the PIN"),
+        }
+    }
+}
+
+async fn save_screenshot(client: &fantoccini::Client, name: &str) -> Result<()> {
+    let shot = client.screenshot().await?;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-output");
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join(name);
+    std::fs::write(&file, shot)?;
+    println!("screenshot: {}", file.display());
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doctor_logs_in_through_the_local_ui_in_chromium() -> Result<()> {
     let mut world = World::start(WorldOptions::default()).await?;
@@ -90,14 +158,12 @@ async fn a_doctor_logs_in_through_the_local_ui_in_chromium() -> Result<()> {
         anyhow::ensure!(page.contains("残り試行回数: 5 回"), "tries left not shown");
 
         // A wrong PIN: the message says so and what was typed stays.
-        let pin = client.find(Locator::Css("input.pin")).await?;
-        pin.send_keys("9999").await?;
-        client.find(Locator::Css("button.login")).await?.click().await?;
-        let msg = client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(".message")).await?;
-        let text = msg.text().await?;
+        type_pin_and_submit(&client, "9999").await?;
+        let text = text_of(&client, ".message").await?;
         anyhow::ensure!(text.contains("暗証番号が違います") && text.contains("4"), "message: {text}");
-        let kept = client.find(Locator::Css("input.pin")).await?.prop("value").await?;
-        anyhow::ensure!(kept.as_deref() == Some("9999"), "the typed PIN was lost: {kept:?}");
+        save_screenshot(&client, "card-agent-wrong-pin-ja.png").await?;
+        let kept = prop_of(&client, "input.pin", "value").await?;
+        anyhow::ensure!(kept == "9999", "the typed PIN was lost: {kept:?}");
 
         // English, then the right PIN.
         client.goto(&format!("{base}?lang=en")).await?;
@@ -108,12 +174,7 @@ async fn a_doctor_logs_in_through_the_local_ui_in_chromium() -> Result<()> {
             client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(".session .person-name")).await?;
         let name = who.text().await?;
         let role = client.find(Locator::Css(".session .person-role")).await?.text().await?;
-        let shot = client.screenshot().await?;
-        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-output");
-        std::fs::create_dir_all(&dir)?;
-        let file = dir.join("card-agent-logged-in.png");
-        std::fs::write(&file, shot)?;
-        println!("screenshot: {}", file.display());
+        save_screenshot(&client, "card-agent-logged-in.png").await?;
         // Registered by the test world under its id as the name.
         anyhow::ensure!(name == "MD-D-9009", "logged-in name: {name:?}");
         anyhow::ensure!(role == "doctor", "logged-in role: {role:?}");

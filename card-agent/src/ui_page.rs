@@ -33,7 +33,7 @@ const SCRIPT: &str = r#"
 const T = JSON.parse(document.getElementById('strings').textContent);
 const CSRF = document.querySelector('meta[name=csrf]').content;
 const LANG = document.documentElement.lang;
-let version = null, state = null, messages = {}, busy = {};
+let version = null, state = null, messages = {}, busy = {}, shown = null;
 function esc(s){return String(s==null?'':s).replace(/[&<>"']/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c]));}
 async function call(path, body){
   const r = await fetch(path,{method:'POST',headers:{'Content-Type':'application/json','X-CSRF-Token':CSRF,'X-Lang':LANG},body:JSON.stringify(body||{})});
@@ -93,6 +93,9 @@ function render(){
       html += '</section>';
     }
   }
+  // Redraw only what changed, so a field being typed in is left alone.
+  if(html===shown) return;
+  shown = html;
   app.innerHTML = html;
   app.querySelectorAll('input.pin').forEach(i=>{ if(saved[i.dataset.reader]!==undefined) i.value=saved[i.dataset.reader]; if(focused===i.dataset.reader) i.focus(); });
   app.querySelectorAll('form.login').forEach(f=>f.addEventListener('submit',async ev=>{
