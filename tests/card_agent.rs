@@ -217,11 +217,11 @@ async fn the_screen_locks_when_idle_and_the_pin_unlocks_it() -> Result<()> {
     let (status, body) = login(&agent, &reader, PIN).await?;
     assert_eq!(status, 200, "{body}");
 
-    // Nobody touches anything (status polls through the API count as use,
-    // so watch from the outside: sleep, then look once).
-    tokio::time::sleep(Duration::from_millis(2600)).await;
-    let s = agent.status().await?;
-    assert_eq!(s["locked"], true, "{s}");
+    // Nobody touches anything; reading the status is not use.
+    let idle = Instant::now();
+    agent.wait_for(Duration::from_secs(10), |s| s["locked"] == true).await?;
+    let took = idle.elapsed();
+    assert!(took >= Duration::from_millis(1500), "locked after only {took:?}");
     let (status, body) = whoami(&agent).await?;
     assert_eq!(status, 423, "{body}");
     assert_eq!(body["error"], "locked");

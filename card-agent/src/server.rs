@@ -95,7 +95,8 @@ fn same_secret(given: Option<&str>, expected: &str) -> bool {
 }
 
 /// Host check for everything; CSRF token for `/ui/…`; API token for
-/// `/api/…`. Every accepted request counts as activity for the idle lock.
+/// `/api/…`. Accepted requests that change something or reach the gateway
+/// count as activity for the idle lock.
 async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if !host_allowed(req.headers(), s.address) {
         return refuse(
@@ -137,7 +138,11 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
                 "missing or wrong API token (Authorization: Bearer …)",
             );
         }
-        s.agent.touch();
+        // Looking at the status is not use: a program polling it must not
+        // keep an abandoned desk unlocked.
+        if !(req.method() == Method::GET && path == "/api/v1/status") {
+            s.agent.touch();
+        }
     }
     next.run(req).await
 }
