@@ -94,6 +94,21 @@ impl AgentProcess {
         Ok(agent)
     }
 
+    /// The installation's API token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Sends `request` as it is and returns the whole answer.
+    pub fn raw(&self, request: &str) -> Result<String> {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(self.address)?;
+        s.write_all(request.as_bytes())?;
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        Ok(answer)
+    }
+
     /// Stops the agent process (its files stay until it is dropped).
     pub fn stop(&mut self) {
         let _ = self.child.kill();

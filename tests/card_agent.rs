@@ -364,3 +364,46 @@ async fn cards_command_lists_readers_holders_and_tries() -> Result<()> {
     assert!(err.contains("no card-agent is running"), "{err}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_api_wants_its_token_and_a_loopback_host() -> Result<()> {
+    let d = desk().await?;
+    let agent = d.agent(&d.terminal, 300).await?;
+    let token = agent.token().to_owned();
+    let ask = |host: &str, auth: &str| {
+        agent
+            .raw(&format!("GET /api/v1/status HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"))
+            .map(|a| a.lines().next().unwrap_or_default().to_owned())
+    };
+    let here = agent.address.to_string();
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    assert!(ask(&here, &bearer)?.contains(" 200 "), "the right token on the loopback host");
+    // DNS rebinding: a page of evil.example resolving to 127.0.0.1.
+    assert!(ask("evil.example", &bearer)?.contains(" 421 "), "foreign Host accepted");
+    assert!(ask(&format!("evil.example:{}", agent.address.port()), &bearer)?.contains(" 421 "));
+    assert!(ask(&here, "")?.contains(" 401 "), "no token accepted");
+    assert!(ask(&here, "Authorization: Bearer wrong\r\n")?.contains(" 401 "), "wrong token accepted");
+    // The UI's calls want the page's CSRF token instead, and a loopback origin.
+    let post = |extra: &str| {
+        agent
+            .raw(&format!(
+                "POST /ui/logout HTTP/1.1\r\nHost: {here}\r\n{extra}Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+            ))
+            .map(|a| a.lines().next().unwrap_or_default().to_owned())
+    };
+    assert!(post("")?.contains(" 403 "), "UI call without CSRF token accepted");
+    assert!(post(&bearer)?.contains(" 403 "), "the API token is not a CSRF token");
+    let page = agent.raw(&format!("GET / HTTP/1.1\r\nHost: {here}\r\nConnection: close\r\n\r\n"))?;
+    let csrf = page
+        .split("<meta name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("CSRF token in the page")?
+        .to_owned();
+    let with_csrf = format!("X-CSRF-Token: {csrf}\r\n");
+    // Nobody is logged in, so the logout itself is refused — but past the guard.
+    assert!(post(&with_csrf)?.contains(" 401 "), "the page's token passes the guard");
+    let foreign = format!("{with_csrf}Origin: http://evil.example\r\n");
+    assert!(post(&foreign)?.contains(" 403 "), "a foreign Origin with a stolen token accepted");
+    Ok(())
+}
