@@ -382,6 +382,7 @@ impl Agent {
 
     /// Logs the card in `reader` in with `pin`. While the screen is locked,
     /// only the acting card may log in again, which unlocks it.
+    #[tracing::instrument(name = "card_login", skip(self, pin))]
     pub async fn login(&self, reader: &str, pin: Pin) -> Result<Person, AgentError> {
         let _one = self.login_lock.lock().await;
         let identity = {

@@ -21,6 +21,7 @@ use hpki_card::Pin;
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
+use tracing::Instrument;
 use zeroize::Zeroizing;
 
 use crate::agent::Agent;
@@ -144,7 +145,8 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
             s.agent.touch();
         }
     }
-    next.run(req).await
+    let span = tracing::info_span!("local_request", method = %req.method(), path = %path);
+    next.run(req).instrument(span).await
 }
 
 // ----- the UI ----------------------------------------------------------------------
