@@ -70,7 +70,7 @@ async fn read(client: &fantoccini::Client, css: &str, prop: Option<&str>) -> Res
         match attempt.await {
             Ok(t) => return Ok(t),
             Err(e) if Instant::now() < deadline => {
-                tracing_stale(&e);
+                note_retry(&e);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => return Err(e).with_context(|| format!("reading {css}")),
@@ -78,7 +78,7 @@ async fn read(client: &fantoccini::Client, css: &str, prop: Option<&str>) -> Res
     }
 }
 
-fn tracing_stale(e: &fantoccini::error::CmdError) {
+fn note_retry(e: &fantoccini::error::CmdError) {
     eprintln!("retrying after: {e}");
 }
 
@@ -96,7 +96,7 @@ async fn type_pin_and_submit(client: &fantoccini::Client, text: &str) -> Result<
         match attempt.await {
             Ok(()) => return Ok(()),
             Err(e) if Instant::now() < deadline => {
-                tracing_stale(&e);
+                note_retry(&e);
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(e) => return Err(e).context("typing the PIN"),

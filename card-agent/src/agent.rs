@@ -551,7 +551,7 @@ impl Agent {
                 if idle < limit {
                     continue;
                 }
-                let mut st = agent.state.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut st = lock(&agent.state);
                 let has_session = st.readers.values().flatten().any(|s| s.session.is_some());
                 if has_session && !st.locked {
                     st.locked = true;

@@ -65,17 +65,12 @@ pub struct CardReport {
 /// The holder of a certificate.
 pub fn holder_of(certificate: &[u8]) -> Result<Holder, String> {
     let h = read_holder(certificate).map_err(|e| e.to_string())?;
-    let (kind, person_id) = match h.kind {
-        HolderKind::Licensed(_) => ("licensed", h.serial_number.clone()),
-        HolderKind::Assistant => (
-            "assistant",
-            match (&h.institution, &h.serial_number) {
-                (Some(i), Some(s)) => Some(format!("{i}/{s}")),
-                _ => None,
-            },
-        ),
+    let kind = match h.kind {
+        HolderKind::Licensed(_) => "licensed",
+        HolderKind::Assistant => "assistant",
         HolderKind::Other => return Err("neither an HPKI card nor an institution staff card".into()),
     };
+    let person_id = h.person_id();
     Ok(Holder {
         kind,
         person_id,

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -45,14 +45,14 @@ pub fn router(server: Shared) -> Router {
     Router::new()
         .route("/", get(page))
         .route("/ui/state", get(ui_state))
-        .route("/ui/login", post(ui_login))
-        .route("/ui/logout", post(ui_logout))
-        .route("/ui/select", post(ui_select))
+        .route("/ui/login", post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/select", post(select))
         .route("/ui/activity", post(ui_activity))
         .route("/api/v1/status", get(api_status))
-        .route("/api/v1/login", post(api_login))
-        .route("/api/v1/logout", post(api_logout))
-        .route("/api/v1/select", post(api_select))
+        .route("/api/v1/login", post(login))
+        .route("/api/v1/logout", post(logout))
+        .route("/api/v1/select", post(select))
         .route("/api/v1/gateway/{*path}", any(api_gateway))
         .layer(middleware::from_fn_with_state(server.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -265,33 +265,6 @@ fn ok_or_error(result: Result<serde_json::Value, AgentError>, lang: Lang) -> Res
     }
 }
 
-async fn ui_login(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let lang = ui_lang(&s, &headers);
-    let result = match parse::<LoginBody>(&body) {
-        Ok(b) => do_login(&s.agent, b).await,
-        Err(e) => Err(e),
-    };
-    ok_or_error(result, lang)
-}
-
-async fn ui_logout(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let lang = ui_lang(&s, &headers);
-    let result = match parse::<ReaderBody>(&body) {
-        Ok(b) => s.agent.logout(b.reader.as_deref()).await.map(|()| json!({})),
-        Err(e) => Err(e),
-    };
-    ok_or_error(result, lang)
-}
-
-async fn ui_select(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let lang = ui_lang(&s, &headers);
-    let result = parse::<ReaderBody>(&body).and_then(|b| {
-        let r = b.reader.ok_or_else(|| AgentError::BadRequest("name the reader".into()))?;
-        s.agent.select(&r).map(|()| json!({}))
-    });
-    ok_or_error(result, lang)
-}
-
 async fn ui_activity() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
@@ -311,32 +284,40 @@ async fn api_status(State(s): State<Shared>) -> Response {
     axum::Json(s.agent.status()).into_response()
 }
 
-async fn api_login(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let lang = api_lang(&headers);
+/// The language of a call's messages: UI calls say it in `X-Lang` (else the
+/// cookie, else the configured one); API calls in `Accept-Language` (else
+/// English).
+fn lang_of(s: &Server, uri: &Uri, headers: &HeaderMap) -> Lang {
+    if uri.path().starts_with("/ui/") { ui_lang(s, headers) } else { api_lang(headers) }
+}
+
+/// `POST /ui/login`, `POST /api/v1/login`.
+async fn login(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let result = match parse::<LoginBody>(&body) {
         Ok(b) => do_login(&s.agent, b).await,
         Err(e) => Err(e),
     };
-    ok_or_error(result, lang)
+    ok_or_error(result, lang_of(&s, &uri, &headers))
 }
 
-async fn api_logout(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let lang = api_lang(&headers);
+/// `POST /ui/logout`, `POST /api/v1/logout`; an empty body means the acting
+/// card.
+async fn logout(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body = if body.is_empty() { Ok(ReaderBody { reader: None }) } else { parse::<ReaderBody>(&body) };
     let result = match body {
         Ok(b) => s.agent.logout(b.reader.as_deref()).await.map(|()| json!({})),
         Err(e) => Err(e),
     };
-    ok_or_error(result, lang)
+    ok_or_error(result, lang_of(&s, &uri, &headers))
 }
 
-async fn api_select(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let lang = api_lang(&headers);
+/// `POST /ui/select`, `POST /api/v1/select`.
+async fn select(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let result = parse::<ReaderBody>(&body).and_then(|b| {
         let r = b.reader.ok_or_else(|| AgentError::BadRequest("name the reader".into()))?;
         s.agent.select(&r).map(|()| json!({}))
     });
-    ok_or_error(result, lang)
+    ok_or_error(result, lang_of(&s, &uri, &headers))
 }
 
 /// `/api/v1/gateway/v1/…` → the gateway's `/v1/…` with the acting card's

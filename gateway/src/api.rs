@@ -203,8 +203,7 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
                 ))
             })?;
             let id = holder
-                .serial_number
-                .clone()
+                .person_id()
                 .ok_or_else(|| anon(Refused::new(401, "no_person_id", "the certificate has no serialNumber")))?;
             (role, id)
         }
@@ -217,11 +216,10 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
                     format!("this assistant card belongs to {inst:?}, the terminal to {:?}", conn.terminal.institution),
                 )));
             }
-            let staff = holder
-                .serial_number
-                .clone()
+            let id = holder
+                .person_id()
                 .ok_or_else(|| anon(Refused::new(401, "no_person_id", "the certificate has no serialNumber")))?;
-            (Role::Assistant, format!("{inst}/{staff}"))
+            (Role::Assistant, id)
         }
         HolderKind::Other => {
             return Err(anon(Refused::new(

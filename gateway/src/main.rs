@@ -284,21 +284,23 @@ fn person_from(
         let certs = hpki_gateway::tls::certificates(path).map_err(|e| e.to_string())?;
         let der = certs.first().ok_or("no certificate in the file")?;
         let holder = hpki_profile::read_holder(der.as_ref()).map_err(|e| e.to_string())?;
-        let serial = holder.serial_number.clone().ok_or("the certificate has no subject serialNumber")?;
-        let (id, role) = match holder.kind {
+        if holder.serial_number.is_none() {
+            return Err("the certificate has no subject serialNumber".into());
+        }
+        let role = match holder.kind {
             hpki_profile::HolderKind::Licensed(p) => {
-                let role = Role::of_profession(p).ok_or_else(|| format!("{} has no role at this gateway", p.slug()))?;
-                (serial, role)
+                Role::of_profession(p).ok_or_else(|| format!("{} has no role at this gateway", p.slug()))?
             }
             hpki_profile::HolderKind::Assistant => {
-                let inst = holder.institution.clone().unwrap_or_default();
+                let inst = holder.institution.as_deref().unwrap_or_default();
                 if inst != institution {
                     return Err(format!("the card names institution {inst:?}, not {institution:?}"));
                 }
-                (format!("{inst}/{serial}"), Role::Assistant)
+                Role::Assistant
             }
             hpki_profile::HolderKind::Other => return Err("not an HPKI or assistant card certificate".into()),
         };
+        let id = holder.person_id().ok_or("the certificate has no subject serialNumber")?;
         return Ok(NewPerson {
             id,
             role: role.name().into(),

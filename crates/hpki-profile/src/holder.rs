@@ -80,6 +80,21 @@ impl CardHolder {
             _ => None,
         }
     }
+
+    /// The id a gateway registers the holder under: the subject
+    /// serialNumber of an HPKI card (it carries the profession prefix), or
+    /// `institution/staff id` for an institution staff card, whose staff ids
+    /// are only unique within one institution.
+    pub fn person_id(&self) -> Option<String> {
+        match self.kind {
+            HolderKind::Licensed(_) => self.serial_number.clone(),
+            HolderKind::Assistant => match (&self.institution, &self.serial_number) {
+                (Some(i), Some(s)) => Some(format!("{i}/{s}")),
+                _ => None,
+            },
+            HolderKind::Other => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
