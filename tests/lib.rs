@@ -97,8 +97,8 @@ impl World {
              [listener]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [{}]\nmax_body_bytes = {}\n\
              requests_per_second_per_terminal = {}\nhandshake_timeout_seconds = {}\nmax_connections = {}\n\
-             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"institution.der\"]\n\
-             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n",
+             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"hpki-sign.der\", \"institution.der\"]\n\
+             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n",
             allow.join(", "),
             opts.max_body_bytes,
             opts.requests_per_second,
@@ -112,7 +112,8 @@ impl World {
         let clock = OffsetClock::default();
         let tls = hpki_gateway::tls::server_config(&config)?;
         let validator = hpki_gateway::tls::validator(&config)?;
-        let gw = Arc::new(Gateway::new(config, store, Arc::new(clock.clone()), tls, validator));
+        let keys = hpki_gateway::keyring::open_or_create(&config.path(&config.records.key_file), &store, 0).await?;
+        let gw = Arc::new(Gateway::new(config, store, Arc::new(clock.clone()), tls, validator, Arc::new(keys)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(hpki_gateway::server::serve_institutions(gw.clone(), listener));
@@ -148,6 +149,27 @@ impl World {
         let role = hpki_gateway::roles::Role::of_profession(profession).context("no role")?;
         self.register(&issued.person_id, role.name(), institution).await?;
         Ok(out)
+    }
+
+    /// A licensed professional's card image and person id, registered.
+    pub async fn person_card(
+        &mut self,
+        profession: Profession,
+        license: &str,
+        institution: &str,
+    ) -> Result<(PathBuf, String)> {
+        let out = self.path(&format!("card-{license}.json"));
+        let issued = self.ca.issue_card(&card_request(profession, license, Some(institution)), &out)?;
+        self.ensure_institution(institution).await?;
+        let role = hpki_gateway::roles::Role::of_profession(profession).context("no role")?;
+        self.register(&issued.person_id, role.name(), institution).await?;
+        Ok((out, issued.person_id))
+    }
+
+    /// Links an assistant to a doctor (FLOW-1), as `admin link` does.
+    pub async fn link(&self, assistant: &str, doctor: &str) -> Result<()> {
+        self.gw.store.link_assistant(assistant, doctor, 0).await?;
+        Ok(())
     }
 
     /// An assistant's card image (registered at `institution`).
@@ -262,6 +284,10 @@ impl TerminalClient {
         self.request("POST", path, serde_json::to_vec(body)?, bearer).await
     }
 
+    pub async fn put(&mut self, path: &str, body: &Value, bearer: Option<&str>) -> Result<(u16, Value)> {
+        self.request("PUT", path, serde_json::to_vec(body)?, bearer).await
+    }
+
     pub async fn get(&mut self, path: &str, bearer: Option<&str>) -> Result<(u16, Value)> {
         self.request("GET", path, Vec::new(), bearer).await
     }
@@ -285,6 +311,30 @@ pub fn signed_login(card: &mut HpkiCard, challenge: &Value, channel_binding: &[u
     let cert = card.read_certificate(Application::Authentication)?;
     let signature = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &sha256(&tbs), RSA_2048_BYTES)?;
     Ok(json!({ "challenge_id": id, "certificate": B64.encode(cert), "signature": B64.encode(signature) }))
+}
+
+/// The card's signature over the bytes of a `signing-bytes` answer, made
+/// with its signature application (checked to be a confirm document first,
+/// as the agent does): `(certificate, signature)`, base64.
+pub fn sign_document(card: &mut HpkiCard, signing: &Value) -> Result<(String, String)> {
+    let bytes = B64.decode(signing["document"].as_str().context("document")?)?;
+    hpki_protocol::ConfirmDocument::from_canonical(&bytes)?;
+    let cert = card.read_certificate(Application::Signature)?;
+    let signature = card.sign_sha256(Application::Signature, &Pin::new(PIN)?, &sha256(&bytes), RSA_2048_BYTES)?;
+    Ok((B64.encode(cert), B64.encode(signature)))
+}
+
+/// The body of `POST /v1/drafts/{id}/confirm` for a `signing-bytes` answer.
+pub fn signed_confirm(card: &mut HpkiCard, signing: &Value) -> Result<Value> {
+    let (certificate, signature) = sign_document(card, signing)?;
+    Ok(json!({ "version": signing["version"], "certificate": certificate, "signature": signature }))
+}
+
+/// Logs `card` in and returns the session token.
+pub async fn session(client: &mut TerminalClient, card: &mut HpkiCard) -> Result<String> {
+    let (status, body) = login(client, card).await?;
+    anyhow::ensure!(status == 200, "login refused: {body}");
+    Ok(body["session"].as_str().context("session")?.to_owned())
 }
 
 /// Challenge, card signature, login: the status and body of the login.

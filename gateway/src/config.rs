@@ -23,6 +23,10 @@ pub struct Config {
     pub sessions: SessionSection,
     #[serde(default)]
     pub ops: OpsSection,
+    #[serde(default)]
+    pub records: RecordsSection,
+    /// The patient listener (TLS, ID and password); absent: not served.
+    pub patients: Option<PatientSection>,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -128,6 +132,68 @@ impl Default for OpsSection {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsSection {
+    /// AES-256-GCM record keys (TOML, mode 0600). Created with one fresh key
+    /// at the first start when the store holds no encrypted rows yet.
+    #[serde(default = "default_key_file")]
+    pub key_file: PathBuf,
+    /// An encounter closes by itself after this long (FLOW-3).
+    #[serde(default = "d14400")]
+    pub encounter_max_seconds: i64,
+}
+
+fn default_key_file() -> PathBuf {
+    PathBuf::from("record-keys.toml")
+}
+
+impl Default for RecordsSection {
+    fn default() -> Self {
+        RecordsSection { key_file: default_key_file(), encounter_max_seconds: 14_400 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientSection {
+    /// Where patients connect (TLS, no client certificate; NET-2).
+    pub address: SocketAddr,
+    /// Server certificate chain and key (PEM).
+    pub certificate: PathBuf,
+    pub key: PathBuf,
+    #[serde(default = "d900")]
+    pub session_idle_seconds: i64,
+    #[serde(default = "d28800")]
+    pub session_max_seconds: i64,
+    /// Consecutive wrong passwords before the account locks.
+    #[serde(default = "d5i")]
+    pub max_failed_logins: i64,
+    /// The first lock; each further failure doubles it, up to a day.
+    #[serde(default = "d30i")]
+    pub lockout_seconds: i64,
+    #[serde(default = "d8192")]
+    pub max_body_bytes: usize,
+}
+
+const fn d14400() -> i64 {
+    14_400
+}
+const fn d900() -> i64 {
+    900
+}
+const fn d28800() -> i64 {
+    28_800
+}
+const fn d5i() -> i64 {
+    5
+}
+const fn d30i() -> i64 {
+    30
+}
+const fn d8192() -> usize {
+    8192
+}
 const fn d10() -> u64 {
     10
 }
@@ -192,6 +258,20 @@ impl Config {
         }
         if !(1..=120).contains(&s.challenge_lifetime_seconds) {
             return Err("sessions.challenge_lifetime_seconds must be 1–120 (challenges live at most 2 minutes)".into());
+        }
+        if !(60..=86_400).contains(&self.records.encounter_max_seconds) {
+            return Err("records.encounter_max_seconds must be 60–86400".into());
+        }
+        if let Some(p) = &self.patients {
+            if !(60..=86_400).contains(&p.session_idle_seconds) || p.session_max_seconds < p.session_idle_seconds {
+                return Err("patients: session_idle_seconds must be 60–86400 and at most session_max_seconds".into());
+            }
+            if !(1..=100).contains(&p.max_failed_logins) || !(1..=86_400).contains(&p.lockout_seconds) {
+                return Err("patients: max_failed_logins must be 1–100 and lockout_seconds 1–86400".into());
+            }
+            if p.address == self.listener.address {
+                return Err("patients.address must differ from listener.address".into());
+            }
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ use crate::api::ChannelBinding;
 use crate::audit_writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::keyring::Keyring;
 use crate::store::Store;
 
 pub struct Gateway {
@@ -23,6 +24,8 @@ pub struct Gateway {
     pub clock: Arc<dyn Clock>,
     pub tls: ArcSwap<ServerConfig>,
     pub validator: ArcSwap<Validator>,
+    /// Record keys; reloaded when the key file changes (rotation).
+    keys: ArcSwap<Keyring>,
     pub metrics: Metrics,
     pub rng: SystemRandom,
     /// Group-committing audit writer for requests.
@@ -123,6 +126,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         tls: Arc<ServerConfig>,
         validator: Arc<Validator>,
+        keys: Arc<Keyring>,
     ) -> Gateway {
         // The same files the TLS and HPKI configuration were just built from;
         // unreadable now means not ready.
@@ -136,10 +140,28 @@ impl Gateway {
             clock,
             tls: ArcSwap::new(tls),
             validator: ArcSwap::new(validator),
+            keys: ArcSwap::new(keys),
             metrics: Metrics::default(),
             rng: SystemRandom::new(),
             rate: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The record keys in force.
+    pub fn keys(&self) -> arc_swap::Guard<Arc<Keyring>> {
+        self.keys.load()
+    }
+
+    /// Re-reads the key file (after `admin rotate-key`); a broken file keeps
+    /// the keys in force.
+    pub fn reload_keys(&self) -> Result<(), crate::keyring::KeyError> {
+        let path = self.config.path(&self.config.records.key_file);
+        let ring = Keyring::load(&path)?;
+        if ring.current() != self.keys.load().current() || ring.ids() != self.keys.load().ids() {
+            tracing::info!(current = ring.current(), "record keys reloaded");
+        }
+        self.keys.store(Arc::new(ring));
+        Ok(())
     }
 
     /// Token bucket per terminal: `false` when over the configured rate.

@@ -194,7 +194,9 @@ async fn serve(config: Config) -> Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", config.ops.address))?;
     tracing::info!(address = %institutions.local_addr()?, ops = %ops.local_addr()?, gateway_id = %config.gateway_id, store = ?store.backend(), "gateway listening");
-    let gw = Arc::new(Gateway::new(config, store, Arc::new(SystemClock), tls, validator));
+    let keys = hpki_gateway::keyring::open_or_create(&config.path(&config.records.key_file), &store, SystemClock.now())
+        .await?;
+    let gw = Arc::new(Gateway::new(config, store, Arc::new(SystemClock), tls, validator, Arc::new(keys)));
     tokio::spawn(hpki_gateway::server::serve_ops(gw.clone(), ops));
     tokio::spawn(hpki_gateway::server::watch_reloads(gw.clone(), Duration::from_secs(2)));
     tokio::spawn(hpki_gateway::server::housekeeping(gw.clone(), Duration::from_secs(600)));

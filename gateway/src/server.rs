@@ -21,6 +21,7 @@ use tracing::Instrument;
 use crate::api::{self, Outcome, Refused};
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
+use crate::workflow_api::Route;
 
 type Body = Full<Bytes>;
 
@@ -190,14 +191,15 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     async move {
         Metrics::inc(&gw.metrics.requests);
         let path = req.uri().path().to_owned();
+        let route = Route::of(req.method().as_str(), &path, req.uri().query());
         let action = match (req.method(), path.as_str()) {
             (&Method::POST, "/v1/auth/challenge") => "auth.challenge",
             (&Method::POST, "/v1/auth/login") => "auth.login",
             (&Method::POST, "/v1/auth/logout") => "auth.logout",
             (&Method::GET, "/v1/auth/whoami") => "auth.whoami",
-            _ => "http.unknown",
+            _ => route.as_ref().map(Route::action).unwrap_or("http.unknown"),
         };
-        let outcome = dispatch(&gw, &conn, req, action).await;
+        let outcome = dispatch(&gw, &conn, req, action, route).await;
         tracing::Span::current().record("person", outcome.actor.as_str());
         if outcome.refusal.is_some() {
             Metrics::inc(&gw.metrics.requests_refused);
@@ -213,7 +215,13 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     .await
 }
 
-async fn dispatch(gw: &Gateway, conn: &ConnInfo, req: Request<Incoming>, action: &str) -> Outcome {
+async fn dispatch(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    action: &str,
+    route: Option<Route>,
+) -> Outcome {
     let deny = |r: Refused| Outcome {
         status: r.status,
         body: serde_json::to_vec(&r.body()).unwrap_or_default(),
@@ -248,7 +256,38 @@ async fn dispatch(gw: &Gateway, conn: &ConnInfo, req: Request<Incoming>, action:
         "auth.login" => api::login(gw, conn, &body).await,
         "auth.logout" => api::logout(gw, conn, authorization.as_deref()).await,
         "auth.whoami" => api::whoami(gw, conn, authorization.as_deref()).await,
-        _ => deny(Refused::new(404, "not_found", "no such endpoint")),
+        _ => match route {
+            Some(route) => workflow(gw, conn, &route, authorization.as_deref(), &body).await,
+            None => deny(Refused::new(404, "not_found", "no such endpoint")),
+        },
+    }
+}
+
+/// A workflow request: the session first, then the route's own checks.
+async fn workflow(gw: &Gateway, conn: &ConnInfo, route: &Route, authorization: Option<&str>, body: &[u8]) -> Outcome {
+    let a = match api::authenticate(gw, conn, authorization).await {
+        Ok(a) => a,
+        Err((r, who)) => {
+            return Outcome {
+                status: r.status,
+                body: serde_json::to_vec(&r.body()).unwrap_or_default(),
+                actor: who.unwrap_or_else(|| "-".into()),
+                object: "-".into(),
+                refusal: Some(r.code),
+            };
+        }
+    };
+    tracing::Span::current().record("person", a.person.id.as_str());
+    let mut object = "-".to_string();
+    match crate::workflow_api::handle(gw, conn, &a, route, body, &mut object).await {
+        Ok((status, body)) => Outcome { status, body, actor: a.person.id, object, refusal: None },
+        Err(r) => Outcome {
+            status: r.status,
+            body: serde_json::to_vec(&r.body()).unwrap_or_default(),
+            actor: a.person.id,
+            object,
+            refusal: Some(r.code),
+        },
     }
 }
 
@@ -296,6 +335,10 @@ async fn readiness(gw: &Gateway) -> Result<(), String> {
 /// Rebuilds TLS and HPKI validation from the files; a broken file keeps the
 /// old configuration in force and is reported.
 pub fn reload(gw: &Gateway) -> Result<(), String> {
+    if let Err(e) = gw.reload_keys() {
+        Metrics::inc(&gw.metrics.reload_failures);
+        tracing::error!(error = %e, "record keys not reloaded; the keys in force stay");
+    }
     let built = crate::tls::server_config(&gw.config).and_then(|t| {
         let v = crate::tls::validator(&gw.config)?;
         let next = crate::tls::earliest_crl_next_update(&gw.config)?;
@@ -330,6 +373,7 @@ fn watched_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
         .chain(h.anchors.iter())
         .chain(h.intermediates.iter())
         .chain(h.crls.iter())
+        .chain(std::iter::once(&c.records.key_file))
         .map(|p| c.path(p))
         .collect()
 }

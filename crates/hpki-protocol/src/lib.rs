@@ -5,3 +5,7 @@ pub mod login;
 pub mod wire;
 
 pub use login::{CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN, LOGIN_DOMAIN, LoginTbs, NONCE_LEN};
+pub mod confirm;
+pub mod workflow;
+
+pub use confirm::{CONFIRM_DOMAIN, ConfirmDocument, DraftKind};

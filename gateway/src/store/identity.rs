@@ -127,6 +127,20 @@ impl Store {
         Ok(())
     }
 
+    /// Ends a link (the assistant no longer works for that doctor); their
+    /// pending drafts can then no longer be confirmed.
+    pub async fn unlink_assistant(&self, assistant: &str, doctor: &str) -> Result<(), StoreError> {
+        let done = sqlx::query("DELETE FROM assistant_links WHERE assistant_id = $1 AND doctor_id = $2")
+            .bind(assistant)
+            .bind(doctor)
+            .execute(self.pool())
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("link {assistant:?} → {doctor:?}")));
+        }
+        Ok(())
+    }
+
     pub async fn linked_doctors(&self, assistant: &str) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT doctor_id FROM assistant_links WHERE assistant_id = $1 ORDER BY doctor_id")
             .bind(assistant)

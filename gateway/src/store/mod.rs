@@ -10,6 +10,8 @@
 mod audit_rows;
 mod identity;
 mod login;
+mod patients;
+mod workflow;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -21,6 +23,8 @@ use sqlx::{AnyPool, Executor, SqlStr};
 
 pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, SessionEnd, SessionRow};
+pub use patients::{AccountRow, PatientRow, PatientSessionRow};
+pub use workflow::{DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
@@ -68,15 +72,15 @@ fn migration(version: i64, description: &'static str, sql: &'static str) -> Migr
 
 fn migrator(backend: Backend) -> Migrator {
     match backend {
-        Backend::Sqlite => {
-            Migrator::with_migrations(vec![migration(1, "init", include_str!("../../migrations/sqlite/0001_init.sql"))])
-        }
+        Backend::Sqlite => Migrator::with_migrations(vec![
+            migration(1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
+            migration(2, "workflow", include_str!("../../migrations/sqlite/0002_workflow.sql")),
+        ]),
         Backend::Postgres => {
-            let mut m = Migrator::with_migrations(vec![migration(
-                1,
-                "init",
-                include_str!("../../migrations/postgres/0001_init.sql"),
-            )]);
+            let mut m = Migrator::with_migrations(vec![
+                migration(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+                migration(2, "workflow", include_str!("../../migrations/postgres/0002_workflow.sql")),
+            ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
             // otherwise put it in `public` once and look in `identity` after.

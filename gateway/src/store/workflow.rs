@@ -1,0 +1,408 @@
+//! The health area: encounters (FLOW-3), versioned drafts (FLOW-1) and
+//! records (FLOW-2, DATA-1, DATA-3). Patients appear only by pseudonym;
+//! content is ciphertext sealed by the keyring.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, conflict};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncounterRow {
+    pub id: String,
+    /// Pseudonym.
+    pub patient: String,
+    pub institution: String,
+    pub opened_by: String,
+    pub opened_at: i64,
+    pub expires_at: i64,
+    pub closed_at: Option<i64>,
+}
+
+impl EncounterRow {
+    pub fn is_open(&self, now: i64) -> bool {
+        self.closed_at.is_none() && now < self.expires_at
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DraftRow {
+    pub id: String,
+    pub kind: String,
+    pub patient: String,
+    pub encounter: String,
+    pub institution: String,
+    pub assistant: String,
+    pub signer: String,
+    pub version: i64,
+    pub key_id: String,
+    pub content: Vec<u8>,
+    pub confirmed: bool,
+    pub record_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    pub id: String,
+    pub kind: String,
+    pub patient: String,
+    pub institution: String,
+    pub origin_reference: String,
+    pub draft_version: Option<i64>,
+    pub author: String,
+    pub signer: Option<String>,
+    pub key_id: String,
+    pub content: Vec<u8>,
+    pub document_sha256: Option<Vec<u8>>,
+    pub signature: Option<Vec<u8>>,
+    pub signature_cert: Option<Vec<u8>>,
+    /// JSON array of revocation evidence.
+    pub revocation: String,
+    pub created_at: i64,
+}
+
+/// A value to re-encrypt under the current key.
+#[derive(Debug, Clone)]
+pub struct SealedRow {
+    pub id: String,
+    pub key_id: String,
+    pub content: Vec<u8>,
+}
+
+const ENCOUNTER_COLS: &str = "id, patient, institution, opened_by, opened_at, expires_at, closed_at";
+const DRAFT_COLS: &str = "id, kind, patient, encounter, institution, assistant, signer, version, key_id, content, \
+                          status, record_id, created_at, updated_at";
+const RECORD_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
+                           content, document_sha256, signature, signature_cert, revocation, created_at";
+
+fn encounter_of(r: &sqlx::any::AnyRow) -> Result<EncounterRow, sqlx::Error> {
+    Ok(EncounterRow {
+        id: r.try_get("id")?,
+        patient: r.try_get("patient")?,
+        institution: r.try_get("institution")?,
+        opened_by: r.try_get("opened_by")?,
+        opened_at: r.try_get("opened_at")?,
+        expires_at: r.try_get("expires_at")?,
+        closed_at: r.try_get("closed_at")?,
+    })
+}
+
+fn draft_of(r: &sqlx::any::AnyRow) -> Result<DraftRow, sqlx::Error> {
+    Ok(DraftRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        patient: r.try_get("patient")?,
+        encounter: r.try_get("encounter")?,
+        institution: r.try_get("institution")?,
+        assistant: r.try_get("assistant")?,
+        signer: r.try_get("signer")?,
+        version: r.try_get("version")?,
+        key_id: r.try_get("key_id")?,
+        content: r.try_get("content")?,
+        confirmed: r.try_get::<String, _>("status")? == "confirmed",
+        record_id: r.try_get("record_id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn record_of(r: &sqlx::any::AnyRow) -> Result<RecordRow, sqlx::Error> {
+    Ok(RecordRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        patient: r.try_get("patient")?,
+        institution: r.try_get("institution")?,
+        origin_reference: r.try_get("origin_reference")?,
+        draft_version: r.try_get("draft_version")?,
+        author: r.try_get("author")?,
+        signer: r.try_get("signer")?,
+        key_id: r.try_get("key_id")?,
+        content: r.try_get("content")?,
+        document_sha256: r.try_get("document_sha256")?,
+        signature: r.try_get("signature")?,
+        signature_cert: r.try_get("signature_cert")?,
+        revocation: r.try_get("revocation")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn open_encounter(&self, e: &EncounterRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO encounters (id, patient, institution, opened_by, opened_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&e.id)
+        .bind(&e.patient)
+        .bind(&e.institution)
+        .bind(&e.opened_by)
+        .bind(e.opened_at)
+        .bind(e.expires_at)
+        .execute(self.pool())
+        .await
+        .map_err(|err| conflict(err, format!("encounter {:?}", e.id)))?;
+        Ok(())
+    }
+
+    pub async fn encounter(&self, id: &str) -> Result<Option<EncounterRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {ENCOUNTER_COLS} FROM encounters WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(encounter_of).transpose()?)
+    }
+
+    /// An encounter of this patient at this institution that is open now.
+    pub async fn open_encounter_of(
+        &self,
+        patient: &str,
+        institution: &str,
+        now: i64,
+    ) -> Result<Option<EncounterRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENCOUNTER_COLS} FROM encounters WHERE patient = $1 AND institution = $2 \
+             AND closed_at IS NULL AND expires_at > $3 ORDER BY opened_at DESC LIMIT 1"
+        )))
+        .bind(patient)
+        .bind(institution)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.as_ref().map(encounter_of).transpose()?)
+    }
+
+    /// Closes an open encounter; `false` if it was already closed.
+    pub async fn close_encounter(&self, id: &str, by: &str, now: i64) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE encounters SET closed_at = $1, closed_by = $2 WHERE id = $3 AND closed_at IS NULL")
+                .bind(now)
+                .bind(by)
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn create_draft(&self, d: &DraftRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO drafts (id, kind, patient, encounter, institution, assistant, signer, version, key_id, \
+             content, status, record_id, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, $11, $11)",
+        )
+        .bind(&d.id)
+        .bind(&d.kind)
+        .bind(&d.patient)
+        .bind(&d.encounter)
+        .bind(&d.institution)
+        .bind(&d.assistant)
+        .bind(&d.signer)
+        .bind(d.version)
+        .bind(&d.key_id)
+        .bind(&d.content)
+        .bind(d.created_at)
+        .execute(self.pool())
+        .await
+        .map_err(|e| conflict(e, format!("draft {:?}", d.id)))?;
+        Ok(())
+    }
+
+    pub async fn draft(&self, id: &str) -> Result<Option<DraftRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {DRAFT_COLS} FROM drafts WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(draft_of).transpose()?)
+    }
+
+    /// Replaces the content of a pending draft at `version`, making it
+    /// `version + 1`; `false` when the draft is no longer at that version
+    /// or no longer pending (compare-and-set, so two edits cannot both win).
+    pub async fn edit_draft(
+        &self,
+        id: &str,
+        version: i64,
+        key_id: &str,
+        content: &[u8],
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE drafts SET version = version + 1, key_id = $1, content = $2, updated_at = $3 \
+             WHERE id = $4 AND version = $5 AND status = 'pending'",
+        )
+        .bind(key_id)
+        .bind(content)
+        .bind(now)
+        .bind(id)
+        .bind(version)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Pending drafts awaiting `signer`, oldest first.
+    pub async fn queue(&self, signer: &str) -> Result<Vec<DraftRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DRAFT_COLS} FROM drafts WHERE signer = $1 AND status = 'pending' ORDER BY created_at, id"
+        )))
+        .bind(signer)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(draft_of).collect::<Result<_, _>>()?)
+    }
+
+    /// Turns draft `id` at `version` into `record`, in one transaction: the
+    /// draft must still be pending at that version. `Err(Conflict)` when it
+    /// is not (a concurrent confirm or edit won).
+    pub async fn confirm_draft(&self, id: &str, version: i64, record: &RecordRow) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE drafts SET status = 'confirmed', record_id = $1, updated_at = $2 \
+             WHERE id = $3 AND version = $4 AND status = 'pending'",
+        )
+        .bind(&record.id)
+        .bind(record.created_at)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict(format!("draft {id:?} at version {version}")));
+        }
+        insert_record(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A record with no draft behind it (a clinician's note).
+    pub async fn add_record(&self, record: &RecordRow) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        insert_record(&mut tx, record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record(&self, id: &str) -> Result<Option<RecordRow>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RECORD_COLS} FROM records WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.as_ref().map(record_of).transpose()?)
+    }
+
+    /// Every record of a patient (pseudonym), oldest first.
+    pub async fn records_of(&self, patient: &str) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORD_COLS} FROM records WHERE patient = $1 ORDER BY created_at, id"
+        )))
+        .bind(patient)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(record_of).collect::<Result<_, _>>()?)
+    }
+
+    pub async fn count_records(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM records").fetch_one(self.pool()).await?.try_get("n")?)
+    }
+
+    /// Up to `limit` drafts or records (`table`) sealed under a key other
+    /// than `current`.
+    pub async fn sealed_under_old_keys(
+        &self,
+        table: SealedTable,
+        current: &str,
+        limit: i64,
+    ) -> Result<Vec<SealedRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT id, key_id, content FROM {} WHERE key_id <> $1 ORDER BY id LIMIT $2",
+            table.name()
+        )))
+        .bind(current)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                Ok(SealedRow { id: r.try_get("id")?, key_id: r.try_get("key_id")?, content: r.try_get("content")? })
+            })
+            .collect::<Result<_, sqlx::Error>>()?)
+    }
+
+    /// Stores a re-encrypted value if the row is still as it was read.
+    pub async fn reseal(
+        &self,
+        table: SealedTable,
+        old: &SealedRow,
+        key_id: &str,
+        content: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {} SET key_id = $1, content = $2 WHERE id = $3 AND key_id = $4 AND content = $5",
+            table.name()
+        )))
+        .bind(key_id)
+        .bind(content)
+        .bind(&old.id)
+        .bind(&old.key_id)
+        .bind(&old.content)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// How many rows use each key (for `rotate-key` and the config report).
+    pub async fn key_usage(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT key_id, COUNT(*) AS n FROM (SELECT key_id FROM drafts UNION ALL SELECT key_id FROM records) AS k \
+             GROUP BY key_id ORDER BY key_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(|r| Ok((r.try_get("key_id")?, r.try_get("n")?))).collect::<Result<_, sqlx::Error>>()?)
+    }
+}
+
+/// The tables whose content is sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealedTable {
+    Drafts,
+    Records,
+}
+
+impl SealedTable {
+    fn name(self) -> &'static str {
+        match self {
+            SealedTable::Drafts => "drafts",
+            SealedTable::Records => "records",
+        }
+    }
+}
+
+async fn insert_record(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &RecordRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO records (id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
+         content, document_sha256, signature, signature_cert, revocation, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&r.id)
+    .bind(&r.kind)
+    .bind(&r.patient)
+    .bind(&r.institution)
+    .bind(&r.origin_reference)
+    .bind(r.draft_version)
+    .bind(&r.author)
+    .bind(&r.signer)
+    .bind(&r.key_id)
+    .bind(&r.content)
+    .bind(&r.document_sha256)
+    .bind(&r.signature)
+    .bind(&r.signature_cert)
+    .bind(&r.revocation)
+    .bind(r.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
+    Ok(())
+}

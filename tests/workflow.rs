@@ -1,0 +1,488 @@
+//! Assistant input, doctor confirm (FLOW-1…3) end to end: virtual cards in a
+//! private pcscd, mutual TLS to the in-process gateway, the signature
+//! application of the doctor's card, and the store — SQLite and a real
+//! PostgreSQL server.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hpki_card::{Application, HpkiCard, PcscContext, Pin, RSA_2048_BYTES, sha256};
+use hpki_e2e::{PIN, PgDatabase, TerminalClient, World, WorldOptions, session, signed_confirm};
+use hpki_gateway::audit::{AuditRecord, ChainVerifier};
+use hpki_profile::Profession;
+use serde_json::{Value, json};
+use testbed::{CardProcess, PrivatePcscd};
+
+const CLINIC: &str = "Kanazawa Clinic";
+const OTHER: &str = "Noto Hospital";
+
+fn pcscd() -> Result<PrivatePcscd> {
+    let p = PrivatePcscd::start()?;
+    p.use_in_this_process()?;
+    Ok(p)
+}
+
+/// A card in a slot, connected.
+struct Slot {
+    card: HpkiCard,
+    _process: CardProcess,
+}
+
+fn insert(pcscd: &PrivatePcscd, slot: u8, image: &Path) -> Result<Slot> {
+    let process = CardProcess::start(pcscd, slot, image)?;
+    let ctx = PcscContext::establish()?;
+    ctx.wait_for_card(process.reader(), Duration::from_secs(5))?;
+    let card = ctx.connect(process.reader())?;
+    Ok(Slot { card, _process: process })
+}
+
+/// Swaps the card in slot 1 (two slots per private pcscd).
+fn swap(pcscd: &PrivatePcscd, slot: &mut Option<Slot>, image: &Path) -> Result<()> {
+    *slot = None;
+    std::thread::sleep(Duration::from_millis(500));
+    *slot = Some(insert(pcscd, 1, image)?);
+    Ok(())
+}
+
+async fn audit(world: &World) -> Vec<AuditRecord> {
+    world.gw.store.audit_page(0, 100_000).await.expect("audit")
+}
+
+async fn last_audit(world: &World, action: &str) -> AuditRecord {
+    audit(world).await.into_iter().rev().find(|r| r.event.action == action).expect("audited")
+}
+
+async fn chain_verifies(world: &World) -> bool {
+    let mut v = ChainVerifier::default();
+    audit(world).await.iter().all(|r| v.check(r).is_ok())
+}
+
+/// Refused with `code` in the body, and audited under `action` with it.
+async fn refused(world: &World, answer: (u16, Value), action: &str, code: &str) {
+    let (status, body) = answer;
+    assert!(status >= 400, "expected {code}, got {status}: {body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    let a = last_audit(world, action).await;
+    assert_eq!((a.event.outcome.as_str(), a.event.reason.as_str()), ("refused", code), "{a:?}");
+}
+
+fn ok(answer: (u16, Value)) -> Value {
+    let (status, body) = answer;
+    assert!((200..300).contains(&status), "expected success, got {status}: {body}");
+    body
+}
+
+async fn review(client: &mut TerminalClient, draft: &str, token: &str) -> Result<Value> {
+    Ok(ok(client.get(&format!("/v1/drafts/{draft}/signing-bytes"), Some(token)).await?))
+}
+
+/// The whole story on one store: patient, encounter, draft, edit, queue,
+/// review, confirm with the signature PIN, idempotent retry, batch, read.
+async fn whole_story(world: &mut World) -> Result<()> {
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let assistant_image = world.assistant_card(CLINIC, "A-001").await?;
+    let assistant = format!("{CLINIC}/A-001");
+    let (doctor_image, doctor) = world.person_card(Profession::Doctor, "200001", CLINIC).await?;
+    world.link(&assistant, &doctor).await?;
+    let pcscd = pcscd()?;
+    let mut a_slot = insert(&pcscd, 0, &assistant_image)?;
+    let mut d_slot = insert(&pcscd, 1, &doctor_image)?;
+
+    let mut client = world.connect(&creds).await?;
+    let a = session(&mut client, &mut a_slot.card).await?;
+    let patient = ok(client
+        .post(
+            "/v1/patients",
+            &json!({"name": "Yamada Hanako", "name_kanji": "山田 花子", "birth_date": "1950-04-01"}),
+            Some(&a),
+        )
+        .await?);
+    let pid = patient["id"].as_str().context("patient id")?.to_owned();
+    assert!(pid.starts_with('P') && pid.len() == 11, "{pid}");
+    let enc = ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
+    assert_eq!(enc["institution"], CLINIC);
+    let content = json!({"type": "vital_signs", "blood_pressure": "128/82", "note": "血圧やや高め"});
+    let draft = ok(client
+        .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": content}), Some(&a))
+        .await?);
+    let did = draft["id"].as_str().context("draft id")?.to_owned();
+    assert_eq!((draft["version"].as_i64(), draft["status"].as_str()), (Some(1), Some("pending")));
+    let edited = json!({"type": "vital_signs", "blood_pressure": "126/80", "note": "再測定"});
+    let v2 = ok(client.put(&format!("/v1/drafts/{did}"), &json!({"version": 1, "content": edited}), Some(&a)).await?);
+    assert_eq!(v2["version"], 2);
+    assert_eq!(v2["content"], edited);
+    // The content is stored sealed, not in the clear (DATA-1).
+    let raw = world.gw.store.draft(&did).await?.context("draft row")?;
+    assert!(!String::from_utf8_lossy(&raw.content).contains("再測定"));
+    assert_eq!(raw.key_id, world.gw.keys().current());
+
+    // The doctor: queue, exact bytes, signature PIN, confirm.
+    let d = session(&mut client, &mut d_slot.card).await?;
+    let queue = ok(client.get("/v1/queue", Some(&d)).await?);
+    assert_eq!(queue["drafts"].as_array().map(Vec::len), Some(1), "{queue}");
+    assert_eq!(queue["drafts"][0]["id"], did.as_str());
+    assert_eq!(queue["drafts"][0]["content"], edited);
+    let signing = review(&mut client, &did, &d).await?;
+    assert_eq!(signing["version"], 2);
+    let bytes = base64_decode(&signing["document"])?;
+    let doc = hpki_protocol::ConfirmDocument::from_canonical(&bytes)?;
+    assert_eq!(
+        (doc.content.clone(), doc.signer.as_str(), doc.assistant.as_str()),
+        (edited.clone(), doctor.as_str(), assistant.as_str())
+    );
+    assert_eq!(signing["sha256"].as_str(), Some(hex(&sha256(&bytes)).as_str()));
+    let body = signed_confirm(&mut d_slot.card, &signing)?;
+    let record = ok(client.post(&format!("/v1/drafts/{did}/confirm"), &body, Some(&d)).await?);
+    assert_eq!(record["kind"], "medical");
+    assert_eq!(record["content"], edited);
+    assert_eq!(
+        (record["author"].as_str(), record["signer"].as_str()),
+        (Some(assistant.as_str()), Some(doctor.as_str()))
+    );
+    assert_eq!(record["institution"], CLINIC);
+    assert_eq!(record["origin_reference"], format!("draft:{did}"));
+    assert_eq!(record["document_sha256"], signing["sha256"]);
+    let evidence = record["revocation"].as_array().context("revocation evidence")?;
+    assert!(evidence.iter().any(|e| e["issuer"].as_str().is_some_and(|i| i.contains("SignCA"))), "{evidence:?}");
+    // Idempotent: the same confirm again gives the same record, no second one.
+    let again = ok(client.post(&format!("/v1/drafts/{did}/confirm"), &body, Some(&d)).await?);
+    assert_eq!(again["id"], record["id"]);
+    let stored = world.gw.store.records_of(&raw.patient).await?;
+    assert_eq!(stored.len(), 1);
+    assert!(!String::from_utf8_lossy(&stored[0].content).contains("再測定"));
+    assert_eq!(stored[0].signature.as_deref().map(<[u8]>::len), Some(256));
+    assert!(ok(client.get("/v1/queue", Some(&d)).await?)["drafts"].as_array().is_some_and(Vec::is_empty));
+
+    // Batch: two drafts, one PIN entry at the desk, a signature each.
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let c = json!({"type": "order", "item": format!("検査 {n}")});
+        let dr = ok(client
+            .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": c}), Some(&a))
+            .await?);
+        ids.push(dr["id"].as_str().context("id")?.to_owned());
+    }
+    let pin = Pin::new(PIN)?;
+    let mut items = Vec::new();
+    let mut cert = String::new();
+    for id in &ids {
+        let s = review(&mut client, id, &d).await?;
+        let bytes = base64_decode(&s["document"])?;
+        let sig = d_slot.card.sign_sha256(Application::Signature, &pin, &sha256(&bytes), RSA_2048_BYTES)?;
+        cert = base64_encode(&d_slot.card.read_certificate(Application::Signature)?);
+        items.push(json!({"draft": id, "version": s["version"], "signature": base64_encode(&sig)}));
+    }
+    let batch = ok(client.post("/v1/confirm-batch", &json!({"certificate": cert, "items": items}), Some(&d)).await?);
+    let results = batch["results"].as_array().context("results")?;
+    assert_eq!(results.len(), 2);
+    assert!(results.iter().all(|r| r["record"]["signer"] == doctor.as_str() && r["error"].is_null()), "{batch}");
+
+    // The doctor reads the patient's records within the encounter.
+    let records = ok(client.get(&format!("/v1/patients/{pid}/records"), Some(&d)).await?);
+    assert_eq!(records["records"].as_array().map(Vec::len), Some(3), "{records}");
+    let first = records["records"].as_array().and_then(|r| r.iter().find(|r| r["id"] == record["id"]));
+    assert_eq!(first.map(|r| &r["content"]), Some(&edited), "{records}");
+
+    let confirm = last_audit(world, "draft.confirm").await;
+    assert_eq!((confirm.event.actor.as_str(), confirm.event.outcome.as_str()), (doctor.as_str(), "ok"));
+    assert!(confirm.event.object.contains(&did) && confirm.event.object.contains("record:"));
+    assert!(chain_verifies(world).await);
+    Ok(())
+}
+
+fn base64_decode(v: &Value) -> Result<Vec<u8>> {
+    use base64::Engine;
+    Ok(base64::engine::general_purpose::STANDARD.decode(v.as_str().context("base64 string")?)?)
+}
+
+fn base64_encode(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_story_on_sqlite() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    whole_story(&mut world).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_story_on_postgres() -> Result<()> {
+    let db = PgDatabase::create().await?;
+    let result = async {
+        let mut world = World::start(WorldOptions { postgres: Some(db.url.clone()), ..Default::default() }).await?;
+        let r = whole_story(&mut world).await;
+        world.gw.store.close().await;
+        r
+    }
+    .await;
+    db.drop_db().await;
+    result
+}
+
+/// Every refusal of the workflow, each with its reason in the answer and in
+/// the audit log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_each_with_its_reason() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let assistant_image = world.assistant_card(CLINIC, "A-002").await?;
+    let assistant = format!("{CLINIC}/A-002");
+    let (d1_image, d1) = world.person_card(Profession::Doctor, "300001", CLINIC).await?;
+    let (d2_image, d2) = world.person_card(Profession::Doctor, "300002", CLINIC).await?;
+    let (ph_image, _) = world.person_card(Profession::Pharmacist, "300003", CLINIC).await?;
+    let (nurse_image, nurse) = world.person_card(Profession::Nurse, "300004", CLINIC).await?;
+    world.link(&assistant, &d1).await?;
+    let pcscd = pcscd()?;
+    let mut a_slot = insert(&pcscd, 0, &assistant_image)?;
+    let mut slot = Some(insert(&pcscd, 1, &d1_image)?);
+    let mut client = world.connect(&creds).await?;
+    let a = session(&mut client, &mut a_slot.card).await?;
+    let d1_token = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+
+    let pid = ok(client
+        .post("/v1/patients", &json!({"name": "Sato Jiro", "birth_date": "1961-11-03"}), Some(&a))
+        .await?)["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    // Bad input changes nothing.
+    refused(
+        &world,
+        client.post("/v1/patients", &json!({"name": "X", "birth_date": "1961-13-40"}), Some(&a)).await?,
+        "patient.register",
+        "invalid_birth_date",
+    )
+    .await;
+    refused(
+        &world,
+        client.request("POST", "/v1/drafts", b"{not json".to_vec(), Some(&a)).await?,
+        "draft.create",
+        "malformed_json",
+    )
+    .await;
+
+    // No encounter yet: no draft, no reading.
+    let enc = ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
+    let new_draft = |doctor: &str| json!({"encounter": enc["id"], "doctor": doctor, "content": {"text": "処方 A"}});
+    // FLOW-1: only for a linked doctor.
+    refused(&world, client.post("/v1/drafts", &new_draft(&d2), Some(&a)).await?, "draft.create", "not_linked").await;
+    let draft = ok(client.post("/v1/drafts", &new_draft(&d1), Some(&a)).await?);
+    let did = draft["id"].as_str().context("id")?.to_owned();
+    let confirm_path = format!("/v1/drafts/{did}/confirm");
+
+    // The assistant never confirms (own signature certificate or not).
+    let signing_v1 = review(&mut client, &did, &d1_token).await?;
+    let d1_body_v1 = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v1)?;
+    refused(&world, client.post(&confirm_path, &d1_body_v1, Some(&a)).await?, "draft.confirm", "not_permitted").await;
+
+    // Content changed after review: the doctor signed version 1's bytes; the
+    // assistant edits; confirming as version 2 with that signature fails,
+    // and as version 1 is stale.
+    ok(client
+        .put(&format!("/v1/drafts/{did}"), &json!({"version": 1, "content": {"text": "処方 B"}}), Some(&a))
+        .await?);
+    refused(&world, client.post(&confirm_path, &d1_body_v1, Some(&d1_token)).await?, "draft.confirm", "stale_version")
+        .await;
+    let mut relabelled = d1_body_v1.clone();
+    relabelled["version"] = json!(2);
+    refused(
+        &world,
+        client.post(&confirm_path, &relabelled, Some(&d1_token)).await?,
+        "draft.confirm",
+        "signature_invalid",
+    )
+    .await;
+    // Editing a stale version is refused too.
+    refused(
+        &world,
+        client.put(&format!("/v1/drafts/{did}"), &json!({"version": 1, "content": {"text": "C"}}), Some(&a)).await?,
+        "draft.edit",
+        "stale_version",
+    )
+    .await;
+
+    // The authentication key is not a signature key (nonRepudiation).
+    let signing_v2 = review(&mut client, &did, &d1_token).await?;
+    {
+        let card = &mut slot.as_mut().context("slot")?.card;
+        let bytes = base64_decode(&signing_v2["document"])?;
+        let auth_cert = card.read_certificate(Application::Authentication)?;
+        let sig = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &sha256(&bytes), RSA_2048_BYTES)?;
+        let body = json!({"version": 2, "certificate": base64_encode(&auth_cert), "signature": base64_encode(&sig)});
+        let (status, answer) = client.post(&confirm_path, &body, Some(&d1_token)).await?;
+        assert_eq!(status, 401, "{answer}");
+        let code = answer["error"].as_str().unwrap_or_default().to_owned();
+        assert!(code.contains("key_usage") || code.contains("policy"), "{answer}");
+        assert_eq!(last_audit(&world, "draft.confirm").await.event.reason, code);
+    }
+
+    // The signature certificate of another person: doctor 2 signs doctor
+    // 1's draft, doctor 1's session sends it.
+    swap(&pcscd, &mut slot, &d2_image)?;
+    let d2_token = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+    let d2_signed = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v2)?;
+    refused(
+        &world,
+        client.post(&confirm_path, &d2_signed, Some(&d1_token)).await?,
+        "draft.confirm",
+        "signer_other_person",
+    )
+    .await;
+    // Doctor 2 is not the doctor of this draft (not linked to its assistant).
+    refused(&world, client.post(&confirm_path, &d2_signed, Some(&d2_token)).await?, "draft.confirm", "not_your_draft")
+        .await;
+    refused(
+        &world,
+        client.get(&format!("/v1/drafts/{did}/signing-bytes"), Some(&d2_token)).await?,
+        "draft.review",
+        "not_your_draft",
+    )
+    .await;
+
+    // The pharmacist confirms a medical draft: never. Their own dispensing
+    // record, signed with their own card: yes.
+    swap(&pcscd, &mut slot, &ph_image)?;
+    let ph_token = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+    refused(&world, client.post(&confirm_path, &d2_signed, Some(&ph_token)).await?, "draft.confirm", "not_permitted")
+        .await;
+    refused(
+        &world,
+        client.post("/v1/drafts", &new_draft(&d1), Some(&ph_token)).await?,
+        "draft.create",
+        "not_permitted",
+    )
+    .await;
+    let disp = ok(client
+        .post(
+            "/v1/dispensing",
+            &json!({"encounter": enc["id"], "content": {"drug": "アムロジピン 5mg", "days": 28}}),
+            Some(&ph_token),
+        )
+        .await?);
+    let disp_id = disp["id"].as_str().context("id")?.to_owned();
+    let s = review(&mut client, &disp_id, &ph_token).await?;
+    let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &s)?;
+    let rec = ok(client.post(&format!("/v1/drafts/{disp_id}/confirm"), &body, Some(&ph_token)).await?);
+    assert_eq!(rec["kind"], "dispensing");
+
+    // A nurse reads within the encounter and adds notes, never confirms.
+    swap(&pcscd, &mut slot, &nurse_image)?;
+    let n_token = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+    let note = ok(client
+        .post("/v1/notes", &json!({"encounter": enc["id"], "content": {"text": "転倒リスク評価済"}}), Some(&n_token))
+        .await?);
+    assert_eq!((note["kind"].as_str(), note["author"].as_str()), (Some("note"), Some(nurse.as_str())));
+    refused(&world, client.post(&confirm_path, &d2_signed, Some(&n_token)).await?, "draft.confirm", "not_permitted")
+        .await;
+    let read = ok(client.get(&format!("/v1/patients/{pid}/records"), Some(&n_token)).await?);
+    assert_eq!(read["records"].as_array().map(Vec::len), Some(2), "{read}");
+    refused(&world, client.get("/v1/queue", Some(&n_token)).await?, "queue.read", "not_permitted").await;
+
+    // Outside the encounter: no reading, no confirming, no new draft — but
+    // the assistant may still correct a pending draft (FLOW-3).
+    ok(client
+        .post(&format!("/v1/encounters/{}/close", enc["id"].as_str().context("id")?), &json!({}), Some(&a))
+        .await?);
+    refused(
+        &world,
+        client.get(&format!("/v1/patients/{pid}/records"), Some(&n_token)).await?,
+        "records.read",
+        "no_open_encounter",
+    )
+    .await;
+    refused(&world, client.post("/v1/drafts", &new_draft(&d1), Some(&a)).await?, "draft.create", "no_open_encounter")
+        .await;
+    let v3 = ok(client
+        .put(&format!("/v1/drafts/{did}"), &json!({"version": 2, "content": {"text": "処方 B'"}}), Some(&a))
+        .await?);
+    assert_eq!(v3["version"], 3);
+    swap(&pcscd, &mut slot, &d1_image)?;
+    let signing_v3 = review(&mut client, &did, &d1_token).await?;
+    let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v3)?;
+    refused(&world, client.post(&confirm_path, &body, Some(&d1_token)).await?, "draft.confirm", "no_open_encounter")
+        .await;
+    // Encounters expire by themselves (default 4 hours).
+    let enc2 = ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
+    assert_ne!(enc2["id"], enc["id"]);
+    world.clock.advance_secs(4 * 3600 + 1);
+    // Sessions idle out after 5 minutes: log in again after the jump.
+    let d1_token = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+    refused(&world, client.post(&confirm_path, &body, Some(&d1_token)).await?, "draft.confirm", "no_open_encounter")
+        .await;
+    // With an open encounter it goes through; the unlinked doctor case:
+    // after the link ends, the pending draft cannot be confirmed.
+    let a = session(&mut client, &mut a_slot.card).await?;
+    ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
+    world.gw.store.unlink_assistant(&assistant, &d1).await?;
+    refused(&world, client.post(&confirm_path, &body, Some(&d1_token)).await?, "draft.confirm", "not_linked").await;
+    world.link(&assistant, &d1).await?;
+    let rec = ok(client.post(&confirm_path, &body, Some(&d1_token)).await?);
+    assert_eq!(rec["content"], json!({"text": "処方 B'"}));
+    // Once a record, a draft is not edited.
+    refused(
+        &world,
+        client.put(&format!("/v1/drafts/{did}"), &json!({"version": 3, "content": {"text": "D"}}), Some(&a)).await?,
+        "draft.edit",
+        "already_confirmed",
+    )
+    .await;
+
+    // Nothing refused left a record behind: two records of this draft's
+    // patient from confirms, one dispensing, one note.
+    let raw = world.gw.store.draft(&did).await?.context("draft")?;
+    let mut kinds: Vec<String> = world.gw.store.records_of(&raw.patient).await?.into_iter().map(|r| r.kind).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["dispensing", "medical", "note"]);
+    assert!(chain_verifies(&world).await);
+    Ok(())
+}
+
+/// Consent (FLOW-4) also governs what other institutions' staff read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_institutions_read_only_consented_records() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let here = world.terminal(CLINIC, "desk-1")?;
+    let there = world.terminal(OTHER, "ward-3")?;
+    let (nurse_image, _) = world.person_card(Profession::Nurse, "400001", CLINIC).await?;
+    let (nurse2_image, _) = world.person_card(Profession::Nurse, "400002", OTHER).await?;
+    let pcscd = pcscd()?;
+    let mut s0 = insert(&pcscd, 0, &nurse_image)?;
+    let mut s1 = insert(&pcscd, 1, &nurse2_image)?;
+    let mut c1 = world.connect(&here).await?;
+    let n1 = session(&mut c1, &mut s0.card).await?;
+    let pid =
+        ok(c1.post("/v1/patients", &json!({"name": "Kato Yui", "birth_date": "1990-01-02"}), Some(&n1)).await?)["id"]
+            .as_str()
+            .context("id")?
+            .to_owned();
+    let enc = ok(c1.post("/v1/encounters", &json!({"patient": pid}), Some(&n1)).await?);
+    ok(c1
+        .post("/v1/notes", &json!({"encounter": enc["id"], "content": {"text": "アレルギー: ペニシリン"}}), Some(&n1))
+        .await?);
+
+    let mut c2 = world.connect(&there).await?;
+    let n2 = session(&mut c2, &mut s1.card).await?;
+    ok(c2.post("/v1/encounters", &json!({"patient": pid}), Some(&n2)).await?);
+    let seen = ok(c2.get(&format!("/v1/patients/{pid}/records"), Some(&n2)).await?);
+    assert_eq!(seen["records"].as_array().map(Vec::len), Some(0), "no consent, nothing shared: {seen}");
+    world.gw.store.grant_consent(&pid, CLINIC, "support desk", 0).await?;
+    let seen = ok(c2.get(&format!("/v1/patients/{pid}/records"), Some(&n2)).await?);
+    assert_eq!(seen["records"][0]["content"]["text"], "アレルギー: ペニシリン");
+    assert_eq!(seen["records"][0]["institution"], CLINIC);
+    // An encounter of another institution is not theirs to close.
+    refused(
+        &world,
+        c2.post(&format!("/v1/encounters/{}/close", enc["id"].as_str().context("id")?), &json!({}), Some(&n2)).await?,
+        "encounter.close",
+        "unknown_encounter",
+    )
+    .await;
+    Ok(())
+}
