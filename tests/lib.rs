@@ -36,6 +36,8 @@ pub struct WorldOptions {
     pub requests_per_second: u32,
     pub handshake_timeout_seconds: u64,
     pub max_connections: usize,
+    /// Also run the patient listener.
+    pub patients: bool,
 }
 
 impl Default for WorldOptions {
@@ -47,6 +49,7 @@ impl Default for WorldOptions {
             requests_per_second: 1000,
             handshake_timeout_seconds: 10,
             max_connections: 1024,
+            patients: false,
         }
     }
 }
@@ -57,12 +60,18 @@ pub struct World {
     pub gw: Arc<Gateway>,
     pub clock: OffsetClock,
     pub addr: SocketAddr,
+    /// The patient listener, when asked for.
+    pub patient_addr: Option<SocketAddr>,
     server: tokio::task::JoinHandle<()>,
+    patient_server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for World {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(p) = &self.patient_server {
+            p.abort();
+        }
     }
 }
 
@@ -104,7 +113,11 @@ impl World {
             opts.requests_per_second,
             opts.handshake_timeout_seconds,
             opts.max_connections
-        );
+        ) + if opts.patients {
+            "[patients]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
+        } else {
+            ""
+        };
         let path = root.join("gateway.toml");
         std::fs::write(&path, config)?;
         let config = Config::load(&path)?;
@@ -117,7 +130,15 @@ impl World {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let server = tokio::spawn(hpki_gateway::server::serve_institutions(gw.clone(), listener));
-        Ok(World { dir, ca, gw, clock, addr, server })
+        let (patient_addr, patient_server) = match hpki_gateway::tls::patient_server_config(&gw.config)? {
+            Some(tls) => {
+                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                let a = l.local_addr()?;
+                (Some(a), Some(tokio::spawn(hpki_gateway::patient_portal::serve_patients(gw.clone(), l, tls))))
+            }
+            None => (None, None),
+        };
+        Ok(World { dir, ca, gw, clock, addr, patient_addr, server, patient_server })
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -342,6 +363,53 @@ pub async fn login(client: &mut TerminalClient, card: &mut HpkiCard) -> Result<(
     let c = client.challenge().await?;
     let body = signed_login(card, &c, &client.channel_binding)?;
     client.post("/v1/auth/login", &body, None).await
+}
+
+/// A patient's browser-less HTTPS client for the patient listener (server
+/// TLS only, one connection per request).
+pub struct PatientClient {
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    pub token: Option<String>,
+}
+
+impl PatientClient {
+    pub fn new(world: &World) -> Result<PatientClient> {
+        let addr = world.patient_addr.context("the world has no patient listener")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in hpki_gateway::tls::certificates(&world.path("server/ca-chain.pem"))? {
+            roots.add(c)?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(PatientClient { addr, config: Arc::new(config), token: None })
+    }
+
+    /// Sends a request; `(status, JSON body or the text as a string)`.
+    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<(u16, Value)> {
+        use http_body_util::BodyExt;
+        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+        let name = rustls_pki_types::ServerName::try_from("localhost")?;
+        let tls = tokio_rustls::TlsConnector::from(self.config.clone()).connect(name, tcp).await?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let bytes = body.map(serde_json::to_vec).transpose()?.unwrap_or_default();
+        let resp = sender.send_request(req.body(http_body_util::Full::new(bytes::Bytes::from(bytes)))?).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+        };
+        Ok((status, value))
+    }
 }
 
 /// A fresh database on the machine's PostgreSQL server (`HPKI_TEST_PG_URL`

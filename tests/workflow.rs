@@ -486,3 +486,201 @@ async fn other_institutions_read_only_consented_records() -> Result<()> {
     .await;
     Ok(())
 }
+
+fn enroll_with_the_cli(world: &World, patient: &str, consent: &str) -> Result<String> {
+    let out = std::process::Command::new(testbed::bin_path("hpki-gateway")?)
+        .args(["--config"])
+        .arg(world.config_path())
+        .args(["admin", "patient", "enroll", "--patient", patient, "--consent", consent, "--operator", "desk-clerk"])
+        .output()?;
+    anyhow::ensure!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout)?;
+    let line =
+        text.lines().find_map(|l| l.strip_prefix("initial password: ")).context("no initial password printed")?;
+    Ok(line.trim().to_owned())
+}
+
+/// AUTH-4, AUTH-5, NET-2, FLOW-4: the patient listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_records() -> Result<()> {
+    let mut world = World::start(WorldOptions { patients: true, ..Default::default() }).await?;
+    let here = world.terminal(CLINIC, "desk-1")?;
+    let there = world.terminal(OTHER, "ward-1")?;
+    let (doctor_image, _) = world.person_card(Profession::Doctor, "500001", CLINIC).await?;
+    let (nurse_image, _) = world.person_card(Profession::Nurse, "500002", OTHER).await?;
+    let pcscd = pcscd()?;
+    let mut s0 = insert(&pcscd, 0, &doctor_image)?;
+    let mut s1 = insert(&pcscd, 1, &nurse_image)?;
+    let mut c = world.connect(&here).await?;
+    let d = session(&mut c, &mut s0.card).await?;
+    let mut patients = Vec::new();
+    for name in ["Mori Aki", "Ueda Ken"] {
+        let p = ok(c.post("/v1/patients", &json!({"name": name, "birth_date": "1980-05-05"}), Some(&d)).await?);
+        let pid = p["id"].as_str().context("id")?.to_owned();
+        let enc = ok(c.post("/v1/encounters", &json!({"patient": pid}), Some(&d)).await?);
+        ok(c.post(
+            "/v1/notes",
+            &json!({"encounter": enc["id"], "content": {"text": format!("{name} の所見")}}),
+            Some(&d),
+        )
+        .await?);
+        patients.push(pid);
+    }
+    // A record of the first patient at another institution, never consented.
+    let mut c2 = world.connect(&there).await?;
+    let n = session(&mut c2, &mut s1.card).await?;
+    let enc = ok(c2.post("/v1/encounters", &json!({"patient": patients[0]}), Some(&n)).await?);
+    ok(c2.post("/v1/notes", &json!({"encounter": enc["id"], "content": {"text": "他院の記録"}}), Some(&n)).await?);
+
+    let initial = enroll_with_the_cli(&world, &patients[0], CLINIC)?;
+    let stored = world.gw.store.account(&patients[0]).await?.context("account")?;
+    assert!(stored.password_hash.starts_with("$argon2id$") && !stored.password_hash.contains(&initial));
+    let enrolled = last_audit(&world, "admin.patient.enroll").await;
+    assert_eq!(enrolled.event.actor, "admin:desk-clerk");
+
+    let mut p = hpki_e2e::PatientClient::new(&world)?;
+    let page = p.request("GET", "/", None).await?;
+    assert_eq!(page.0, 200);
+    assert!(page.1.as_str().is_some_and(|h| h.contains("わたしの診療記録")));
+    let login = |id: &str, pw: &str| json!({"id": id, "password": pw});
+    // Wrong password, unknown ID: the same answer.
+    refused(
+        &world,
+        p.request("POST", "/p/v1/login", Some(&login(&patients[0], "nope-nope-nope"))).await?,
+        "patient.login",
+        "invalid_credentials",
+    )
+    .await;
+    refused(
+        &world,
+        p.request("POST", "/p/v1/login", Some(&login("PNOSUCHPAT1", &initial))).await?,
+        "patient.login",
+        "invalid_credentials",
+    )
+    .await;
+    // The initial password works only to replace itself.
+    let s = ok(p.request("POST", "/p/v1/login", Some(&login(&patients[0], &initial))).await?);
+    assert_eq!(s["must_change_password"], true);
+    p.token = s["session"].as_str().map(str::to_owned);
+    refused(&world, p.request("GET", "/p/v1/records", None).await?, "patient.records", "password_change_required")
+        .await;
+    refused(
+        &world,
+        p.request("POST", "/p/v1/password", Some(&json!({"current": initial, "new": "short"}))).await?,
+        "patient.password",
+        "weak_password",
+    )
+    .await;
+    let chosen = "kanazawa-spring-2026";
+    assert_eq!(p.request("POST", "/p/v1/password", Some(&json!({"current": initial, "new": chosen}))).await?.0, 204);
+    let mine = ok(p.request("GET", "/p/v1/records", None).await?);
+    let records = mine["records"].as_array().context("records")?;
+    assert_eq!(records.len(), 1, "own, consented only: {mine}");
+    assert_eq!(records[0]["content"]["text"], "Mori Aki の所見");
+    assert_eq!(records[0]["institution"], CLINIC);
+    // Consent to the other institution: its record appears.
+    world.gw.store.grant_consent(&patients[0], OTHER, "support desk", 0).await?;
+    let mine = ok(p.request("GET", "/p/v1/records", None).await?);
+    assert_eq!(mine["records"].as_array().map(Vec::len), Some(2), "{mine}");
+    assert!(!mine.to_string().contains("Ueda Ken"), "never another patient's record");
+    assert_eq!(p.request("POST", "/p/v1/logout", None).await?.0, 204);
+    refused(&world, p.request("GET", "/p/v1/records", None).await?, "patient.records", "session_ended").await;
+    p.token = None;
+    refused(
+        &world,
+        p.request("POST", "/p/v1/login", Some(&login(&patients[0], &initial))).await?,
+        "patient.login",
+        "invalid_credentials",
+    )
+    .await;
+
+    // Lockout with backoff: five wrong (one already counted above), then
+    // even the right password waits.
+    for _ in 0..3 {
+        refused(
+            &world,
+            p.request("POST", "/p/v1/login", Some(&login(&patients[0], "wrong-wrong-wrong"))).await?,
+            "patient.login",
+            "invalid_credentials",
+        )
+        .await;
+    }
+    refused(
+        &world,
+        p.request("POST", "/p/v1/login", Some(&login(&patients[0], "wrong-wrong-wrong"))).await?,
+        "patient.login",
+        "account_locked",
+    )
+    .await;
+    refused(
+        &world,
+        p.request("POST", "/p/v1/login", Some(&login(&patients[0], chosen))).await?,
+        "patient.login",
+        "account_locked",
+    )
+    .await;
+    world.clock.advance_secs(31);
+    let s = ok(p.request("POST", "/p/v1/login", Some(&login(&patients[0], chosen))).await?);
+    assert_eq!(s["must_change_password"], false);
+    // Sessions idle out.
+    p.token = s["session"].as_str().map(str::to_owned);
+    world.clock.advance_secs(901);
+    refused(&world, p.request("GET", "/p/v1/records", None).await?, "patient.records", "session_idle_timeout").await;
+    assert!(chain_verifies(&world).await);
+    Ok(())
+}
+
+/// DATA-1: `admin rotate-key` re-encrypts every sealed row under a fresh
+/// key; the gateway reads them after reloading the key file; a tampered
+/// ciphertext is refused, not shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_key_re_encrypts_everything_and_tampering_is_refused() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let (nurse_image, _) = world.person_card(Profession::Nurse, "600001", CLINIC).await?;
+    let pcscd = pcscd()?;
+    let mut s0 = insert(&pcscd, 0, &nurse_image)?;
+    let mut c = world.connect(&creds).await?;
+    let n = session(&mut c, &mut s0.card).await?;
+    let pid =
+        ok(c.post("/v1/patients", &json!({"name": "Ito Mei", "birth_date": "2001-02-03"}), Some(&n)).await?)["id"]
+            .as_str()
+            .context("id")?
+            .to_owned();
+    let enc = ok(c.post("/v1/encounters", &json!({"patient": pid}), Some(&n)).await?);
+    for i in 0..3 {
+        ok(c.post("/v1/notes", &json!({"encounter": enc["id"], "content": {"text": format!("記録 {i}")}}), Some(&n))
+            .await?);
+    }
+    let old_key = world.gw.keys().current().to_owned();
+    let out = std::process::Command::new(testbed::bin_path("hpki-gateway")?)
+        .arg("--config")
+        .arg(world.config_path())
+        .args(["admin", "rotate-key", "--settle-seconds", "1", "--operator", "it-staff"])
+        .output()?;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.contains("re-encrypted 0 drafts and 3 records"), "{text}");
+    world.gw.reload_keys()?;
+    let new_key = world.gw.keys().current().to_owned();
+    assert_ne!(new_key, old_key);
+    assert_eq!(world.gw.store.key_usage().await?, vec![(new_key.clone(), 3)]);
+    let read = ok(c.get(&format!("/v1/patients/{pid}/records"), Some(&n)).await?);
+    assert_eq!(read["records"].as_array().map(Vec::len), Some(3));
+    assert_eq!(last_audit(&world, "admin.key.rotate").await.event.actor, "admin:it-staff");
+
+    // One flipped bit in a stored record: refused, never shown garbled.
+    let pseudonym = world.gw.store.patient(&pid).await?.context("patient")?.pseudonym;
+    let victim = world.gw.store.records_of(&pseudonym).await?.remove(0);
+    let mut bad = victim.content.clone();
+    bad[20] ^= 1;
+    let row = hpki_gateway::store::SealedRow {
+        id: victim.id.clone(),
+        key_id: victim.key_id.clone(),
+        content: victim.content.clone(),
+    };
+    assert!(world.gw.store.reseal(hpki_gateway::store::SealedTable::Records, &row, &victim.key_id, &bad).await?);
+    refused(&world, c.get(&format!("/v1/patients/{pid}/records"), Some(&n)).await?, "records.read", "record_key_error")
+        .await;
+    Ok(())
+}

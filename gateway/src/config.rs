@@ -269,7 +269,7 @@ impl Config {
             if !(1..=100).contains(&p.max_failed_logins) || !(1..=86_400).contains(&p.lockout_seconds) {
                 return Err("patients: max_failed_logins must be 1–100 and lockout_seconds 1–86400".into());
             }
-            if p.address == self.listener.address {
+            if p.address == self.listener.address && p.address.port() != 0 {
                 return Err("patients.address must differ from listener.address".into());
             }
         }

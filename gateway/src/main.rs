@@ -112,6 +112,29 @@ enum AdminCommand {
         #[command(flatten)]
         op: Operator,
     },
+    /// End the link between an assistant and a doctor (FLOW-1): pending
+    /// drafts for that doctor can no longer be confirmed.
+    Unlink {
+        #[arg(long)]
+        assistant: String,
+        #[arg(long)]
+        doctor: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Patients: register, consent, enrol for the patient listener.
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Make a fresh record key current and re-encrypt every sealed draft and
+    /// record under it (DATA-1). Running gateways reload the key file.
+    RotateKey {
+        /// Seconds to wait for running gateways to pick up the new key
+        /// before the final pass (they check the file every 2 s).
+        #[arg(long, default_value_t = 5)]
+        settle_seconds: u64,
+        #[command(flatten)]
+        op: Operator,
+    },
     /// Suspend a terminal at once (lost, compromised); lift with --lift.
     SuspendTerminal {
         #[arg(long)]
@@ -123,6 +146,46 @@ enum AdminCommand {
         reason: String,
         #[arg(long)]
         lift: bool,
+        #[command(flatten)]
+        op: Operator,
+    },
+}
+
+#[derive(Subcommand)]
+enum PatientCommand {
+    /// Register a patient; prints the patient ID.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        name_kanji: Option<String>,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        birth_date: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Record the patient's consent to share what an institution records
+    /// (FLOW-4); --withdraw ends it.
+    Consent {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        withdraw: bool,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// After consent: issue the patient's sign-in ID and an initial password
+    /// that must be replaced at the first sign-in (AUTH-4). Prints both, once.
+    Enroll {
+        #[arg(long)]
+        patient: String,
+        /// Institutions whose records the patient consents to see and share
+        /// (repeat); needed unless a consent is already recorded.
+        #[arg(long = "consent")]
+        consent: Vec<String>,
         #[command(flatten)]
         op: Operator,
     },
@@ -187,6 +250,7 @@ async fn serve(config: Config) -> Result<ExitCode> {
     let store = Store::open(&config.store_config()).await.context("opening the store")?;
     let tls = hpki_gateway::tls::server_config(&config)?;
     let validator = hpki_gateway::tls::validator(&config)?;
+    let patient_tls = hpki_gateway::tls::patient_server_config(&config)?;
     let institutions = tokio::net::TcpListener::bind(config.listener.address)
         .await
         .with_context(|| format!("cannot listen on {}", config.listener.address))?;
@@ -200,6 +264,13 @@ async fn serve(config: Config) -> Result<ExitCode> {
     tokio::spawn(hpki_gateway::server::serve_ops(gw.clone(), ops));
     tokio::spawn(hpki_gateway::server::watch_reloads(gw.clone(), Duration::from_secs(2)));
     tokio::spawn(hpki_gateway::server::housekeeping(gw.clone(), Duration::from_secs(600)));
+    if let (Some(p), Some(tls)) = (&gw.config.patients, patient_tls) {
+        let listener = tokio::net::TcpListener::bind(p.address)
+            .await
+            .with_context(|| format!("cannot listen on {}", p.address))?;
+        tracing::info!(address = %listener.local_addr()?, "patient listener");
+        tokio::spawn(hpki_gateway::patient_portal::serve_patients(gw.clone(), listener, tls));
+    }
     tokio::select! {
         _ = hpki_gateway::server::serve_institutions(gw.clone(), institutions) => {}
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted; stopping"),
@@ -231,34 +302,59 @@ async fn admin_audit(
 async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
     let store = Store::open(&config.store_config()).await?;
     let now = SystemClock.now();
-    let (op, action, object, result): (Operator, &str, String, Result<(), String>) = match cmd {
+    let (op, action, object, result): (Operator, &str, String, Result<Option<String>, String>) = match cmd {
+        AdminCommand::Unlink { assistant, doctor, op } => {
+            let r = store.unlink_assistant(&assistant, &doctor).await.map(|_| None).map_err(|e| e.to_string());
+            (op, "admin.unlink", format!("{assistant}->{doctor}"), r)
+        }
+        AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now).await,
+        AdminCommand::RotateKey { settle_seconds, op } => {
+            let path = config.path(&config.records.key_file);
+            let r = hpki_gateway::key_rotation::rotate(&path, &store, now, Duration::from_secs(settle_seconds))
+                .await
+                .map(|r| {
+                    Some(format!(
+                        "key {} is current; re-encrypted {} drafts and {} records",
+                        r.new_key, r.drafts, r.records
+                    ))
+                })
+                .map_err(|e| e.to_string());
+            (op, "admin.key.rotate", path.display().to_string(), r)
+        }
         AdminCommand::AddInstitution { name, name_kanji, op } => {
-            let r = store.add_institution(name.trim(), name_kanji.as_deref(), now).await.map_err(|e| e.to_string());
+            let r = store
+                .add_institution(name.trim(), name_kanji.as_deref(), now)
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
             (op, "admin.institution.add", name, r)
         }
         AdminCommand::AddPerson { cert, id, role, name, name_kanji, institution, op } => {
             let person = person_from(cert.as_deref(), id, role, name, name_kanji, &institution);
             let (object, r) = match person {
-                Ok(p) => (p.id.clone(), store.add_person(&p, now).await.map_err(|e| e.to_string())),
+                Ok(p) => (p.id.clone(), store.add_person(&p, now).await.map(|_| None).map_err(|e| e.to_string())),
                 Err(e) => ("-".into(), Err(e)),
             };
             (op, "admin.person.add", object, r)
         }
         AdminCommand::Link { assistant, doctor, op } => {
-            let r = store.link_assistant(&assistant, &doctor, now).await.map_err(|e| e.to_string());
+            let r = store.link_assistant(&assistant, &doctor, now).await.map(|_| None).map_err(|e| e.to_string());
             (op, "admin.link", format!("{assistant}->{doctor}"), r)
         }
         AdminCommand::Deactivate { person, op } => {
-            let r = store.set_person_active(&person, false, now).await.map_err(|e| e.to_string());
+            let r = store.set_person_active(&person, false, now).await.map(|_| None).map_err(|e| e.to_string());
             (op, "admin.person.deactivate", person, r)
         }
         AdminCommand::Activate { person, op } => {
-            let r = store.set_person_active(&person, true, now).await.map_err(|e| e.to_string());
+            let r = store.set_person_active(&person, true, now).await.map(|_| None).map_err(|e| e.to_string());
             (op, "admin.person.activate", person, r)
         }
         AdminCommand::SuspendTerminal { institution, name, reason, lift, op } => {
-            let r =
-                store.set_terminal_suspended(&institution, &name, !lift, &reason, now).await.map_err(|e| e.to_string());
+            let r = store
+                .set_terminal_suspended(&institution, &name, !lift, &reason, now)
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
             (
                 op,
                 if lift { "admin.terminal.unsuspend" } else { "admin.terminal.suspend" },
@@ -268,9 +364,79 @@ async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
         }
     };
     let operator = op.name()?;
-    admin_audit(&store, &operator, action, &object, result).await?;
-    println!("{action} {object}: done");
+    let output = result.as_ref().ok().cloned().flatten();
+    admin_audit(&store, &operator, action, &object, result.map(|_| ())).await?;
+    match output {
+        Some(text) => println!("{text}"),
+        None => println!("{action} {object}: done"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn patient_admin(
+    store: &Store,
+    cmd: PatientCommand,
+    now: i64,
+) -> (Operator, &'static str, String, Result<Option<String>, String>) {
+    match cmd {
+        PatientCommand::Add { name, name_kanji, birth_date, op } => {
+            let req = hpki_protocol::workflow::NewPatient { name, name_kanji, birth_date };
+            let rng = ring::rand::SystemRandom::new();
+            match hpki_gateway::workflow_api::new_patient_row(&rng, now, &req) {
+                Ok(row) => {
+                    let by = op.name().unwrap_or_else(|_| "-".into());
+                    let r = store.add_patient(&row, &format!("admin:{by}"), now).await;
+                    (
+                        op,
+                        "admin.patient.add",
+                        format!("patient:{}", row.id),
+                        r.map(|_| Some(row.id)).map_err(|e| e.to_string()),
+                    )
+                }
+                Err(r) => (op, "admin.patient.add", "-".into(), Err(r.message)),
+            }
+        }
+        PatientCommand::Consent { patient, institution, withdraw, op } => {
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let r = if withdraw {
+                match store.withdraw_consent(&patient, &institution, now).await {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Err(format!("no consent of {patient} for {institution:?} in force")),
+                    Err(e) => Err(e.to_string()),
+                }
+            } else {
+                store.grant_consent(&patient, &institution, &by, now).await.map(|_| None).map_err(|e| e.to_string())
+            };
+            let action = if withdraw { "admin.patient.consent.withdraw" } else { "admin.patient.consent" };
+            (op, action, format!("patient:{patient} institution:{institution}"), r)
+        }
+        PatientCommand::Enroll { patient, consent, op } => {
+            let object = format!("patient:{patient}");
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let r = enroll(store, &patient, &consent, &by, now).await;
+            (op, "admin.patient.enroll", object, r.map(Some))
+        }
+    }
+}
+
+/// Consent first, then the account with an initial password (AUTH-4).
+async fn enroll(store: &Store, patient: &str, consent: &[String], by: &str, now: i64) -> Result<String, String> {
+    if store.patient(patient).await.map_err(|e| e.to_string())?.is_none() {
+        return Err(format!("no patient {patient:?}; register with `admin patient add` first"));
+    }
+    for institution in consent {
+        store.grant_consent(patient, institution, by, now).await.map_err(|e| e.to_string())?;
+    }
+    if store.consented_institutions(patient).await.map_err(|e| e.to_string())?.is_empty() {
+        return Err("record the patient's consent first: --consent INSTITUTION".into());
+    }
+    let password = hpki_gateway::passwords::initial_password().map_err(|e| e.to_string())?;
+    let hash = hpki_gateway::passwords::hash(&password).map_err(|e| e.to_string())?;
+    store.set_initial_password(patient, &hash, now).await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "patient ID: {patient}\ninitial password: {}\n(hand it over once; it must be replaced at the first sign-in)",
+        password.as_str()
+    ))
 }
 
 /// A person from a card certificate, or from the flags.

@@ -97,6 +97,26 @@ pub fn server_config(config: &Config) -> Result<Arc<ServerConfig>, LoadError> {
     Ok(Arc::new(server))
 }
 
+/// The patient listener's TLS configuration: server certificate only
+/// (patients have no client certificates; NET-2), TLS 1.2 and 1.3 so that
+/// patients' older browsers still connect, forward-secret suites only.
+pub fn patient_server_config(config: &Config) -> Result<Option<Arc<ServerConfig>>, LoadError> {
+    let Some(p) = &config.patients else { return Ok(None) };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cert_path = config.path(&p.certificate);
+    let chain = certificates(&cert_path)?;
+    let key_path = config.path(&p.key);
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| file_err(&key_path, e))?;
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| LoadError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| LoadError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(server)))
+}
+
 /// The HPKI path validator for card certificates (login).
 pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
     let h = &config.hpki;

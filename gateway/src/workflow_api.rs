@@ -135,14 +135,14 @@ fn random_id(gw: &Gateway, prefix: &str) -> Result<String, Refused> {
 
 /// Patient ids are read out and typed by people: "P" and ten characters
 /// from an alphabet without 0/O, 1/I/L.
-fn patient_id(gw: &Gateway) -> Result<String, Refused> {
+fn patient_id(rng: &dyn SecureRandom) -> Result<String, Refused> {
     const ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
     // Bytes at or above this would favour the first letters.
     const LIMIT: u8 = (256 - 256 % ALPHABET.len()) as u8;
     let mut out = String::from("P");
     while out.len() < 11 {
         let mut b = [0u8; 16];
-        gw.rng.fill(&mut b).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+        rng.fill(&mut b).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
         for x in b.into_iter().filter(|x| *x < LIMIT).take(11 - out.len()) {
             out.push(char::from(ALPHABET[usize::from(x) % ALPHABET.len()]));
         }
@@ -331,14 +331,14 @@ fn decode_all(list: &[String]) -> Result<Vec<Vec<u8>>, Refused> {
 async fn register_patient(gw: &Gateway, a: &Authenticated, body: &[u8], object: &mut String) -> Answer {
     require(a, Action::RegisterPatient)?;
     let req: NewPatient = parse(body)?;
-    let row = new_patient_row(gw, &req)?;
+    let row = new_patient_row(&gw.rng, gw.clock.now(), &req)?;
     *object = format!("patient:{}", row.id);
     gw.store.add_patient(&row, &a.person.id, gw.clock.now()).await?;
     json(201, &Patient { id: row.id, name: row.name, name_kanji: row.name_kanji, birth_date: row.birth_date })
 }
 
 /// Checks a new patient's fields and draws the id and the pseudonym.
-pub fn new_patient_row(gw: &Gateway, req: &NewPatient) -> Result<PatientRow, Refused> {
+pub fn new_patient_row(rng: &dyn SecureRandom, now: i64, req: &NewPatient) -> Result<PatientRow, Refused> {
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(Refused::new(400, "invalid_name", "the name must be 1–200 characters"));
@@ -346,13 +346,13 @@ pub fn new_patient_row(gw: &Gateway, req: &NewPatient) -> Result<PatientRow, Ref
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let born = time::Date::parse(&req.birth_date, &format)
         .map_err(|_| Refused::new(400, "invalid_birth_date", "birth_date must be a date as YYYY-MM-DD"))?;
-    if born > time::OffsetDateTime::from_unix_timestamp(gw.clock.now()).map(|t| t.date()).unwrap_or(time::Date::MAX) {
+    if born > time::OffsetDateTime::from_unix_timestamp(now).map(|t| t.date()).unwrap_or(time::Date::MAX) {
         return Err(Refused::new(400, "invalid_birth_date", "birth_date is in the future"));
     }
     let mut p = [0u8; 16];
-    gw.rng.fill(&mut p).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+    rng.fill(&mut p).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
     Ok(PatientRow {
-        id: patient_id(gw)?,
+        id: patient_id(rng)?,
         pseudonym: hex(&p),
         name: name.into(),
         name_kanji: req.name_kanji.as_deref().map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned),

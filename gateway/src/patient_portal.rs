@@ -1,0 +1,359 @@
+//! The patient listener (NET-2, AUTH-4, AUTH-5, FLOW-4): plain server TLS,
+//! sign-in with ID and password, the initial password replaced before
+//! anything else, lockout with backoff, and a patient's own consented
+//! records — as JSON and as one small self-contained page.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use hpki_protocol::workflow::{PasswordChange, PatientLogin, PatientSession, Records};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ring::digest::{SHA256, digest};
+use ring::rand::SecureRandom;
+use rustls::ServerConfig;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+
+use crate::api::Refused;
+use crate::audit::AuditEvent;
+use crate::config::PatientSection;
+use crate::gateway::Gateway;
+use crate::passwords;
+
+type Body = Full<Bytes>;
+
+/// Serves the patient listener until the process ends.
+pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<ServerConfig>) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "patient listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let gw = gw.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
+            let Ok(Ok(tls)) = tokio::time::timeout(handshake, acceptor.accept(tcp)).await else {
+                tracing::debug!(%peer, "patient TLS handshake failed");
+                return;
+            };
+            let service = service_fn(move |req| {
+                let gw = gw.clone();
+                async move { Ok::<_, Infallible>(handle(gw, peer, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(30))
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+        });
+    }
+}
+
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    actor: String,
+    object: String,
+    refusal: Option<&'static str>,
+}
+
+fn section(gw: &Gateway) -> Result<&PatientSection, Refused> {
+    gw.config.patients.as_ref().ok_or_else(|| Refused::new(404, "not_found", "no patient listener"))
+}
+
+async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let mut b = [0u8; 8];
+    let _ = gw.rng.fill(&mut b);
+    let rid: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let span = tracing::info_span!("patient_request", request_id = %rid, %peer, path = %req.uri().path(), person = tracing::field::Empty);
+    async move {
+        let action = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/") => return page(),
+            (&Method::POST, "/p/v1/login") => "patient.login",
+            (&Method::POST, "/p/v1/password") => "patient.password",
+            (&Method::GET, "/p/v1/records") => "patient.records",
+            (&Method::POST, "/p/v1/logout") => "patient.logout",
+            _ => "patient.unknown",
+        };
+        let answer = dispatch(&gw, req, action).await;
+        tracing::Span::current().record("person", answer.actor.as_str());
+        tracing::info!(status = answer.status, refusal = answer.refusal.unwrap_or("-"), "{action}");
+        let event = AuditEvent {
+            actor: answer.actor.clone(),
+            terminal: format!("patient-portal:{}", peer.ip()),
+            institution: "-".into(),
+            action: action.into(),
+            object: answer.object.clone(),
+            outcome: if answer.refusal.is_some() { "refused".into() } else { "ok".into() },
+            reason: answer.refusal.unwrap_or("-").into(),
+            request_id: rid.clone(),
+        };
+        if let Err(e) = gw.audit.append(event, gw.clock.now_ms()).await {
+            tracing::error!(error = %e, "cannot write the audit log");
+            return respond(503, br#"{"error":"audit_unavailable","message":"try again later"}"#.to_vec());
+        }
+        respond(answer.status, answer.body)
+    }
+    .instrument(span)
+    .await
+}
+
+fn respond(status: u16, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    if status != 204 {
+        h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    }
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(header::STRICT_TRANSPORT_SECURITY, header::HeaderValue::from_static("max-age=31536000"));
+    r
+}
+
+fn page() -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from_static(PAGE.as_bytes())));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; frame-ancestors 'none'; form-action 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("DENY"));
+    h.insert(header::STRICT_TRANSPORT_SECURITY, header::HeaderValue::from_static("max-age=31536000"));
+    r
+}
+
+fn refused(r: Refused, actor: String, object: String) -> Answer {
+    Answer {
+        status: r.status,
+        body: serde_json::to_vec(&r.body()).unwrap_or_default(),
+        actor,
+        object,
+        refusal: Some(r.code),
+    }
+}
+
+async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Answer {
+    let anon = |r: Refused| refused(r, "-".into(), "-".into());
+    let Ok(cfg) = section(gw) else {
+        return anon(Refused::new(404, "not_found", "no patient listener"));
+    };
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let body = match Limited::new(req.into_body(), cfg.max_body_bytes).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return anon(Refused::new(413, "body_too_large", "the request body is too large")),
+    };
+    match action {
+        "patient.login" => login(gw, cfg, &body).await,
+        "patient.password" | "patient.records" | "patient.logout" => {
+            let Some(token) = bearer else {
+                return anon(Refused::new(401, "no_session", "sign in first"));
+            };
+            let token_hash = digest(&SHA256, token.as_bytes()).as_ref().to_vec();
+            let patient = match session(gw, cfg, &token_hash).await {
+                Ok(p) => p,
+                Err(r) => return anon(r),
+            };
+            let actor = format!("patient:{patient}");
+            let result = match action {
+                "patient.password" => change_password(gw, cfg, &patient, &body).await,
+                "patient.records" => records(gw, &patient).await,
+                _ => gw
+                    .store
+                    .end_patient_session(&token_hash, gw.clock.now())
+                    .await
+                    .map(|_| (204, Vec::new()))
+                    .map_err(Refused::from),
+            };
+            match result {
+                Ok((status, body)) => {
+                    Answer { status, body, actor, object: format!("patient:{patient}"), refusal: None }
+                }
+                Err(r) => refused(r, actor, format!("patient:{patient}")),
+            }
+        }
+        _ => anon(Refused::new(404, "not_found", "no such endpoint")),
+    }
+}
+
+fn bad_credentials() -> Refused {
+    Refused::new(401, "invalid_credentials", "the ID or the password is wrong")
+}
+
+async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answer {
+    let req: PatientLogin = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refused(
+                Refused::new(400, "malformed_json", format!("the request is not valid: {e}")),
+                "-".into(),
+                "-".into(),
+            );
+        }
+    };
+    let id = req.id.trim().to_owned();
+    let password = zeroize::Zeroizing::new(req.password.clone());
+    drop(req);
+    let actor = format!("patient:{id}");
+    let object = format!("patient:{id}");
+    let now = gw.clock.now();
+    let account = match gw.store.account(&id).await {
+        Ok(a) => a,
+        Err(e) => return refused(e.into(), actor, object),
+    };
+    let Some(account) = account else {
+        let pw = password.clone();
+        let _ = tokio::task::spawn_blocking(move || passwords::waste_time(&pw)).await;
+        return refused(bad_credentials(), actor, object);
+    };
+    if account.locked_until > now {
+        return refused(
+            Refused::new(
+                423,
+                "account_locked",
+                format!(
+                    "too many wrong passwords; try again after {}",
+                    hpki_profile::validate::rfc3339(account.locked_until)
+                ),
+            ),
+            actor,
+            object,
+        );
+    }
+    let (pw, hash) = (password.clone(), account.password_hash.clone());
+    let good = tokio::task::spawn_blocking(move || passwords::verify(&pw, &hash)).await.unwrap_or(false);
+    if !good {
+        let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
+        return match gw.store.record_failed_login(&id, |n| passwords::locked_until(n, max, base, now)).await {
+            Ok(n) if n >= max => refused(
+                Refused::new(423, "account_locked", "too many wrong passwords; the account is locked for a while"),
+                actor,
+                object,
+            ),
+            Ok(_) => refused(bad_credentials(), actor, object),
+            Err(e) => refused(e.into(), actor, object),
+        };
+    }
+    let result = async {
+        gw.store.record_good_login(&id).await?;
+        let mut token = [0u8; 32];
+        gw.rng
+            .fill(&mut token)
+            .map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+        let token = B64URL.encode(token);
+        let expires_at = now + cfg.session_max_seconds;
+        gw.store.create_patient_session(digest(&SHA256, token.as_bytes()).as_ref(), &id, now, expires_at).await?;
+        Ok::<_, Refused>(PatientSession {
+            session: token,
+            must_change_password: account.must_change,
+            expires_at: hpki_profile::validate::rfc3339(expires_at),
+        })
+    }
+    .await;
+    match result {
+        Ok(s) => Answer { status: 200, body: serde_json::to_vec(&s).unwrap_or_default(), actor, object, refusal: None },
+        Err(r) => refused(r, actor, object),
+    }
+}
+
+/// The patient of a session, if it is usable now.
+async fn session(gw: &Gateway, cfg: &PatientSection, token_hash: &[u8]) -> Result<String, Refused> {
+    let now = gw.clock.now();
+    let s = gw
+        .store
+        .patient_session(token_hash)
+        .await?
+        .ok_or_else(|| Refused::new(401, "session_unknown", "sign in again"))?;
+    if s.ended {
+        return Err(Refused::new(401, "session_ended", "the session has ended; sign in again"));
+    }
+    if now >= s.expires_at {
+        return Err(Refused::new(401, "session_expired", "the session reached its maximum length; sign in again"));
+    }
+    if now - s.last_seen >= cfg.session_idle_seconds {
+        let _ = gw.store.end_patient_session(token_hash, now).await;
+        return Err(Refused::new(401, "session_idle_timeout", "no activity for too long; sign in again"));
+    }
+    gw.store.touch_patient_session(token_hash, now).await?;
+    Ok(s.patient_id)
+}
+
+async fn change_password(
+    gw: &Gateway,
+    cfg: &PatientSection,
+    patient: &str,
+    body: &[u8],
+) -> Result<(u16, Vec<u8>), Refused> {
+    let req: PasswordChange = serde_json::from_slice(body)
+        .map_err(|e| Refused::new(400, "malformed_json", format!("the request is not valid: {e}")))?;
+    let (current, new) = (zeroize::Zeroizing::new(req.current.clone()), zeroize::Zeroizing::new(req.new.clone()));
+    drop(req);
+    let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
+    let (pw, hash) = (current.clone(), account.password_hash.clone());
+    if !tokio::task::spawn_blocking(move || passwords::verify(&pw, &hash)).await.unwrap_or(false) {
+        let now = gw.clock.now();
+        let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
+        gw.store.record_failed_login(patient, |n| passwords::locked_until(n, max, base, now)).await?;
+        return Err(Refused::new(401, "invalid_credentials", "the current password is wrong"));
+    }
+    if let Some(why) = passwords::weakness(&new, patient, &current) {
+        return Err(Refused::new(400, "weak_password", format!("the new password is refused: {why}")));
+    }
+    let pw = new.clone();
+    let hashed = tokio::task::spawn_blocking(move || passwords::hash(&pw))
+        .await
+        .map_err(|_| Refused::new(500, "internal", "hashing failed"))?
+        .map_err(|e| Refused::new(500, "internal", e.to_string()))?;
+    gw.store.set_password(patient, &hashed, gw.clock.now()).await?;
+    Ok((204, Vec::new()))
+}
+
+/// The patient's own records, only from institutions they consented to
+/// share (FLOW-4); nothing until the initial password is replaced (AUTH-4).
+async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), Refused> {
+    let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
+    if account.must_change {
+        return Err(Refused::new(
+            403,
+            "password_change_required",
+            "replace the initial password first (POST /p/v1/password)",
+        ));
+    }
+    let p = gw.store.patient(patient).await?.ok_or_else(|| Refused::new(404, "unknown_patient", "no such patient"))?;
+    let consented = gw.store.consented_institutions(patient).await?;
+    let mut records = Vec::new();
+    for r in gw.store.records_of(&p.pseudonym).await? {
+        if consented.contains(&r.institution) {
+            records.push(crate::workflow_api::record_view(gw, &r, &p.id)?);
+        }
+    }
+    let body = serde_json::to_vec(&Records { patient: p.id, records })
+        .map_err(|e| Refused::new(500, "internal", e.to_string()))?;
+    Ok((200, body))
+}
+
+const PAGE: &str = include_str!("patient_page.html");
