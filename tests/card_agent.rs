@@ -407,3 +407,102 @@ async fn the_local_api_wants_its_token_and_a_loopback_host() -> Result<()> {
     assert!(post(&foreign)?.contains(" 403 "), "a foreign Origin with a stolen token accepted");
     Ok(())
 }
+
+/// FLOW-2 at the desk: the doctor sees exactly the bytes the card signs,
+/// types the signature PIN, and the gateway holds the record; a draft that
+/// changed after review is never signed; one PIN entry confirms a batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctor_confirms_through_the_agent_after_seeing_the_exact_bytes() -> Result<()> {
+    let mut d = desk().await?;
+    let (doctor_image, doctor) = d.world.person_card(Profession::Doctor, "D-7001", CLINIC).await?;
+    let assistant_image = d.world.assistant_card(CLINIC, "A-7").await?;
+    let assistant = format!("{CLINIC}/A-7");
+    d.world.link(&assistant, &doctor).await?;
+    let doctor_card = start_card(&d.pcscd, 0, &doctor_image)?;
+    let _assistant_card = start_card(&d.pcscd, 1, &assistant_image)?;
+    let reader = d.pcscd.reader(0);
+    let agent = d.agent(&d.terminal, 300).await?;
+    agent.wait_card_read(&reader).await?;
+    let (status, body) = login(&agent, &reader, PIN).await?;
+    assert_eq!(status, 200, "{body}");
+
+    // The assistant, at the reception terminal, drafts for the doctor.
+    d.pcscd.use_in_this_process()?;
+    let ctx = hpki_card::PcscContext::establish()?;
+    ctx.wait_for_card(&d.pcscd.reader(1), Duration::from_secs(5))?;
+    let mut a_card = ctx.connect(&d.pcscd.reader(1))?;
+    let reception = d.world.terminal(CLINIC, "reception")?;
+    let mut c = d.world.connect(&reception).await?;
+    let a = hpki_e2e::session(&mut c, &mut a_card).await?;
+    let (_, p) = c.post("/v1/patients", &json!({"name": "Abe Rin", "birth_date": "1970-07-07"}), Some(&a)).await?;
+    let (_, enc) = c.post("/v1/encounters", &json!({"patient": p["id"]}), Some(&a)).await?;
+    let mut drafts = Vec::new();
+    for text in ["ロキソプロフェン 60mg 3錠 分3", "再診 2週間後", "採血: HbA1c"] {
+        let (status, dr) = c
+            .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": {"text": text}}), Some(&a))
+            .await?;
+        assert_eq!(status, 201, "{dr}");
+        drafts.push(dr["id"].as_str().context("id")?.to_owned());
+    }
+
+    // The queue, then one confirm from the command line: the document is
+    // printed before the PIN is read.
+    let (code, out, err) = tokio::task::block_in_place(|| agent.cli(&["queue"], ""))?;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(drafts.iter().all(|id| out.contains(id)), "{out}");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        agent.cli(&["confirm", "--draft", &drafts[0], "--pin-stdin"], &format!("{PIN}\n"))
+    })?;
+    assert_eq!(code, 0, "{out}{err}\n{}", agent.log());
+    assert!(
+        out.contains(r#""domain":"HPKI-GATEWAY-CONFIRM-V1""#) && out.contains("ロキソプロフェン 60mg 3錠 分3"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("confirmed {} → record rec_", drafts[0])), "{out}");
+
+    // Reviewed, then changed: the agent refuses before the card signs.
+    let (_, reviewed) =
+        agent.api("GET", &format!("/api/v1/gateway/v1/drafts/{}/signing-bytes", drafts[1]), None).await?;
+    let (status, _) = c
+        .put(
+            &format!("/v1/drafts/{}", drafts[1]),
+            &json!({"version": 1, "content": {"text": "再診 1週間後"}}),
+            Some(&a),
+        )
+        .await?;
+    assert_eq!(status, 200);
+    doctor_card.clear_apdu_log()?;
+    let item = json!({"draft": drafts[1], "version": 2, "sha256": reviewed["sha256"]});
+    let (status, body) = agent.api("POST", "/api/v1/confirm", Some(json!({"items": [item], "pin": PIN}))).await?;
+    assert_eq!((status, body["error"].as_str()), (409, Some("content_changed")), "{body}");
+    assert!(!doctor_card.logged_ins().contains(&0x2A), "nothing was signed");
+    let stale = json!({"draft": drafts[1], "version": 1, "sha256": reviewed["sha256"]});
+    let (status, body) = agent.api("POST", "/api/v1/confirm", Some(json!({"items": [stale], "pin": PIN}))).await?;
+    assert_eq!((status, body["error"].as_str()), (409, Some("gateway_refused:stale_version")), "{body}");
+
+    // A wrong signature PIN: the signature application's own counter.
+    let (_, fresh) = agent.api("GET", &format!("/api/v1/gateway/v1/drafts/{}/signing-bytes", drafts[1]), None).await?;
+    let item = json!({"draft": drafts[1], "version": 2, "sha256": fresh["sha256"]});
+    let (status, body) =
+        agent.api("POST", "/api/v1/confirm", Some(json!({"items": [item.clone()], "pin": wrong_pin()}))).await?;
+    assert_eq!(
+        (status, body["error"].as_str(), body["tries_left"].as_u64()),
+        (401, Some("wrong_pin"), Some(4)),
+        "{body}"
+    );
+    assert_eq!(doctor_card.tries_left(Application::Signature)?, 4);
+    assert_eq!(doctor_card.tries_left(Application::Authentication)?, 5, "the login PIN is untouched");
+
+    // Batch: two reviewed drafts, one PIN, a signature each.
+    let (_, third) = agent.api("GET", &format!("/api/v1/gateway/v1/drafts/{}/signing-bytes", drafts[2]), None).await?;
+    let batch = json!({"items": [item, {"draft": drafts[2], "version": 1, "sha256": third["sha256"]}], "pin": PIN});
+    let (status, body) = agent.api("POST", "/api/v1/confirm", Some(batch)).await?;
+    assert_eq!(status, 200, "{body}");
+    let results = body["results"].as_array().context("results")?;
+    assert!(results.len() == 2 && results.iter().all(|r| r["record"]["signer"] == doctor.as_str()), "{body}");
+    assert_eq!(doctor_card.tries_left(Application::Signature)?, 5, "a good PIN resets the counter");
+    let (_, q) = agent.api("GET", "/api/v1/gateway/v1/queue", None).await?;
+    assert_eq!(q["drafts"].as_array().map(Vec::len), Some(0), "{q}");
+    assert!(!agent.log().contains(PIN), "the agent logged a PIN");
+    Ok(())
+}

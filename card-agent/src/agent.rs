@@ -100,6 +100,16 @@ pub struct Agent {
     conn: tokio::sync::Mutex<Option<Connection>>,
 }
 
+/// A draft version as the person reviewed it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reviewed {
+    pub draft: String,
+    pub version: i64,
+    /// SHA-256 (hex) of the document bytes shown to the person.
+    pub sha256: String,
+}
+
 /// Reads of a card that was busy or being reset (about 6 s in all).
 const READ_RETRIES: u32 = 20;
 
@@ -579,6 +589,104 @@ impl Agent {
             }
         }
         Err(GatewayError::Closed)
+    }
+
+    /// Confirms reviewed draft versions with the acting card's signature key
+    /// (FLOW-2). For each: the gateway's bytes are fetched again and must be
+    /// a confirm document of that draft and version, for this person, with
+    /// the SHA-256 the person reviewed — otherwise nothing is signed. Then
+    /// one PIN entry, a signature each, and the confirm (batch when several).
+    #[tracing::instrument(name = "card_confirm", skip(self, items, pin), fields(drafts = items.len()))]
+    pub async fn confirm(&self, items: &[Reviewed], pin: Pin) -> Result<Answer, AgentError> {
+        if items.is_empty() || items.len() > 100 {
+            return Err(AgentError::BadRequest("confirm 1–100 drafts at a time".into()));
+        }
+        let _one = self.login_lock.lock().await;
+        let (reader, identity, person) = {
+            let st = lock(&self.state);
+            if st.locked {
+                return Err(AgentError::Locked);
+            }
+            let reader = st.active.clone().ok_or_else(|| AgentError::NotLoggedIn("-".into()))?;
+            let slot =
+                st.readers.get(&reader).and_then(|s| s.as_ref()).ok_or_else(|| AgentError::NoCard(reader.clone()))?;
+            let person = slot
+                .session
+                .as_ref()
+                .map(|s| s.person.id.clone())
+                .ok_or_else(|| AgentError::NotLoggedIn(reader.clone()))?;
+            (reader, slot.identity.clone(), person)
+        };
+        let mut digests = Vec::with_capacity(items.len());
+        for item in items {
+            let path = format!("/v1/drafts/{}/signing-bytes?version={}", item.draft, item.version);
+            let answer = self.proxy("GET", &path, Vec::new()).await?;
+            if answer.status != 200 {
+                return Err(gateway_client::refusal(&answer).into());
+            }
+            let signing: hpki_protocol::workflow::SigningBytes = serde_json::from_slice(&answer.body)
+                .map_err(|e| AgentError::BadDocument(format!("unreadable answer: {e}")))?;
+            let bytes = B64.decode(&signing.document).map_err(|_| AgentError::BadDocument("not base64".into()))?;
+            let doc = hpki_protocol::ConfirmDocument::from_canonical(&bytes)
+                .map_err(|e| AgentError::BadDocument(e.to_string()))?;
+            if doc.draft != item.draft || doc.version != item.version || doc.signer != person {
+                return Err(AgentError::BadDocument(format!(
+                    "it names draft {} version {} for {}",
+                    doc.draft, doc.version, doc.signer
+                )));
+            }
+            let digest = hpki_card::sha256(&bytes);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            if !hex.eq_ignore_ascii_case(item.sha256.trim()) {
+                return Err(AgentError::ContentChanged(item.draft.clone()));
+            }
+            digests.push(digest);
+        }
+        let (r, id) = (reader.clone(), identity.clone());
+        let signed = self.on_card(move |ctx, cache| cards::sign_documents(ctx, cache, &r, &id, &pin, &digests)).await;
+        let (cert, signatures) = match signed {
+            Ok(s) => s,
+            Err(e) => {
+                // The signature PIN has its own counter; the screen shows the
+                // authentication PIN's, so only a block is worth showing.
+                if matches!(e, AgentError::CardBlocked) {
+                    tracing::warn!(%reader, "signature PIN blocked");
+                }
+                return Err(e);
+            }
+        };
+        self.touch();
+        let (path, body) = if let [item] = items {
+            let req = hpki_protocol::workflow::ConfirmRequest {
+                version: item.version,
+                certificate: B64.encode(&cert),
+                intermediates: Vec::new(),
+                signature: B64.encode(&signatures[0]),
+            };
+            (format!("/v1/drafts/{}/confirm", item.draft), serde_json::to_vec(&req))
+        } else {
+            let req = hpki_protocol::workflow::ConfirmBatch {
+                certificate: B64.encode(&cert),
+                intermediates: Vec::new(),
+                items: items
+                    .iter()
+                    .zip(&signatures)
+                    .map(|(i, s)| hpki_protocol::workflow::BatchItem {
+                        draft: i.draft.clone(),
+                        version: i.version,
+                        signature: B64.encode(s),
+                    })
+                    .collect(),
+            };
+            ("/v1/confirm-batch".to_owned(), serde_json::to_vec(&req))
+        };
+        let body = body.map_err(|e| AgentError::BadRequest(e.to_string()))?;
+        let answer = self.proxy("POST", &path, body).await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(gateway_client::refusal(&answer).into());
+        }
+        tracing::info!(%reader, person = %person, "confirmed with the signature card");
+        Ok(answer)
     }
 
     /// Sends a request to the gateway with the acting card's session.

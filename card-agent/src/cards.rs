@@ -165,6 +165,28 @@ pub fn sign_login(
     Ok((cert, signature))
 }
 
+/// Signs each SHA-256 digest with the card's *signature* key: the
+/// signature application wants its PIN before every signature, so the PIN
+/// typed once is verified again for each; the first failure stops the rest
+/// (a wrong PIN is never tried twice).
+pub fn sign_documents(
+    ctx: &PcscContext,
+    cache: &CertificateCache,
+    reader: &str,
+    expected: &CardIdentity,
+    pin: &Pin,
+    digests: &[[u8; 32]],
+) -> Result<(Arc<[u8]>, Vec<Vec<u8>>), CardError> {
+    let mut card = ctx.connect(reader)?;
+    same_card(card.identity(), expected)?;
+    let cert = card.certificate(Application::Signature, cache)?;
+    let mut signatures = Vec::with_capacity(digests.len());
+    for d in digests {
+        signatures.push(card.sign_sha256(Application::Signature, pin, d, RSA_2048_BYTES)?);
+    }
+    Ok((cert, signatures))
+}
+
 fn same_card(now: &CardIdentity, expected: &CardIdentity) -> Result<(), CardError> {
     if now == expected { Ok(()) } else { Err(CardError::CardReset) }
 }

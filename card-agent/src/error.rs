@@ -34,6 +34,10 @@ pub enum AgentError {
     Locked,
     #[error("{0}")]
     BadRequest(String),
+    #[error("draft {0} changed after it was reviewed; review it again")]
+    ContentChanged(String),
+    #[error("the gateway sent bytes that are not the confirm document of this draft ({0}); nothing was signed")]
+    BadDocument(String),
 }
 
 impl From<CardError> for AgentError {
@@ -68,6 +72,8 @@ impl AgentError {
             AgentError::NotLoggedIn(_) => "not_logged_in".into(),
             AgentError::Locked => "locked".into(),
             AgentError::BadRequest(_) => "bad_request".into(),
+            AgentError::ContentChanged(_) => "content_changed".into(),
+            AgentError::BadDocument(_) => "bad_document".into(),
         }
     }
 
@@ -84,6 +90,8 @@ impl AgentError {
             AgentError::Gateway(_) | AgentError::GatewayTimeout(_) => 502,
             AgentError::NotLoggedIn(_) => 401,
             AgentError::Locked => 423,
+            AgentError::ContentChanged(_) => 409,
+            AgentError::BadDocument(_) => 502,
         }
     }
 
@@ -138,6 +146,12 @@ impl AgentError {
             AgentError::Locked if ja => "画面はロックされています。暗証番号を入力して解除してください。".into(),
             AgentError::UnknownReader(r) if ja => format!("カードリーダー {r:?} は使用できません。"),
             AgentError::BadRequest(m) if ja => format!("要求が正しくありません: {m}"),
+            AgentError::ContentChanged(_) if ja => {
+                "確認した後で内容が変更されました。署名していません。もう一度内容を確認してください。".into()
+            }
+            AgentError::BadDocument(_) if ja => {
+                "ゲートウェイから届いた署名対象がこの下書きの確定文書ではありません。署名していません。".into()
+            }
             other => {
                 let mut s = other.to_string();
                 if let Some(first) = s.get(..1) {

@@ -57,6 +57,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The drafts awaiting the logged-in doctor's (or pharmacist's) signature.
+    Queue {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirm drafts with the card's signature key (FLOW-2): prints exactly
+    /// the bytes to be signed for each, then reads the signature PIN once.
+    Confirm {
+        /// Draft id (repeat for a batch: one PIN entry, a signature each).
+        #[arg(long = "draft", required = true)]
+        drafts: Vec<String>,
+        /// Read the signature PIN from the first line of standard input.
+        #[arg(long, required = true)]
+        pin_stdin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -86,6 +101,10 @@ fn main() -> ExitCode {
             Some(Command::Login { reader, pin_stdin: _ }) => login(&config(cli.config.as_deref())?, reader, lang).await,
             Some(Command::Logout { reader }) => logout(&config(cli.config.as_deref())?, reader, lang).await,
             Some(Command::Status { json }) => status(&config(cli.config.as_deref())?, json, lang).await,
+            Some(Command::Queue { json }) => queue(&config(cli.config.as_deref())?, json, lang).await,
+            Some(Command::Confirm { drafts, pin_stdin: _ }) => {
+                confirm(&config(cli.config.as_deref())?, &drafts, lang).await
+            }
         }
     });
     match result {
@@ -274,4 +293,95 @@ async fn status(config: &Config, as_json: bool, lang: Lang) -> Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn queue(config: &Config, as_json: bool, lang: Lang) -> Result<ExitCode> {
+    let (code, answer) = agent_call(config, "GET", "/api/v1/gateway/v1/queue", None, lang).await?;
+    if code != 200 {
+        return Ok(report_refusal(&answer));
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let drafts = answer["drafts"].as_array().cloned().unwrap_or_default();
+    if drafts.is_empty() {
+        println!(
+            "{}",
+            if lang == Lang::Ja {
+                "確認待ちの下書きはありません。"
+            } else {
+                "Nothing awaits your signature."
+            }
+        );
+    }
+    for d in drafts {
+        println!(
+            "{}  v{}  patient {}  from {}  {}",
+            d["id"].as_str().unwrap_or("-"),
+            d["version"],
+            d["patient"].as_str().unwrap_or("-"),
+            d["assistant"].as_str().unwrap_or("-"),
+            d["content"]
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Shows each draft's signed bytes, reads the signature PIN, confirms.
+async fn confirm(config: &Config, drafts: &[String], lang: Lang) -> Result<ExitCode> {
+    use base64::Engine;
+    let mut items = Vec::new();
+    for draft in drafts {
+        let path = format!("/api/v1/gateway/v1/drafts/{draft}/signing-bytes");
+        let (code, answer) = agent_call(config, "GET", &path, None, lang).await?;
+        if code != 200 {
+            return Ok(report_refusal(&answer));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(answer["document"].as_str().unwrap_or_default())
+            .context("the gateway's document is not base64")?;
+        // Exactly the bytes the card will sign (RFC 8785 JSON), then their hash.
+        println!("--- {draft} v{} ---", answer["version"]);
+        println!("{}", String::from_utf8_lossy(&bytes));
+        println!("SHA-256 {}", answer["sha256"].as_str().unwrap_or("-"));
+        items.push(json!({ "draft": draft, "version": answer["version"], "sha256": answer["sha256"] }));
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!(
+            "{}",
+            if lang == Lang::Ja {
+                "署名用の暗証番号（Enter で確定）:"
+            } else {
+                "Signature PIN (then Enter):"
+            }
+        );
+    }
+    let mut line = Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line).context("reading the PIN from standard input")?;
+    let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
+    let body = Zeroizing::new(serde_json::to_vec(&json!({ "items": items, "pin": pin.as_str() }))?);
+    let (status, answer) = agent_call(config, "POST", "/api/v1/confirm", Some(body.to_vec()), lang).await?;
+    if status != 200 {
+        return Ok(report_refusal(&answer));
+    }
+    let records: Vec<serde_json::Value> = match answer["results"].as_array() {
+        Some(results) => results.clone(),
+        None => vec![json!({ "draft": drafts[0], "record": answer })],
+    };
+    let mut failed = false;
+    for r in records {
+        match r["record"]["id"].as_str() {
+            Some(id) => println!("confirmed {} → record {id}", r["draft"].as_str().unwrap_or("-")),
+            None => {
+                failed = true;
+                eprintln!(
+                    "refused {}: {}",
+                    r["draft"].as_str().unwrap_or("-"),
+                    r["error"]["message"].as_str().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -53,6 +53,8 @@ pub fn router(server: Shared) -> Router {
         .route("/api/v1/login", post(login))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/select", post(select))
+        .route("/ui/confirm", post(confirm))
+        .route("/api/v1/confirm", post(confirm))
         .route("/api/v1/gateway/{*path}", any(api_gateway))
         .layer(middleware::from_fn_with_state(server.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
@@ -225,6 +227,13 @@ struct LoginBody {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {
+    items: Vec<crate::agent::Reviewed>,
+    pin: Zeroizing<String>,
+}
+
+#[derive(Deserialize)]
 struct ReaderBody {
     reader: Option<String>,
 }
@@ -309,6 +318,28 @@ async fn logout(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
         Err(e) => Err(e),
     };
     ok_or_error(result, lang_of(&s, &uri, &headers))
+}
+
+/// `POST /ui/confirm`, `POST /api/v1/confirm`: reviewed drafts, the
+/// signature PIN; answers the gateway's record (or batch results).
+async fn confirm(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let lang = lang_of(&s, &uri, &headers);
+    let result = match parse::<ConfirmBody>(&body) {
+        Ok(b) => match Pin::from_zeroizing(b.pin) {
+            Ok(pin) => s.agent.confirm(&b.items, pin).await,
+            Err(e) => Err(e.into()),
+        },
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(answer) => {
+            let mut resp = Response::new(Body::from(answer.body));
+            *resp.status_mut() = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            resp
+        }
+        Err(e) => error_response(&e, lang),
+    }
 }
 
 /// `POST /ui/select`, `POST /api/v1/select`.
