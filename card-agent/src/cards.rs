@@ -165,6 +165,9 @@ pub fn sign_login(
     Ok((cert, signature))
 }
 
+/// The signature certificate and one signature per document.
+pub type Signed = (Arc<[u8]>, Vec<Vec<u8>>);
+
 /// Signs each SHA-256 digest with the card's *signature* key: the
 /// signature application wants its PIN before every signature, so the PIN
 /// typed once is verified again for each; the first failure stops the rest
@@ -176,7 +179,7 @@ pub fn sign_documents(
     expected: &CardIdentity,
     pin: &Pin,
     digests: &[[u8; 32]],
-) -> Result<(Arc<[u8]>, Vec<Vec<u8>>), CardError> {
+) -> Result<Signed, CardError> {
     let mut card = ctx.connect(reader)?;
     same_card(card.identity(), expected)?;
     let cert = card.certificate(Application::Signature, cache)?;
