@@ -102,6 +102,21 @@ async fn main() -> Result<()> {
         },
         &card_path,
     )?;
+    let assistant_path = dir.join("assistant.json");
+    ca.issue_assistant_card(
+        &hpki_ca::AssistantRequest {
+            institution: INSTITUTION.into(),
+            institution_kanji: Some("金沢診療所".into()),
+            name: "Suzuki Hana".into(),
+            name_kanji: Some("鈴木花".into()),
+            staff_id: "S-0042".into(),
+            pin: PIN.into(),
+            variant: CardVariant::Jahis,
+            retry_limit: 5,
+            valid_days: 365,
+        },
+        &assistant_path,
+    )?;
     ca.issue_server(
         &ServerRequest { name: "gateway".into(), dns: vec!["localhost".into()], ips: vec![], valid_days: 30 },
         &dir.join("server"),
@@ -116,6 +131,9 @@ async fn main() -> Result<()> {
     }
     let image = virtual_card::CardImage::load(&card_path)?;
     std::fs::write(dir.join("doctor-auth.der"), &image.authentication.certificate)?;
+    let assistant_image = virtual_card::CardImage::load(&assistant_path)?;
+    std::fs::write(dir.join("assistant-auth.der"), &assistant_image.authentication.certificate)?;
+    println!("    assistant card {} for Suzuki Hana (staff S-0042), PIN {PIN}", assistant_path.display());
     println!("    card {} for {} (person id {}), PIN {PIN}", card_path.display(), issued.holder, issued.person_id);
     println!(
         "    gateway certificate {}, terminal certificate {}",
@@ -127,6 +145,7 @@ async fn main() -> Result<()> {
     step(3, "The gateway on SQLite: configuration, schema, an institution, the doctor registered");
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let ops: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let patients: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let config = dir.join("gateway.toml");
     std::fs::write(
         &config,
@@ -134,9 +153,11 @@ async fn main() -> Result<()> {
             "gateway_id = \"gateway.demo.invalid\"\n[store]\nsqlite_dir = \"data\"\n\
              [listener]\naddress = \"{listen}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [\"127.0.0.0/8\"]\n\
-             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"institution.der\"]\n\
-             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n\
-             [ops]\naddress = \"{ops}\"\n"
+             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"hpki-sign.der\", \"institution.der\"]\n\
+             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\n\
+             accept_test_policies = true\n\
+             [ops]\naddress = \"{ops}\"\n\
+             [patients]\naddress = \"{patients}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
         ),
     )?;
     println!("    {}", gateway(&config, &["migrate"])?);
@@ -146,6 +167,16 @@ async fn main() -> Result<()> {
     );
     let cert_arg = dir.join("doctor-auth.der").display().to_string();
     println!("    {}", gateway(&config, &["admin", "add-person", "--cert", &cert_arg, "--institution", INSTITUTION])?);
+    let assistant_arg = dir.join("assistant-auth.der").display().to_string();
+    println!(
+        "    {}",
+        gateway(&config, &["admin", "add-person", "--cert", &assistant_arg, "--institution", INSTITUTION])?
+    );
+    let assistant_id = format!("{INSTITUTION}/S-0042");
+    println!(
+        "    {}",
+        gateway(&config, &["admin", "link", "--assistant", &assistant_id, "--doctor", &issued.person_id])?
+    );
     let child = Command::new(bin_path("hpki-gateway")?)
         .arg("--config")
         .arg(&config)
@@ -219,15 +250,97 @@ async fn main() -> Result<()> {
     tokio::task::block_in_place(|| card_process.insert())?;
     agent.wait_card_read(&reader).await?;
 
-    step(7, "The audit log");
+    step(7, "Assistant input: the assistant's card logs in, opens the patient's encounter, drafts for the doctor");
+    let mut assistant_card = CardProcess::start(&pcscd, 1, &assistant_path)?;
+    let a_reader = assistant_card.reader().to_owned();
+    agent.wait_card_read(&a_reader).await?;
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        agent.cli(&["login", "--reader", &a_reader, "--pin-stdin"], &format!("{PIN}\n"))
+    })?;
+    if code != 0 {
+        bail!("assistant login refused: {err}");
+    }
+    println!("    {}", out.trim());
+    let (_, patient) = agent
+        .api(
+            "POST",
+            "/api/v1/gateway/v1/patients",
+            Some(serde_json::json!({"name": "Tanaka Kazuko", "name_kanji": "田中和子", "birth_date": "1948-03-15"})),
+        )
+        .await?;
+    let pid = patient["id"].as_str().context("patient id")?.to_owned();
+    let (_, enc) =
+        agent.api("POST", "/api/v1/gateway/v1/encounters", Some(serde_json::json!({"patient": pid}))).await?;
+    println!("    patient {pid} (田中和子) registered; encounter {} open until {}", enc["id"], enc["expires_at"]);
+    let content =
+        serde_json::json!({"type": "prescription", "drug": "アムロジピン 5mg", "dose": "1日1回 朝食後", "days": 28});
+    let (_, draft) = agent
+        .api(
+            "POST",
+            "/api/v1/gateway/v1/drafts",
+            Some(serde_json::json!({"encounter": enc["id"], "doctor": issued.person_id, "content": content})),
+        )
+        .await?;
+    let draft_id = draft["id"].as_str().context("draft id")?.to_owned();
+    println!(
+        "    draft {draft_id} v{} for {} — not a record until the doctor confirms",
+        draft["version"], issued.person_id
+    );
+    tokio::task::block_in_place(|| assistant_card.remove())?;
+
+    step(8, "Doctor confirm: the queue, exactly the bytes to sign, the signature PIN, the record");
+    let (code, _, err) =
+        tokio::task::block_in_place(|| agent.cli(&["login", "--reader", &reader, "--pin-stdin"], &format!("{PIN}\n")))?;
+    if code != 0 {
+        bail!("doctor login refused: {err}");
+    }
+    let (_, out, _) = tokio::task::block_in_place(|| agent.cli(&["queue"], ""))?;
+    println!("    card-agent queue: {}", out.trim());
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        agent.cli(&["confirm", "--draft", &draft_id, "--pin-stdin"], &format!("{PIN}\n"))
+    })?;
+    if code != 0 {
+        bail!("confirm refused: {err}\n{}", agent.log());
+    }
+    for line in out.lines() {
+        println!("    {line}");
+    }
+
+    step(9, "The patient: consent and enrolment at the desk, then sign-in over TLS (no card)");
+    let enrolled = gateway(&config, &["admin", "patient", "enroll", "--patient", &pid, "--consent", INSTITUTION])?;
+    let initial = enrolled
+        .lines()
+        .find_map(|l| l.strip_prefix("initial password: "))
+        .context("initial password")?
+        .trim()
+        .to_owned();
+    println!("    hpki-gateway admin patient enroll: ID {pid}, initial password {initial}");
+    let mut portal = hpki_e2e::PatientClient::to(patients, &server_ca)?;
+    let (_, s) =
+        portal.request("POST", "/p/v1/login", Some(&serde_json::json!({"id": pid, "password": initial}))).await?;
+    portal.token = s["session"].as_str().map(str::to_owned);
+    let (_, refused) = portal.request("GET", "/p/v1/records", None).await?;
+    println!("    first sign-in: must change password = {}; records: {}", s["must_change_password"], refused["error"]);
+    let chosen = "haru-no-kanazawa-2026";
+    let (status, _) =
+        portal.request("POST", "/p/v1/password", Some(&serde_json::json!({"current": initial, "new": chosen}))).await?;
+    println!("    new password set ({status}); the records the patient sees:");
+    let (_, mine) = portal.request("GET", "/p/v1/records", None).await?;
+    for r in mine["records"].as_array().into_iter().flatten() {
+        println!("    - {} {} confirmed by {}: {}", r["institution"], r["kind"], r["signer"], r["content"]);
+    }
+    println!("    (the same page for people: https://{patients}/)");
+
+    step(10, "The audit log");
     println!("    {}", gateway(&config, &["audit", "verify"])?);
     for line in gateway(&config, &["audit", "export", "--person", &issued.person_id])?.lines() {
         println!("    {line}");
     }
 
-    println!("\nDemo complete: the doctor's card was read through PC/SC, the PIN verified, the gateway's");
-    println!("channel-bound challenge signed, the certificate validated along the HPKI profile, the doctor");
-    println!("logged in over mutual TLS, and every step is in the hash-chained audit log.");
+    println!("\nDemo complete: cards read through PC/SC, PINs verified, channel-bound logins over mutual TLS,");
+    println!("the assistant's draft confirmed with the doctor's signature key over RFC 8785 bytes, the record");
+    println!("sealed with AES-256-GCM, the patient reading it after replacing the initial password, and");
+    println!("every step in the hash-chained audit log.");
     if std::io::stdin().is_terminal() {
         println!("\nNow try it yourself: open http://{}/ in a browser on this machine.", agent.address);
         println!("The card of {} is in reader {reader:?}; its PIN is {PIN}.", issued.holder);

@@ -376,8 +376,13 @@ pub struct PatientClient {
 impl PatientClient {
     pub fn new(world: &World) -> Result<PatientClient> {
         let addr = world.patient_addr.context("the world has no patient listener")?;
+        PatientClient::to(addr, &world.path("server/ca-chain.pem"))
+    }
+
+    /// A client for the patient listener at `addr`, trusting `server_ca`.
+    pub fn to(addr: SocketAddr, server_ca: &Path) -> Result<PatientClient> {
         let mut roots = rustls::RootCertStore::empty();
-        for c in hpki_gateway::tls::certificates(&world.path("server/ca-chain.pem"))? {
+        for c in hpki_gateway::tls::certificates(server_ca)? {
             roots.add(c)?;
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
