@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use hpki_card::Application;
 use hpki_e2e::{AgentOptions, AgentProcess, PIN, TerminalCreds, World, WorldOptions, reader_view};
-use hpki_gateway::audit::AuditRecord;
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 use testbed::{CardProcess, PrivatePcscd};
@@ -37,10 +36,6 @@ impl Desk {
         )
         .await
     }
-}
-
-async fn audit(world: &World) -> Vec<AuditRecord> {
-    world.gw.store.audit_page(0, 100_000).await.expect("audit readable")
 }
 
 fn wrong_pin() -> &'static str {
@@ -95,7 +90,7 @@ async fn a_doctor_inserts_the_card_types_the_pin_and_the_gateway_says_doctor() -
     assert_eq!(who["terminal"], format!("{CLINIC}/desk-1"));
 
     // The login at the gateway was a card login from this terminal.
-    let entries = audit(&d.world).await;
+    let entries = d.world.audit().await;
     let login = entries.iter().rev().find(|e| e.event.action == "auth.login").context("login audited")?;
     assert_eq!(login.event.outcome, "ok");
     assert_eq!(login.event.terminal, format!("{CLINIC}/desk-1"));
@@ -109,7 +104,7 @@ async fn a_doctor_inserts_the_card_types_the_pin_and_the_gateway_says_doctor() -
     let (status, body) = whoami(&agent).await?;
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "not_logged_in");
-    let logout = audit(&d.world).await.into_iter().rev().find(|e| e.event.action == "auth.logout");
+    let logout = d.world.audit().await.into_iter().rev().find(|e| e.event.action == "auth.logout");
     assert_eq!(logout.map(|e| e.event.outcome), Some("ok".to_string()));
     Ok(())
 }
@@ -147,7 +142,7 @@ async fn wrong_pins_show_the_tries_left_and_a_blocked_card_never_reaches_the_gat
 
     // Blocked: even the right PIN goes nowhere, and the card is not asked
     // to verify anything.
-    let logins_before = audit(&d.world).await.iter().filter(|e| e.event.action.starts_with("auth.")).count();
+    let logins_before = d.world.audit().await.iter().filter(|e| e.event.action.starts_with("auth.")).count();
     card.clear_apdu_log()?;
     let (status, body) =
         agent.api_lang("POST", "/api/v1/login", Some(json!({ "reader": reader, "pin": PIN })), "ja").await?;
@@ -155,7 +150,7 @@ async fn wrong_pins_show_the_tries_left_and_a_blocked_card_never_reaches_the_gat
     assert_eq!(body["error"], "card_blocked");
     assert!(body["message"].as_str().unwrap_or_default().contains("ロック"), "{body}");
     assert!(!pin_was_sent(&card), "a PIN reached the blocked card");
-    let logins_after = audit(&d.world).await.iter().filter(|e| e.event.action.starts_with("auth.")).count();
+    let logins_after = d.world.audit().await.iter().filter(|e| e.event.action.starts_with("auth.")).count();
     assert_eq!(logins_before, logins_after, "a login attempt reached the gateway");
     Ok(())
 }
@@ -177,7 +172,7 @@ async fn pulling_the_card_ends_the_gateway_session_within_a_second() -> Result<(
     tokio::task::block_in_place(|| card.control("remove"))?;
     // The gateway's own record says when the session ended.
     let ended = loop {
-        let entries = audit(&d.world).await;
+        let entries = d.world.audit().await;
         if let Some(e) = entries
             .iter()
             .find(|e| e.event.action == "auth.logout" && e.event.actor == person && e.event.outcome == "ok")

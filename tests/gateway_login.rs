@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use hpki_card::{HpkiCard, PcscContext};
-use hpki_e2e::{World, WorldOptions, login, signed_login};
-use hpki_gateway::audit::{AuditRecord, ChainVerifier};
+use hpki_e2e::{World, WorldOptions, login, private_pcscd, signed_login};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 use testbed::{CardProcess, PrivatePcscd};
@@ -30,38 +29,11 @@ fn insert(pcscd: &PrivatePcscd, slot: u8, image: &std::path::Path) -> Result<(Ca
     Ok((process, card))
 }
 
-fn pcscd() -> Result<PrivatePcscd> {
-    let p = PrivatePcscd::start()?;
-    p.use_in_this_process()?;
-    Ok(p)
-}
-
 async fn desk(world: &mut World, profession: Profession) -> Result<Desk> {
     let image = world.card(profession, "100001", CLINIC).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let (process, card) = insert(&pcscd, 0, &image)?;
     Ok(Desk { card, _process: process, _pcscd: pcscd })
-}
-
-async fn audit_entries(world: &World) -> Vec<AuditRecord> {
-    world.gw.store.audit_page(0, 10_000).await.expect("audit")
-}
-
-/// The newest audit entry of `action` (waiting a little: a refused
-/// handshake is audited after the client has seen the refusal).
-async fn last_audit(world: &World, action: &str) -> AuditRecord {
-    for _ in 0..100 {
-        if let Some(r) = audit_entries(world).await.into_iter().rev().find(|r| r.event.action == action) {
-            return r;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no audit entry for {action}");
-}
-
-async fn chain_verifies(world: &World) -> bool {
-    let mut v = ChainVerifier::default();
-    audit_entries(world).await.iter().all(|r| v.check(r).is_ok())
 }
 
 /// Login refused with `code`, and the refusal audited with it.
@@ -70,7 +42,7 @@ async fn assert_refused(world: &World, status_body: (u16, Value), code: &str) {
     assert!(status >= 400, "expected a refusal, got {status}: {body}");
     assert_eq!(body["error"], code, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
-    let audited = last_audit(world, "auth.login").await;
+    let audited = world.last_audit("auth.login").await;
     assert_eq!((audited.event.outcome.as_str(), audited.event.reason.as_str()), ("refused", code));
 }
 
@@ -78,7 +50,7 @@ async fn assert_refused(world: &World, status_body: (u16, Value), code: &str) {
 async fn each_profession_and_an_assistant_log_in_and_whoami_says_who() -> Result<()> {
     let mut world = World::start(WorldOptions::default()).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let cases = [
         (Profession::Doctor, "doctor"),
         (Profession::Dentist, "dentist"),
@@ -100,7 +72,7 @@ async fn each_profession_and_an_assistant_log_in_and_whoami_says_who() -> Result
         assert_eq!(me["person"]["role"], role);
         assert_eq!(me["person"]["profession"], role);
         assert_eq!(me["terminal"], format!("{CLINIC}/desk-1"));
-        let audited = last_audit(&world, "auth.login").await;
+        let audited = world.last_audit("auth.login").await;
         assert_eq!(
             (audited.event.outcome.as_str(), audited.event.actor.as_str()),
             ("ok", body["person"]["id"].as_str().unwrap_or(""))
@@ -117,7 +89,7 @@ async fn each_profession_and_an_assistant_log_in_and_whoami_says_who() -> Result
     assert_eq!(body["person"]["role"], "assistant");
     assert_eq!(body["person"]["id"], format!("{CLINIC}/S-0042"));
     assert!(body["person"].get("profession").is_none());
-    assert!(chain_verifies(&world).await);
+    assert!(world.chain_verifies().await);
     Ok(())
 }
 
@@ -220,7 +192,7 @@ async fn a_card_of_an_unknown_ca_is_refused() -> Result<()> {
     let issued = other.issue_card(&hpki_e2e::card_request(Profession::Doctor, "999999", Some(CLINIC)), &image)?;
     world.ensure_institution(CLINIC).await?;
     world.register(&issued.person_id, "doctor", CLINIC).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let (_p, mut card) = insert(&pcscd, 0, &image)?;
     let mut client = world.connect(&creds).await?;
     let r = login(&mut client, &mut card).await?;
@@ -235,7 +207,7 @@ async fn an_assistant_card_of_another_institution_is_refused() -> Result<()> {
     let mut world = World::start(WorldOptions::default()).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
     let image = world.assistant_card("Noto Hospital", "S-7").await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let (_p, mut card) = insert(&pcscd, 0, &image)?;
     let mut client = world.connect(&creds).await?;
     let r = login(&mut client, &mut card).await?;
@@ -250,7 +222,7 @@ async fn unregistered_and_deactivated_people_are_refused() -> Result<()> {
     // Issued by IT but never registered at the gateway.
     let image = world.path("unregistered.json");
     world.ca.issue_card(&hpki_e2e::card_request(Profession::Nurse, "555", None), &image)?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let (_p, mut card) = insert(&pcscd, 0, &image)?;
     let mut client = world.connect(&creds).await?;
     let r = login(&mut client, &mut card).await?;
@@ -290,7 +262,7 @@ async fn a_revoked_terminal_gets_no_response() -> Result<()> {
     world.ca.revoke(&serial, hpki_ca::Reason::KeyCompromise)?;
     world.publish_crls()?;
     assert!(handshake_refused(&world, &creds).await, "a revoked terminal must not get a response");
-    let audited = last_audit(&world, "tls.handshake").await;
+    let audited = world.last_audit("tls.handshake").await;
     assert_eq!(audited.event.outcome, "refused");
     assert_eq!(audited.event.reason, "terminal_certificate_revoked");
     // The connection made before the reload stays up (reload drops nothing).
@@ -324,7 +296,7 @@ async fn an_expired_terminal_certificate_gets_no_response() -> Result<()> {
         chain: dir.join("ca-chain.pem"),
     };
     assert!(handshake_refused(&world, &creds).await);
-    assert_eq!(last_audit(&world, "tls.handshake").await.event.reason, "terminal_certificate_expired");
+    assert_eq!(world.last_audit("tls.handshake").await.event.reason, "terminal_certificate_expired");
     Ok(())
 }
 
@@ -333,11 +305,11 @@ async fn a_source_outside_the_allowlist_is_refused_before_tls_and_audited() -> R
     let mut world = World::start(WorldOptions { allow: vec!["10.255.255.0/24"], ..WorldOptions::default() }).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
     assert!(handshake_refused(&world, &creds).await);
-    let audited = last_audit(&world, "net.connect").await;
+    let audited = world.last_audit("net.connect").await;
     assert_eq!((audited.event.outcome.as_str(), audited.event.reason.as_str()), ("refused", "source_not_allowed"));
     assert!(audited.event.object.starts_with("peer:127.0.0.1:"));
     // Refused before TLS: no handshake was even attempted.
-    assert!(audit_entries(&world).await.iter().all(|r| r.event.action != "tls.handshake"));
+    assert!(world.audit().await.iter().all(|r| r.event.action != "tls.handshake"));
     Ok(())
 }
 
@@ -348,7 +320,7 @@ async fn malformed_json_and_oversized_bodies_are_refused() -> Result<()> {
     let mut client = world.connect(&creds).await?;
     let (status, body) = client.request("POST", "/v1/auth/login", b"{not json".to_vec(), None).await?;
     assert_eq!((status, body["error"].as_str()), (400, Some("malformed_json")));
-    assert_eq!(last_audit(&world, "auth.login").await.event.reason, "malformed_json");
+    assert_eq!(world.last_audit("auth.login").await.event.reason, "malformed_json");
     let big = json!({ "challenge_id": "x", "certificate": "A".repeat(4096), "signature": "" });
     let (status, body) = client.post("/v1/auth/login", &big, None).await?;
     assert_eq!((status, body["error"].as_str()), (413, Some("body_too_large")));
@@ -416,7 +388,7 @@ async fn login_and_replay_refusal_on_postgresql() -> Result<()> {
     assert_eq!(ok["person"]["role"], "dentist");
     let again = client.post("/v1/auth/login", &body, None).await?;
     assert_refused(&world, again, "challenge_replayed").await;
-    assert!(chain_verifies(&world).await);
+    assert!(world.chain_verifies().await);
     drop(world);
     db.drop_db().await;
     Ok(())

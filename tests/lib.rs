@@ -164,12 +164,7 @@ impl World {
 
     /// A licensed professional's card image, and the person registered.
     pub async fn card(&mut self, profession: Profession, license: &str, institution: &str) -> Result<PathBuf> {
-        let out = self.path(&format!("card-{license}.json"));
-        let issued = self.ca.issue_card(&card_request(profession, license, Some(institution)), &out)?;
-        self.ensure_institution(institution).await?;
-        let role = hpki_gateway::roles::Role::of_profession(profession).context("no role")?;
-        self.register(&issued.person_id, role.name(), institution).await?;
-        Ok(out)
+        Ok(self.person_card(profession, license, institution).await?.0)
     }
 
     /// A licensed professional's card image and person id, registered.
@@ -240,9 +235,40 @@ impl World {
         hpki_gateway::server::reload(&self.gw).map_err(anyhow::Error::msg)
     }
 
+    /// The whole audit log.
+    pub async fn audit(&self) -> Vec<hpki_gateway::audit::AuditRecord> {
+        self.gw.store.audit_page(0, 1_000_000).await.expect("audit log readable")
+    }
+
+    /// The newest audit entry of `action` (waiting a little: a refused
+    /// handshake is audited after the client has seen the refusal).
+    pub async fn last_audit(&self, action: &str) -> hpki_gateway::audit::AuditRecord {
+        for _ in 0..100 {
+            if let Some(r) = self.audit().await.into_iter().rev().find(|r| r.event.action == action) {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no audit entry for {action}");
+    }
+
+    /// Whether the audit hash chain verifies from the first entry.
+    pub async fn chain_verifies(&self) -> bool {
+        let mut v = hpki_gateway::audit::ChainVerifier::default();
+        self.audit().await.iter().all(|r| v.check(r).is_ok())
+    }
+
     pub async fn connect(&self, creds: &TerminalCreds) -> Result<TerminalClient> {
         TerminalClient::connect(self.addr, &self.path("server/ca-chain.pem"), creds).await
     }
+}
+
+/// A private pcscd that this test process's PC/SC calls go to (one per
+/// process: libpcsclite keeps the socket it first used).
+pub fn private_pcscd() -> Result<testbed::PrivatePcscd> {
+    let p = testbed::PrivatePcscd::start()?;
+    p.use_in_this_process()?;
+    Ok(p)
 }
 
 /// A 30-day JMA-variant test card request with the test PIN.

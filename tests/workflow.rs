@@ -8,20 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hpki_card::{Application, HpkiCard, PcscContext, Pin, RSA_2048_BYTES, sha256};
-use hpki_e2e::{PIN, PgDatabase, TerminalClient, World, WorldOptions, session, signed_confirm};
-use hpki_gateway::audit::{AuditRecord, ChainVerifier};
+use hpki_e2e::{PIN, PgDatabase, TerminalClient, World, WorldOptions, private_pcscd, session, signed_confirm};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 use testbed::{CardProcess, PrivatePcscd};
 
 const CLINIC: &str = "Kanazawa Clinic";
 const OTHER: &str = "Noto Hospital";
-
-fn pcscd() -> Result<PrivatePcscd> {
-    let p = PrivatePcscd::start()?;
-    p.use_in_this_process()?;
-    Ok(p)
-}
 
 /// A card in a slot, connected.
 struct Slot {
@@ -45,26 +38,13 @@ fn swap(pcscd: &PrivatePcscd, slot: &mut Option<Slot>, image: &Path) -> Result<(
     Ok(())
 }
 
-async fn audit(world: &World) -> Vec<AuditRecord> {
-    world.gw.store.audit_page(0, 100_000).await.expect("audit")
-}
-
-async fn last_audit(world: &World, action: &str) -> AuditRecord {
-    audit(world).await.into_iter().rev().find(|r| r.event.action == action).expect("audited")
-}
-
-async fn chain_verifies(world: &World) -> bool {
-    let mut v = ChainVerifier::default();
-    audit(world).await.iter().all(|r| v.check(r).is_ok())
-}
-
 /// Refused with `code` in the body, and audited under `action` with it.
 async fn refused(world: &World, answer: (u16, Value), action: &str, code: &str) {
     let (status, body) = answer;
     assert!(status >= 400, "expected {code}, got {status}: {body}");
     assert_eq!(body["error"], code, "{body}");
     assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    let a = last_audit(world, action).await;
+    let a = world.last_audit(action).await;
     assert_eq!((a.event.outcome.as_str(), a.event.reason.as_str()), ("refused", code), "{a:?}");
 }
 
@@ -86,7 +66,7 @@ async fn whole_story(world: &mut World) -> Result<()> {
     let assistant = format!("{CLINIC}/A-001");
     let (doctor_image, doctor) = world.person_card(Profession::Doctor, "200001", CLINIC).await?;
     world.link(&assistant, &doctor).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let mut a_slot = insert(&pcscd, 0, &assistant_image)?;
     let mut d_slot = insert(&pcscd, 1, &doctor_image)?;
 
@@ -185,10 +165,10 @@ async fn whole_story(world: &mut World) -> Result<()> {
     let first = records["records"].as_array().and_then(|r| r.iter().find(|r| r["id"] == record["id"]));
     assert_eq!(first.map(|r| &r["content"]), Some(&edited), "{records}");
 
-    let confirm = last_audit(world, "draft.confirm").await;
+    let confirm = world.last_audit("draft.confirm").await;
     assert_eq!((confirm.event.actor.as_str(), confirm.event.outcome.as_str()), (doctor.as_str(), "ok"));
     assert!(confirm.event.object.contains(&did) && confirm.event.object.contains("record:"));
-    assert!(chain_verifies(world).await);
+    assert!(world.chain_verifies().await);
     Ok(())
 }
 
@@ -239,7 +219,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     let (ph_image, _) = world.person_card(Profession::Pharmacist, "300003", CLINIC).await?;
     let (nurse_image, nurse) = world.person_card(Profession::Nurse, "300004", CLINIC).await?;
     world.link(&assistant, &d1).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let mut a_slot = insert(&pcscd, 0, &assistant_image)?;
     let mut slot = Some(insert(&pcscd, 1, &d1_image)?);
     let mut client = world.connect(&creds).await?;
@@ -320,7 +300,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
         assert_eq!(status, 401, "{answer}");
         let code = answer["error"].as_str().unwrap_or_default().to_owned();
         assert!(code.contains("key_usage") || code.contains("policy"), "{answer}");
-        assert_eq!(last_audit(&world, "draft.confirm").await.event.reason, code);
+        assert_eq!(world.last_audit("draft.confirm").await.event.reason, code);
     }
 
     // The signature certificate of another person: doctor 2 signs doctor
@@ -440,7 +420,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     let mut kinds: Vec<String> = world.gw.store.records_of(&raw.patient).await?.into_iter().map(|r| r.kind).collect();
     kinds.sort();
     assert_eq!(kinds, ["dispensing", "medical", "note"]);
-    assert!(chain_verifies(&world).await);
+    assert!(world.chain_verifies().await);
     Ok(())
 }
 
@@ -452,7 +432,7 @@ async fn other_institutions_read_only_consented_records() -> Result<()> {
     let there = world.terminal(OTHER, "ward-3")?;
     let (nurse_image, _) = world.person_card(Profession::Nurse, "400001", CLINIC).await?;
     let (nurse2_image, _) = world.person_card(Profession::Nurse, "400002", OTHER).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let mut s0 = insert(&pcscd, 0, &nurse_image)?;
     let mut s1 = insert(&pcscd, 1, &nurse2_image)?;
     let mut c1 = world.connect(&here).await?;
@@ -508,7 +488,7 @@ async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_rec
     let there = world.terminal(OTHER, "ward-1")?;
     let (doctor_image, _) = world.person_card(Profession::Doctor, "500001", CLINIC).await?;
     let (nurse_image, _) = world.person_card(Profession::Nurse, "500002", OTHER).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let mut s0 = insert(&pcscd, 0, &doctor_image)?;
     let mut s1 = insert(&pcscd, 1, &nurse_image)?;
     let mut c = world.connect(&here).await?;
@@ -535,7 +515,7 @@ async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_rec
     let initial = enroll_with_the_cli(&world, &patients[0], CLINIC)?;
     let stored = world.gw.store.account(&patients[0]).await?.context("account")?;
     assert!(stored.password_hash.starts_with("$argon2id$") && !stored.password_hash.contains(&initial));
-    let enrolled = last_audit(&world, "admin.patient.enroll").await;
+    let enrolled = world.last_audit("admin.patient.enroll").await;
     assert_eq!(enrolled.event.actor, "admin:desk-clerk");
 
     let mut p = hpki_e2e::PatientClient::new(&world)?;
@@ -626,7 +606,7 @@ async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_rec
     p.token = s["session"].as_str().map(str::to_owned);
     world.clock.advance_secs(901);
     refused(&world, p.request("GET", "/p/v1/records", None).await?, "patient.records", "session_idle_timeout").await;
-    assert!(chain_verifies(&world).await);
+    assert!(world.chain_verifies().await);
     Ok(())
 }
 
@@ -638,7 +618,7 @@ async fn rotate_key_re_encrypts_everything_and_tampering_is_refused() -> Result<
     let mut world = World::start(WorldOptions::default()).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
     let (nurse_image, _) = world.person_card(Profession::Nurse, "600001", CLINIC).await?;
-    let pcscd = pcscd()?;
+    let pcscd = private_pcscd()?;
     let mut s0 = insert(&pcscd, 0, &nurse_image)?;
     let mut c = world.connect(&creds).await?;
     let n = session(&mut c, &mut s0.card).await?;
@@ -667,7 +647,7 @@ async fn rotate_key_re_encrypts_everything_and_tampering_is_refused() -> Result<
     assert_eq!(world.gw.store.key_usage().await?, vec![(new_key.clone(), 3)]);
     let read = ok(c.get(&format!("/v1/patients/{pid}/records"), Some(&n)).await?);
     assert_eq!(read["records"].as_array().map(Vec::len), Some(3));
-    assert_eq!(last_audit(&world, "admin.key.rotate").await.event.actor, "admin:it-staff");
+    assert_eq!(world.last_audit("admin.key.rotate").await.event.actor, "admin:it-staff");
 
     // One flipped bit in a stored record: refused, never shown garbled.
     let pseudonym = world.gw.store.patient(&pid).await?.context("patient")?.pseudonym;

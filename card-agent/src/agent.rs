@@ -643,18 +643,10 @@ impl Agent {
             digests.push(digest);
         }
         let (r, id) = (reader.clone(), identity.clone());
-        let signed = self.on_card(move |ctx, cache| cards::sign_documents(ctx, cache, &r, &id, &pin, &digests)).await;
-        let (cert, signatures) = match signed {
-            Ok(s) => s,
-            Err(e) => {
-                // The signature PIN has its own counter; the screen shows the
-                // authentication PIN's, so only a block is worth showing.
-                if matches!(e, AgentError::CardBlocked) {
-                    tracing::warn!(%reader, "signature PIN blocked");
-                }
-                return Err(e);
-            }
-        };
+        let (cert, signatures) = self
+            .on_card(move |ctx, cache| cards::sign_documents(ctx, cache, &r, &id, &pin, &digests))
+            .await
+            .inspect_err(|e| tracing::warn!(%reader, error = %e, "the card did not sign"))?;
         self.touch();
         let (path, body) = if let [item] = items {
             let req = hpki_protocol::workflow::ConfirmRequest {

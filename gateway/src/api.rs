@@ -55,7 +55,7 @@ fn ok_json<T: serde::Serialize>(value: &T, actor: String, object: String) -> Out
     Outcome { status: 200, body: serde_json::to_vec(value).unwrap_or_default(), actor, object, refusal: None }
 }
 
-fn refused(r: Refused, actor: String, object: String) -> Outcome {
+pub fn refused(r: Refused, actor: String, object: String) -> Outcome {
     Outcome {
         status: r.status,
         body: serde_json::to_vec(&r.body()).unwrap_or_default(),
@@ -171,18 +171,13 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
     }
     .to_bytes()
     .map_err(|e| anon(Refused::new(400, "malformed_request", e.to_string())))?;
-    let spki = hpki_profile::holder::parse_certificate(&cert)
-        .map(|c| c.public_key().subject_public_key.data.to_vec())
-        .map_err(|e| anon(Refused::new(400, "malformed_certificate", e.to_string())))?;
-    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &spki)
-        .verify(&tbs, &signature)
-        .map_err(|_| {
-            anon(Refused::new(
-                401,
-                "signature_invalid",
-                "the card's signature does not cover this gateway, this challenge and this TLS connection",
-            ))
-        })?;
+    verify_card_signature(
+        &cert,
+        &tbs,
+        &signature,
+        "the card's signature does not cover this gateway, this challenge and this TLS connection",
+    )
+    .map_err(anon)?;
 
     // 3. The certificate, along the HPKI profile.
     let validated = gw
@@ -278,6 +273,18 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
     Ok((resp, person_id))
 }
 
+/// A card's PKCS#1 v1.5 SHA-256 signature over `message` with the key of
+/// `cert` (RSA, as HPKI cards have): `malformed_certificate`, or
+/// `signature_invalid` with `invalid` as the message.
+pub fn verify_card_signature(cert: &[u8], message: &[u8], signature: &[u8], invalid: &str) -> Result<(), Refused> {
+    let spki = hpki_profile::holder::parse_certificate(cert)
+        .map(|c| c.public_key().subject_public_key.data.to_vec())
+        .map_err(|e| Refused::new(400, "malformed_certificate", e.to_string()))?;
+    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &spki)
+        .verify(message, signature)
+        .map_err(|_| Refused::new(401, "signature_invalid", invalid))
+}
+
 fn person_json(p: &PersonRow) -> Person {
     Person {
         id: p.id.clone(),
@@ -335,11 +342,12 @@ pub async fn authenticate(
     Ok(Authenticated { token_hash, person, role, session })
 }
 
-fn check_allowed(a: &Authenticated, action: Action) -> Result<(), Refused> {
+/// The role × action table applied to a session.
+pub fn check_allowed(a: &Authenticated, action: Action) -> Result<(), Refused> {
     if allowed(a.role, action) {
         Ok(())
     } else {
-        Err(Refused::new(403, "not_permitted", format!("a {} may not do this", a.role)))
+        Err(Refused::new(403, "not_permitted", format!("a {} may not do this ({action:?})", a.role)))
     }
 }
 

@@ -43,16 +43,9 @@ pub async fn rotate(path: &Path, store: &Store, now: i64, settle: Duration) -> R
                     break;
                 }
                 for row in rows {
-                    let aad = match table {
-                        SealedTable::Drafts => format!("draft:{}", row.id),
-                        SealedTable::Records => format!("record:{}", row.id),
-                    };
-                    let name = match table {
-                        SealedTable::Drafts => "draft",
-                        SealedTable::Records => "record",
-                    };
+                    let aad = table.aad(&row.id);
                     let plain = ring.open(&row.key_id, &aad, &row.content).map_err(|source| RotateError::Open {
-                        table: name,
+                        table: table.row_kind(),
                         id: row.id.clone(),
                         key: row.key_id.clone(),
                         source,

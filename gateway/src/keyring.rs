@@ -92,12 +92,8 @@ impl std::fmt::Debug for Keyring {
 impl Keyring {
     /// Loads the key file, refusing one that others can read.
     pub fn load(path: &Path) -> Result<Keyring, KeyError> {
-        check_permissions(path)?;
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.into(), source })?,
-        );
+        let file = read_file(path)?;
         let invalid = |detail: String| KeyError::Invalid { path: path.into(), detail };
-        let file: KeyFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         let mut keys = BTreeMap::new();
         for entry in &file.keys {
             let raw = Zeroizing::new(
@@ -128,12 +124,7 @@ impl Keyring {
     /// Adds a fresh key to the file and makes it current; returns its id.
     /// Old keys stay so that existing rows still decrypt.
     pub fn add_key(path: &Path, now: i64) -> Result<String, KeyError> {
-        check_permissions(path)?;
-        let text = Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.into(), source })?,
-        );
-        let mut file: KeyFile =
-            toml::from_str(&text).map_err(|e| KeyError::Invalid { path: path.into(), detail: e.to_string() })?;
+        let mut file = read_file(path)?;
         let entry = new_entry(&SystemRandom::new(), now)?;
         let id = entry.id.clone();
         file.current = id.clone();
@@ -186,6 +177,14 @@ impl Keyring {
         buf.truncate(len);
         Ok(buf)
     }
+}
+
+/// The key file, refused when others can read it.
+fn read_file(path: &Path) -> Result<KeyFile, KeyError> {
+    check_permissions(path)?;
+    let text =
+        Zeroizing::new(std::fs::read_to_string(path).map_err(|source| KeyError::Read { path: path.into(), source })?);
+    toml::from_str(&text).map_err(|e| KeyError::Invalid { path: path.into(), detail: e.to_string() })
 }
 
 fn new_entry(rng: &SystemRandom, now: i64) -> Result<KeyEntry, KeyError> {

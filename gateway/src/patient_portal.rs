@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
-use hpki_protocol::workflow::{PasswordChange, PatientLogin, PatientSession, Records};
+use hpki_protocol::workflow::{PasswordChange, PatientLogin, PatientSession};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::api::Refused;
+use crate::api::{Outcome, Refused, refused};
 use crate::audit::AuditEvent;
 use crate::config::PatientSection;
 use crate::gateway::Gateway;
@@ -65,22 +65,8 @@ pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<Se
     }
 }
 
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-    actor: String,
-    object: String,
-    refusal: Option<&'static str>,
-}
-
-fn section(gw: &Gateway) -> Result<&PatientSection, Refused> {
-    gw.config.patients.as_ref().ok_or_else(|| Refused::new(404, "not_found", "no patient listener"))
-}
-
 async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let mut b = [0u8; 8];
-    let _ = gw.rng.fill(&mut b);
-    let rid: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let rid = crate::server::request_id(&gw);
     let span = tracing::info_span!("patient_request", request_id = %rid, %peer, path = %req.uri().path(), person = tracing::field::Empty);
     async move {
         let action = match (req.method(), req.uri().path()) {
@@ -142,19 +128,9 @@ fn page() -> Response<Body> {
     r
 }
 
-fn refused(r: Refused, actor: String, object: String) -> Answer {
-    Answer {
-        status: r.status,
-        body: serde_json::to_vec(&r.body()).unwrap_or_default(),
-        actor,
-        object,
-        refusal: Some(r.code),
-    }
-}
-
-async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Answer {
+async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome {
     let anon = |r: Refused| refused(r, "-".into(), "-".into());
-    let Ok(cfg) = section(gw) else {
+    let Some(cfg) = gw.config.patients.as_ref() else {
         return anon(Refused::new(404, "not_found", "no patient listener"));
     };
     let bearer = req
@@ -191,7 +167,7 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Answer 
             };
             match result {
                 Ok((status, body)) => {
-                    Answer { status, body, actor, object: format!("patient:{patient}"), refusal: None }
+                    Outcome { status, body, actor, object: format!("patient:{patient}"), refusal: None }
                 }
                 Err(r) => refused(r, actor, format!("patient:{patient}")),
             }
@@ -204,7 +180,7 @@ fn bad_credentials() -> Refused {
     Refused::new(401, "invalid_credentials", "the ID or the password is wrong")
 }
 
-async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answer {
+async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
     let req: PatientLogin = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -275,7 +251,9 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answer {
     }
     .await;
     match result {
-        Ok(s) => Answer { status: 200, body: serde_json::to_vec(&s).unwrap_or_default(), actor, object, refusal: None },
+        Ok(s) => {
+            Outcome { status: 200, body: serde_json::to_vec(&s).unwrap_or_default(), actor, object, refusal: None }
+        }
         Err(r) => refused(r, actor, object),
     }
 }
@@ -344,15 +322,8 @@ async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), Refused>
         ));
     }
     let p = gw.store.patient(patient).await?.ok_or_else(|| Refused::new(404, "unknown_patient", "no such patient"))?;
-    let consented = gw.store.consented_institutions(patient).await?;
-    let mut records = Vec::new();
-    for r in gw.store.records_of(&p.pseudonym).await? {
-        if consented.contains(&r.institution) {
-            records.push(crate::workflow_api::record_view(gw, &r, &p.id)?);
-        }
-    }
-    let body = serde_json::to_vec(&Records { patient: p.id, records })
-        .map_err(|e| Refused::new(500, "internal", e.to_string()))?;
+    let records = crate::workflow_api::visible_records(gw, p, None).await?;
+    let body = serde_json::to_vec(&records).map_err(|e| Refused::new(500, "internal", e.to_string()))?;
     Ok((200, body))
 }
 

@@ -179,7 +179,8 @@ fn terminal_of(der: &[u8]) -> Option<Terminal> {
     Some(Terminal { institution, name })
 }
 
-fn request_id(gw: &Gateway) -> String {
+/// A random id for one request (logs, audit, `x-request-id`).
+pub(crate) fn request_id(gw: &Gateway) -> String {
     let mut b = [0u8; 8];
     let _ = ring::rand::SecureRandom::fill(&gw.rng, &mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -267,27 +268,13 @@ async fn dispatch(
 async fn workflow(gw: &Gateway, conn: &ConnInfo, route: &Route, authorization: Option<&str>, body: &[u8]) -> Outcome {
     let a = match api::authenticate(gw, conn, authorization).await {
         Ok(a) => a,
-        Err((r, who)) => {
-            return Outcome {
-                status: r.status,
-                body: serde_json::to_vec(&r.body()).unwrap_or_default(),
-                actor: who.unwrap_or_else(|| "-".into()),
-                object: "-".into(),
-                refusal: Some(r.code),
-            };
-        }
+        Err((r, who)) => return api::refused(r, who.unwrap_or_else(|| "-".into()), "-".into()),
     };
     tracing::Span::current().record("person", a.person.id.as_str());
     let mut object = "-".to_string();
     match crate::workflow_api::handle(gw, conn, &a, route, body, &mut object).await {
         Ok((status, body)) => Outcome { status, body, actor: a.person.id, object, refusal: None },
-        Err(r) => Outcome {
-            status: r.status,
-            body: serde_json::to_vec(&r.body()).unwrap_or_default(),
-            actor: a.person.id,
-            object,
-            refusal: Some(r.code),
-        },
+        Err(r) => api::refused(r, a.person.id, object),
     }
 }
 

@@ -17,11 +17,11 @@ use ring::rand::SecureRandom;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::api::{Authenticated, Refused};
+use crate::api::{Authenticated, Refused, check_allowed as require};
 use crate::gateway::{ConnInfo, Gateway};
 use crate::keyring::KeyError;
-use crate::roles::{Action, Role, allowed};
-use crate::store::{DraftRow, EncounterRow, PatientRow, RecordRow, StoreError};
+use crate::roles::{Action, Role};
+use crate::store::{DraftRow, EncounterRow, PatientRow, RecordRow, SealedTable, StoreError};
 
 /// A workflow request, routed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,14 +112,6 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
         .map_err(|e| Refused::new(400, "malformed_json", format!("the request is not valid: {e}")))
 }
 
-fn require(a: &Authenticated, action: Action) -> Result<(), Refused> {
-    if allowed(a.role, action) {
-        Ok(())
-    } else {
-        Err(Refused::new(403, "not_permitted", format!("a {} may not do this ({action:?})", a.role)))
-    }
-}
-
 fn content_object(v: &serde_json::Value) -> Result<(), Refused> {
     match v {
         serde_json::Value::Object(m) if !m.is_empty() => Ok(()),
@@ -186,16 +178,8 @@ fn draft_kind(d: &DraftRow) -> Result<DraftKind, Refused> {
         .ok_or_else(|| Refused::new(500, "corrupt_draft", "the stored draft has an unknown kind"))
 }
 
-fn draft_aad(id: &str) -> String {
-    format!("draft:{id}")
-}
-
-fn record_aad(id: &str) -> String {
-    format!("record:{id}")
-}
-
 fn draft_content(gw: &Gateway, d: &DraftRow) -> Result<serde_json::Value, Refused> {
-    let plain = gw.keys().open(&d.key_id, &draft_aad(&d.id), &d.content)?;
+    let plain = gw.keys().open(&d.key_id, &SealedTable::Drafts.aad(&d.id), &d.content)?;
     serde_json::from_slice(&plain).map_err(|_| Refused::new(500, "corrupt_draft", "the stored draft is not JSON"))
 }
 
@@ -242,8 +226,8 @@ fn hex(b: &[u8]) -> String {
 }
 
 /// A record as people read it (content opened).
-pub fn record_view(gw: &Gateway, r: &RecordRow, patient: &str) -> Result<Record, Refused> {
-    let plain = gw.keys().open(&r.key_id, &record_aad(&r.id), &r.content)?;
+fn record_view(gw: &Gateway, r: &RecordRow, patient: &str) -> Result<Record, Refused> {
+    let plain = gw.keys().open(&r.key_id, &SealedTable::Records.aad(&r.id), &r.content)?;
     let content = if r.kind == "note" {
         serde_json::from_slice(&plain)
     } else {
@@ -364,16 +348,20 @@ async fn patient_records(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, id: &
     require(a, Action::ReadPatientRecords)?;
     let p = patient(gw, id).await?;
     open_encounter_here(gw, conn, &p).await?;
-    // Records of this institution, and of others the patient consented to
-    // share (FLOW-4: no third party without consent).
+    json(200, &visible_records(gw, p, Some(&conn.terminal.institution)).await?)
+}
+
+/// FLOW-4: a patient's records from the institutions the patient consented
+/// to share, plus those of `own_institution` (the reader's own, if staff).
+pub async fn visible_records(gw: &Gateway, p: PatientRow, own_institution: Option<&str>) -> Result<Records, Refused> {
     let shared = gw.store.consented_institutions(&p.id).await?;
     let mut records = Vec::new();
     for r in gw.store.records_of(&p.pseudonym).await? {
-        if r.institution == conn.terminal.institution || shared.contains(&r.institution) {
+        if own_institution == Some(r.institution.as_str()) || shared.contains(&r.institution) {
             records.push(record_view(gw, &r, &p.id)?);
         }
     }
-    json(200, &Records { patient: p.id, records })
+    Ok(Records { patient: p.id, records })
 }
 
 async fn open_encounter(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, body: &[u8], object: &mut String) -> Answer {
@@ -441,7 +429,7 @@ async fn new_draft(
     let now = gw.clock.now();
     let id = random_id(gw, "drf_")?;
     let plain = serde_json::to_vec(content).map_err(|e| Refused::new(400, "malformed_json", e.to_string()))?;
-    let (key_id, sealed) = gw.keys().seal(&draft_aad(&id), &plain)?;
+    let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(&id), &plain)?;
     let row = DraftRow {
         id,
         kind: kind.name().into(),
@@ -540,7 +528,7 @@ async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: &[u8]) -> A
         return Err(stale());
     }
     let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(400, "malformed_json", e.to_string()))?;
-    let (key_id, sealed) = gw.keys().seal(&draft_aad(id), &plain)?;
+    let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(id), &plain)?;
     if !gw.store.edit_draft(id, req.version, &key_id, &sealed, gw.clock.now()).await? {
         return Err(stale());
     }
@@ -608,7 +596,10 @@ async fn confirm_one(
             format!("this draft awaits {}, not {}", d.signer, a.person.id),
         ));
     }
-    let patient = gw.store.patient_by_pseudonym(&d.patient).await?.map(|p| p.id).unwrap_or_else(|| "-".into());
+    // Looked up once: the display id for the answer, the row for the
+    // encounter check.
+    let found = gw.store.patient_by_pseudonym(&d.patient).await?;
+    let patient = found.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
     if d.confirmed {
         return existing_record(gw, &d, version, &patient).await;
     }
@@ -625,23 +616,17 @@ async fn confirm_one(
     if d.institution != conn.terminal.institution {
         return Err(Refused::new(403, "draft_other_institution", "the draft was entered at another institution"));
     }
-    let p = patient_by_pseudonym(gw, &d.patient).await?;
+    let p = found.ok_or_else(unregistered_patient)?;
     open_encounter_here(gw, conn, &p).await?;
 
     // The signature over the document as held now, then the certificate.
     let (_, bytes) = document(gw, &d)?;
-    let spki = hpki_profile::holder::parse_certificate(cert)
-        .map(|c| c.public_key().subject_public_key.data.to_vec())
-        .map_err(|e| Refused::new(400, "malformed_certificate", e.to_string()))?;
-    ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &spki)
-        .verify(&bytes, signature)
-        .map_err(|_| {
-            Refused::new(
-                401,
-                "signature_invalid",
-                format!("the signature does not cover version {version} of this draft as the gateway holds it"),
-            )
-        })?;
+    crate::api::verify_card_signature(
+        cert,
+        &bytes,
+        signature,
+        &format!("the signature does not cover version {version} of this draft as the gateway holds it"),
+    )?;
     let now = gw.clock.now();
     let validated = gw
         .validator
@@ -669,7 +654,7 @@ async fn confirm_one(
         })
         .collect();
     let record_id = random_id(gw, "rec_")?;
-    let (key_id, sealed) = gw.keys().seal(&record_aad(&record_id), &bytes)?;
+    let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&record_id), &bytes)?;
     let row = RecordRow {
         id: record_id,
         kind: kind.name().into(),
@@ -702,11 +687,12 @@ async fn confirm_one(
     }
 }
 
+fn unregistered_patient() -> Refused {
+    Refused::new(500, "unknown_patient", "the draft's patient is not registered")
+}
+
 async fn patient_by_pseudonym(gw: &Gateway, pseudonym: &str) -> Result<PatientRow, Refused> {
-    gw.store
-        .patient_by_pseudonym(pseudonym)
-        .await?
-        .ok_or_else(|| Refused::new(500, "unknown_patient", "the draft's patient is not registered"))
+    gw.store.patient_by_pseudonym(pseudonym).await?.ok_or_else(unregistered_patient)
 }
 
 /// Idempotency: the record of an already confirmed draft, if the confirm
@@ -765,7 +751,7 @@ async fn add_note(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, body: &[u8],
     let p = patient_by_pseudonym(gw, &e.patient).await?;
     let id = random_id(gw, "rec_")?;
     let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(400, "malformed_json", e.to_string()))?;
-    let (key_id, sealed) = gw.keys().seal(&record_aad(&id), &plain)?;
+    let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&id), &plain)?;
     let row = RecordRow {
         id: id.clone(),
         kind: "note".into(),

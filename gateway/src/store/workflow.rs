@@ -378,6 +378,20 @@ impl SealedTable {
             SealedTable::Records => "records",
         }
     }
+
+    /// What one row of this table is called (errors, associated data).
+    pub fn row_kind(self) -> &'static str {
+        match self {
+            SealedTable::Drafts => "draft",
+            SealedTable::Records => "record",
+        }
+    }
+
+    /// The associated data that binds a sealed value to its row, so a value
+    /// moved to another row does not open.
+    pub fn aad(self, id: &str) -> String {
+        format!("{}:{id}", self.row_kind())
+    }
 }
 
 async fn insert_record(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &RecordRow) -> Result<(), StoreError> {
