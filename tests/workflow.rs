@@ -325,6 +325,14 @@ async fn refusals_each_with_its_reason() -> Result<()> {
         "not_your_draft",
     )
     .await;
+    // A version that is not a number is bad input, not a stale version.
+    refused(
+        &world,
+        client.get(&format!("/v1/drafts/{did}/signing-bytes?version=two"), Some(&d1_token)).await?,
+        "draft.review",
+        "malformed_request",
+    )
+    .await;
 
     // The pharmacist confirms a medical draft: never. Their own dispensing
     // record, signed with their own card: yes.

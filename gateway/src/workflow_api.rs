@@ -34,7 +34,11 @@ pub enum Route {
     CreateDispensing,
     ReadDraft(String),
     EditDraft(String),
-    SigningBytes { draft: String, version: Option<i64> },
+    /// `version` as given in the query (checked by the handler).
+    SigningBytes {
+        draft: String,
+        version: Option<String>,
+    },
     Confirm(String),
     ConfirmBatch,
     Queue,
@@ -61,7 +65,7 @@ impl Route {
                     .unwrap_or_default()
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("version="))
-                    .map(|v| v.parse().unwrap_or(-1)),
+                    .map(str::to_owned),
             },
             ("POST", ["v1", "drafts", d, "confirm"]) => Route::Confirm(id(d)),
             ("POST", ["v1", "confirm-batch"]) => Route::ConfirmBatch,
@@ -283,7 +287,12 @@ pub async fn handle(
         }
         Route::SigningBytes { draft, version } => {
             *object = format!("draft:{draft}");
-            signing_bytes(gw, a, draft, *version).await
+            let version = version
+                .as_deref()
+                .map(str::parse::<i64>)
+                .transpose()
+                .map_err(|_| Refused::new(400, "malformed_request", "version must be a whole number"))?;
+            signing_bytes(gw, a, draft, version).await
         }
         Route::Confirm(d) => {
             *object = format!("draft:{d}");
