@@ -89,6 +89,16 @@ async fn whole_story(world: &mut World) -> Result<()> {
         .await?);
     let did = draft["id"].as_str().context("draft id")?.to_owned();
     assert_eq!((draft["version"].as_i64(), draft["status"].as_str()), (Some(1), Some("pending")));
+    // What the assistant's screen lists: the linked doctors, the own drafts.
+    let linked = ok(client.get("/v1/doctors", Some(&a)).await?);
+    assert_eq!(linked["doctors"].as_array().map(Vec::len), Some(1), "{linked}");
+    assert_eq!(
+        (linked["doctors"][0]["id"].as_str(), linked["doctors"][0]["role"].as_str()),
+        (Some(doctor.as_str()), Some("doctor"))
+    );
+    let mine = ok(client.get("/v1/drafts", Some(&a)).await?);
+    assert_eq!(mine["drafts"].as_array().map(Vec::len), Some(1), "{mine}");
+    assert_eq!(mine["drafts"][0]["id"], did.as_str());
     let edited = json!({"type": "vital_signs", "blood_pressure": "126/80", "note": "再測定"});
     let v2 = ok(client.put(&format!("/v1/drafts/{did}"), &json!({"version": 1, "content": edited}), Some(&a)).await?);
     assert_eq!(v2["version"], 2);
@@ -100,6 +110,7 @@ async fn whole_story(world: &mut World) -> Result<()> {
 
     // The doctor: queue, exact bytes, signature PIN, confirm.
     let d = session(&mut client, &mut d_slot.card).await?;
+    refused(world, client.get("/v1/doctors", Some(&d)).await?, "doctors.read_linked", "not_permitted").await;
     let queue = ok(client.get("/v1/queue", Some(&d)).await?);
     assert_eq!(queue["drafts"].as_array().map(Vec::len), Some(1), "{queue}");
     assert_eq!(queue["drafts"][0]["id"], did.as_str());
@@ -475,19 +486,6 @@ async fn other_institutions_read_only_consented_records() -> Result<()> {
     Ok(())
 }
 
-fn enroll_with_the_cli(world: &World, patient: &str, consent: &str) -> Result<String> {
-    let out = std::process::Command::new(testbed::bin_path("hpki-gateway")?)
-        .args(["--config"])
-        .arg(world.config_path())
-        .args(["admin", "patient", "enroll", "--patient", patient, "--consent", consent, "--operator", "desk-clerk"])
-        .output()?;
-    anyhow::ensure!(out.status.success(), "enroll failed: {}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout)?;
-    let line =
-        text.lines().find_map(|l| l.strip_prefix("initial password: ")).context("no initial password printed")?;
-    Ok(line.trim().to_owned())
-}
-
 /// AUTH-4, AUTH-5, NET-2, FLOW-4: the patient listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_records() -> Result<()> {
@@ -520,7 +518,7 @@ async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_rec
     let enc = ok(c2.post("/v1/encounters", &json!({"patient": patients[0]}), Some(&n)).await?);
     ok(c2.post("/v1/notes", &json!({"encounter": enc["id"], "content": {"text": "他院の記録"}}), Some(&n)).await?);
 
-    let initial = enroll_with_the_cli(&world, &patients[0], CLINIC)?;
+    let initial = world.enroll_patient(&patients[0], CLINIC)?;
     let stored = world.gw.store.account(&patients[0]).await?.context("account")?;
     assert!(stored.password_hash.starts_with("$argon2id$") && !stored.password_hash.contains(&initial));
     let enrolled = world.last_audit("admin.patient.enroll").await;

@@ -7,9 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use hpki_profile::Purpose;
 use hpki_protocol::workflow::{
-    BatchResult, ConfirmBatch, ConfirmBatchResponse, ConfirmRequest, Draft, DraftStatus, EditDraft, Encounter,
-    NewDispensing, NewDraft, NewNote, NewPatient, OpenEncounter, Patient, Queue, Record, Records, RevocationEvidence,
-    SigningBytes,
+    BatchResult, ConfirmBatch, ConfirmBatchResponse, ConfirmRequest, Draft, DraftStatus, Drafts, EditDraft, Encounter,
+    LinkedDoctor, LinkedDoctors, NewDispensing, NewDraft, NewNote, NewPatient, OpenEncounter, Patient, Queue, Record,
+    Records, RevocationEvidence, SigningBytes,
 };
 use hpki_protocol::{CONFIRM_DOMAIN, ConfirmDocument, DraftKind};
 use ring::digest::{SHA256, digest};
@@ -43,6 +43,10 @@ pub enum Route {
     ConfirmBatch,
     Queue,
     AddNote,
+    /// The assistant's own pending drafts.
+    MyDrafts,
+    /// The doctors the assistant may draft for.
+    LinkedDoctors,
 }
 
 impl Route {
@@ -56,6 +60,8 @@ impl Route {
             ("POST", ["v1", "encounters"]) => Route::OpenEncounter,
             ("POST", ["v1", "encounters", e, "close"]) => Route::CloseEncounter(id(e)),
             ("POST", ["v1", "drafts"]) => Route::CreateDraft,
+            ("GET", ["v1", "drafts"]) => Route::MyDrafts,
+            ("GET", ["v1", "doctors"]) => Route::LinkedDoctors,
             ("POST", ["v1", "dispensing"]) => Route::CreateDispensing,
             ("GET", ["v1", "drafts", d]) => Route::ReadDraft(id(d)),
             ("PUT", ["v1", "drafts", d]) => Route::EditDraft(id(d)),
@@ -91,6 +97,8 @@ impl Route {
             Route::ConfirmBatch => "draft.confirm_batch",
             Route::Queue => "queue.read",
             Route::AddNote => "note.add",
+            Route::MyDrafts => "drafts.read_own",
+            Route::LinkedDoctors => "doctors.read_linked",
         }
     }
 }
@@ -310,6 +318,14 @@ pub async fn handle(
             queue(gw, a).await
         }
         Route::AddNote => add_note(gw, conn, a, body, object).await,
+        Route::MyDrafts => {
+            *object = "drafts".into();
+            my_drafts(gw, a).await
+        }
+        Route::LinkedDoctors => {
+            *object = "doctors".into();
+            linked_doctors(gw, a).await
+        }
     }
 }
 
@@ -551,6 +567,27 @@ async fn queue(gw: &Gateway, a: &Authenticated) -> Answer {
         drafts.push(draft_view(gw, &d).await?);
     }
     json(200, &Queue { drafts })
+}
+
+async fn my_drafts(gw: &Gateway, a: &Authenticated) -> Answer {
+    require(a, Action::WriteDraft)?;
+    let mut drafts = Vec::new();
+    for d in gw.store.drafts_by(&a.person.id).await? {
+        drafts.push(draft_view(gw, &d).await?);
+    }
+    json(200, &Drafts { drafts })
+}
+
+/// FLOW-1 as the assistant's screen needs it: whom a draft may be for.
+async fn linked_doctors(gw: &Gateway, a: &Authenticated) -> Answer {
+    require(a, Action::WriteDraft)?;
+    let mut doctors = Vec::new();
+    for id in gw.store.linked_doctors(&a.person.id).await? {
+        if let Some(p) = gw.store.person(&id).await?.filter(|p| p.active) {
+            doctors.push(LinkedDoctor { id: p.id, name: p.name, name_kanji: p.name_kanji, role: p.role });
+        }
+    }
+    json(200, &LinkedDoctors { doctors })
 }
 
 async fn signing_bytes(gw: &Gateway, a: &Authenticated, id: &str, version: Option<i64>) -> Answer {

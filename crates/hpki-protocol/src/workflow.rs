@@ -110,6 +110,33 @@ pub struct Queue {
     pub drafts: Vec<Draft>,
 }
 
+/// `GET /v1/drafts`: the pending drafts the logged-in assistant wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Drafts {
+    pub drafts: Vec<Draft>,
+}
+
+/// A doctor or dentist an assistant may draft for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedDoctor {
+    pub id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_kanji: Option<String>,
+    /// doctor or dentist.
+    pub role: String,
+}
+
+/// `GET /v1/doctors`: the active doctors and dentists the logged-in
+/// assistant is linked to (FLOW-1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedDoctors {
+    pub doctors: Vec<LinkedDoctor>,
+}
+
 /// `GET /v1/drafts/{id}/signing-bytes?version=N`: the exact bytes to sign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -251,6 +251,17 @@ impl Store {
         Ok(rows.iter().map(draft_of).collect::<Result<_, _>>()?)
     }
 
+    /// Pending drafts written by `assistant`, oldest first.
+    pub async fn drafts_by(&self, assistant: &str) -> Result<Vec<DraftRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {DRAFT_COLS} FROM drafts WHERE assistant = $1 AND status = 'pending' ORDER BY created_at, id"
+        )))
+        .bind(assistant)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(draft_of).collect::<Result<_, _>>()?)
+    }
+
     /// Turns draft `id` at `version` into `record`, in one transaction: the
     /// draft must still be pending at that version. `Err(Conflict)` when it
     /// is not (a concurrent confirm or edit won).
