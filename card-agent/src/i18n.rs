@@ -133,7 +133,72 @@ pub fn ui_strings(lang: Lang) -> serde_json::Value {
         "language": t("English", "日本語"),
         "retry": t("もう一度", "Try again"),
         "professions": professions(lang),
+        "work": work_strings(lang),
     })
+}
+
+/// The workflow screens' strings (`crate::ui_workflow`).
+fn work_strings(lang: Lang) -> serde_json::Value {
+    const STRINGS: &[(&str, &str, &str)] = &[
+        ("encounter", "受診(診療中の患者)", "Encounter"),
+        ("patient_id", "患者ID", "Patient ID"),
+        ("open_encounter", "受診を開始", "Open encounter"),
+        ("encounter_opened", "受診を開始しました。", "The encounter is open."),
+        ("open_until", "有効期限", "open until"),
+        ("close_encounter", "受診を終了", "Close encounter"),
+        ("encounter_closed", "受診を終了しました。", "The encounter is closed."),
+        ("new_patient", "新しい患者を登録", "Register a new patient"),
+        ("patient_name", "氏名(ローマ字)", "Name"),
+        ("patient_name_kanji", "氏名(漢字)", "Name in kanji"),
+        ("birth_date", "生年月日", "Date of birth"),
+        ("register_patient", "登録", "Register"),
+        ("patient_registered", "患者を登録しました: {id}", "Patient registered: {id}"),
+        ("new_draft", "記録の下書き", "New draft"),
+        ("doctor", "確定する医師", "Doctor"),
+        (
+            "no_doctors",
+            "紐付けられた医師がいません。システム管理者に連絡してください。",
+            "You are not linked to any doctor. Please contact IT staff.",
+        ),
+        ("content", "記載内容", "Content"),
+        ("save_draft", "下書きを保存して医師に回す", "Save and send to the doctor"),
+        ("content_empty", "記載内容を入力してください。", "Enter the content."),
+        ("draft_saved", "下書きを保存しました: {id}", "Draft saved: {id}"),
+        ("my_drafts", "確定待ちの下書き", "My drafts awaiting confirmation"),
+        ("none", "ありません。", "None."),
+        ("version", "版", "version"),
+        ("edit", "修正", "Edit"),
+        ("save_edit", "修正を保存", "Save the change"),
+        ("cancel", "取消", "Cancel"),
+        ("draft_edited", "修正を保存しました(第{v}版)。", "Change saved (version {v})."),
+        ("queue", "確定待ち", "Awaiting your confirmation"),
+        ("queue_empty", "確定待ちの記録はありません。", "Nothing awaits your confirmation."),
+        ("author", "入力者", "written by"),
+        ("review_one", "内容を確認", "Review"),
+        ("review_picked", "選択したものをまとめて確認", "Review the selected drafts"),
+        ("pick_some", "確認する下書きを選択してください。", "Select the drafts to review."),
+        ("refresh", "更新", "Refresh"),
+        ("review", "署名する内容の確認", "Review what you sign"),
+        (
+            "review_explain",
+            "以下がカードで電子署名されるデータそのものです。内容を確認し、署名用の暗証番号を入力してください。",
+            "Below are exactly the bytes your card will sign. Check them, then enter your signature PIN.",
+        ),
+        ("draft", "下書き", "Draft"),
+        ("signature_pin", "署名用暗証番号(PIN)", "Signature PIN"),
+        ("sign_confirm", "電子署名して確定({n}件)", "Sign and confirm ({n})"),
+        ("back", "一覧に戻る", "Back to the queue"),
+        ("confirmed", "確定しました。記録", "Confirmed. Record"),
+        ("all_confirmed", "すべて確定しました。", "All confirmed."),
+        ("some_failed", "{n}件は確定できませんでした。", "{n} could not be confirmed."),
+        (
+            "bad_document",
+            "ゲートウェイから受け取った署名対象データが正しくありません。署名は行いません。",
+            "The gateway's document to sign is not valid; nothing is signed.",
+        ),
+    ];
+    let map = STRINGS.iter().map(|(key, ja, en)| ((*key).to_owned(), lang.pick(ja, en).into())).collect();
+    serde_json::Value::Object(map)
 }
 
 fn professions(lang: Lang) -> serde_json::Value {
@@ -178,6 +243,7 @@ mod tests {
         let en = ui_strings(Lang::En);
         let keys = |v: &serde_json::Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
         assert_eq!(keys(&ja), keys(&en));
+        assert_eq!(keys(&ja["work"]), keys(&en["work"]));
     }
 
     #[test]

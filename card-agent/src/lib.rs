@@ -12,3 +12,4 @@ pub mod local_client;
 pub mod server;
 pub mod token;
 pub mod ui_page;
+pub mod ui_workflow;

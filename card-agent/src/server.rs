@@ -55,7 +55,8 @@ pub fn router(server: Shared) -> Router {
         .route("/api/v1/select", post(select))
         .route("/ui/confirm", post(confirm))
         .route("/api/v1/confirm", post(confirm))
-        .route("/api/v1/gateway/{*path}", any(api_gateway))
+        .route("/api/v1/gateway/{*path}", any(gateway))
+        .route("/ui/gateway/{*path}", any(gateway))
         .layer(middleware::from_fn_with_state(server.clone(), guard))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(server)
@@ -351,16 +352,17 @@ async fn select(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Byt
     ok_or_error(result, lang_of(&s, &uri, &headers))
 }
 
-/// `/api/v1/gateway/v1/…` → the gateway's `/v1/…` with the acting card's
+/// `/api/v1/gateway/v1/…` (the clinic's software) and `/ui/gateway/v1/…`
+/// (the agent's own page) → the gateway's `/v1/…` with the acting card's
 /// session.
-async fn api_gateway(
+async fn gateway(
     State(s): State<Shared>,
     method: Method,
     Path(path): Path<String>,
     headers: HeaderMap,
     req: Request,
 ) -> Response {
-    let lang = api_lang(&headers);
+    let lang = lang_of(&s, req.uri(), &headers);
     if !path.starts_with("v1/") || path.contains("..") {
         return error_response(&AgentError::BadRequest(format!("not a gateway API path: /{path}")), lang);
     }

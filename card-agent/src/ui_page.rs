@@ -2,6 +2,7 @@
 //! long-polls `/ui/state` and redraws when a card comes or goes, a login
 //! succeeds or the screen locks. What the user typed survives a redraw and a
 //! failed attempt; the PIN field is emptied only after a login succeeds.
+//! The workflow screens below the card panel live in [`crate::ui_workflow`].
 
 use crate::i18n::Lang;
 
@@ -119,7 +120,7 @@ async function poll(){
         const s = await r.json();
         // Messages belong to a card insertion: drop those of cards gone.
         for(const k of Object.keys(messages)){ if(!s.readers.some(x=>x.reader===k && x.card)) delete messages[k]; }
-        if(state===null || s.version!==version){ state=s; version=s.version; render(); }
+        if(state===null || s.version!==version){ state=s; version=s.version; render(); syncWork(); }
       } else { await new Promise(ok=>setTimeout(ok,1000)); }
     }catch(e){ await new Promise(ok=>setTimeout(ok,1000)); }
   }
@@ -127,7 +128,6 @@ async function poll(){
 let lastPing = 0;
 function activity(){ const now=Date.now(); if(now-lastPing>5000){ lastPing=now; call('/ui/activity',{}); } }
 ['keydown','click','mousemove','touchstart'].forEach(e=>document.addEventListener(e,activity,{passive:true}));
-poll();
 "#;
 
 fn escape(s: &str) -> String {
@@ -149,14 +149,17 @@ pub fn render(lang: Lang, csrf: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"csrf\" content=\"{csrf}\"><title>{title}</title><style>{STYLE}</style></head>\
+         <meta name=\"csrf\" content=\"{csrf}\"><title>{title}</title><style>{STYLE}{WORK_STYLE}</style></head>\
          <body><header><h1>{title}</h1><a href=\"/?lang={other}\" id=\"lang\">{switch}</a></header>\
-         <main id=\"app\"></main>\
-         <script type=\"application/json\" id=\"strings\">{strings}</script><script>{SCRIPT}</script></body></html>",
+         <main id=\"app\"></main><main id=\"work\"></main>\
+         <script type=\"application/json\" id=\"strings\">{strings}</script>\
+         <script>{SCRIPT}{WORK_SCRIPT}\npoll();</script></body></html>",
         lang = lang.tag(),
         csrf = escape(csrf),
         title = escape(&title),
         switch = escape(&switch),
+        WORK_STYLE = crate::ui_workflow::STYLE,
+        WORK_SCRIPT = crate::ui_workflow::SCRIPT,
     )
 }
 
