@@ -46,6 +46,25 @@ fn start_chromedriver() -> Result<(Driver, u16)> {
     Ok((driver, port))
 }
 
+/// Headless Chromium under a fresh chromedriver; `extra` are more
+/// command-line switches.
+async fn start_browser(extra: &[String]) -> Result<(Driver, fantoccini::Client)> {
+    let (driver, port) = start_chromedriver()?;
+    let mut args: Vec<String> =
+        ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,900"]
+            .map(String::from)
+            .to_vec();
+    args.extend_from_slice(extra);
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }));
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .context("WebDriver session with headless Chromium")?;
+    Ok((driver, client))
+}
+
 /// The page redraws when the agent's state changes, which makes element
 /// handles stale: find the element again and retry.
 async fn text_of(client: &fantoccini::Client, css: &str) -> Result<String> {
@@ -135,18 +154,7 @@ async fn a_doctor_logs_in_through_the_local_ui_in_chromium() -> Result<()> {
     .await?;
     agent.wait_card_read(&pcscd.reader(0)).await?;
 
-    let (_driver, port) = start_chromedriver()?;
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({ "binary": "/usr/bin/chromium",
-                            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=900,700"] }),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await
-        .context("WebDriver session with headless Chromium")?;
+    let (_driver, client) = start_browser(&[]).await?;
 
     let result = async {
         let base = format!("http://{}/", agent.address);
@@ -189,6 +197,236 @@ async fn a_doctor_logs_in_through_the_local_ui_in_chromium() -> Result<()> {
         Ok(())
     }
     .await;
+    let _ = client.close().await;
+    result
+}
+
+// ----- the whole workflow story in the browser -------------------------------------
+
+/// Runs `step` until it works, for up to 15 s: the page may redraw between
+/// finding an element and using it, or not show it yet.
+async fn retry<T, F, Fut>(what: &str, mut step: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match step().await {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{what}: retrying after: {e:#}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e).with_context(|| what.to_owned()),
+        }
+    }
+}
+
+async fn fill(client: &fantoccini::Client, css: &str, text: &str) -> Result<()> {
+    retry(&format!("typing into {css}"), || async {
+        let e = client.find(Locator::Css(css)).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn click(client: &fantoccini::Client, css: &str) -> Result<()> {
+    retry(&format!("clicking {css}"), || async { Ok(client.find(Locator::Css(css)).await?.click().await?) }).await
+}
+
+/// The `textContent` of every element at `css`, once there are `n` of them.
+async fn texts(client: &fantoccini::Client, css: &str, n: usize) -> Result<Vec<String>> {
+    retry(&format!("waiting for {n} × {css}"), || async {
+        let found = client.find_all(Locator::Css(css)).await?;
+        anyhow::ensure!(found.len() == n, "{} found", found.len());
+        let mut out = Vec::new();
+        for e in found {
+            out.push(e.prop("textContent").await?.unwrap_or_default());
+        }
+        Ok(out)
+    })
+    .await
+}
+
+/// Waits until the element at `css` says something containing `needle`.
+async fn wait_text(client: &fantoccini::Client, css: &str, needle: &str) -> Result<String> {
+    retry(&format!("waiting for {needle:?} in {css}"), || async {
+        let t = client.find(Locator::Css(css)).await?.prop("textContent").await?.unwrap_or_default();
+        anyhow::ensure!(t.contains(needle), "it says {t:?}");
+        Ok(t)
+    })
+    .await
+}
+
+/// Chromium trusts the patient listener's certificate by the SHA-256 of its
+/// public key (`--ignore-certificate-errors-spki-list`): only that key, not
+/// every certificate error.
+fn spki_pin(cert_pem: &std::path::Path) -> Result<String> {
+    use base64::Engine;
+    let pem = std::fs::read(cert_pem)?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).context("server certificate PEM")?;
+    let cert = pem.parse_x509().context("server certificate")?;
+    let hash = ring::digest::digest(&ring::digest::SHA256, cert.tbs_certificate.subject_pki.raw);
+    Ok(base64::engine::general_purpose::STANDARD.encode(hash.as_ref()))
+}
+
+/// FLOW-1..4 through the screens: the assistant logs in with the staff card,
+/// registers the patient, opens the encounter, writes two drafts for the
+/// linked doctor and edits one; the doctor's card replaces it in the
+/// reader, the doctor reviews both documents — the page shows exactly the
+/// gateway's bytes — and confirms both with one signature-PIN entry; the
+/// patient, enrolled by IT staff, signs in on the patient page, replaces the
+/// initial password and reads both records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads() -> Result<()> {
+    use base64::Engine;
+    let mut world = World::start(WorldOptions { patients: true, ..Default::default() }).await?;
+    let terminal = world.terminal(CLINIC, "desk-2")?;
+    let assistant_image = world.assistant_card(CLINIC, "S-0042").await?;
+    let (doctor_image, doctor) = world.person_card(Profession::Doctor, "D-9010", CLINIC).await?;
+    world.link(&format!("{CLINIC}/S-0042"), &doctor).await?;
+    let patient_port = world.patient_addr.context("patient listener")?.port();
+    let pin = spki_pin(&world.path("server/server.pem"))?;
+
+    let pcscd = PrivatePcscd::start()?;
+    let assistant_card = CardProcess::start(&pcscd, 0, &assistant_image)?;
+    let ca = world.path("server/ca-chain.pem");
+    let agent = AgentProcess::start(
+        &pcscd,
+        AgentOptions {
+            gateway: world.addr,
+            gateway_ca: &ca,
+            terminal: &terminal,
+            idle_lock_seconds: 300,
+            language: "ja",
+        },
+    )
+    .await?;
+    agent.wait_card_read(&pcscd.reader(0)).await?;
+    let (_driver, client) = start_browser(&[format!("--ignore-certificate-errors-spki-list={pin}")]).await?;
+
+    let result = async {
+        client.goto(&format!("http://{}/", agent.address)).await?;
+
+        // The assistant.
+        type_pin_and_submit(&client, PIN).await?;
+        wait_text(&client, ".session .person-role", "医療機関職員").await?;
+        click(&client, "#new-patient summary").await?;
+        fill(&client, "#patient-name", "Yamada Taro").await?;
+        fill(&client, "#patient-name-kanji", "山田 太郎").await?;
+        fill(&client, "#patient-birth-date", "1960-04-01").await?;
+        click(&client, "#register-patient-button").await?;
+        wait_text(&client, ".work-message.ok", "患者を登録しました").await?;
+        let patient = prop_of(&client, "#patient-id", "value").await?;
+        anyhow::ensure!(patient.starts_with('P'), "patient id {patient:?}");
+        click(&client, "#open-encounter-button").await?;
+        wait_text(&client, ".encounter-patient", &patient).await?;
+        // The doctor list holds the linked doctor.
+        let choice = prop_of(&client, "#draft-doctor", "value").await?;
+        anyhow::ensure!(choice == doctor, "doctor chosen: {choice:?}");
+        fill(&client, "#draft-text", "BP 128/82. Cough for three days.").await?;
+        click(&client, "#save-draft").await?;
+        texts(&client, "#my-drafts .draft", 1).await?;
+        fill(&client, "#draft-text", "処方: 安静、水分補給。").await?;
+        click(&client, "#save-draft").await?;
+        texts(&client, "#my-drafts .draft", 2).await?;
+        // Edit the first: version 2.
+        click(&client, "#my-drafts .draft:first-of-type button.edit").await?;
+        fill(&client, "textarea.edit-text", "BP 128/82. Cough for three days, no fever.").await?;
+        click(&client, "button.save-edit").await?;
+        wait_text(&client, ".work-message.ok", "第2版").await?;
+        let versions = texts(&client, "#my-drafts .draft .version", 2).await?;
+        anyhow::ensure!(versions.iter().any(|v| v == "2"), "versions {versions:?}");
+        save_screenshot(&client, "workflow-assistant.png").await?;
+        click(&client, "button.logout").await?;
+        retry("the assistant's screens are gone", || async {
+            let left = client.find_all(Locator::Css("#work section")).await?.len();
+            anyhow::ensure!(left == 0, "{left} sections left");
+            Ok(())
+        })
+        .await?;
+        Ok::<_, anyhow::Error>(patient)
+    }
+    .await;
+    let patient = match result {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = save_screenshot(&client, "workflow-failure.png").await;
+            let _ = client.close().await;
+            return Err(e);
+        }
+    };
+
+    // The doctor's card takes the assistant's place in the reader.
+    drop(assistant_card);
+    let _doctor_card = CardProcess::start(&pcscd, 0, &doctor_image)?;
+    agent.wait_card_read(&pcscd.reader(0)).await?;
+
+    let result = async {
+        // The page shows the new card before its PIN is asked for.
+        wait_text(&client, "#app .profession", "医師").await?;
+        type_pin_and_submit(&client, PIN).await?;
+        wait_text(&client, ".session .person-role", "医師").await?;
+        texts(&client, "#queue .queued", 2).await?;
+        for i in 1..=2 {
+            click(&client, &format!("#queue .queued:nth-of-type({i}) input.pick")).await?;
+        }
+        click(&client, "#review-picked").await?;
+        let shown = texts(&client, "#review pre.document", 2).await?;
+        // What the page shows is exactly what the gateway will verify.
+        for (i, text) in shown.iter().enumerate() {
+            let draft = client
+                .find(Locator::Css(&format!("#review .doc:nth-of-type({}) ", i + 1)))
+                .await?
+                .attr("data-id")
+                .await?
+                .context("data-id")?;
+            let (status, signing) =
+                agent.api("GET", &format!("/api/v1/gateway/v1/drafts/{draft}/signing-bytes"), None).await?;
+            anyhow::ensure!(status == 200, "signing bytes: {status} {signing}");
+            let bytes =
+                base64::engine::general_purpose::STANDARD.decode(signing["document"].as_str().context("doc")?)?;
+            anyhow::ensure!(text.as_bytes() == bytes, "shown {text:?} is not the document");
+            anyhow::ensure!(text.contains("HPKI-GATEWAY-CONFIRM-V1"), "no domain in {text}");
+        }
+        anyhow::ensure!(shown.iter().any(|t| t.contains("no fever")), "the edited version is not shown");
+        anyhow::ensure!(shown.iter().any(|t| t.contains("水分補給")), "the second draft is not shown");
+        save_screenshot(&client, "workflow-doctor-review.png").await?;
+        fill(&client, "#signature-pin", PIN).await?;
+        click(&client, "#sign-and-confirm").await?;
+        let records = texts(&client, "#results .result .record-id", 2).await?;
+        save_screenshot(&client, "workflow-doctor-confirmed.png").await?;
+        for r in &records {
+            let row = world.gw.store.record(r).await?.context("record stored")?;
+            anyhow::ensure!(row.signer.as_deref() == Some(doctor.as_str()), "signer {:?}", row.signer);
+            anyhow::ensure!(row.author == format!("{CLINIC}/S-0042"), "author {:?}", row.author);
+        }
+        let batch = world.last_audit("draft.confirm_batch").await;
+        anyhow::ensure!(batch.event.outcome == "ok", "batch audit: {:?}", batch.event);
+
+        // The patient, enrolled by IT staff.
+        let initial = world.enroll_patient(&patient, CLINIC)?;
+        client.goto(&format!("https://localhost:{patient_port}/")).await?;
+        fill(&client, "#pid", &patient).await?;
+        fill(&client, "#pw", &initial).await?;
+        click(&client, "#login button[type=submit]").await?;
+        fill(&client, "#cur", &initial).await?;
+        fill(&client, "#new", "kiku-no-hana-2026").await?;
+        click(&client, "#change button[type=submit]").await?;
+        let seen = texts(&client, "#list .record", 2).await?;
+        save_screenshot(&client, "workflow-patient.png").await?;
+        anyhow::ensure!(seen.iter().any(|t| t.contains("no fever")), "patient sees {seen:?}");
+        anyhow::ensure!(seen.iter().any(|t| t.contains("水分補給")), "patient sees {seen:?}");
+        anyhow::ensure!(world.chain_verifies().await, "audit chain");
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = save_screenshot(&client, "workflow-failure.png").await;
+    }
     let _ = client.close().await;
     result
 }

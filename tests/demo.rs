@@ -7,9 +7,7 @@
 //! card logs out, and the audit log shows it all. On a terminal, the demo
 //! then keeps running so a person can log in through the agent's local UI.
 
-use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -17,60 +15,14 @@ use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
 use std::io::IsTerminal;
 
 use hpki_card::CardVariant;
-use hpki_e2e::{AgentOptions, AgentProcess, PIN, TerminalCreds, reader_view};
+use hpki_e2e::{AgentOptions, AgentProcess, GatewayProcess, PIN, TerminalCreds, free_port, gateway_cli, reader_view};
 use hpki_profile::Profession;
-use testbed::{CardProcess, PrivatePcscd, bin_path};
+use testbed::{CardProcess, PrivatePcscd};
 
 const INSTITUTION: &str = "Kanazawa Clinic";
 
 fn step(n: u32, text: &str) {
     println!("\n[{n}] {text}");
-}
-
-/// Kills the gateway when the demo ends, however it ends.
-struct GatewayProcess(Child);
-
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn gateway(config: &Path, args: &[&str]) -> Result<String> {
-    let out = Command::new(bin_path("hpki-gateway")?)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("HPKI_OPERATOR", "sato-it")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
-    if !out.status.success() {
-        bail!("hpki-gateway {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(text)
-}
-
-fn wait_healthy(ops: SocketAddr) -> Result<()> {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(mut s) = TcpStream::connect(ops) {
-            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nhost: ops\r\nconnection: close\r\n\r\n");
-            let mut resp = String::new();
-            let _ = s.read_to_string(&mut resp);
-            if resp.starts_with("HTTP/1.1 200") {
-                return Ok(());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("the gateway did not become ready on {ops}")
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -160,33 +112,27 @@ async fn main() -> Result<()> {
              [patients]\naddress = \"{patients}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
         ),
     )?;
-    println!("    {}", gateway(&config, &["migrate"])?);
+    println!("    {}", gateway_cli(&config, &["migrate"])?);
     println!(
         "    {}",
-        gateway(&config, &["admin", "add-institution", "--name", INSTITUTION, "--name-kanji", "金沢診療所"])?
+        gateway_cli(&config, &["admin", "add-institution", "--name", INSTITUTION, "--name-kanji", "金沢診療所"])?
     );
     let cert_arg = dir.join("doctor-auth.der").display().to_string();
-    println!("    {}", gateway(&config, &["admin", "add-person", "--cert", &cert_arg, "--institution", INSTITUTION])?);
+    println!(
+        "    {}",
+        gateway_cli(&config, &["admin", "add-person", "--cert", &cert_arg, "--institution", INSTITUTION])?
+    );
     let assistant_arg = dir.join("assistant-auth.der").display().to_string();
     println!(
         "    {}",
-        gateway(&config, &["admin", "add-person", "--cert", &assistant_arg, "--institution", INSTITUTION])?
+        gateway_cli(&config, &["admin", "add-person", "--cert", &assistant_arg, "--institution", INSTITUTION])?
     );
     let assistant_id = format!("{INSTITUTION}/S-0042");
     println!(
         "    {}",
-        gateway(&config, &["admin", "link", "--assistant", &assistant_id, "--doctor", &issued.person_id])?
+        gateway_cli(&config, &["admin", "link", "--assistant", &assistant_id, "--doctor", &issued.person_id])?
     );
-    let child = Command::new(bin_path("hpki-gateway")?)
-        .arg("--config")
-        .arg(&config)
-        .arg("serve")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .spawn()
-        .context("starting hpki-gateway serve")?;
-    let _gateway = GatewayProcess(child);
-    wait_healthy(ops)?;
+    let _gateway = GatewayProcess::start(&config, ops)?;
     println!("    hpki-gateway serve: institution listener https://{listen} (mTLS), ops http://{ops}/readyz → ready");
 
     step(4, "The clinic terminal: card-agent with the terminal certificate, and the doctor's card");
@@ -307,7 +253,7 @@ async fn main() -> Result<()> {
     }
 
     step(9, "The patient: consent and enrolment at the desk, then sign-in over TLS (no card)");
-    let enrolled = gateway(&config, &["admin", "patient", "enroll", "--patient", &pid, "--consent", INSTITUTION])?;
+    let enrolled = gateway_cli(&config, &["admin", "patient", "enroll", "--patient", &pid, "--consent", INSTITUTION])?;
     let initial = enrolled
         .lines()
         .find_map(|l| l.strip_prefix("initial password: "))
@@ -332,8 +278,8 @@ async fn main() -> Result<()> {
     println!("    (the same page for people: https://{patients}/)");
 
     step(10, "The audit log");
-    println!("    {}", gateway(&config, &["audit", "verify"])?);
-    for line in gateway(&config, &["audit", "export", "--person", &issued.person_id])?.lines() {
+    println!("    {}", gateway_cli(&config, &["audit", "verify"])?);
+    for line in gateway_cli(&config, &["audit", "export", "--person", &issued.person_id])?.lines() {
         println!("    {line}");
     }
 

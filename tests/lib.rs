@@ -3,8 +3,10 @@
 //! speaking mTLS. The PC/SC side comes from `testbed`.
 
 mod agent_process;
+mod gateway_process;
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
+pub use gateway_process::{GatewayProcess, free_port, gateway_cli, wait_ready};
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -256,6 +258,34 @@ impl World {
     pub async fn chain_verifies(&self) -> bool {
         let mut v = hpki_gateway::audit::ChainVerifier::default();
         self.audit().await.iter().all(|r| v.check(r).is_ok())
+    }
+
+    /// A configuration for an `hpki-gateway serve` process on this world's
+    /// PKI, store and record keys, listening on fresh fixed ports (so that a
+    /// restarted process is found again): the file, the institution
+    /// listener's address and the ops address.
+    pub fn process_config(&self) -> Result<(PathBuf, SocketAddr, SocketAddr)> {
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let ops: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        let text = std::fs::read_to_string(self.config_path())?;
+        let (head, tail) = text.split_once("[listener]\naddress = \"127.0.0.1:0\"").context("listener address")?;
+        let text = format!("{head}[listener]\naddress = \"{listen}\"{tail}\n[ops]\naddress = \"{ops}\"\n");
+        let path = self.path("gateway-process.toml");
+        std::fs::write(&path, text)?;
+        Ok((path, listen, ops))
+    }
+
+    /// Enrols `patient` for the patient listener with `hpki-gateway admin
+    /// patient enroll` (consent to `consent`'s records), as IT staff would;
+    /// the initial password it prints.
+    pub fn enroll_patient(&self, patient: &str, consent: &str) -> Result<String> {
+        let text = gateway_cli(
+            &self.config_path(),
+            &["admin", "patient", "enroll", "--patient", patient, "--consent", consent, "--operator", "desk-clerk"],
+        )?;
+        let line =
+            text.lines().find_map(|l| l.strip_prefix("initial password: ")).context("no initial password printed")?;
+        Ok(line.trim().to_owned())
     }
 
     pub async fn connect(&self, creds: &TerminalCreds) -> Result<TerminalClient> {

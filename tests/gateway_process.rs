@@ -1,0 +1,88 @@
+//! A real `hpki-gateway serve` process, for what an in-process gateway
+//! cannot show: the demo, and being killed with SIGKILL and started again.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use testbed::bin_path;
+
+/// A free loopback port (bound, then released for the process to take).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// `hpki-gateway --config … serve`, killed when dropped however the test
+/// ends.
+pub struct GatewayProcess {
+    child: Child,
+    pub ops: SocketAddr,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl GatewayProcess {
+    /// Starts the gateway on `config` (whose `[ops]` address is `ops`) and
+    /// waits until `/readyz` answers 200.
+    pub fn start(config: &Path, ops: SocketAddr) -> Result<GatewayProcess> {
+        let child = Command::new(bin_path("hpki-gateway")?)
+            .arg("--config")
+            .arg(config)
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting hpki-gateway serve")?;
+        let process = GatewayProcess { child, ops };
+        wait_ready(ops)?;
+        Ok(process)
+    }
+
+    /// SIGKILL: no shutdown code runs, nothing is flushed by the process.
+    pub fn kill_nine(&mut self) -> Result<ExitStatus> {
+        self.child.kill().context("SIGKILL to the gateway")?;
+        Ok(self.child.wait()?)
+    }
+}
+
+/// `hpki-gateway --config CONFIG ARGS…` as IT staff member `sato-it` runs
+/// it: its standard output, or an error with everything it printed.
+pub fn gateway_cli(config: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new(bin_path("hpki-gateway")?)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("HPKI_OPERATOR", "sato-it")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
+    if !out.status.success() {
+        bail!("hpki-gateway {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(text)
+}
+
+/// Waits until `GET /readyz` on the ops address answers 200 (15 s at most).
+pub fn wait_ready(ops: SocketAddr) -> Result<()> {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(mut s) = TcpStream::connect(ops) {
+            let _ = s.write_all(b"GET /readyz HTTP/1.1\r\nhost: ops\r\nconnection: close\r\n\r\n");
+            let mut resp = String::new();
+            let _ = s.read_to_string(&mut resp);
+            if resp.starts_with("HTTP/1.1 200") {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the gateway did not become ready on {ops}")
+}
