@@ -12,7 +12,7 @@ DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config open
 TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
-.PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway fuzz clean
+.PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway bench-confirms fuzz clean
 
 demo: deps build
 	./target/debug/hpki-demo
@@ -55,6 +55,11 @@ bench-validation: deps
 # The gateway against nginx with ssl_verify_client on (installs nginx, oha).
 bench-gateway: deps
 	bench/gateway-vs-nginx.sh
+
+# Confirms/s on SQLite and PostgreSQL next to pgbench's TPC-B on the same
+# server (starts PostgreSQL if it is down).
+bench-confirms: deps
+	bench/confirms-vs-pgbench.sh
 
 # Fuzz the card-response parser and the certificate and hcRole decoders,
 # FUZZ_SECONDS each (cargo-fuzz needs nightly

@@ -174,6 +174,17 @@ async fn kill_nine_while_confirming(mut world: World) -> Result<()> {
     anyhow::ensure!(per_draft.values().all(|ids| ids.len() == 1), "a draft with two records");
     let committed_unanswered = unanswered.iter().filter(|d| per_draft.contains_key(&format!("draft:{d}"))).count();
     println!("in flight at the kill and committed all the same: {committed_unanswered}");
+    // Every record is named in the audit log — those committed unanswered
+    // by the restarted gateway's `record.recovered` entries.
+    let audit = world.audit().await;
+    for r in &records {
+        anyhow::ensure!(
+            audit.iter().any(|e| e.event.object.contains(&r.id)),
+            "record {} ({}) has no audit entry after the restart",
+            r.id,
+            r.origin_reference
+        );
+    }
 
     // The terminals retry what got no answer, then send the rest.
     let mut client = TerminalClient::connect(listen, &ca, &creds).await?;
@@ -202,6 +213,52 @@ async fn kill_nine_while_confirming(mut world: World) -> Result<()> {
             "no audit entry for acknowledged {line}"
         );
     }
+    Ok(())
+}
+
+/// The crash window itself, made on purpose: a record committed with no
+/// audit entry (as when the process dies between the two commits) is
+/// audited as `record.recovered` when the gateway next starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_committed_without_its_answer_is_audited_at_the_next_start() -> Result<()> {
+    let world = World::start(options(None)).await?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let record = hpki_gateway::store::RecordRow {
+        id: "rec_committed_unanswered".into(),
+        kind: "note".into(),
+        patient: "0123456789abcdef0123456789abcdef".into(),
+        institution: CLINIC.into(),
+        origin_reference: "note:committed_unanswered".into(),
+        draft_version: None,
+        author: "MD-300001".into(),
+        signer: None,
+        key_id: world.gw.keys().current().to_owned(),
+        content: vec![0; 32],
+        document_sha256: None,
+        signature: None,
+        signature_cert: None,
+        revocation: "[]".into(),
+        created_at: now,
+    };
+    world.gw.store.add_record(&record).await?;
+    anyhow::ensure!(!world.audit().await.iter().any(|e| e.event.object.contains(&record.id)), "audited already");
+    let (config, _, ops) = world.process_config()?;
+    let _gateway = GatewayProcess::start(&config, ops)?;
+    let audit = world.audit().await;
+    let named: Vec<_> = audit.iter().filter(|e| e.event.object.contains(&record.id)).collect();
+    anyhow::ensure!(named.len() == 1, "entries naming the record: {named:?}");
+    let e = &named[0].event;
+    anyhow::ensure!(
+        (e.action.as_str(), e.actor.as_str(), e.reason.as_str(), e.object.as_str())
+            == (
+                "record.recovered",
+                "MD-300001",
+                "committed_unanswered",
+                "note:committed_unanswered record:rec_committed_unanswered"
+            ),
+        "{e:?}"
+    );
+    gateway_cli(&config, &["audit", "verify"])?;
     Ok(())
 }
 

@@ -4,9 +4,11 @@
 
 mod agent_process;
 mod gateway_process;
+mod software_card;
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
 pub use gateway_process::{GatewayProcess, free_port, gateway_cli, wait_ready};
+pub use software_card::SoftwareCard;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod audit_writer;
 pub mod clock;
 pub mod config;
+pub mod crash_recovery;
 pub mod gateway;
 pub mod key_rotation;
 pub mod keyring;

@@ -248,6 +248,12 @@ async fn run(cli: Cli) -> Result<ExitCode> {
 
 async fn serve(config: Config) -> Result<ExitCode> {
     let store = Store::open(&config.store_config()).await.context("opening the store")?;
+    let recovered = hpki_gateway::crash_recovery::audit_unanswered_records(&store, SystemClock.now_ms())
+        .await
+        .context("auditing records committed before a crash")?;
+    if !recovered.is_empty() {
+        tracing::warn!(records = recovered.len(), "audited records whose answer was lost in a crash");
+    }
     let tls = hpki_gateway::tls::server_config(&config)?;
     let validator = hpki_gateway::tls::validator(&config)?;
     let patient_tls = hpki_gateway::tls::patient_server_config(&config)?;

@@ -21,14 +21,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD as B64;
 use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
 use hpki_card::CardVariant;
-use hpki_e2e::{PIN, TerminalClient, TerminalCreds};
+use hpki_e2e::{PIN, SoftwareCard, TerminalClient, TerminalCreds};
+
+const GATEWAY_ID: &str = "bench.invalid";
 use hpki_profile::Profession;
-use hpki_protocol::LoginTbs;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const ROUNDS: usize = 3;
 const SECONDS: u64 = 8;
@@ -132,35 +131,6 @@ fn wait_port(port: u16) -> Result<()> {
     bail!("nothing listens on {port}")
 }
 
-/// Challenge and login, the card's signature made in software with its key.
-async fn software_login(
-    client: &mut TerminalClient,
-    key: &ring::signature::RsaKeyPair,
-    cert_b64: &str,
-) -> Result<(u16, Value)> {
-    let c = client.challenge().await?;
-    let id = c["id"].as_str().unwrap_or_default().to_owned();
-    let nonce: [u8; 32] =
-        B64.decode(c["nonce"].as_str().unwrap_or_default())?.try_into().map_err(|_| anyhow::anyhow!("nonce"))?;
-    let tbs = LoginTbs {
-        gateway_id: "bench.invalid",
-        challenge_id: &id,
-        nonce: &nonce,
-        channel_binding: &client.channel_binding,
-    }
-    .to_bytes()?;
-    let mut sig = vec![0u8; key.public().modulus_len()];
-    key.sign(&ring::signature::RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), &tbs, &mut sig)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    client
-        .post(
-            "/v1/auth/login",
-            &json!({"challenge_id": id, "certificate": cert_b64, "signature": B64.encode(&sig)}),
-            None,
-        )
-        .await
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let tmp = tempfile::tempdir()?;
@@ -222,7 +192,7 @@ async fn main() -> Result<()> {
     std::fs::write(
         &config,
         format!(
-            "gateway_id = \"bench.invalid\"\n[store]\nsqlite_dir = \"data\"\n\
+            "gateway_id = \"{GATEWAY_ID}\"\n[store]\nsqlite_dir = \"data\"\n\
              [listener]\naddress = \"127.0.0.1:{gw_port}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [\"127.0.0.0/8\"]\n\
              max_connections = 4096\nrequests_per_second_per_terminal = 10000000\n\
@@ -307,12 +277,7 @@ async fn main() -> Result<()> {
     let ng_pid = nginx.0.id();
 
     // 1. Logins per second.
-    let image = virtual_card::CardImage::load(&image_path)?;
-    let key = Arc::new(
-        ring::signature::RsaKeyPair::from_pkcs8(&image.authentication.private_key)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    );
-    let cert_b64 = Arc::new(B64.encode(&image.authentication.certificate));
+    let soft = Arc::new(SoftwareCard::load(&image_path)?);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{gw_port}").parse()?;
     let server_ca = dir.join("server/ca-chain.pem");
     let logins = Arc::new(AtomicU64::new(0));
@@ -322,12 +287,12 @@ async fn main() -> Result<()> {
     let deadline = started + Duration::from_secs(SECONDS);
     let mut tasks = Vec::new();
     for _ in 0..16 {
-        let (key, cert_b64, logins, refused, creds, server_ca) =
-            (key.clone(), cert_b64.clone(), logins.clone(), refused.clone(), creds.clone(), server_ca.clone());
+        let (soft, logins, refused, creds, server_ca) =
+            (soft.clone(), logins.clone(), refused.clone(), creds.clone(), server_ca.clone());
         tasks.push(tokio::spawn(async move {
             let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
             while Instant::now() < deadline {
-                let (status, _) = software_login(&mut client, &key, &cert_b64).await?;
+                let (status, _) = soft.login(&mut client, GATEWAY_ID).await?;
                 if status == 200 {
                     logins.fetch_add(1, Ordering::Relaxed)
                 } else {
@@ -347,7 +312,7 @@ async fn main() -> Result<()> {
 
     // One session for whoami.
     let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
-    let (_, body) = software_login(&mut client, &key, &cert_b64).await?;
+    let (_, body) = soft.login(&mut client, GATEWAY_ID).await?;
     let token = body["session"].as_str().context("session")?.to_owned();
 
     let gw_url = format!("https://localhost:{gw_port}/v1/auth/whoami");

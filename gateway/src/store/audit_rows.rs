@@ -89,6 +89,24 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// The time (Unix ms) of the newest entry.
+    pub async fn last_audit_at(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT at FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(self.pool()).await?;
+        Ok(row.map(|r| r.try_get("at")).transpose()?)
+    }
+
+    /// Entries at or after `at` (Unix ms), in order.
+    pub async fn audit_since(&self, at: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash \
+             FROM audit WHERE at >= $1 ORDER BY seq",
+        )
+        .bind(at)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
     /// Every entry of `actor` between two times (Unix ms, inclusive).
     pub async fn audit_of_actor(&self, actor: &str, from: i64, to: i64) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(

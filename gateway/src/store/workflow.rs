@@ -302,6 +302,17 @@ impl Store {
         Ok(row.as_ref().map(record_of).transpose()?)
     }
 
+    /// Records created at or after `at` (Unix seconds), oldest first.
+    pub async fn records_since(&self, at: i64) -> Result<Vec<RecordRow>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RECORD_COLS} FROM records WHERE created_at >= $1 ORDER BY created_at, id"
+        )))
+        .bind(at)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.iter().map(record_of).collect::<Result<_, _>>()?)
+    }
+
     /// Every record of a patient (pseudonym), oldest first.
     pub async fn records_of(&self, patient: &str) -> Result<Vec<RecordRow>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(

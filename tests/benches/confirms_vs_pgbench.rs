@@ -1,0 +1,174 @@
+//! Confirms per second next to `pgbench`, in one run on this machine
+//! (`bench/confirms-vs-pgbench.sh`).
+//!
+//! A confirm is everything the gateway does for `POST /v1/drafts/{id}/confirm`
+//! over keep-alive mTLS: the session, the checks in their documented order,
+//! HPKI path validation of the signature certificate with its CRL, the RSA
+//! signature over the document bytes, AES-256-GCM sealing of the record, the
+//! draft → record transaction committed durably, and the audit entry
+//! committed before the answer. It runs on SQLite (the default) and on the
+//! machine's PostgreSQL server; `pgbench`'s built-in TPC-B-like script on the
+//! same server, with the same client count, is the reference for "one
+//! durable transaction".
+//!
+//! The doctor's signatures are made ahead of the measurement with the card
+//! image's signature key in software: this measures the gateway, not the card
+//! (the card layer has its own benchmark; every test signs through pcscd).
+//! Rounds alternate SQLite, PostgreSQL, pgbench; medians are printed.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use hpki_e2e::{GATEWAY_ID, PgDatabase, SoftwareCard, World, WorldOptions};
+use hpki_profile::Profession;
+use serde_json::{Value, json};
+
+const ROUNDS: usize = 3;
+/// Drafts confirmed per measured round.
+const DRAFTS: usize = 1500;
+/// Concurrent terminal connections, and pgbench clients.
+const CLIENTS: usize = 8;
+const PGBENCH_SECONDS: u32 = 10;
+const CLINIC: &str = "Bench Clinic";
+
+fn ok(answer: (u16, Value)) -> Result<Value> {
+    let (status, body) = answer;
+    anyhow::ensure!((200..300).contains(&status), "expected success, got {status}: {body}");
+    Ok(body)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// One measured round on `postgres` (None: SQLite): the confirms per second.
+async fn confirm_round(postgres: Option<String>) -> Result<f64> {
+    let mut world =
+        World::start(WorldOptions { postgres, requests_per_second: 10_000_000, ..Default::default() }).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let assistant = SoftwareCard::load(&world.assistant_card(CLINIC, "A-001").await?)?;
+    let (doctor_image, doctor) = world.person_card(Profession::Doctor, "880001", CLINIC).await?;
+    let doctor_card = SoftwareCard::load(&doctor_image)?;
+    world.link(&format!("{CLINIC}/A-001"), &doctor).await?;
+
+    let mut client = world.connect(&creds).await?;
+    let a = assistant.session(&mut client, GATEWAY_ID).await?;
+    let patient = ok(client
+        .post("/v1/patients", &json!({"name": "Bench Patient", "birth_date": "1970-01-01"}), Some(&a))
+        .await?)?;
+    let enc = ok(client.post("/v1/encounters", &json!({"patient": patient["id"]}), Some(&a)).await?)?;
+    let d = doctor_card.session(&mut client, GATEWAY_ID).await?;
+    let mut ready = VecDeque::with_capacity(DRAFTS);
+    for n in 0..DRAFTS {
+        let content = json!({"type": "progress_note", "n": n, "note": "経過良好。次回は二週間後。", "bp": "124/78"});
+        let draft = ok(client
+            .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": content}), Some(&a))
+            .await?)?;
+        let id = draft["id"].as_str().context("draft id")?.to_owned();
+        let signing = ok(client.get(&format!("/v1/drafts/{id}/signing-bytes"), Some(&d)).await?)?;
+        ready.push_back((id, doctor_card.signed_confirm(&signing)?));
+    }
+    let before = world.gw.store.count_records().await?;
+
+    let queue = Arc::new(Mutex::new(ready));
+    let mut clients = Vec::with_capacity(CLIENTS);
+    for _ in 0..CLIENTS {
+        clients.push(world.connect(&creds).await?);
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for mut c in clients {
+        let (queue, d) = (queue.clone(), d.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop_front();
+                let Some((id, body)) = next else { return Ok::<_, anyhow::Error>(()) };
+                ok(c.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(&d)).await?)?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    // Check what was measured: every confirm made exactly one record.
+    let made = world.gw.store.count_records().await? - before;
+    anyhow::ensure!(made == DRAFTS as i64, "{made} records for {DRAFTS} confirms");
+    anyhow::ensure!(world.chain_verifies().await, "the audit chain does not verify");
+    Ok(DRAFTS as f64 / elapsed)
+}
+
+fn pgbench() -> Result<PathBuf> {
+    for p in ["/usr/bin/pgbench", "/usr/lib/postgresql/15/bin/pgbench"] {
+        if std::path::Path::new(p).exists() {
+            return Ok(p.into());
+        }
+    }
+    bail!("pgbench not found (it comes with the postgresql packages)")
+}
+
+/// pgbench's built-in TPC-B-like script on a fresh database: transactions
+/// per second (without connection time).
+async fn pgbench_round() -> Result<f64> {
+    let db = PgDatabase::create().await?;
+    let result = (|| {
+        let init = Command::new(pgbench()?).args(["-i", "-q", "-s", &CLIENTS.to_string(), &db.url]).output()?;
+        anyhow::ensure!(init.status.success(), "pgbench -i: {}", String::from_utf8_lossy(&init.stderr));
+        let run = Command::new(pgbench()?)
+            .args([
+                "-c",
+                &CLIENTS.to_string(),
+                "-j",
+                "2",
+                "-M",
+                "prepared",
+                "-T",
+                &PGBENCH_SECONDS.to_string(),
+                &db.url,
+            ])
+            .output()?;
+        let out = String::from_utf8_lossy(&run.stdout);
+        anyhow::ensure!(run.status.success(), "pgbench: {out}{}", String::from_utf8_lossy(&run.stderr));
+        let tps = out
+            .lines()
+            .find(|l| l.starts_with("tps = "))
+            .and_then(|l| l.trim_start_matches("tps = ").split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .with_context(|| format!("no tps in pgbench output: {out}"))?;
+        let failed = out.lines().any(|l| l.starts_with("number of failed transactions: ") && !l.contains(": 0 "));
+        anyhow::ensure!(!failed, "pgbench had failed transactions: {out}");
+        Ok(tps)
+    })();
+    db.drop_db().await;
+    result
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<()> {
+    let (mut sqlite, mut postgres, mut reference) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        let s = confirm_round(None).await?;
+        let db = PgDatabase::create().await?;
+        let p = confirm_round(Some(db.url.clone())).await;
+        db.drop_db().await;
+        let p = p?;
+        let r = pgbench_round().await?;
+        println!("round {round}: SQLite {s:.0} confirms/s, PostgreSQL {p:.0} confirms/s, pgbench TPC-B {r:.0} tps");
+        sqlite.push(s);
+        postgres.push(p);
+        reference.push(r);
+    }
+    let (s, p, r) = (median(sqlite), median(postgres), median(reference));
+    println!(
+        "confirms ({DRAFTS} per round, {CLIENTS} keep-alive mTLS connections) vs pgbench (-c {CLIENTS} -j 2 -M prepared -T {PGBENCH_SECONDS}, scale {CLIENTS}), same PostgreSQL server, medians of {ROUNDS} rounds:"
+    );
+    println!("  SQLite      {s:>8.0} confirms/s   ({:.2} of pgbench)", s / r);
+    println!("  PostgreSQL  {p:>8.0} confirms/s   ({:.2} of pgbench)   goal ≥ 0.50", p / r);
+    println!("  pgbench     {r:>8.0} transactions/s");
+    Ok(())
+}
