@@ -315,7 +315,8 @@ pub async fn authenticate(
         .ok_or_else(|| (Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None))?;
     let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
     let now = gw.clock.now();
-    let session = match gw.store.use_session(&token_hash, now, gw.config.sessions.idle_timeout_seconds).await {
+    let (session, person) = match gw.store.use_session(&token_hash, now, gw.config.sessions.idle_timeout_seconds).await
+    {
         Ok(Ok(s)) => s,
         Ok(Err(end)) => {
             let (code, msg) = match end {
@@ -332,7 +333,6 @@ pub async fn authenticate(
     if session.terminal != conn.terminal.key() {
         return Err((Refused::new(401, "session_other_terminal", "this session belongs to another terminal"), who));
     }
-    let person = gw.store.person(&session.person_id).await.map_err(|e| (e.into(), who.clone()))?;
     let Some(person) = person.filter(|p| p.active) else {
         let _ = gw.store.end_session(&token_hash, now, "person_deactivated").await;
         return Err((Refused::new(403, "person_deactivated", "this person is deactivated"), who));

@@ -131,8 +131,10 @@ both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
     let s = db.store().await;
     seed(&s).await;
     s.create_session(b"tok1", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 1000 + 12 * 3600).await.expect("create");
-    let used = s.use_session(b"tok1", 1000 + 299, 300).await.expect("db").expect("usable");
+    let (used, person) = s.use_session(b"tok1", 1000 + 299, 300).await.expect("db").expect("usable");
     assert_eq!(used.person_id, "MD-1");
+    // The person comes with the session, as registered now.
+    assert_eq!(person.map(|p| (p.id, p.active)), Some(("MD-1".to_owned(), true)));
     // Activity moves the idle deadline.
     assert!(s.use_session(b"tok1", 1000 + 598, 300).await.expect("db").is_ok());
     assert_eq!(s.use_session(b"tok1", 1000 + 598 + 300, 300).await.expect("db"), Err(SessionEnd::IdleTimeout));

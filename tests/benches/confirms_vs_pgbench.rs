@@ -80,6 +80,11 @@ async fn confirm_round(postgres: Option<String>) -> Result<f64> {
     for _ in 0..CLIENTS {
         clients.push(world.connect(&creds).await?);
     }
+    // A mark for profilers attaching to this process (perf record -p).
+    eprintln!(
+        "measuring confirms on {}",
+        if world.gw.store.backend() == hpki_gateway::store::Backend::Sqlite { "SQLite" } else { "PostgreSQL" }
+    );
     let started = Instant::now();
     let mut tasks = Vec::new();
     for mut c in clients {

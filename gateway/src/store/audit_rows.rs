@@ -8,6 +8,9 @@ use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
 /// Advisory-lock key serialising appends across gateways on one PostgreSQL.
 const AUDIT_LOCK_KEY: i64 = 0x4850_4B49_4155_4431; // "HPKIAUD1"
 
+/// Rows per multi-row INSERT of a batch.
+const INSERT_ROWS: usize = 64;
+
 impl Store {
     /// Appends one entry at `at` (Unix ms), chained to the last one.
     pub async fn append_audit(&self, event: &AuditEvent, at: i64) -> Result<AuditRecord, StoreError> {
@@ -40,26 +43,40 @@ impl Store {
             for (event, at) in events {
                 seq += 1;
                 let hash = entry_hash(&prev, seq, *at, event).to_vec();
-                sqlx::query(
-                    "INSERT INTO audit (seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(seq)
-                .bind(*at)
-                .bind(&event.actor)
-                .bind(&event.terminal)
-                .bind(&event.institution)
-                .bind(&event.action)
-                .bind(&event.object)
-                .bind(&event.outcome)
-                .bind(&event.reason)
-                .bind(&event.request_id)
-                .bind(&prev)
-                .bind(&hash)
-                .execute(&mut *conn)
-                .await?;
                 out.push(AuditRecord { seq, at: *at, event: event.clone(), prev_hash: prev, hash: hash.clone() });
                 prev = hash;
+            }
+            // One multi-row INSERT per chunk: one round trip for a batch
+            // instead of one per entry (12 parameters a row; SQLite allows
+            // 32766 parameters, PostgreSQL 65535).
+            for chunk in out.chunks(INSERT_ROWS) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let p: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO audit (seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash) VALUES {}",
+                    rows.join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for r in chunk {
+                    q = q
+                        .bind(r.seq)
+                        .bind(r.at)
+                        .bind(&r.event.actor)
+                        .bind(&r.event.terminal)
+                        .bind(&r.event.institution)
+                        .bind(&r.event.action)
+                        .bind(&r.event.object)
+                        .bind(&r.event.outcome)
+                        .bind(&r.event.reason)
+                        .bind(&r.event.request_id)
+                        .bind(&r.prev_hash)
+                        .bind(&r.hash);
+                }
+                q.execute(&mut *conn).await?;
             }
             Ok::<_, StoreError>(out)
         }

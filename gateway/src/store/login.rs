@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{PersonRow, Store, StoreError};
 
 /// Seconds between two writes of a session's last use.
 pub const TOUCH_EVERY: i64 = 10;
@@ -114,22 +114,37 @@ impl Store {
         Ok(())
     }
 
-    /// The session, if usable at `now` with `idle` seconds of idle timeout;
-    /// a usable session's last use becomes `now`. An expired session is
-    /// ended on the way.
+    /// The session, if usable at `now` with `idle` seconds of idle timeout,
+    /// with its person as registered now (read in the same query: every
+    /// request needs both); a usable session's last use becomes `now`. An
+    /// expired session is ended on the way.
     pub async fn use_session(
         &self,
         token_hash: &[u8],
         now: i64,
         idle: i64,
-    ) -> Result<Result<SessionRow, SessionEnd>, StoreError> {
+    ) -> Result<Result<(SessionRow, Option<PersonRow>), SessionEnd>, StoreError> {
         let row = sqlx::query(
-            "SELECT person_id, terminal, card_cert, created_at, last_seen, expires_at, ended_at FROM sessions WHERE token_hash = $1",
+            "SELECT s.person_id, s.terminal, s.card_cert, s.created_at, s.last_seen, s.expires_at, s.ended_at, \
+             p.id AS p_id, p.role AS p_role, p.name AS p_name, p.name_kanji AS p_name_kanji, \
+             p.institution AS p_institution, p.active AS p_active \
+             FROM sessions s LEFT JOIN persons p ON p.id = s.person_id WHERE s.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(self.pool())
         .await?;
         let Some(r) = row else { return Ok(Err(SessionEnd::Unknown)) };
+        let person = match r.try_get::<Option<String>, _>("p_id")? {
+            Some(id) => Some(PersonRow {
+                id,
+                role: r.try_get("p_role")?,
+                name: r.try_get("p_name")?,
+                name_kanji: r.try_get("p_name_kanji")?,
+                institution: r.try_get("p_institution")?,
+                active: r.try_get::<i64, _>("p_active")? != 0,
+            }),
+            None => None,
+        };
         if r.try_get::<Option<i64>, _>("ended_at")?.is_some() {
             return Ok(Err(SessionEnd::Ended));
         }
@@ -157,14 +172,14 @@ impl Store {
         // end up to that much early, never late. Only forward: concurrent
         // requests must not rewind it.
         if now - s.last_seen < TOUCH_EVERY {
-            return Ok(Ok(s));
+            return Ok(Ok((s, person)));
         }
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1")
             .bind(now)
             .bind(token_hash)
             .execute(self.pool())
             .await?;
-        Ok(Ok(SessionRow { last_seen: now, ..s }))
+        Ok(Ok((SessionRow { last_seen: now, ..s }, person)))
     }
 
     /// Ends a session; `false` if it was unknown or already ended.
