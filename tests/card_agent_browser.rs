@@ -333,8 +333,13 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
         fill(&client, "#draft-text", "処方: 安静、水分補給。").await?;
         click(&client, "#save-draft").await?;
         texts(&client, "#my-drafts .draft", 2).await?;
-        // Edit the first: version 2.
-        click(&client, "#my-drafts .draft:first-of-type button.edit").await?;
+        // Edit the first one written (drafts of the same second have no
+        // fixed order on screen, so find it by its text): version 2.
+        retry("clicking edit on the first draft", || async {
+            let xpath = "//div[contains(@class,'draft')][div[@class='draft-text' and contains(., 'Cough')]]//button[contains(@class,'edit')]";
+            Ok(client.find(Locator::XPath(xpath)).await?.click().await?)
+        })
+        .await?;
         fill(&client, "textarea.edit-text", "BP 128/82. Cough for three days, no fever.").await?;
         click(&client, "button.save-edit").await?;
         wait_text(&client, ".work-message.ok", "第2版").await?;
