@@ -46,6 +46,19 @@ fn start_chromedriver() -> Result<(Driver, u16)> {
     Ok((driver, port))
 }
 
+/// The clinic's card agent (Japanese UI) against `world`'s gateway, once it
+/// has read the card in the first slot.
+async fn start_agent(world: &World, pcscd: &PrivatePcscd, terminal: &hpki_e2e::TerminalCreds) -> Result<AgentProcess> {
+    let ca = world.path("server/ca-chain.pem");
+    let agent = AgentProcess::start(
+        pcscd,
+        AgentOptions { gateway: world.addr, gateway_ca: &ca, terminal, idle_lock_seconds: 300, language: "ja" },
+    )
+    .await?;
+    agent.wait_card_read(&pcscd.reader(0)).await?;
+    Ok(agent)
+}
+
 /// Headless Chromium under a fresh chromedriver; `extra` are more
 /// command-line switches.
 async fn start_browser(extra: &[String]) -> Result<(Driver, fantoccini::Client)> {
@@ -140,19 +153,7 @@ async fn a_doctor_logs_in_through_the_local_ui_in_chromium() -> Result<()> {
     let image = world.card(Profession::Doctor, "D-9009", CLINIC).await?;
     let pcscd = PrivatePcscd::start()?;
     let _card = CardProcess::start(&pcscd, 0, &image)?;
-    let ca = world.path("server/ca-chain.pem");
-    let agent = AgentProcess::start(
-        &pcscd,
-        AgentOptions {
-            gateway: world.addr,
-            gateway_ca: &ca,
-            terminal: &terminal,
-            idle_lock_seconds: 300,
-            language: "ja",
-        },
-    )
-    .await?;
-    agent.wait_card_read(&pcscd.reader(0)).await?;
+    let agent = start_agent(&world, &pcscd, &terminal).await?;
 
     let (_driver, client) = start_browser(&[]).await?;
 
@@ -293,19 +294,7 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
 
     let pcscd = PrivatePcscd::start()?;
     let assistant_card = CardProcess::start(&pcscd, 0, &assistant_image)?;
-    let ca = world.path("server/ca-chain.pem");
-    let agent = AgentProcess::start(
-        &pcscd,
-        AgentOptions {
-            gateway: world.addr,
-            gateway_ca: &ca,
-            terminal: &terminal,
-            idle_lock_seconds: 300,
-            language: "ja",
-        },
-    )
-    .await?;
-    agent.wait_card_read(&pcscd.reader(0)).await?;
+    let agent = start_agent(&world, &pcscd, &terminal).await?;
     let (_driver, client) = start_browser(&[format!("--ignore-certificate-errors-spki-list={pin}")]).await?;
 
     let result = async {
