@@ -62,6 +62,13 @@ pub struct RecordRow {
     pub created_at: i64,
 }
 
+/// Whose pending drafts: those awaiting a signer, or those an assistant wrote.
+#[derive(Debug, Clone, Copy)]
+enum DraftParty {
+    Signer,
+    Assistant,
+}
+
 /// A value to re-encrypt under the current key.
 #[derive(Debug, Clone)]
 pub struct SealedRow {
@@ -242,21 +249,23 @@ impl Store {
 
     /// Pending drafts awaiting `signer`, oldest first.
     pub async fn queue(&self, signer: &str) -> Result<Vec<DraftRow>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DRAFT_COLS} FROM drafts WHERE signer = $1 AND status = 'pending' ORDER BY created_at, id"
-        )))
-        .bind(signer)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.iter().map(draft_of).collect::<Result<_, _>>()?)
+        self.pending_drafts(DraftParty::Signer, signer).await
     }
 
     /// Pending drafts written by `assistant`, oldest first.
     pub async fn drafts_by(&self, assistant: &str) -> Result<Vec<DraftRow>, StoreError> {
+        self.pending_drafts(DraftParty::Assistant, assistant).await
+    }
+
+    async fn pending_drafts(&self, party: DraftParty, person: &str) -> Result<Vec<DraftRow>, StoreError> {
+        let column = match party {
+            DraftParty::Signer => "signer",
+            DraftParty::Assistant => "assistant",
+        };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {DRAFT_COLS} FROM drafts WHERE assistant = $1 AND status = 'pending' ORDER BY created_at, id"
+            "SELECT {DRAFT_COLS} FROM drafts WHERE {column} = $1 AND status = 'pending' ORDER BY created_at, id"
         )))
-        .bind(assistant)
+        .bind(person)
         .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(draft_of).collect::<Result<_, _>>()?)
