@@ -39,7 +39,7 @@ function esc(s){return String(s==null?'':s).replace(/[&<>"']/g,c=>({'&':'&amp;',
 async function call(path, body){
   const r = await fetch(path,{method:'POST',headers:{'Content-Type':'application/json','X-CSRF-Token':CSRF,'X-Lang':LANG},body:JSON.stringify(body||{})});
   let j = {}; try { j = await r.json(); } catch(e) {}
-  return {ok:r.ok, body:j};
+  return {ok:r.ok, status:r.status, body:j};
 }
 function tries(pin){
   if(!pin) return '';

@@ -196,9 +196,9 @@ function bindWork(box){
     const pin = document.getElementById('signature-pin');
     const items = wk.review.map(r=>({draft:r.draft, version:r.version, sha256:r.sha256}));
     renderBusy();
-    const r = await fetch('/ui/confirm',{method:'POST',headers:{'Content-Type':'application/json','X-CSRF-Token':CSRF,'X-Lang':LANG},body:JSON.stringify({items, pin:pin.value})});
-    let j = {}; try { j = await r.json(); } catch(e) {}
-    if(!r.ok){ say(failure({status:r.status, body:j})); return; }
+    const res = await call('/ui/confirm',{items, pin:pin.value});
+    if(!res.ok){ say(failure(res)); return; }
+    const j = res.body;
     pin.value='';
     wk.results = j.results ? j.results.map(x=>({draft:x.draft, record:x.record&&x.record.id, error:x.error&&(x.error.message+' ['+x.error.error+']')}))
                            : [{draft:items[0].draft, record:j.id}];

@@ -30,24 +30,32 @@ pub async fn audit_unanswered_records(store: &Store, now_ms: i64) -> Result<Vec<
     // A record's entry comes after the record's commit; created_at is in
     // whole seconds.
     let entries = store.audit_since(since * 1000).await?;
-    let mut recovered = Vec::new();
-    for r in records {
-        if entries.iter().any(|e| e.event.object.contains(&r.id)) {
-            continue;
-        }
-        let event = AuditEvent {
-            actor: r.signer.clone().unwrap_or_else(|| r.author.clone()),
-            terminal: "-".into(),
-            institution: r.institution.clone(),
-            action: "record.recovered".into(),
-            object: format!("{} record:{}", r.origin_reference, r.id),
-            outcome: "ok".into(),
-            reason: "committed_unanswered".into(),
-            request_id: "-".into(),
-        };
-        store.append_audit(&event, now_ms).await?;
-        tracing::warn!(record = %r.id, origin = %r.origin_reference, "a record committed before a crash had no audit entry; recorded now");
-        recovered.push(r.id);
+    let unnamed: Vec<_> =
+        records.into_iter().filter(|r| !entries.iter().any(|e| e.event.object.contains(&r.id))).collect();
+    let events: Vec<(AuditEvent, i64)> = unnamed
+        .iter()
+        .map(|r| {
+            let event = AuditEvent {
+                actor: r.signer.clone().unwrap_or_else(|| r.author.clone()),
+                terminal: "-".into(),
+                institution: r.institution.clone(),
+                action: "record.recovered".into(),
+                object: format!("{} record:{}", r.origin_reference, r.id),
+                outcome: "ok".into(),
+                reason: "committed_unanswered".into(),
+                request_id: "-".into(),
+            };
+            (event, now_ms)
+        })
+        .collect();
+    if !events.is_empty() {
+        store.append_audit_batch(&events).await?;
     }
-    Ok(recovered)
+    Ok(unnamed
+        .into_iter()
+        .map(|r| {
+            tracing::warn!(record = %r.id, origin = %r.origin_reference, "a record committed before a crash had no audit entry; recorded now");
+            r.id
+        })
+        .collect())
 }

@@ -562,19 +562,21 @@ async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: &[u8]) -> A
 
 async fn queue(gw: &Gateway, a: &Authenticated) -> Answer {
     require(a, Action::ReviewDrafts)?;
-    let mut drafts = Vec::new();
-    for d in gw.store.queue(&a.person.id).await? {
-        drafts.push(draft_view(gw, &d).await?);
-    }
+    let drafts = draft_views(gw, &gw.store.queue(&a.person.id).await?).await?;
     json(200, &Queue { drafts })
+}
+
+async fn draft_views(gw: &Gateway, rows: &[DraftRow]) -> Result<Vec<Draft>, Refused> {
+    let mut drafts = Vec::with_capacity(rows.len());
+    for d in rows {
+        drafts.push(draft_view(gw, d).await?);
+    }
+    Ok(drafts)
 }
 
 async fn my_drafts(gw: &Gateway, a: &Authenticated) -> Answer {
     require(a, Action::WriteDraft)?;
-    let mut drafts = Vec::new();
-    for d in gw.store.drafts_by(&a.person.id).await? {
-        drafts.push(draft_view(gw, &d).await?);
-    }
+    let drafts = draft_views(gw, &gw.store.drafts_by(&a.person.id).await?).await?;
     json(200, &Drafts { drafts })
 }
 

@@ -8,6 +8,10 @@ use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
 /// Advisory-lock key serialising appends across gateways on one PostgreSQL.
 const AUDIT_LOCK_KEY: i64 = 0x4850_4B49_4155_4431; // "HPKIAUD1"
 
+/// The audit table's columns, in the order rows are written and read.
+const AUDIT_COLS: &str =
+    "seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash";
+
 /// Rows per multi-row INSERT of a batch.
 const INSERT_ROWS: usize = 64;
 
@@ -34,7 +38,8 @@ impl Store {
             if self.backend() == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut *conn).await?;
             }
-            let tail = sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
+            let tail =
+                sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
             let (mut seq, mut prev) = match tail {
                 Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("hash")?),
                 None => (0, GENESIS.to_vec()),
@@ -56,10 +61,7 @@ impl Store {
                         format!("({})", p.join(", "))
                     })
                     .collect();
-                let sql = format!(
-                    "INSERT INTO audit (seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash) VALUES {}",
-                    rows.join(", ")
-                );
+                let sql = format!("INSERT INTO audit ({AUDIT_COLS}) VALUES {}", rows.join(", "));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for r in chunk {
                     q = q
@@ -95,10 +97,9 @@ impl Store {
 
     /// Entries with `seq > after`, in order, at most `limit`.
     pub async fn audit_page(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash \
-             FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )))
         .bind(after)
         .bind(limit)
         .fetch_all(self.pool())
@@ -114,22 +115,19 @@ impl Store {
 
     /// Entries at or after `at` (Unix ms), in order.
     pub async fn audit_since(&self, at: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash \
-             FROM audit WHERE at >= $1 ORDER BY seq",
-        )
-        .bind(at)
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {AUDIT_COLS} FROM audit WHERE at >= $1 ORDER BY seq")))
+                .bind(at)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter().map(record).collect()
     }
 
     /// Every entry of `actor` between two times (Unix ms, inclusive).
     pub async fn audit_of_actor(&self, actor: &str, from: i64, to: i64) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash \
-             FROM audit WHERE (actor = $1 OR object = $1) AND at >= $2 AND at <= $3 ORDER BY seq",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE (actor = $1 OR object = $1) AND at >= $2 AND at <= $3 ORDER BY seq"
+        )))
         .bind(actor)
         .bind(from)
         .bind(to)

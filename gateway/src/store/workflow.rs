@@ -303,33 +303,18 @@ impl Store {
     /// four (BEGIN, UPDATE, INSERT, COMMIT) — the server is a network hop
     /// away and round trips are most of a confirm's cost there.
     async fn confirm_draft_in_one_statement(&self, id: &str, version: i64, r: &RecordRow) -> Result<(), StoreError> {
-        let done = sqlx::query(
+        let sql = format!(
             "WITH confirmed AS (UPDATE drafts SET status = 'confirmed', record_id = $1, updated_at = $15 \
              WHERE id = $16 AND version = $17 AND status = 'pending' RETURNING id) \
-             INSERT INTO records (id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
-             content, document_sha256, signature, signature_cert, revocation, created_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM confirmed",
-        )
-        .bind(&r.id)
-        .bind(&r.kind)
-        .bind(&r.patient)
-        .bind(&r.institution)
-        .bind(&r.origin_reference)
-        .bind(r.draft_version)
-        .bind(&r.author)
-        .bind(&r.signer)
-        .bind(&r.key_id)
-        .bind(&r.content)
-        .bind(&r.document_sha256)
-        .bind(&r.signature)
-        .bind(&r.signature_cert)
-        .bind(&r.revocation)
-        .bind(r.created_at)
-        .bind(id)
-        .bind(version)
-        .execute(self.pool())
-        .await
-        .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
+             INSERT INTO records ({RECORD_INSERT_COLS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM confirmed"
+        );
+        let done = bind_record(sqlx::query(sqlx::AssertSqlSafe(sql)), r)
+            .bind(id)
+            .bind(version)
+            .execute(self.pool())
+            .await
+            .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
         if done.rows_affected() != 1 {
             return Err(StoreError::Conflict(format!("draft {id:?} at version {version}")));
         }
@@ -466,29 +451,40 @@ impl SealedTable {
     }
 }
 
+/// The columns a new record sets, in the order [`bind_record`] binds them
+/// ($1…$15).
+const RECORD_INSERT_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, \
+                                  key_id, content, document_sha256, signature, signature_cert, revocation, created_at";
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds a record's values to `q` as $1…$15, in [`RECORD_INSERT_COLS`] order.
+fn bind_record<'q>(q: AnyQuery<'q>, r: &'q RecordRow) -> AnyQuery<'q> {
+    q.bind(&r.id)
+        .bind(&r.kind)
+        .bind(&r.patient)
+        .bind(&r.institution)
+        .bind(&r.origin_reference)
+        .bind(r.draft_version)
+        .bind(&r.author)
+        .bind(&r.signer)
+        .bind(&r.key_id)
+        .bind(&r.content)
+        .bind(&r.document_sha256)
+        .bind(&r.signature)
+        .bind(&r.signature_cert)
+        .bind(&r.revocation)
+        .bind(r.created_at)
+}
+
 async fn insert_record(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &RecordRow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO records (id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
-         content, document_sha256, signature, signature_cert, revocation, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(&r.id)
-    .bind(&r.kind)
-    .bind(&r.patient)
-    .bind(&r.institution)
-    .bind(&r.origin_reference)
-    .bind(r.draft_version)
-    .bind(&r.author)
-    .bind(&r.signer)
-    .bind(&r.key_id)
-    .bind(&r.content)
-    .bind(&r.document_sha256)
-    .bind(&r.signature)
-    .bind(&r.signature_cert)
-    .bind(&r.revocation)
-    .bind(r.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
+    let sql = format!(
+        "INSERT INTO records ({RECORD_INSERT_COLS}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    );
+    bind_record(sqlx::query(sqlx::AssertSqlSafe(sql)), r)
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
     Ok(())
 }
