@@ -9,7 +9,10 @@ CARGO ?= cargo
 DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config openssl
 # The browser test of the card agent's local UI drives Debian's Chromium
 # through chromedriver; a Japanese font makes its screenshots readable.
-TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic
+# The IPsec test joins two network namespaces with strongSwan (userspace ESP:
+# the kernel here has none) and filters with nftables.
+TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic \
+	charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki nftables iproute2
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway bench-confirms fuzz clean

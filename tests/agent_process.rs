@@ -29,6 +29,9 @@ pub struct AgentProcess {
     pub address: SocketAddr,
     token: String,
     socket: PathBuf,
+    /// The network namespace the agent runs in (its local API is only
+    /// reachable there: status and commands go through its command line).
+    netns: Option<String>,
 }
 
 impl Drop for AgentProcess {
@@ -46,6 +49,25 @@ impl AgentProcess {
     /// Starts `card-agent --config …` against `pcscd` and waits until it
     /// serves and watches the readers.
     pub async fn start(pcscd: &PrivatePcscd, opts: AgentOptions<'_>) -> Result<AgentProcess> {
+        Self::start_in(pcscd, opts, None).await
+    }
+
+    /// `card-agent` run with `ip netns exec NETNS` when a namespace is
+    /// given, otherwise directly.
+    fn command(netns: Option<&str>) -> Result<Command> {
+        Ok(match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin_path("card-agent")?);
+                c
+            }
+            None => Command::new(bin_path("card-agent")?),
+        })
+    }
+
+    /// As `start`, inside the network namespace `netns` when given (pcscd's
+    /// socket is a file, so the cards stay reachable from there).
+    pub async fn start_in(pcscd: &PrivatePcscd, opts: AgentOptions<'_>, netns: Option<&str>) -> Result<AgentProcess> {
         let dir = tempfile::Builder::new().prefix("card-agent-").tempdir()?;
         let config = dir.path().join("agent.toml");
         let port = free_port()?;
@@ -65,7 +87,7 @@ impl AgentProcess {
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("agent.log"))?;
-        let mut child = Command::new(bin_path("card-agent")?)
+        let mut child = Self::command(netns)?
             .arg("--config")
             .arg(&config)
             .env("PCSCLITE_CSOCK_NAME", pcscd.socket())
@@ -84,6 +106,7 @@ impl AgentProcess {
             address: format!("127.0.0.1:{port}").parse()?,
             token: String::new(),
             socket: pcscd.socket(),
+            netns: netns.map(str::to_owned),
             dir,
         };
         if !line.contains("listening on") {
@@ -126,11 +149,19 @@ impl AgentProcess {
     }
 
     pub async fn api_lang(&self, method: &str, path: &str, body: Option<Value>, lang: &str) -> Result<(u16, Value)> {
+        if let Some(ns) = &self.netns {
+            bail!("the agent's API is inside network namespace {ns}; use its command line");
+        }
         let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
         Ok(card_agent::local_client::call(self.address, &self.token, method, path, body, lang).await?)
     }
 
     pub async fn status(&self) -> Result<Value> {
+        if self.netns.is_some() {
+            let (code, out, err) = tokio::task::block_in_place(|| self.cli(&["status", "--json"], ""))?;
+            anyhow::ensure!(code == 0, "status: {out}{err}");
+            return Ok(serde_json::from_str(&out)?);
+        }
         let (code, s) = self.api("GET", "/api/v1/status", None).await?;
         anyhow::ensure!(code == 200, "status: {code} {s}");
         Ok(s)
@@ -164,7 +195,7 @@ impl AgentProcess {
 
     /// Runs the `card-agent` command line with this agent's configuration.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Result<(i32, String, String)> {
-        let mut child = Command::new(bin_path("card-agent")?)
+        let mut child = Self::command(self.netns.as_deref())?
             .arg("--config")
             .arg(&self.config)
             .args(args)

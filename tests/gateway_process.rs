@@ -32,7 +32,21 @@ impl GatewayProcess {
     /// Starts the gateway on `config` (whose `[ops]` address is `ops`) and
     /// waits until `/readyz` answers 200.
     pub fn start(config: &Path, ops: SocketAddr) -> Result<GatewayProcess> {
-        let child = Command::new(bin_path("hpki-gateway")?)
+        Self::start_in(config, ops, None)
+    }
+
+    /// As `start`, inside the network namespace `netns` when given (its
+    /// `/readyz` is then asked from inside that namespace).
+    pub fn start_in(config: &Path, ops: SocketAddr, netns: Option<&str>) -> Result<GatewayProcess> {
+        let mut command = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(bin_path("hpki-gateway")?);
+                c
+            }
+            None => Command::new(bin_path("hpki-gateway")?),
+        };
+        let child = command
             .arg("--config")
             .arg(config)
             .arg("serve")
@@ -41,7 +55,10 @@ impl GatewayProcess {
             .spawn()
             .context("starting hpki-gateway serve")?;
         let process = GatewayProcess { child, ops };
-        wait_ready(ops)?;
+        match netns {
+            Some(ns) => wait_ready_in(ns, ops)?,
+            None => wait_ready(ops)?,
+        }
         Ok(process)
     }
 
@@ -85,4 +102,22 @@ pub fn wait_ready(ops: SocketAddr) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("the gateway did not become ready on {ops}")
+}
+
+/// `wait_ready` from inside network namespace `netns` (bash's /dev/tcp).
+fn wait_ready_in(netns: &str, ops: SocketAddr) -> Result<()> {
+    let script = format!(
+        "exec 3<>/dev/tcp/{}/{} && printf 'GET /readyz HTTP/1.1\\r\\nhost: ops\\r\\nconnection: close\\r\\n\\r\\n' >&3 && head -c 12 <&3",
+        ops.ip(),
+        ops.port()
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        let out = Command::new("ip").args(["netns", "exec", netns, "bash", "-c", &script]).output()?;
+        if String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 200") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("the gateway did not become ready on {ops} in {netns}")
 }

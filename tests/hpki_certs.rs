@@ -462,3 +462,65 @@ fn batch_reports_a_bad_row_by_line_number_and_issues_the_rest() -> Result<()> {
     assert!(out_dir.join("0004-kato-yui.json").is_file());
     Ok(())
 }
+
+#[test]
+fn vpn_issue_writes_both_sides_and_refuses_bad_addresses_without_a_trace() -> Result<()> {
+    let ca = Ca::new()?;
+    let dir = ca.dir_str();
+    let vpn = |out: &str, extra: &[&str]| {
+        let out = ca.path(out).display().to_string();
+        let mut args = vec!["vpn", "issue", "--dir", &dir, "--out", &out, "--dc-addr", "192.0.2.1", "--json"];
+        args.extend_from_slice(extra);
+        ca.run(&args)
+    };
+    let refusals: [(&[&str], &str); 4] = [
+        (&["--site", "Kanazawa", "--clinic-subnet", "10.1.0.0/24", "--dc-subnet", "10.2.0.0/24"], "--site"),
+        (&["--site", "k", "--clinic-subnet", "10.1.0.0/16", "--dc-subnet", "10.1.2.0/24"], "overlap"),
+        (&["--site", "k", "--clinic-subnet", "10.1.0.0/24", "--dc-subnet", "2001:db8::/64"], "IPv6"),
+        (
+            &["--site", "k", "--clinic-subnet", "10.1.0.0/24", "--dc-subnet", "10.2.0.0/24", "--dc-id", "a..b"],
+            "--dc-id",
+        ),
+    ];
+    for (args, says) in refusals {
+        let o = vpn("refused", args)?;
+        assert_eq!(o.status.code(), Some(2), "{args:?} accepted");
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(!ca.path("refused").exists(), "{args:?} left output behind");
+    }
+    let ledger_before = std::fs::read_to_string(ca.dir().join("ledger.jsonl"))?.lines().count();
+
+    let o = vpn("vpn", &["--site", "kanazawa", "--clinic-subnet", "10.1.0.0/24", "--dc-subnet", "10.2.0.0/24"])?;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_str(&stdout(&o))?;
+    assert_eq!(v["clinic"]["id"], "kanazawa.clinic.hpki-vpn");
+    assert_eq!(v["dc"]["id"], "dc.hpki-vpn");
+    let clinic = std::fs::read_to_string(ca.path("vpn/clinic/swanctl/swanctl.conf"))?;
+    let dc = std::fs::read_to_string(ca.path("vpn/dc/swanctl/conf.d/site-kanazawa.conf"))?;
+    for (conf, local, remote) in [(&clinic, "10.1.0.0/24", "10.2.0.0/24"), (&dc, "10.2.0.0/24", "10.1.0.0/24")] {
+        assert!(conf.contains(&format!("local_ts = {local}")) && conf.contains(&format!("remote_ts = {remote}")));
+        assert!(conf.contains("cacerts = hpki-vpn-ca.pem") && conf.contains("revocation = ifuri"), "{conf}");
+    }
+    assert!(clinic.contains("remote_addrs = 192.0.2.1") && clinic.contains("local_addrs = %any"), "{clinic}");
+    // Private keys are 0600; the certificates come from the VPN CA and name
+    // the IKE identity.
+    use std::os::unix::fs::PermissionsExt;
+    let key = std::fs::metadata(ca.path("vpn/clinic/swanctl/private/kanazawa-clinic.key"))?;
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    let o =
+        ca.run(&["inspect", "--json", &ca.path("vpn/dc/swanctl/x509/dc-for-kanazawa.pem").display().to_string()])?;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("VPN-Test-CA-forIKE"), "{}", stdout(&o));
+    // Recorded: both serials in the state and one ledger line.
+    let state = std::fs::read_to_string(ca.dir().join("state.json"))?;
+    for side in ["clinic", "dc"] {
+        assert!(state.contains(v[side]["serial"].as_str().unwrap_or("?")), "{side} serial not recorded");
+    }
+    let ledger = std::fs::read_to_string(ca.dir().join("ledger.jsonl"))?;
+    assert_eq!(ledger.lines().count(), ledger_before + 1);
+    assert!(ledger.lines().last().is_some_and(|l| l.contains("vpn-issue")));
+    // The same output directory again is refused.
+    let o = vpn("vpn", &["--site", "kanazawa", "--clinic-subnet", "10.1.0.0/24", "--dc-subnet", "10.2.0.0/24"])?;
+    assert_eq!(o.status.code(), Some(2));
+    Ok(())
+}

@@ -4,6 +4,7 @@
 
 mod agent_process;
 mod gateway_process;
+pub mod ipsec_link;
 mod software_card;
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
@@ -269,12 +270,17 @@ impl World {
     pub fn process_config(&self) -> Result<(PathBuf, SocketAddr, SocketAddr)> {
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let ops: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+        Ok((self.process_config_at(listen, ops)?, listen, ops))
+    }
+
+    /// As `process_config`, listening on the given addresses.
+    pub fn process_config_at(&self, listen: SocketAddr, ops: SocketAddr) -> Result<PathBuf> {
         let text = std::fs::read_to_string(self.config_path())?;
         let (head, tail) = text.split_once("[listener]\naddress = \"127.0.0.1:0\"").context("listener address")?;
         let text = format!("{head}[listener]\naddress = \"{listen}\"{tail}\n[ops]\naddress = \"{ops}\"\n");
         let path = self.path("gateway-process.toml");
         std::fs::write(&path, text)?;
-        Ok((path, listen, ops))
+        Ok(path)
     }
 
     /// Enrols `patient` for the patient listener with `hpki-gateway admin

@@ -37,6 +37,10 @@ enum Command {
     /// TLS server certificates for the gateway's listeners.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// IKE certificates and swanctl configurations for a clinic's IPsec link
+    /// to the data centre (NET-1).
+    #[command(subcommand)]
+    Vpn(VpnCommand),
     /// Revoke a certificate issued from the CA directory.
     Revoke(RevokeArgs),
     /// Certificate revocation lists.
@@ -236,6 +240,49 @@ enum ServerCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum VpnCommand {
+    /// Issue IKE certificates for a clinic's VPN endpoint and the data
+    /// centre's from the VPN CA, and write a ready swanctl configuration for
+    /// each side into OUT/clinic and OUT/dc (see docs/deploy.md).
+    Issue {
+        #[command(flatten)]
+        dir: DirArg,
+        /// Site name (lower-case letters, digits, '-'): the clinic's IKE
+        /// identity is SITE.clinic.hpki-vpn.
+        #[arg(long)]
+        site: String,
+        /// Where to write the two configuration directories; must not exist
+        /// or be empty.
+        #[arg(long)]
+        out: PathBuf,
+        /// The data centre endpoint's outside address.
+        #[arg(long)]
+        dc_addr: std::net::IpAddr,
+        /// The clinic endpoint's outside address; default: any (dynamic).
+        #[arg(long)]
+        clinic_addr: Option<std::net::IpAddr>,
+        /// The clinic LAN whose terminals reach the gateway (put it in the
+        /// gateway's listener.allow).
+        #[arg(long)]
+        clinic_subnet: ipnet::IpNet,
+        /// The data-centre network the gateway listens in.
+        #[arg(long)]
+        dc_subnet: ipnet::IpNet,
+        /// The data centre's IKE identity.
+        #[arg(long, default_value = hpki_ca::vpn::DEFAULT_DC_ID)]
+        dc_id: String,
+        /// Use strongSwan's userspace ESP (kernel-libipsec) in the written
+        /// strongswan.conf, for kernels without ESP support.
+        #[arg(long)]
+        userspace_esp: bool,
+        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
+        valid_days: i64,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
 #[derive(Args)]
 struct RevokeArgs {
     #[command(flatten)]
@@ -395,6 +442,45 @@ fn run(command: Command) -> Result<ExitCode> {
             let t = ca.issue_server(&hpki_ca::ServerRequest { name, dns, ips: ip, valid_days }, &out)?;
             output(json.json, &t, || print_terminal(&t))
         }
+        Command::Vpn(VpnCommand::Issue {
+            dir,
+            site,
+            out,
+            dc_addr,
+            clinic_addr,
+            clinic_subnet,
+            dc_subnet,
+            dc_id,
+            userspace_esp,
+            valid_days,
+            json,
+        }) => {
+            let mut ca = CaDir::open(&dir.dir)?;
+            let req = hpki_ca::VpnRequest {
+                site,
+                clinic_addr,
+                dc_addr,
+                clinic_subnet,
+                dc_subnet,
+                dc_id,
+                userspace_esp,
+                valid_days,
+            };
+            let v = ca.issue_vpn(&req, &out)?;
+            output(json.json, &v, || {
+                println!("VPN credentials and swanctl configurations written to {}", v.out.display());
+                for (side, s) in [("clinic", &v.clinic), ("data centre", &v.dc)] {
+                    println!(
+                        "  {side:<12} {}  id {}  serial {}  valid until {}",
+                        s.dir.display(),
+                        s.id,
+                        s.serial,
+                        s.not_after
+                    );
+                }
+                println!("Put {} in the gateway's listener.allow; see docs/deploy.md.", req.clinic_subnet);
+            })
+        }
         Command::Revoke(RevokeArgs { dir, serial, reason, json }) => {
             let mut ca = CaDir::open(&dir.dir)?;
             let c = ca.revoke(&serial, reason)?;
@@ -460,10 +546,10 @@ struct CaSummary {
 }
 
 fn ca_summaries(ca: &CaDir) -> Result<Vec<CaSummary>> {
-    hpki_ca::CaRole::ALL
-        .iter()
+    ca.roles()
+        .into_iter()
         .map(|role| {
-            let holder = hpki_profile::read_holder(&ca.ca_cert_der(*role)?)?;
+            let holder = hpki_profile::read_holder(&ca.ca_cert_der(role)?)?;
             Ok(CaSummary {
                 ca: role.name().into(),
                 subject: holder.subject,

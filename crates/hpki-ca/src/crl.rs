@@ -132,41 +132,53 @@ impl CaDir {
         Ok(revoked)
     }
 
+    /// Signs the next CRL of `role` (not yet recorded): its number, DER and
+    /// how many certificates it lists.
+    pub(crate) fn render_crl(
+        &self,
+        role: CaRole,
+        now: time::OffsetDateTime,
+        next_update: time::Duration,
+    ) -> Result<(u64, Vec<u8>, usize), CaError> {
+        let number = self.state.cas.get(&role).map_or(0, |c| c.crl_number) + 1;
+        let mut revoked = Vec::new();
+        for c in self.state.issued.iter().filter(|c| c.ca == role) {
+            let Some(r) = &c.revoked else { continue };
+            let bytes = hex_bytes(&c.serial).ok_or_else(|| CaError::Corrupt {
+                path: self.path().join("state.json"),
+                detail: format!("serial {:?} is not hex", c.serial),
+            })?;
+            let when = time::OffsetDateTime::parse(&r.date, &time::format_description::well_known::Rfc3339)
+                .map_err(|e| CaError::Corrupt { path: self.path().join("state.json"), detail: e.to_string() })?;
+            revoked.push(RevokedCertParams {
+                serial_number: SerialNumber::from_slice(&bytes),
+                revocation_time: when,
+                reason_code: Some(r.reason.rcgen()),
+                invalidity_date: None,
+            });
+        }
+        let count = revoked.len();
+        let params = CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + next_update,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&self.issuer(role)?)?;
+        Ok((number, crl.der().to_vec(), count))
+    }
+
     /// Writes a fresh CRL for every CA into `out_dir` as `<ca>.crl` (DER).
     pub fn publish_crls(&mut self, out_dir: &Path, next_update: time::Duration) -> Result<Vec<PublishedCrl>, CaError> {
         fs::create_dir_all(out_dir).map_err(CaError::io(out_dir))?;
         let now = time::OffsetDateTime::now_utc();
         let mut published = Vec::new();
         let mut rendered = Vec::new();
-        for role in CaRole::ALL {
-            let number = self.state.cas.get(&role).map_or(0, |c| c.crl_number) + 1;
-            let mut revoked = Vec::new();
-            for c in self.state.issued.iter().filter(|c| c.ca == role) {
-                let Some(r) = &c.revoked else { continue };
-                let bytes = hex_bytes(&c.serial).ok_or_else(|| CaError::Corrupt {
-                    path: self.path().join("state.json"),
-                    detail: format!("serial {:?} is not hex", c.serial),
-                })?;
-                let when = time::OffsetDateTime::parse(&r.date, &time::format_description::well_known::Rfc3339)
-                    .map_err(|e| CaError::Corrupt { path: self.path().join("state.json"), detail: e.to_string() })?;
-                revoked.push(RevokedCertParams {
-                    serial_number: SerialNumber::from_slice(&bytes),
-                    revocation_time: when,
-                    reason_code: Some(r.reason.rcgen()),
-                    invalidity_date: None,
-                });
-            }
-            let count = revoked.len();
-            let params = CertificateRevocationListParams {
-                this_update: now,
-                next_update: now + next_update,
-                crl_number: SerialNumber::from(number),
-                issuing_distribution_point: None,
-                revoked_certs: revoked,
-                key_identifier_method: KeyIdMethod::Sha256,
-            };
-            let crl = params.signed_by(&self.issuer(role)?)?;
-            rendered.push((role, number, crl.der().to_vec(), count));
+        for role in self.roles() {
+            let (number, der, count) = self.render_crl(role, now, next_update)?;
+            rendered.push((role, number, der, count));
         }
         // All signed: now write them and record the numbers.
         for (role, number, der, count) in rendered {

@@ -47,6 +47,8 @@ pub enum CertKind {
     AssistantSignature,
     Terminal,
     Server,
+    /// An IPsec endpoint's IKE certificate.
+    VpnEndpoint,
 }
 
 /// One certificate issued from this directory.
@@ -111,27 +113,9 @@ impl CaDir {
 
     fn build(staging: &Path, crl_base_url: &str) -> Result<(), CaError> {
         fs::create_dir_all(staging).map_err(CaError::io(staging))?;
-        let mut root_key: Option<KeyPair> = None;
-        for role in CaRole::ALL {
-            let dir = staging.join(role.name());
-            fs::create_dir(&dir).map_err(CaError::io(&dir))?;
-            let (key, _) = keys::generate(role.key_kind())?;
-            let mut params = role.params();
-            let now = time::OffsetDateTime::now_utc();
-            params.not_before = now - time::Duration::minutes(5);
-            params.not_after = now + time::Duration::days(role.validity_days());
-            params.serial_number = Some(crate::issue::random_serial()?);
-            let cert = match (role.parent(), &root_key) {
-                (None, _) => params.self_signed(&key)?,
-                (Some(_), Some(rk)) => params.signed_by(&key, &Issuer::new(CaRole::Root.params(), rk))?,
-                (Some(_), None) => return Err(CaError::KeyGeneration("root key missing".into())),
-            };
-            fs::write(dir.join("cert.pem"), cert.pem()).map_err(CaError::io(dir.join("cert.pem")))?;
-            fs::write(dir.join("cert.der"), cert.der()).map_err(CaError::io(dir.join("cert.der")))?;
-            keys::write_private(&dir.join("key.pem"), key.serialize_pem().as_bytes())?;
-            if role == CaRole::Root {
-                root_key = Some(key);
-            }
+        let root_key = create_ca(staging, CaRole::Root, None)?;
+        for role in CaRole::ALL.into_iter().filter(|r| *r != CaRole::Root) {
+            create_ca(staging, role, Some(&root_key))?;
         }
         let state = State {
             format: STATE_FORMAT.into(),
@@ -169,10 +153,38 @@ impl CaDir {
             });
         }
         let ca = CaDir { root: dir.into(), state, _lock: lock };
-        for role in CaRole::ALL {
+        for role in ca.roles() {
             ca.ca_cert_der(role)?;
         }
         Ok(ca)
+    }
+
+    /// The CAs this directory holds (a directory made by an older version
+    /// may lack a later one until `ensure_ca` adds it).
+    pub fn roles(&self) -> Vec<CaRole> {
+        self.state.cas.keys().copied().collect()
+    }
+
+    /// Adds the CA `role` under the root if this directory does not hold it
+    /// yet (the VPN CA came after the first directories were made).
+    pub(crate) fn ensure_ca(&mut self, role: CaRole) -> Result<(), CaError> {
+        if self.state.cas.contains_key(&role) {
+            return Ok(());
+        }
+        let root_key = keys::load(&self.root.join(CaRole::Root.name()).join("key.pem"), CaRole::Root.key_kind())?;
+        let dir = self.root.join(role.name());
+        if dir.exists() {
+            return Err(CaError::Corrupt {
+                path: dir,
+                detail: format!("CA {role} is not in state.json but its folder exists"),
+            });
+        }
+        if let Err(e) = create_ca(&self.root, role, Some(&root_key)) {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.state.cas.insert(role, CaState { crl_number: 0 });
+        self.save()
     }
 
     pub fn path(&self) -> &Path {
@@ -204,6 +216,28 @@ impl CaDir {
     pub fn issued(&self) -> &[IssuedCert] {
         &self.state.issued
     }
+}
+
+/// Creates the folder of CA `role` in `base` with its certificate (signed by
+/// `root_key`, or self-signed for the root) and 0600 key; returns the key.
+fn create_ca(base: &Path, role: CaRole, root_key: Option<&KeyPair>) -> Result<KeyPair, CaError> {
+    let dir = base.join(role.name());
+    fs::create_dir(&dir).map_err(CaError::io(&dir))?;
+    let (key, _) = keys::generate(role.key_kind())?;
+    let mut params = role.params();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::minutes(5);
+    params.not_after = now + time::Duration::days(role.validity_days());
+    params.serial_number = Some(crate::issue::random_serial()?);
+    let cert = match (role.parent(), root_key) {
+        (None, _) => params.self_signed(&key)?,
+        (Some(_), Some(rk)) => params.signed_by(&key, &Issuer::new(CaRole::Root.params(), rk))?,
+        (Some(_), None) => return Err(CaError::KeyGeneration("root key missing".into())),
+    };
+    fs::write(dir.join("cert.pem"), cert.pem()).map_err(CaError::io(dir.join("cert.pem")))?;
+    fs::write(dir.join("cert.der"), cert.der()).map_err(CaError::io(dir.join("cert.der")))?;
+    keys::write_private(&dir.join("key.pem"), key.serialize_pem().as_bytes())?;
+    Ok(key)
 }
 
 /// Atomic replace: temporary file, fsync, rename.

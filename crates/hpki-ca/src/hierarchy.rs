@@ -22,11 +22,22 @@ pub enum CaRole {
     Terminal,
     /// TLS server certificates of the gateway's listeners.
     Service,
+    /// IKE certificates of the IPsec endpoints (clinic routers and the data
+    /// centre's), kept apart so that no terminal or card certificate can
+    /// authenticate a VPN peer.
+    Vpn,
 }
 
 impl CaRole {
-    pub const ALL: [CaRole; 6] =
-        [CaRole::Root, CaRole::HpkiAuth, CaRole::HpkiSign, CaRole::Institution, CaRole::Terminal, CaRole::Service];
+    pub const ALL: [CaRole; 7] = [
+        CaRole::Root,
+        CaRole::HpkiAuth,
+        CaRole::HpkiSign,
+        CaRole::Institution,
+        CaRole::Terminal,
+        CaRole::Service,
+        CaRole::Vpn,
+    ];
 
     /// Directory and file name.
     pub fn name(self) -> &'static str {
@@ -37,6 +48,7 @@ impl CaRole {
             CaRole::Institution => "institution",
             CaRole::Terminal => "terminal",
             CaRole::Service => "service",
+            CaRole::Vpn => "vpn",
         }
     }
 
@@ -49,13 +61,14 @@ impl CaRole {
             CaRole::Institution => Some("Institution-Test-CA-forAssistants"),
             CaRole::Terminal => Some("Terminal-Test-CA-forConnectionInformation"),
             CaRole::Service => Some("Service-Test-CA-forServers"),
+            CaRole::Vpn => Some("VPN-Test-CA-forIKE"),
         }
     }
 
     pub fn key_kind(self) -> KeyKind {
         match self {
             // Terminal certificates carry TLS 1.3: ECDSA is cheaper there.
-            CaRole::Terminal | CaRole::Service => KeyKind::EcdsaP256,
+            CaRole::Terminal | CaRole::Service | CaRole::Vpn => KeyKind::EcdsaP256,
             _ => KeyKind::Rsa2048,
         }
     }

@@ -135,14 +135,14 @@ fn check_romaji(field: &'static str, value: &str) -> Result<(), CaError> {
     Ok(())
 }
 
-fn check_identifier(field: &'static str, value: &str) -> Result<(), CaError> {
+pub(crate) fn check_identifier(field: &'static str, value: &str) -> Result<(), CaError> {
     if value.is_empty() || value.len() > 32 || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return Err(CaError::invalid(field, "1–32 characters, letters, digits and '-' only"));
     }
     Ok(())
 }
 
-fn check_days(days: i64) -> Result<(), CaError> {
+pub(crate) fn check_days(days: i64) -> Result<(), CaError> {
     if !(1..=20 * 365).contains(&days) {
         return Err(CaError::invalid("--valid-days", format!("{days} is outside 1..=7300")));
     }
@@ -168,27 +168,27 @@ fn check_new_file(path: &Path) -> Result<(), CaError> {
 }
 
 /// One application's certificate and key.
-struct LeafSpec<'a> {
-    ca: CaRole,
-    kind: CertKind,
-    dn: DistinguishedName,
-    key_usage: KeyUsagePurpose,
-    policy: &'a str,
-    hc_role: Option<Profession>,
-    san: Option<Vec<u8>>,
-    /// DNS names and addresses (server certificates).
-    sans: Vec<rcgen::SanType>,
-    valid_days: i64,
+pub(crate) struct LeafSpec<'a> {
+    pub ca: CaRole,
+    pub kind: CertKind,
+    pub dn: DistinguishedName,
+    pub key_usage: KeyUsagePurpose,
+    pub policy: &'a str,
+    pub hc_role: Option<Profession>,
+    pub san: Option<Vec<u8>>,
+    /// DNS names and addresses (server and VPN certificates).
+    pub sans: Vec<rcgen::SanType>,
+    pub valid_days: i64,
 }
 
-struct Leaf {
-    der: Vec<u8>,
-    pkcs8: Vec<u8>,
-    record: IssuedCert,
+pub(crate) struct Leaf {
+    pub der: Vec<u8>,
+    pub pkcs8: Vec<u8>,
+    pub record: IssuedCert,
 }
 
 impl CaDir {
-    fn issue_leaf(&self, spec: LeafSpec<'_>, key: KeyKind) -> Result<Leaf, CaError> {
+    pub(crate) fn issue_leaf(&self, spec: LeafSpec<'_>, key: KeyKind) -> Result<Leaf, CaError> {
         let (pair, pkcs8) = keys::generate(key)?;
         let mut p = CertificateParams::default();
         let now = time::OffsetDateTime::now_utc();
@@ -203,7 +203,7 @@ impl CaDir {
         let policy = Oid::parse(spec.policy).map_err(|e| CaError::invalid("policy", e.to_string()))?;
         // Real HPKI certificates mark their policies critical; terminal
         // certificates go through webpki, which refuses what it cannot read.
-        let policy_critical = !matches!(spec.kind, CertKind::Terminal | CertKind::Server);
+        let policy_critical = !matches!(spec.kind, CertKind::Terminal | CertKind::Server | CertKind::VpnEndpoint);
         p.custom_extensions.push(crate::ext::custom(
             oid::CERTIFICATE_POLICIES,
             policy_critical,
@@ -222,6 +222,11 @@ impl CaDir {
         match spec.kind {
             CertKind::Terminal => p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
             CertKind::Server => p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
+            // IKE peers act as both; strongSwan does not insist, other
+            // implementations (and RFC 4945 readers) look for these.
+            CertKind::VpnEndpoint => {
+                p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+            }
             _ => {}
         }
         p.subject_alt_names = spec.sans;

@@ -113,6 +113,17 @@ impl LedgerEntry {
         }
     }
 
+    pub(crate) fn vpn_issued(site: &str, v: &crate::vpn::IssuedVpn) -> Self {
+        LedgerEntry {
+            holder: Some(format!("{} / {}", v.clinic.id, v.dc.id)),
+            institution: Some(site.into()),
+            serials: vec![v.clinic.serial.clone(), v.dc.serial.clone()],
+            output: Some(v.out.display().to_string()),
+            detail: Some(format!("IKE certificates, valid until {}", v.clinic.not_after)),
+            ..LedgerEntry::new("vpn-issue")
+        }
+    }
+
     pub(crate) fn revoked(c: &IssuedCert) -> Self {
         LedgerEntry {
             holder: Some(c.subject.clone()),

@@ -12,6 +12,7 @@ mod issue;
 pub mod keys;
 mod ledger;
 pub mod pin_policy;
+pub mod vpn;
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ pub use issue::{
     TerminalRequest,
 };
 pub use ledger::LedgerEntry;
+pub use vpn::{IssuedVpn, VpnRequest, VpnSide};
 
 /// Reads a certificate file, PEM or DER.
 pub fn read_certificate_file(path: &Path) -> Result<Vec<u8>, CaError> {
