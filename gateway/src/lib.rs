@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod audit_writer;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod crash_recovery;

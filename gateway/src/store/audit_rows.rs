@@ -107,6 +107,25 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// Walks the whole hash chain: the number of entries, or where it breaks
+    /// (with the number checked before the break).
+    pub async fn verify_audit_chain(&self) -> Result<Result<u64, (u64, String)>, StoreError> {
+        let mut v = crate::audit::ChainVerifier::default();
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 1000).await?;
+            if page.is_empty() {
+                return Ok(Ok(v.checked));
+            }
+            for r in &page {
+                if let Err(e) = v.check(r) {
+                    return Ok(Err((v.checked, e.to_string())));
+                }
+                after = r.seq;
+            }
+        }
+    }
+
     /// The time (Unix ms) of the newest entry.
     pub async fn last_audit_at(&self) -> Result<Option<i64>, StoreError> {
         let row = sqlx::query("SELECT at FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(self.pool()).await?;
