@@ -43,6 +43,8 @@ pub struct WorldOptions {
     pub max_connections: usize,
     /// Also run the patient listener.
     pub patients: bool,
+    /// Appended to the configuration file (further sections).
+    pub extra_config: String,
 }
 
 impl Default for WorldOptions {
@@ -55,6 +57,7 @@ impl Default for WorldOptions {
             handshake_timeout_seconds: 10,
             max_connections: 1024,
             patients: false,
+            extra_config: String::new(),
         }
     }
 }
@@ -122,7 +125,7 @@ impl World {
             "[patients]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
         } else {
             ""
-        };
+        } + &opts.extra_config;
         let path = root.join("gateway.toml");
         std::fs::write(&path, config)?;
         let config = Config::load(&path)?;

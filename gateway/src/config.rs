@@ -27,6 +27,8 @@ pub struct Config {
     pub records: RecordsSection,
     /// The patient listener (TLS, ID and password); absent: not served.
     pub patients: Option<PatientSection>,
+    /// Abnormal-access rules (LOG-4); absent: no rule runs.
+    pub alerts: Option<AlertsSection>,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -176,6 +178,79 @@ pub struct PatientSection {
     pub max_body_bytes: usize,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsSection {
+    /// `http://` URL that receives every alert as JSON (POST).
+    pub webhook: Option<String>,
+    pub refused_logins: Option<RefusedLoginsRule>,
+    pub institution_hopping: Option<HoppingRule>,
+    pub opening_hours: Option<OpeningHoursRule>,
+}
+
+/// `max` refused logins from one terminal within `window_seconds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefusedLoginsRule {
+    #[serde(default = "d5u")]
+    pub max: u32,
+    #[serde(default = "d300")]
+    pub window_seconds: i64,
+    #[serde(default = "yes")]
+    pub suspend_terminal: bool,
+}
+
+/// One card logged in at two institutions within `window_seconds`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoppingRule {
+    #[serde(default = "d600")]
+    pub window_seconds: i64,
+    #[serde(default = "yes")]
+    pub suspend_person: bool,
+}
+
+/// Logins outside `open`–`close` ("HH:MM", local time at
+/// `utc_offset_minutes`, Japan +540 by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpeningHoursRule {
+    pub open: String,
+    pub close: String,
+    #[serde(default = "d540")]
+    pub utc_offset_minutes: i32,
+    #[serde(default)]
+    pub suspend_person: bool,
+}
+
+/// Minutes after midnight of "HH:MM".
+fn hhmm(text: &str) -> Option<u16> {
+    let (h, m) = text.split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && text.len() == 5).then_some(h * 60 + m)
+}
+
+impl OpeningHoursRule {
+    pub fn open_minute(&self) -> u16 {
+        hhmm(&self.open).unwrap_or(0)
+    }
+    pub fn close_minute(&self) -> u16 {
+        hhmm(&self.close).unwrap_or(0)
+    }
+}
+
+const fn yes() -> bool {
+    true
+}
+const fn d5u() -> u32 {
+    5
+}
+const fn d600() -> i64 {
+    600
+}
+const fn d540() -> i32 {
+    540
+}
 const fn d14400() -> i64 {
     14_400
 }
@@ -217,6 +292,35 @@ const fn d43200() -> i64 {
 }
 const fn d120() -> i64 {
     120
+}
+
+impl AlertsSection {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(url) = &self.webhook
+            && !url.starts_with("http://")
+        {
+            return Err(format!("alerts.webhook {url:?}: only http:// (an alert relay on the management network)"));
+        }
+        if let Some(r) = &self.refused_logins
+            && (r.max == 0 || !(1..=86_400).contains(&r.window_seconds))
+        {
+            return Err("alerts.refused_logins: max must be at least 1 and window_seconds 1–86400".into());
+        }
+        if let Some(r) = &self.institution_hopping
+            && !(1..=86_400).contains(&r.window_seconds)
+        {
+            return Err("alerts.institution_hopping.window_seconds must be 1–86400".into());
+        }
+        if let Some(r) = &self.opening_hours {
+            if hhmm(&r.open).is_none() || hhmm(&r.close).is_none() || r.open == r.close {
+                return Err("alerts.opening_hours: open and close must be different \"HH:MM\" times".into());
+            }
+            if !(-720..=840).contains(&r.utc_offset_minutes) {
+                return Err("alerts.opening_hours.utc_offset_minutes must be -720–840".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -272,6 +376,9 @@ impl Config {
             if p.address == self.listener.address && p.address.port() != 0 {
                 return Err("patients.address must differ from listener.address".into());
             }
+        }
+        if let Some(a) = &self.alerts {
+            a.validate()?;
         }
         Ok(())
     }

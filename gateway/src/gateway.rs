@@ -72,6 +72,10 @@ pub struct Metrics {
     pub bodies_too_large: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
+    pub alerts_refused_logins: AtomicU64,
+    pub alerts_institution_hopping: AtomicU64,
+    pub alerts_outside_hours: AtomicU64,
+    pub alert_webhook_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -80,7 +84,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64); 13] = [
+        let rows: [(&str, &str, &AtomicU64); 17] = [
             ("hpki_connections_accepted_total", "TLS connections accepted", &self.connections_accepted),
             (
                 "hpki_connections_refused_source_total",
@@ -102,6 +106,18 @@ impl Metrics {
             ("hpki_bodies_too_large_total", "requests over the body size limit", &self.bodies_too_large),
             ("hpki_reloads_total", "certificate and CRL reloads", &self.reloads),
             ("hpki_reload_failures_total", "reloads refused (old files kept)", &self.reload_failures),
+            (
+                "hpki_alerts_refused_logins_total",
+                "alerts: repeated refused logins from one terminal",
+                &self.alerts_refused_logins,
+            ),
+            (
+                "hpki_alerts_institution_hopping_total",
+                "alerts: one card at two institutions within the window",
+                &self.alerts_institution_hopping,
+            ),
+            ("hpki_alerts_outside_hours_total", "alerts: logins outside opening hours", &self.alerts_outside_hours),
+            ("hpki_alert_webhook_failures_total", "alerts the webhook did not take", &self.alert_webhook_failures),
         ];
         let mut out = String::new();
         for (name, help, v) in rows {

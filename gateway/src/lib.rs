@@ -2,6 +2,7 @@
 //! channel binding, sessions, the role × action table, the audit log and
 //! storage on SQLite or PostgreSQL.
 
+pub mod alerts;
 pub mod api;
 pub mod audit;
 pub mod audit_writer;

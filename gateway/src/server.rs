@@ -210,6 +210,7 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         }
         tracing::info!(status = outcome.status, refusal = outcome.refusal.unwrap_or("-"), "{action}");
         audit(&gw, api::audit_event(&conn, action, &outcome, &rid)).await;
+        crate::alerts::observe(&gw, &conn, action, &outcome).await;
         json(outcome.status, outcome.body, &rid)
     }
     .instrument(span)

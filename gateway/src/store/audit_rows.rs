@@ -9,7 +9,7 @@ use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
 const AUDIT_LOCK_KEY: i64 = 0x4850_4B49_4155_4431; // "HPKIAUD1"
 
 /// The audit table's columns, in the order rows are written and read.
-const AUDIT_COLS: &str =
+pub(super) const AUDIT_COLS: &str =
     "seq, at, actor, terminal, institution, action, object, outcome, reason, request_id, prev_hash, hash";
 
 /// Rows per multi-row INSERT of a batch.
@@ -156,7 +156,7 @@ impl Store {
     }
 }
 
-fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, StoreError> {
+pub(super) fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, StoreError> {
     Ok(AuditRecord {
         seq: r.try_get("seq")?,
         at: r.try_get("at")?,

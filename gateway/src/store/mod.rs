@@ -10,6 +10,7 @@
 mod audit_rows;
 mod identity;
 mod login;
+mod monitoring;
 mod patients;
 mod workflow;
 
@@ -75,11 +76,13 @@ fn migrator(backend: Backend) -> Migrator {
         Backend::Sqlite => Migrator::with_migrations(vec![
             migration(1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
             migration(2, "workflow", include_str!("../../migrations/sqlite/0002_workflow.sql")),
+            migration(3, "monitoring", include_str!("../../migrations/sqlite/0003_monitoring.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
                 migration(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
                 migration(2, "workflow", include_str!("../../migrations/postgres/0002_workflow.sql")),
+                migration(3, "monitoring", include_str!("../../migrations/postgres/0003_monitoring.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
