@@ -33,6 +33,8 @@ pub struct Gateway {
     /// Earliest nextUpdate (Unix s) of the CRLs in force, for readiness.
     pub crl_next_update: AtomicI64,
     rate: Mutex<HashMap<String, Bucket>>,
+    /// When each terminal certificate (by serial) was last recorded.
+    terminal_certs_noted: Mutex<HashMap<String, i64>>,
 }
 
 /// The terminal of a connection, from its certificate.
@@ -160,6 +162,20 @@ impl Gateway {
             metrics: Metrics::default(),
             rng: SystemRandom::new(),
             rate: Mutex::new(HashMap::new()),
+            terminal_certs_noted: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether the terminal certificate `serial` is due to be recorded
+    /// again (first sight, or an hour since); marks it recorded.
+    pub fn terminal_cert_due(&self, serial: &str, now_ms: i64) -> bool {
+        let Ok(mut seen) = self.terminal_certs_noted.lock() else { return false };
+        match seen.get(serial) {
+            Some(t) if now_ms - t < 3_600_000 => false,
+            _ => {
+                seen.insert(serial.to_owned(), now_ms);
+                true
+            }
         }
     }
 

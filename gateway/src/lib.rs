@@ -15,6 +15,7 @@ pub mod key_rotation;
 pub mod keyring;
 pub mod passwords;
 pub mod patient_portal;
+pub mod report;
 pub mod roles;
 pub mod server;
 pub mod store;

@@ -1,6 +1,7 @@
 //! `hpki-gateway`: serve, migrate, administer, audit, back up, report.
 
 mod cli_backup;
+mod cli_report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -43,6 +44,10 @@ enum Command {
     /// (DATA-7; PostgreSQL: pg_basebackup, see docs/backup.md).
     #[command(subcommand)]
     Backup(cli_backup::BackupCommand),
+    /// Reports: the monthly review and the configuration for the yearly
+    /// self-inspection (LOG-3, LOG-7, AUTH-9).
+    #[command(subcommand)]
+    Report(cli_report::ReportCommand),
 }
 
 #[derive(Args)]
@@ -250,6 +255,7 @@ async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Admin(cmd) => admin(&config, cmd).await,
         Command::Audit(cmd) => audit(&config, cmd).await,
         Command::Backup(cmd) => cli_backup::run(&config, cmd).await,
+        Command::Report(cmd) => cli_report::run(&config, cmd).await,
     }
 }
 

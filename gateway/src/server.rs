@@ -133,6 +133,9 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
         return;
     }
     Metrics::inc(&gw.metrics.connections_accepted);
+    if let Some(der) = session.peer_certificates().and_then(|c| c.first()) {
+        note_terminal_cert(&gw, &terminal, der.as_ref());
+    }
     let conn = Arc::new(ConnInfo { peer, terminal, channel_binding: binding });
     let idle = Duration::from_secs(gw.config.listener.idle_timeout_seconds);
     let service = service_fn(move |req| {
@@ -169,6 +172,29 @@ fn handshake_reason(e: &std::io::Error) -> String {
         }
     }
     "tls_handshake_failed".into()
+}
+
+/// Records the terminal certificate for the expiry report, at most once an
+/// hour per certificate and off the connection's path.
+fn note_terminal_cert(gw: &Arc<Gateway>, terminal: &Terminal, der: &[u8]) {
+    let Ok(holder) = hpki_profile::read_holder(der) else { return };
+    let now = gw.clock.now_ms();
+    if !gw.terminal_cert_due(&holder.certificate_serial, now) {
+        return;
+    }
+    let row = crate::store::TerminalCertRow {
+        institution: terminal.institution.clone(),
+        name: terminal.name.clone(),
+        serial: holder.certificate_serial,
+        not_after: holder.not_after,
+        last_seen: now,
+    };
+    let gw = gw.clone();
+    tokio::spawn(async move {
+        if let Err(e) = gw.store.saw_terminal_cert(&row).await {
+            tracing::warn!(error = %e, "cannot record the terminal certificate");
+        }
+    });
 }
 
 /// Institution (O) and terminal name (CN) of a terminal certificate.

@@ -2,3 +2,13 @@
 -- monthly report reads a month of the log.
 CREATE INDEX audit_terminal ON identity.audit (terminal, at);
 CREATE INDEX audit_at ON identity.audit (at);
+
+-- Terminal certificates the listener has seen (for expiry in the reports).
+CREATE TABLE identity.terminal_certs (
+    institution  TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    serial       TEXT NOT NULL,
+    not_after    BIGINT NOT NULL,
+    last_seen    BIGINT NOT NULL,
+    PRIMARY KEY (institution, name, serial)
+);

@@ -24,6 +24,7 @@ use sqlx::{AnyPool, Executor, SqlStr};
 
 pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, SessionEnd, SessionRow};
+pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, PatientRow, PatientSessionRow};
 pub use workflow::{DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
 

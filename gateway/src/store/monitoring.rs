@@ -53,3 +53,61 @@ impl Store {
         rows.iter().map(super::audit_rows::record).collect()
     }
 }
+
+/// A terminal certificate as the listener last saw it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TerminalCertRow {
+    pub institution: String,
+    pub name: String,
+    pub serial: String,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// Unix milliseconds.
+    pub last_seen: i64,
+}
+
+impl Store {
+    pub async fn saw_terminal_cert(&self, row: &TerminalCertRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO terminal_certs (institution, name, serial, not_after, last_seen) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (institution, name, serial) DO UPDATE SET last_seen = excluded.last_seen",
+        )
+        .bind(&row.institution)
+        .bind(&row.name)
+        .bind(&row.serial)
+        .bind(row.not_after)
+        .bind(row.last_seen)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Every terminal certificate seen, soonest expiry first.
+    pub async fn terminal_certs(&self) -> Result<Vec<TerminalCertRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT institution, name, serial, not_after, last_seen FROM terminal_certs ORDER BY not_after, institution, name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TerminalCertRow {
+                    institution: r.try_get("institution")?,
+                    name: r.try_get("name")?,
+                    serial: r.try_get("serial")?,
+                    not_after: r.try_get("not_after")?,
+                    last_seen: r.try_get("last_seen")?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// The newest entry's sequence number (entries are numbered from 1
+    /// without gaps, so also their count); 0 for an empty log.
+    pub async fn last_audit_seq(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS n FROM audit").fetch_one(self.pool()).await?;
+        Ok(row.try_get("n")?)
+    }
+}
