@@ -1,5 +1,5 @@
 //! The gateway's configuration file (TOML). Every option, with its default,
-//! is documented in `docs/gateway-config.md`. Relative paths are relative to
+//! is documented in `docs/gateway.md`. Relative paths are relative to
 //! the configuration file.
 
 use std::net::SocketAddr;

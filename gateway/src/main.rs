@@ -21,7 +21,7 @@ use hpki_gateway::store::{NewPerson, Store};
 #[derive(Parser)]
 #[command(name = "hpki-gateway", version)]
 struct Cli {
-    /// Configuration file (TOML, see docs/gateway-config.md).
+    /// Configuration file (TOML, see docs/gateway.md).
     #[arg(long, global = true, default_value = "/etc/hpki-gateway/gateway.toml", env = "HPKI_GATEWAY_CONFIG")]
     config: PathBuf,
     #[command(subcommand)]
