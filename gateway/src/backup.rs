@@ -195,6 +195,32 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<String, BackupError
     Ok(hex(ring::digest::digest(&ring::digest::SHA256, &text).as_ref()))
 }
 
+/// Writes the manifest of the backup in `out` and reports it.
+fn seal(
+    out: &Path,
+    kind: BackupKind,
+    operator: &str,
+    base: Option<BaseRef>,
+    files: Vec<FileEntry>,
+) -> Result<Written, BackupError> {
+    let manifest =
+        Manifest { format: FORMAT.into(), kind, created_at: now_rfc3339(), operator: operator.into(), base, files };
+    let manifest_sha256 = write_manifest(out, &manifest)?;
+    Ok(Written { dir: out.into(), manifest_sha256, manifest })
+}
+
+/// Runs `work`, which writes into `out`; a failure leaves nothing there.
+async fn removing_on_error(
+    out: &Path,
+    work: impl std::future::Future<Output = Result<Written, BackupError>>,
+) -> Result<Written, BackupError> {
+    let result = work.await;
+    if result.is_err() {
+        let _ = fs::remove_dir_all(out);
+    }
+    result
+}
+
 /// Reads and checks the manifest of the backup in `dir`; with its SHA-256.
 pub fn read_manifest(dir: &Path) -> Result<(Manifest, String), BackupError> {
     let path = dir.join(MANIFEST);
@@ -220,7 +246,7 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, String), BackupError> {
 pub async fn full(store: &Store, config: &StoreConfig, out: &Path, operator: &str) -> Result<Written, BackupError> {
     let data_dir = sqlite_dir(config)?;
     empty_dir(out)?;
-    let result = async {
+    removing_on_error(out, async {
         snapshot(store, data_dir, out).await?;
         let mut files = Vec::new();
         for name in FILES {
@@ -238,22 +264,9 @@ pub async fn full(store: &Store, config: &StoreConfig, out: &Path, operator: &st
                 pages: None,
             });
         }
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            kind: BackupKind::Full,
-            created_at: now_rfc3339(),
-            operator: operator.into(),
-            base: None,
-            files,
-        };
-        let manifest_sha256 = write_manifest(out, &manifest)?;
-        Ok(Written { dir: out.into(), manifest_sha256, manifest })
-    }
-    .await;
-    if result.is_err() {
-        let _ = fs::remove_dir_all(out);
-    }
-    result
+        seal(out, BackupKind::Full, operator, None, files)
+    })
+    .await
 }
 
 /// A differential backup into `out`: the pages of each file that differ
@@ -272,7 +285,7 @@ pub async fn diff(
     }
     check_data(since, &base)?;
     empty_dir(out)?;
-    let result = async {
+    removing_on_error(out, async {
         let snap = out.join(".snapshot");
         fs::create_dir(&snap).map_err(io(&snap))?;
         snapshot(store, data_dir, &snap).await?;
@@ -295,22 +308,10 @@ pub async fn diff(
             });
         }
         fs::remove_dir_all(&snap).map_err(io(&snap))?;
-        let manifest = Manifest {
-            format: FORMAT.into(),
-            kind: BackupKind::Diff,
-            created_at: now_rfc3339(),
-            operator: operator.into(),
-            base: Some(BaseRef { path: fs::canonicalize(since).map_err(io(since))?, manifest_sha256: base_sha }),
-            files,
-        };
-        let manifest_sha256 = write_manifest(out, &manifest)?;
-        Ok(Written { dir: out.into(), manifest_sha256, manifest })
-    }
-    .await;
-    if result.is_err() {
-        let _ = fs::remove_dir_all(out);
-    }
-    result
+        let base = BaseRef { path: fs::canonicalize(since).map_err(io(since))?, manifest_sha256: base_sha };
+        seal(out, BackupKind::Diff, operator, Some(base), files)
+    })
+    .await
 }
 
 /// The page size of an SQLite database (header bytes 16–17; 1 means 65536).
