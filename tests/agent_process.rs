@@ -4,12 +4,12 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use testbed::{PrivatePcscd, bin_path};
+use testbed::{PrivatePcscd, bin_command};
 
 use crate::TerminalCreds;
 
@@ -52,19 +52,6 @@ impl AgentProcess {
         Self::start_in(pcscd, opts, None).await
     }
 
-    /// `card-agent` run with `ip netns exec NETNS` when a namespace is
-    /// given, otherwise directly.
-    fn command(netns: Option<&str>) -> Result<Command> {
-        Ok(match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(bin_path("card-agent")?);
-                c
-            }
-            None => Command::new(bin_path("card-agent")?),
-        })
-    }
-
     /// As `start`, inside the network namespace `netns` when given (pcscd's
     /// socket is a file, so the cards stay reachable from there).
     pub async fn start_in(pcscd: &PrivatePcscd, opts: AgentOptions<'_>, netns: Option<&str>) -> Result<AgentProcess> {
@@ -87,7 +74,7 @@ impl AgentProcess {
             ),
         )?;
         let log = std::fs::File::create(dir.path().join("agent.log"))?;
-        let mut child = Self::command(netns)?
+        let mut child = bin_command("card-agent", netns)?
             .arg("--config")
             .arg(&config)
             .env("PCSCLITE_CSOCK_NAME", pcscd.socket())
@@ -195,7 +182,7 @@ impl AgentProcess {
 
     /// Runs the `card-agent` command line with this agent's configuration.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Result<(i32, String, String)> {
-        let mut child = Self::command(self.netns.as_deref())?
+        let mut child = bin_command("card-agent", self.netns.as_deref())?
             .arg("--config")
             .arg(&self.config)
             .args(args)

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hpki_card::PcscContext;
-use hpki_e2e::{GatewayProcess, TerminalClient, World, WorldOptions, gateway_cli, session, signed_confirm};
+use hpki_e2e::{
+    GatewayProcess, TerminalClient, World, WorldOptions, gateway_cli, gateway_cli_raw, session, signed_confirm,
+};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
-use testbed::{CardProcess, bin_path};
+use testbed::CardProcess;
 
 const CLINIC: &str = "Kanazawa Clinic";
 
@@ -26,15 +28,8 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// `hpki-gateway ARGS…`: exit code and everything it printed.
 fn gateway_raw(config: &std::path::Path, args: &[&str]) -> Result<(i32, String)> {
-    let out = std::process::Command::new(bin_path("hpki-gateway")?)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("HPKI_OPERATOR", "sato-it")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    Ok((out.status.code().unwrap_or(-1), text))
+    let (code, out, err) = gateway_cli_raw(config, args)?;
+    Ok((code, out + &err))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,6 +131,9 @@ async fn full_and_differential_backups_restore_every_record_and_the_audit_chain(
     let (code, text) = gateway_raw(&config, &["backup", "restore", "--from", &diff_s])?;
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("is not empty"), "{text}");
+    let refused = world.last_audit("backup.restore").await;
+    assert_eq!((refused.event.outcome.as_str(), refused.event.actor.as_str()), ("refused", "admin:sato-it"));
+    assert!(refused.event.reason.contains("is not empty"), "{:?}", refused.event);
 
     // Lose the data directory.
     let audit_before = world.audit().await.len();

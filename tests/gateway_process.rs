@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use testbed::bin_path;
+use testbed::{bin_command, bin_path};
 
 /// A free loopback port (bound, then released for the process to take).
 pub fn free_port() -> Result<u16> {
@@ -38,15 +38,7 @@ impl GatewayProcess {
     /// As `start`, inside the network namespace `netns` when given (its
     /// `/readyz` is then asked from inside that namespace).
     pub fn start_in(config: &Path, ops: SocketAddr, netns: Option<&str>) -> Result<GatewayProcess> {
-        let mut command = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns]).arg(bin_path("hpki-gateway")?);
-                c
-            }
-            None => Command::new(bin_path("hpki-gateway")?),
-        };
-        let child = command
+        let child = bin_command("hpki-gateway", netns)?
             .arg("--config")
             .arg(config)
             .arg("serve")
@@ -70,8 +62,8 @@ impl GatewayProcess {
 }
 
 /// `hpki-gateway --config CONFIG ARGS…` as IT staff member `sato-it` runs
-/// it: its standard output, or an error with everything it printed.
-pub fn gateway_cli(config: &Path, args: &[&str]) -> Result<String> {
+/// it: its exit code, standard output and standard error.
+pub fn gateway_cli_raw(config: &Path, args: &[&str]) -> Result<(i32, String, String)> {
     let out = Command::new(bin_path("hpki-gateway")?)
         .arg("--config")
         .arg(config)
@@ -79,11 +71,21 @@ pub fn gateway_cli(config: &Path, args: &[&str]) -> Result<String> {
         .env("HPKI_OPERATOR", "sato-it")
         .env("RUST_LOG", "warn")
         .output()?;
-    let text = String::from_utf8_lossy(&out.stdout).trim_end().to_string();
-    if !out.status.success() {
-        bail!("hpki-gateway {args:?}: {}{}", text, String::from_utf8_lossy(&out.stderr));
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// As `gateway_cli_raw`: its standard output, or an error with everything
+/// it printed.
+pub fn gateway_cli(config: &Path, args: &[&str]) -> Result<String> {
+    let (code, out, err) = gateway_cli_raw(config, args)?;
+    if code != 0 {
+        bail!("hpki-gateway {args:?}: {out}{err}");
     }
-    Ok(text)
+    Ok(out)
 }
 
 /// Waits until `GET /readyz` on the ops address answers 200 (15 s at most).

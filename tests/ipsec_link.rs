@@ -257,13 +257,6 @@ impl IpsecLink {
             .join("\n")
     }
 
-    /// `ip netns exec NS PROGRAM ARGS…` as a command to finish building.
-    pub fn exec(ns: &str, program: &Path) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", ns]).arg(program);
-        c
-    }
-
     /// Opens a TCP connection inside `ns` to `addr:port` and reports whether
     /// it was accepted (bash's /dev/tcp: nothing to install); waits at most
     /// `timeout`.

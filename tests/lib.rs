@@ -8,7 +8,7 @@ pub mod ipsec_link;
 mod software_card;
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
-pub use gateway_process::{GatewayProcess, free_port, gateway_cli, wait_ready};
+pub use gateway_process::{GatewayProcess, free_port, gateway_cli, gateway_cli_raw, wait_ready};
 pub use software_card::SoftwareCard;
 
 use std::net::SocketAddr;

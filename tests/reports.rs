@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hpki_card::PcscContext;
-use hpki_e2e::{World, WorldOptions, gateway_cli, session};
+use hpki_e2e::{World, WorldOptions, gateway_cli, gateway_cli_raw, session};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
-use testbed::{CardProcess, bin_path};
+use testbed::CardProcess;
 
 const CLINIC: &str = "Kanazawa Clinic";
 
@@ -48,11 +48,11 @@ async fn the_monthly_review_shows_logins_refusals_alerts_maintenance_expiry_and_
         &world.config_path(),
         &["admin", "add-institution", "--name", "Noto Hospital", "--operator", "tanaka-maint"],
     )?;
-    let refused = std::process::Command::new(bin_path("hpki-gateway")?)
-        .args(["--config", &world.config_path().display().to_string()])
-        .args(["admin", "link", "--assistant", "nobody", "--doctor", &doctor, "--operator", "tanaka-maint"])
-        .output()?;
-    assert_eq!(refused.status.code(), Some(2));
+    let (code, ..) = gateway_cli_raw(
+        &world.config_path(),
+        &["admin", "link", "--assistant", "nobody", "--doctor", &doctor, "--operator", "tanaka-maint"],
+    )?;
+    assert_eq!(code, 2);
 
     let month = this_month();
     let m: Value = serde_json::from_str(&report(&world, &["report", "monthly", "--month", &month])?)?;

@@ -39,9 +39,17 @@ impl Rule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CutOff {
-    Terminal { terminal: String },
-    Person { person: String },
+    /// `institution/name`, as the audit log names terminals.
+    Terminal {
+        terminal: String,
+    },
+    Person {
+        person: String,
+    },
 }
+
+/// What a rule found: the rule, what was seen, and whom to cut off.
+type Finding = (Rule, String, Option<CutOff>);
 
 /// One alert, as the webhook receives it.
 #[derive(Debug, Clone, Serialize)]
@@ -68,26 +76,15 @@ pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, action: &str, outcome: 
     } else {
         let mut found = hopping(gw, rules, &outcome.actor, &conn.terminal.institution, now).await;
         if found.is_none() {
-            found = outside_hours(rules, now);
+            found = outside_hours(rules, &outcome.actor, now);
         }
         found
     };
-    let Some((rule, detail, cut)) = found else { return };
-    let cut_off = match cut {
-        Cut::None => None,
-        Cut::Terminal => Some(CutOff::Terminal { terminal: terminal.clone() }),
-        Cut::Person => Some(CutOff::Person { person: outcome.actor.clone() }),
-    };
+    let Some((rule, detail, cut_off)) = found else { return };
     raise(gw, Alert { rule, at_ms: now, terminal, person: outcome.actor.clone(), detail, cut_off }).await;
 }
 
-enum Cut {
-    None,
-    Terminal,
-    Person,
-}
-
-async fn refused_logins(gw: &Gateway, rules: &AlertsSection, terminal: &str, now: i64) -> Option<(Rule, String, Cut)> {
+async fn refused_logins(gw: &Gateway, rules: &AlertsSection, terminal: &str, now: i64) -> Option<Finding> {
     let r = rules.refused_logins.as_ref()?;
     let n = match gw.store.refused_logins_since(terminal, now - r.window_seconds * 1000).await {
         Ok(n) => n,
@@ -101,24 +98,18 @@ async fn refused_logins(gw: &Gateway, rules: &AlertsSection, terminal: &str, now
         (
             Rule::RefusedLogins,
             format!("{n} refused logins within {} s", r.window_seconds),
-            if r.suspend_terminal { Cut::Terminal } else { Cut::None },
+            r.suspend_terminal.then(|| CutOff::Terminal { terminal: terminal.to_owned() }),
         )
     })
 }
 
-async fn hopping(
-    gw: &Gateway,
-    rules: &AlertsSection,
-    person: &str,
-    institution: &str,
-    now: i64,
-) -> Option<(Rule, String, Cut)> {
+async fn hopping(gw: &Gateway, rules: &AlertsSection, person: &str, institution: &str, now: i64) -> Option<Finding> {
     let r = rules.institution_hopping.as_ref()?;
     match gw.store.login_elsewhere_since(person, institution, now - r.window_seconds * 1000).await {
         Ok(Some(other)) => Some((
             Rule::InstitutionHopping,
             format!("card used at {other:?} and {institution:?} within {} s", r.window_seconds),
-            if r.suspend_person { Cut::Person } else { Cut::None },
+            r.suspend_person.then(|| CutOff::Person { person: person.to_owned() }),
         )),
         Ok(None) => None,
         Err(e) => {
@@ -128,7 +119,7 @@ async fn hopping(
     }
 }
 
-fn outside_hours(rules: &AlertsSection, now_ms: i64) -> Option<(Rule, String, Cut)> {
+fn outside_hours(rules: &AlertsSection, person: &str, now_ms: i64) -> Option<Finding> {
     let r = rules.opening_hours.as_ref()?;
     let local = now_ms.div_euclid(1000) + i64::from(r.utc_offset_minutes) * 60;
     let minute = local.rem_euclid(86_400) / 60;
@@ -138,7 +129,7 @@ fn outside_hours(rules: &AlertsSection, now_ms: i64) -> Option<(Rule, String, Cu
         (
             Rule::OutsideHours,
             format!("login at {:02}:{:02} local time, outside {}–{}", minute / 60, minute % 60, r.open, r.close),
-            if r.suspend_person { Cut::Person } else { Cut::None },
+            r.suspend_person.then(|| CutOff::Person { person: person.to_owned() }),
         )
     })
 }
@@ -153,6 +144,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
     counter.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(rule = alert.rule.name(), terminal = %alert.terminal, person = %alert.person, detail = %alert.detail, cut_off = ?alert.cut_off, "ALERT: abnormal access");
     let now = alert.at_ms;
+    let institution = alert.terminal.split_once('/').map_or(alert.terminal.as_str(), |(i, _)| i).to_owned();
     let cut = match &alert.cut_off {
         None => None,
         Some(CutOff::Terminal { terminal }) => {
@@ -171,7 +163,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
     let mut events = vec![AuditEvent {
         actor: "system:alerts".into(),
         terminal: alert.terminal.clone(),
-        institution: alert.terminal.split('/').next().unwrap_or("-").into(),
+        institution: institution.clone(),
         action: "alert.raised".into(),
         object: format!("rule:{} person:{}", alert.rule.name(), alert.person),
         outcome: "ok".into(),
@@ -182,7 +174,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
         events.push(AuditEvent {
             actor: "system:alerts".into(),
             terminal: alert.terminal.clone(),
-            institution: alert.terminal.split('/').next().unwrap_or("-").into(),
+            institution,
             action: action.into(),
             object,
             outcome: if result.is_ok() { "ok".into() } else { "refused".into() },

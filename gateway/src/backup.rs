@@ -388,9 +388,10 @@ fn base_of(diff: &Manifest, full: Option<&Path>) -> Result<(PathBuf, Manifest), 
 }
 
 /// Rebuilds the database files of the backup in `from` into `into` (which
-/// exists) and checks each against the manifest.
-fn rebuild(from: &Path, full: Option<&Path>, into: &Path) -> Result<Manifest, BackupError> {
-    let (m, _) = read_manifest(from)?;
+/// exists) and checks each against the manifest; the manifest and its
+/// SHA-256.
+fn rebuild(from: &Path, full: Option<&Path>, into: &Path) -> Result<(Manifest, String), BackupError> {
+    let (m, sha) = read_manifest(from)?;
     check_data(from, &m)?;
     match m.kind {
         BackupKind::Full => {
@@ -428,13 +429,14 @@ fn rebuild(from: &Path, full: Option<&Path>, into: &Path) -> Result<Manifest, Ba
             return Err(BackupError::Checksum { path });
         }
     }
-    Ok(m)
+    Ok((m, sha))
 }
 
 /// Restores the backup in `from` (full, or differential with its full
 /// backup) into the data directory `target`, which must be absent or
-/// empty. Nothing is put in place unless every checksum matches.
-pub fn restore(from: &Path, full: Option<&Path>, target: &Path) -> Result<Manifest, BackupError> {
+/// empty. Nothing is put in place unless every checksum matches. The
+/// manifest and its SHA-256.
+pub fn restore(from: &Path, full: Option<&Path>, target: &Path) -> Result<(Manifest, String), BackupError> {
     if target.exists() && fs::read_dir(target).map_err(io(target))?.next().is_some() {
         return Err(BackupError::NotEmpty(target.into()));
     }
@@ -447,8 +449,8 @@ pub fn restore(from: &Path, full: Option<&Path>, target: &Path) -> Result<Manife
     ));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir(&staging).map_err(io(&staging))?;
-    let m = match rebuild(from, full, &staging) {
-        Ok(m) => m,
+    let restored = match rebuild(from, full, &staging) {
+        Ok(r) => r,
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
@@ -458,7 +460,7 @@ pub fn restore(from: &Path, full: Option<&Path>, target: &Path) -> Result<Manife
         fs::remove_dir(target).map_err(io(target))?;
     }
     fs::rename(&staging, target).map_err(io(target))?;
-    Ok(m)
+    Ok(restored)
 }
 
 /// What `verify` found.
@@ -478,7 +480,7 @@ pub async fn verify(from: &Path, full: Option<&Path>) -> Result<Verified, Backup
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).map_err(io(&scratch))?;
     let result = async {
-        let m = rebuild(from, full, &scratch)?;
+        let (m, _) = rebuild(from, full, &scratch)?;
         let store = Store::connect(&StoreConfig::Sqlite { dir: scratch.clone() }).await?;
         if store.backend() != Backend::Sqlite {
             return Err(BackupError::Postgres);

@@ -73,8 +73,20 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
             let StoreConfig::Sqlite { dir } = &store_config else {
                 anyhow::bail!("{}", backup::BackupError::Postgres);
             };
-            let m = backup::restore(&from, full.as_deref(), dir)?;
-            let (_, sha) = backup::read_manifest(&from)?;
+            let (m, sha) = match backup::restore(&from, full.as_deref(), dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    // A store in the way is the one to tell; with no store
+                    // there is no log to write (making one would fill the
+                    // directory the restore needs empty).
+                    if dir.join("identity.db").exists() {
+                        let store = Store::open(&store_config).await?;
+                        let what = format!("from:{}", from.display());
+                        admin_audit(&store, &operator, "backup.restore", &what, Err(e.to_string())).await?;
+                    }
+                    return Err(e.into());
+                }
+            };
             let store = Store::open(&store_config).await.context("opening the restored store")?;
             let what = format!("from:{} manifest-sha256:{sha}", from.display());
             admin_audit(&store, &operator, "backup.restore", &what, Ok(())).await?;

@@ -500,25 +500,18 @@ pub async fn config_report(store: &Store, config: &Config, now_ms: i64) -> Resul
     })
 }
 
-/// Mode and key ids of the record key file (never the keys).
+/// Mode and key ids of the record key file (never the keys), read as the
+/// gateway reads it: a file it would refuse is a finding.
 fn key_file_state(path: &Path, findings: &mut Vec<String>) -> serde_json::Value {
     use std::os::unix::fs::PermissionsExt;
-    match std::fs::metadata(path) {
-        Ok(m) => {
-            let mode = m.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                findings.push(format!("{} is readable by others (mode {mode:o})", path.display()));
-            }
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let ids: Vec<String> = text
-                .lines()
-                .filter_map(|l| l.trim().strip_prefix("id = ").map(|v| v.trim_matches('"').to_owned()))
-                .collect();
-            serde_json::json!({"file": path.display().to_string(), "mode": format!("{mode:o}"), "key_ids": ids})
-        }
+    let mode = std::fs::metadata(path).map(|m| format!("{:o}", m.permissions().mode() & 0o777)).ok();
+    match crate::keyring::Keyring::load(path) {
+        Ok(k) => serde_json::json!({
+            "file": path.display().to_string(), "mode": mode, "current": k.current(), "key_ids": k.ids(),
+        }),
         Err(e) => {
-            findings.push(format!("record key file {}: {e}", path.display()));
-            serde_json::json!({"file": path.display().to_string(), "error": e.to_string()})
+            findings.push(format!("record key file: {e}"));
+            serde_json::json!({"file": path.display().to_string(), "mode": mode, "error": e.to_string()})
         }
     }
 }

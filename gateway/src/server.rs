@@ -122,8 +122,8 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
         }
     };
     let (_, session) = tls.get_ref();
-    let terminal = session.peer_certificates().and_then(|c| c.first()).and_then(|c| terminal_of(c.as_ref()));
-    let Some(terminal) = terminal else {
+    let seen = session.peer_certificates().and_then(|c| c.first()).and_then(|c| terminal_of(c.as_ref()));
+    let Some((terminal, cert)) = seen else {
         Metrics::inc(&gw.metrics.handshakes_failed);
         audit(&gw, connection_event("tls.handshake", peer, "terminal_certificate_unreadable")).await;
         return;
@@ -133,9 +133,7 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
         return;
     }
     Metrics::inc(&gw.metrics.connections_accepted);
-    if let Some(der) = session.peer_certificates().and_then(|c| c.first()) {
-        note_terminal_cert(&gw, &terminal, der.as_ref());
-    }
+    note_terminal_cert(&gw, &terminal, cert);
     let conn = Arc::new(ConnInfo { peer, terminal, channel_binding: binding });
     let idle = Duration::from_secs(gw.config.listener.idle_timeout_seconds);
     let service = service_fn(move |req| {
@@ -174,19 +172,24 @@ fn handshake_reason(e: &std::io::Error) -> String {
     "tls_handshake_failed".into()
 }
 
+/// Serial (hex) and notAfter (Unix s) of a terminal certificate.
+struct CertFacts {
+    serial: String,
+    not_after: i64,
+}
+
 /// Records the terminal certificate for the expiry report, at most once an
 /// hour per certificate and off the connection's path.
-fn note_terminal_cert(gw: &Arc<Gateway>, terminal: &Terminal, der: &[u8]) {
-    let Ok(holder) = hpki_profile::read_holder(der) else { return };
+fn note_terminal_cert(gw: &Arc<Gateway>, terminal: &Terminal, cert: CertFacts) {
     let now = gw.clock.now_ms();
-    if !gw.terminal_cert_due(&holder.certificate_serial, now) {
+    if !gw.terminal_cert_due(&cert.serial, now) {
         return;
     }
     let row = crate::store::TerminalCertRow {
         institution: terminal.institution.clone(),
         name: terminal.name.clone(),
-        serial: holder.certificate_serial,
-        not_after: holder.not_after,
+        serial: cert.serial,
+        not_after: cert.not_after,
         last_seen: now,
     };
     let gw = gw.clone();
@@ -197,12 +200,17 @@ fn note_terminal_cert(gw: &Arc<Gateway>, terminal: &Terminal, der: &[u8]) {
     });
 }
 
-/// Institution (O) and terminal name (CN) of a terminal certificate.
-fn terminal_of(der: &[u8]) -> Option<Terminal> {
+/// Institution (O) and terminal name (CN) of a terminal certificate, and
+/// its serial and expiry (one parse per connection).
+fn terminal_of(der: &[u8]) -> Option<(Terminal, CertFacts)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let institution = cert.subject().iter_organization().next()?.as_str().ok()?.to_owned();
     let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
-    Some(Terminal { institution, name })
+    let facts = CertFacts {
+        serial: hpki_profile::holder::hex_serial(cert.raw_serial()),
+        not_after: cert.validity().not_after.timestamp(),
+    };
+    Some((Terminal { institution, name }, facts))
 }
 
 /// A random id for one request (logs, audit, `x-request-id`).

@@ -1,4 +1,5 @@
 use std::path::PathBuf;
+use std::process::Command;
 
 /// Path of a workspace binary (`virtual-card`, …) next to the running test
 /// or benchmark, or in `$HPKI_BIN_DIR`.
@@ -22,4 +23,17 @@ pub fn bin_path(name: &str) -> anyhow::Result<PathBuf> {
         path.display()
     );
     Ok(path)
+}
+
+/// The workspace binary `name` as a command to finish building, run inside
+/// network namespace `netns` (`ip netns exec`) when one is given.
+pub fn bin_command(name: &str, netns: Option<&str>) -> anyhow::Result<Command> {
+    Ok(match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(bin_path(name)?);
+            c
+        }
+        None => Command::new(bin_path(name)?),
+    })
 }

@@ -16,6 +16,6 @@ mod pcscd;
 pub mod pki;
 mod ports;
 
-pub use bins::bin_path;
+pub use bins::{bin_command, bin_path};
 pub use card_process::CardProcess;
 pub use pcscd::PrivatePcscd;
