@@ -3,24 +3,9 @@
 //! differential restored: every confirmed record (readable through a
 //! restarted gateway) and the audit chain are back; each run is audited.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
-use hpki_card::PcscContext;
-use hpki_e2e::{
-    GatewayProcess, TerminalClient, World, WorldOptions, gateway_cli, gateway_cli_raw, session, signed_confirm,
-};
-use hpki_profile::Profession;
-use serde_json::{Value, json};
-use testbed::CardProcess;
-
-const CLINIC: &str = "Kanazawa Clinic";
-
-fn ok(answer: (u16, Value)) -> Result<Value> {
-    let (status, body) = answer;
-    anyhow::ensure!((200..300).contains(&status), "expected success, got {status}: {body}");
-    Ok(body)
-}
+use hpki_e2e::clinic_story::{ClinicStory, note};
+use hpki_e2e::{GatewayProcess, WorldOptions, gateway_cli, gateway_cli_raw};
 
 fn sha256_hex(bytes: &[u8]) -> String {
     ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
@@ -34,59 +19,19 @@ fn gateway_raw(config: &std::path::Path, args: &[&str]) -> Result<(i32, String)>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_and_differential_backups_restore_every_record_and_the_audit_chain() -> Result<()> {
-    let mut world = World::start(WorldOptions::default()).await?;
-    let creds = world.terminal(CLINIC, "desk-1")?;
-    let assistant_image = world.assistant_card(CLINIC, "A-001").await?;
-    let assistant = format!("{CLINIC}/A-001");
-    let (doctor_image, doctor) = world.person_card(Profession::Doctor, "300001", CLINIC).await?;
-    world.link(&assistant, &doctor).await?;
-    let config = world.config_path();
-
-    let pcscd = hpki_e2e::private_pcscd()?;
-    let _a = CardProcess::start(&pcscd, 0, &assistant_image)?;
-    let _d = CardProcess::start(&pcscd, 1, &doctor_image)?;
-    let ctx = PcscContext::establish()?;
-    ctx.wait_for_card(&pcscd.reader(0), Duration::from_secs(5))?;
-    ctx.wait_for_card(&pcscd.reader(1), Duration::from_secs(5))?;
-    let mut a_card = ctx.connect(&pcscd.reader(0))?;
-    let mut d_card = ctx.connect(&pcscd.reader(1))?;
-
-    let mut client = world.connect(&creds).await?;
-    let a = session(&mut client, &mut a_card).await?;
-    let patient =
-        ok(client.post("/v1/patients", &json!({"name": "Kato Ichiro", "birth_date": "1948-11-03"}), Some(&a)).await?)?;
-    let pid = patient["id"].as_str().context("patient id")?.to_owned();
-    let enc = ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?)?;
-    let d = session(&mut client, &mut d_card).await?;
-
-    // Drafts written by the assistant and confirmed with the doctor's
-    // signature card, through the running gateway.
-    let mut confirm = async |client: &mut TerminalClient, from: usize, to: usize| -> Result<Vec<String>> {
-        let mut records = Vec::new();
-        for n in from..to {
-            let content = json!({"type": "progress_note", "note": format!("経過記録 {n}")});
-            let draft = ok(client
-                .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": content}), Some(&a))
-                .await?)?;
-            let id = draft["id"].as_str().context("draft id")?;
-            let signing = ok(client.get(&format!("/v1/drafts/{id}/signing-bytes"), Some(&d)).await?)?;
-            let body = signed_confirm(&mut d_card, &signing)?;
-            let record = ok(client.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(&d)).await?)?;
-            records.push(record["id"].as_str().context("record id")?.to_owned());
-        }
-        Ok(records)
-    };
-    let mut records = confirm(&mut client, 0, 3).await?;
+    let mut story = ClinicStory::start(WorldOptions::default()).await?;
+    let config = story.world.config_path();
+    let mut records = story.confirm(0..3).await?;
 
     // Full backup while the gateway serves.
-    let full = world.path("backups/full-1");
+    let full = story.world.path("backups/full-1");
     let full_s = full.display().to_string();
     let out = gateway_cli(&config, &["backup", "full", "--out", &full_s])?;
     assert!(out.starts_with("backup.full: "), "{out}");
 
     // More work, then a differential against that full backup.
-    records.extend(confirm(&mut client, 3, 5).await?);
-    let diff = world.path("backups/diff-1");
+    records.extend(story.confirm(3..5).await?);
+    let diff = story.world.path("backups/diff-1");
     let diff_s = diff.display().to_string();
     gateway_cli(&config, &["backup", "diff", "--since", &full_s, "--out", &diff_s])?;
     let size = |dir: &std::path::Path| -> Result<u64> {
@@ -97,7 +42,7 @@ async fn full_and_differential_backups_restore_every_record_and_the_audit_chain(
     assert!(diff_bytes < full_bytes, "the differential ({diff_bytes}) is not smaller than the full ({full_bytes})");
 
     // Each run is in the audit log: who, what, and the manifest checksum.
-    let audit = world.audit().await;
+    let audit = story.world.audit().await;
     for (action, dir) in [("backup.full", &full), ("backup.diff", &diff)] {
         let manifest = std::fs::read(dir.join("manifest.json"))?;
         let e = audit.iter().find(|e| e.event.action == action).with_context(|| format!("{action} not audited"))?;
@@ -110,7 +55,7 @@ async fn full_and_differential_backups_restore_every_record_and_the_audit_chain(
 
     // A changed byte in a copy of the differential is caught, as is a
     // differential without its own full backup.
-    let bad = world.path("backups/diff-bad");
+    let bad = story.world.path("backups/diff-bad");
     std::fs::create_dir_all(&bad)?;
     for e in std::fs::read_dir(&diff)? {
         let e = e?;
@@ -131,15 +76,14 @@ async fn full_and_differential_backups_restore_every_record_and_the_audit_chain(
     let (code, text) = gateway_raw(&config, &["backup", "restore", "--from", &diff_s])?;
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("is not empty"), "{text}");
-    let refused = world.last_audit("backup.restore").await;
+    let refused = story.world.last_audit("backup.restore").await;
     assert_eq!((refused.event.outcome.as_str(), refused.event.actor.as_str()), ("refused", "admin:sato-it"));
     assert!(refused.event.reason.contains("is not empty"), "{:?}", refused.event);
 
     // Lose the data directory.
-    let audit_before = world.audit().await.len();
-    drop(client);
-    world.gw.store.close().await;
-    std::fs::remove_dir_all(world.path("data"))?;
+    let audit_before = story.world.audit().await.len();
+    story.world.gw.store.close().await;
+    std::fs::remove_dir_all(story.world.path("data"))?;
 
     // Restore full + differential into the empty place.
     let out = gateway_cli(&config, &["backup", "restore", "--from", &diff_s])?;
@@ -149,26 +93,17 @@ async fn full_and_differential_backups_restore_every_record_and_the_audit_chain(
 
     // Every confirmed record is back, and readable: a gateway started on the
     // restored store shows the doctor all five with their content.
-    let (process_config, listen, ops) = world.process_config()?;
+    let (process_config, listen, ops) = story.world.process_config()?;
     let _gateway = GatewayProcess::start(&process_config, ops)?;
-    let mut client = TerminalClient::connect(listen, &world.path("server/ca-chain.pem"), &creds).await?;
-    let d = session(&mut client, &mut d_card).await?;
-    let read = ok(client.get(&format!("/v1/patients/{pid}/records"), Some(&d)).await?)?;
-    let mut got: Vec<String> = read["records"]
-        .as_array()
-        .context("records")?
-        .iter()
-        .filter_map(|r| r["id"].as_str().map(String::from))
-        .collect();
-    got.sort();
+    let (got, read) = story.records_at(listen).await?;
     records.sort();
     assert_eq!(got, records, "{read}");
-    assert!(read.to_string().contains("経過記録 4"), "{read}");
+    assert!(read.to_string().contains(&note(4)), "{read}");
 
     // The restored log names every record's confirmation and the full
     // backup (the differential's own entry came after its snapshot), and
     // the restore itself is recorded.
-    let store = hpki_gateway::store::Store::open(&world.gw.config.store_config()).await?;
+    let store = hpki_gateway::store::Store::open(&story.world.gw.config.store_config()).await?;
     let audit = store.audit_page(0, 1_000_000).await?;
     for r in &records {
         assert!(

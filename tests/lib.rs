@@ -3,8 +3,10 @@
 //! speaking mTLS. The PC/SC side comes from `testbed`.
 
 mod agent_process;
+pub mod clinic_story;
 mod gateway_process;
 pub mod ipsec_link;
+pub mod pg_cluster;
 mod software_card;
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};

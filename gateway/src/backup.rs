@@ -30,7 +30,10 @@ const FILES: [&str; 2] = ["identity.db", "health.db"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    #[error("the store is PostgreSQL: back it up with pg_basebackup and WAL archiving (docs/backup.md)")]
+    #[error(
+        "the store is PostgreSQL: back it up with pg_basebackup and WAL archiving, and record each base backup \
+         with `backup record --pg-basebackup DIR` (docs/backup.md)"
+    )]
     Postgres,
     #[error("{0} exists and is not empty")]
     NotEmpty(PathBuf),

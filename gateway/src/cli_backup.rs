@@ -1,6 +1,7 @@
 //! `hpki-gateway backup …` (part of the binary): each run of a backup is
 //! recorded in the audit log with who ran it, what it wrote and the
-//! manifest's SHA-256 (DATA-7).
+//! manifest's SHA-256 (DATA-7); a PostgreSQL base backup, taken with
+//! PostgreSQL's own tools, is recorded with `backup record`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use hpki_gateway::backup::{self, BackupKind};
+use hpki_gateway::backup_pg;
 use hpki_gateway::config::Config;
 use hpki_gateway::store::{Store, StoreConfig};
 
@@ -40,6 +42,15 @@ pub enum BackupCommand {
         /// The full backup of a differential, if it has moved since.
         #[arg(long)]
         full: Option<PathBuf>,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Record a PostgreSQL base backup taken with pg_basebackup in the audit
+    /// log, after checking its manifest and files (DATA-7).
+    Record {
+        /// The directory pg_basebackup wrote (plain or tar format).
+        #[arg(long = "pg-basebackup", value_name = "DIR")]
+        pg_basebackup: PathBuf,
         #[command(flatten)]
         op: Operator,
     },
@@ -92,6 +103,35 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
             admin_audit(&store, &operator, "backup.restore", &what, Ok(())).await?;
             println!("restored the {} backup of {} into {}", kind(m.kind), m.created_at, dir.display());
             Ok(ExitCode::SUCCESS)
+        }
+        BackupCommand::Record { pg_basebackup, op } => {
+            let operator = op.name()?;
+            if matches!(store_config, StoreConfig::Sqlite { .. }) {
+                anyhow::bail!(
+                    "the store is SQLite: its backups are `backup full` and `backup diff`, recorded as they run"
+                );
+            }
+            let store = Store::open(&store_config).await?;
+            match backup_pg::inspect(&pg_basebackup) {
+                Ok(b) => {
+                    admin_audit(&store, &operator, "backup.pg_basebackup", &b.audit_object(), Ok(())).await?;
+                    let format = if b.plain { "plain" } else { "tar" };
+                    println!(
+                        "backup.pg_basebackup: {} ({format}, {} files, {} bytes, WAL {}), manifest sha256 {}",
+                        b.dir.display(),
+                        b.files,
+                        b.bytes,
+                        b.wal,
+                        b.manifest_sha256
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    let what = pg_basebackup.display().to_string();
+                    admin_audit(&store, &operator, "backup.pg_basebackup", &what, Err(e.to_string())).await?;
+                    Err(e.into())
+                }
+            }
         }
         BackupCommand::Verify { from, full } => {
             let v = backup::verify(&from, full.as_deref()).await?;

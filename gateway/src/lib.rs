@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod audit_writer;
 pub mod backup;
+pub mod backup_pg;
 pub mod clock;
 pub mod config;
 pub mod crash_recovery;

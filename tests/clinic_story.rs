@@ -1,0 +1,123 @@
+//! The clinic day the backup tests put at risk: an assistant card and a
+//! doctor's card in a private pcscd, both logged in from one terminal, a
+//! patient with an open encounter, drafts written by the assistant and
+//! confirmed with the doctor's signature card; afterwards, what the doctor
+//! can read through a (restarted) gateway.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use hpki_card::{HpkiCard, PcscContext};
+use hpki_profile::Profession;
+use serde_json::{Value, json};
+use testbed::{CardProcess, PrivatePcscd};
+
+use crate::{TerminalClient, TerminalCreds, World, WorldOptions, session, signed_confirm};
+
+pub const CLINIC: &str = "Kanazawa Clinic";
+
+/// A 2xx answer's body, or an error naming what came instead.
+pub fn ok(answer: (u16, Value)) -> Result<Value> {
+    let (status, body) = answer;
+    anyhow::ensure!((200..300).contains(&status), "expected success, got {status}: {body}");
+    Ok(body)
+}
+
+pub struct ClinicStory {
+    pub world: World,
+    pub creds: TerminalCreds,
+    pub doctor: String,
+    pub patient: String,
+    pub client: TerminalClient,
+    encounter: Value,
+    assistant_session: String,
+    doctor_session: String,
+    doctor_card: HpkiCard,
+    _assistant_card: HpkiCard,
+    _cards: [CardProcess; 2],
+    _pcscd: PrivatePcscd,
+}
+
+impl ClinicStory {
+    pub async fn start(opts: WorldOptions) -> Result<ClinicStory> {
+        let mut world = World::start(opts).await?;
+        let creds = world.terminal(CLINIC, "desk-1")?;
+        let assistant_image = world.assistant_card(CLINIC, "A-001").await?;
+        let assistant = format!("{CLINIC}/A-001");
+        let (doctor_image, doctor) = world.person_card(Profession::Doctor, "300001", CLINIC).await?;
+        world.link(&assistant, &doctor).await?;
+
+        let pcscd = crate::private_pcscd()?;
+        let cards = [CardProcess::start(&pcscd, 0, &assistant_image)?, CardProcess::start(&pcscd, 1, &doctor_image)?];
+        let ctx = PcscContext::establish()?;
+        ctx.wait_for_card(&pcscd.reader(0), Duration::from_secs(5))?;
+        ctx.wait_for_card(&pcscd.reader(1), Duration::from_secs(5))?;
+        let mut a_card = ctx.connect(&pcscd.reader(0))?;
+        let mut d_card = ctx.connect(&pcscd.reader(1))?;
+
+        let mut client = world.connect(&creds).await?;
+        let a = session(&mut client, &mut a_card).await?;
+        let body = json!({"name": "Kato Ichiro", "birth_date": "1948-11-03"});
+        let patient = ok(client.post("/v1/patients", &body, Some(&a)).await?)?;
+        let patient = patient["id"].as_str().context("patient id")?.to_owned();
+        let encounter = ok(client.post("/v1/encounters", &json!({"patient": patient}), Some(&a)).await?)?;
+        let d = session(&mut client, &mut d_card).await?;
+        Ok(ClinicStory {
+            world,
+            creds,
+            doctor,
+            patient,
+            client,
+            encounter,
+            assistant_session: a,
+            doctor_session: d,
+            doctor_card: d_card,
+            _assistant_card: a_card,
+            _cards: cards,
+            _pcscd: pcscd,
+        })
+    }
+
+    /// Progress notes numbered `notes`, each drafted by the assistant and
+    /// confirmed with the doctor's signature card; the new record ids.
+    pub async fn confirm(&mut self, notes: Range<usize>) -> Result<Vec<String>> {
+        let (a, d) = (&self.assistant_session, &self.doctor_session);
+        let mut records = Vec::new();
+        for n in notes {
+            let content = json!({"type": "progress_note", "note": note(n)});
+            let body = json!({"encounter": self.encounter["id"], "doctor": self.doctor, "content": content});
+            let draft = ok(self.client.post("/v1/drafts", &body, Some(a)).await?)?;
+            let id = draft["id"].as_str().context("draft id")?;
+            let signing = ok(self.client.get(&format!("/v1/drafts/{id}/signing-bytes"), Some(d)).await?)?;
+            let body = signed_confirm(&mut self.doctor_card, &signing)?;
+            let record = ok(self.client.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(d)).await?)?;
+            records.push(record["id"].as_str().context("record id")?.to_owned());
+        }
+        Ok(records)
+    }
+
+    /// The doctor logs in again at the gateway on `listen` (typically a
+    /// restarted process) and reads the patient's records: their ids,
+    /// sorted, and the whole answer.
+    pub async fn records_at(&mut self, listen: SocketAddr) -> Result<(Vec<String>, Value)> {
+        let server_ca = self.world.path("server/ca-chain.pem");
+        let mut client = TerminalClient::connect(listen, &server_ca, &self.creds).await?;
+        let d = session(&mut client, &mut self.doctor_card).await?;
+        let read = ok(client.get(&format!("/v1/patients/{}/records", self.patient), Some(&d)).await?)?;
+        let mut ids: Vec<String> = read["records"]
+            .as_array()
+            .context("records")?
+            .iter()
+            .filter_map(|r| r["id"].as_str().map(String::from))
+            .collect();
+        ids.sort();
+        Ok((ids, read))
+    }
+}
+
+/// The text of progress note `n`.
+pub fn note(n: usize) -> String {
+    format!("経過記録 {n}")
+}
