@@ -269,3 +269,49 @@ both_stores!(a_changed_or_removed_audit_entry_is_detected_and_located_log_1, |db
     s.close().await;
     db.drop_db().await;
 });
+
+both_stores!(a_record_refuses_change_and_removal_even_from_raw_sql_data_6, |db| {
+    let s = db.store().await;
+    let row = hpki_gateway::store::RecordRow {
+        id: "rec_1".into(),
+        kind: "medical".into(),
+        patient: "pseud_1".into(),
+        institution: "Kanazawa Clinic".into(),
+        origin_reference: "draft:d_1".into(),
+        draft_version: Some(1),
+        author: "Kanazawa Clinic/S-1".into(),
+        signer: Some("MD-1".into()),
+        key_id: "k1".into(),
+        content: vec![1, 2, 3],
+        document_sha256: Some(vec![7; 32]),
+        signature: Some(vec![9; 256]),
+        signature_cert: Some(vec![0x30, 0x00]),
+        revocation: "[]".into(),
+        created_at: 5,
+    };
+    s.add_record(&row).await.expect("add record");
+    // Records live in the health area: on SQLite another file than the
+    // identity one pool_of opens.
+    let raw: Box<sqlx::AnyPool> = match &db.config {
+        hpki_gateway::store::StoreConfig::Sqlite { dir } => {
+            sqlx::any::install_default_drivers();
+            let url = format!("sqlite://{}", dir.join("health.db").display());
+            Box::new(sqlx::any::AnyPoolOptions::new().max_connections(1).connect(&url).await.expect("raw pool"))
+        }
+        hpki_gateway::store::StoreConfig::Postgres { .. } => pool_of(&db).await,
+    };
+    for stmt in [
+        "UPDATE records SET author = 'someone else' WHERE id = 'rec_1'",
+        "UPDATE records SET signature = NULL WHERE id = 'rec_1'",
+        "UPDATE records SET created_at = 6 WHERE id = 'rec_1'",
+        "DELETE FROM records WHERE id = 'rec_1'",
+    ] {
+        let e = sqlx::query(stmt).execute(raw.as_ref()).await.expect_err(stmt).to_string();
+        assert!(e.contains("records are immutable"), "{stmt}: {e}");
+    }
+    let kept = s.record("rec_1").await.expect("read").expect("still there");
+    assert_eq!((kept.author.as_str(), kept.signature, kept.created_at), (row.author.as_str(), row.signature, 5));
+    raw.close().await;
+    s.close().await;
+    db.drop_db().await;
+});
