@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use hpki_card::{HpkiCard, PcscContext};
 use hpki_e2e::{World, WorldOptions, login, private_pcscd, signed_login};
 use hpki_profile::Profession;
@@ -366,10 +366,32 @@ async fn sessions_lock_after_five_idle_minutes_and_end_at_logout_auth_8() -> Res
 async fn a_suspended_terminal_is_refused_at_once() -> Result<()> {
     let mut world = World::start(WorldOptions::default()).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
     let mut client = world.connect(&creds).await?;
+    let (_, body) = login(&mut client, &mut desk.card).await?;
+    let token = body["session"].as_str().context("session")?.to_owned();
     world.gw.store.set_terminal_suspended(CLINIC, "desk-1", true, "stolen", 0).await?;
-    let (status, body) = client.post("/v1/auth/challenge", &json!({}), None).await?;
-    assert_eq!((status, body["error"].as_str()), (403, Some("terminal_suspended")));
+    // With or without a session, on every kind of endpoint, the terminal
+    // hears that it is suspended before anything else.
+    let before = world.audit().await.len();
+    for (method, path, bearer) in [
+        ("POST", "/v1/auth/challenge", None),
+        ("GET", "/v1/auth/whoami", Some(token.as_str())),
+        ("GET", "/v1/drafts", Some(token.as_str())),
+        ("GET", "/v1/drafts", None),
+        ("GET", "/v1/auth/whoami", Some("not-a-session")),
+        ("GET", "/v1/no-such-thing", None),
+    ] {
+        let (status, body) = client.request(method, path, b"{}".to_vec(), bearer).await?;
+        assert_eq!((status, body["error"].as_str()), (403, Some("terminal_suspended")), "{method} {path}: {body}");
+    }
+    let audit = world.audit().await;
+    assert_eq!(audit.len(), before + 6);
+    assert!(audit[before..].iter().all(|e| e.event.outcome == "refused" && e.event.reason == "terminal_suspended"));
+    // Lifted, the session is still there: suspension neither used nor ended it.
+    world.gw.store.set_terminal_suspended(CLINIC, "desk-1", false, "found", 0).await?;
+    let (status, body) = client.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!(status, 200, "{body}");
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use ring::rand::SecureRandom;
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::roles::{Action, Role, allowed};
-use crate::store::{PersonRow, SessionEnd, StoreError};
+use crate::store::{PersonRow, SessionEnd, SessionUse, StoreError};
 
 /// A refusal: HTTP status, stable code, message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +297,8 @@ fn person_json(p: &PersonRow) -> Person {
 }
 
 /// The session of a request: the bearer token, checked against the store,
-/// the terminal and the person's state.
+/// the terminal (its session and whether it is suspended) and the person's
+/// state.
 pub struct Authenticated {
     pub token_hash: Vec<u8>,
     pub person: PersonRow,
@@ -305,20 +306,29 @@ pub struct Authenticated {
     pub session: crate::store::SessionRow,
 }
 
-pub async fn authenticate(
-    gw: &Gateway,
-    conn: &ConnInfo,
-    authorization: Option<&str>,
-) -> Result<Authenticated, (Refused, Option<String>)> {
-    let token = authorization
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .ok_or_else(|| (Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None))?;
+/// A request's session, or why it has none usable (with the person, when
+/// known, for the audit entry).
+pub type Authentication = Result<Authenticated, (Refused, Option<String>)>;
+
+pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Authentication {
+    let terminal = (conn.terminal.institution.as_str(), conn.terminal.name.as_str());
+    let suspended = || (Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT"), None);
+    let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+        // Without a session to look up, the terminal is checked on its own
+        // (a suspended terminal hears that first, as with a session).
+        return Err(match gw.store.terminal_suspended(terminal.0, terminal.1).await {
+            Ok(true) => suspended(),
+            Ok(false) => (Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None),
+            Err(e) => (e.into(), None),
+        });
+    };
     let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
     let now = gw.clock.now();
-    let (session, person) = match gw.store.use_session(&token_hash, now, gw.config.sessions.idle_timeout_seconds).await
-    {
-        Ok(Ok(s)) => s,
-        Ok(Err(end)) => {
+    let idle = gw.config.sessions.idle_timeout_seconds;
+    let (session, person) = match gw.store.use_session(&token_hash, terminal, now, idle).await {
+        Ok(SessionUse::Usable(s, p)) => (s, p),
+        Ok(SessionUse::TerminalSuspended) => return Err(suspended()),
+        Ok(SessionUse::Unusable(end)) => {
             let (code, msg) = match end {
                 SessionEnd::Unknown => ("session_unknown", "no such session; log in again"),
                 SessionEnd::Ended => ("session_ended", "the session has ended; log in again"),
@@ -352,8 +362,8 @@ pub fn check_allowed(a: &Authenticated, action: Action) -> Result<(), Refused> {
 }
 
 /// `GET /v1/auth/whoami`.
-pub async fn whoami(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Outcome {
-    match authenticate(gw, conn, authorization).await {
+pub fn whoami(gw: &Gateway, conn: &ConnInfo, session: Authentication) -> Outcome {
+    match session {
         Ok(a) => {
             if let Err(r) = check_allowed(&a, Action::WhoAmI) {
                 return refused(r, a.person.id.clone(), "session".into());
@@ -373,8 +383,8 @@ pub async fn whoami(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) 
 }
 
 /// `POST /v1/auth/logout` (the agent also calls it when the card is removed).
-pub async fn logout(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Outcome {
-    match authenticate(gw, conn, authorization).await {
+pub async fn logout(gw: &Gateway, session: Authentication) -> Outcome {
+    match session {
         Ok(a) => match gw.store.end_session(&a.token_hash, gw.clock.now(), "logout").await {
             Ok(_) => {
                 Outcome { status: 204, body: Vec::new(), actor: a.person.id, object: "session".into(), refusal: None }

@@ -265,17 +265,30 @@ async fn dispatch(
         object: "-".into(),
         refusal: Some(r.code),
     };
-    match gw.store.terminal_suspended(&conn.terminal.institution, &conn.terminal.name).await {
-        Ok(false) => {}
-        Ok(true) => return deny(Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT")),
-        Err(e) => return deny(e.into()),
+    let authorization =
+        req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    // A suspended terminal is refused first. Requests that use a session
+    // learn it from the session lookup (one query for both); the others
+    // ask on their own.
+    let session = match action {
+        "auth.challenge" | "auth.login" => None,
+        "auth.logout" | "auth.whoami" => Some(api::authenticate(gw, conn, authorization.as_deref()).await),
+        _ if route.is_some() => Some(api::authenticate(gw, conn, authorization.as_deref()).await),
+        _ => None,
+    };
+    match &session {
+        Some(Err((r, _))) if r.code == "terminal_suspended" => return deny(r.clone()),
+        Some(_) => {}
+        None => match gw.store.terminal_suspended(&conn.terminal.institution, &conn.terminal.name).await {
+            Ok(false) => {}
+            Ok(true) => return deny(Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT")),
+            Err(e) => return deny(e.into()),
+        },
     }
     if !gw.take_rate_token(&conn.terminal.key()) {
         Metrics::inc(&gw.metrics.rate_limited);
         return deny(Refused::new(429, "rate_limited", "too many requests from this terminal; slow down"));
     }
-    let authorization =
-        req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let max = gw.config.listener.max_body_bytes;
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(b) => b.to_bytes(),
@@ -287,21 +300,19 @@ async fn dispatch(
             return deny(Refused::new(400, "bad_request", "the request body could not be read"));
         }
     };
-    match action {
-        "auth.challenge" => api::challenge(gw, conn).await,
-        "auth.login" => api::login(gw, conn, &body).await,
-        "auth.logout" => api::logout(gw, conn, authorization.as_deref()).await,
-        "auth.whoami" => api::whoami(gw, conn, authorization.as_deref()).await,
-        _ => match route {
-            Some(route) => workflow(gw, conn, &route, authorization.as_deref(), &body).await,
-            None => deny(Refused::new(404, "not_found", "no such endpoint")),
-        },
+    match (action, session, route) {
+        ("auth.challenge", _, _) => api::challenge(gw, conn).await,
+        ("auth.login", _, _) => api::login(gw, conn, &body).await,
+        ("auth.logout", Some(session), _) => api::logout(gw, session).await,
+        ("auth.whoami", Some(session), _) => api::whoami(gw, conn, session),
+        (_, Some(session), Some(route)) => workflow(gw, conn, &route, session, &body).await,
+        _ => deny(Refused::new(404, "not_found", "no such endpoint")),
     }
 }
 
 /// A workflow request: the session first, then the route's own checks.
-async fn workflow(gw: &Gateway, conn: &ConnInfo, route: &Route, authorization: Option<&str>, body: &[u8]) -> Outcome {
-    let a = match api::authenticate(gw, conn, authorization).await {
+async fn workflow(gw: &Gateway, conn: &ConnInfo, route: &Route, session: api::Authentication, body: &[u8]) -> Outcome {
+    let a = match session {
         Ok(a) => a,
         Err((r, who)) => return api::refused(r, who.unwrap_or_else(|| "-".into()), "-".into()),
     };

@@ -164,13 +164,18 @@ async fn patient(gw: &Gateway, id: &str) -> Result<PatientRow, Refused> {
 
 /// FLOW-3: the patient is face to face with staff of this institution.
 async fn open_encounter_here(gw: &Gateway, conn: &ConnInfo, patient: &PatientRow) -> Result<EncounterRow, Refused> {
-    gw.store.open_encounter_of(&patient.pseudonym, &conn.terminal.institution, gw.clock.now()).await?.ok_or_else(|| {
-        Refused::new(
-            403,
-            "no_open_encounter",
-            format!("no open encounter of patient {} at {}", patient.id, conn.terminal.institution),
-        )
-    })
+    gw.store
+        .open_encounter_of(&patient.pseudonym, &conn.terminal.institution, gw.clock.now())
+        .await?
+        .ok_or_else(|| no_open_encounter(conn, patient))
+}
+
+fn no_open_encounter(conn: &ConnInfo, patient: &PatientRow) -> Refused {
+    Refused::new(
+        403,
+        "no_open_encounter",
+        format!("no open encounter of patient {} at {}", patient.id, conn.terminal.institution),
+    )
 }
 
 fn encounter_view(e: &EncounterRow, patient: &str) -> Encounter {
@@ -629,8 +634,14 @@ async fn confirm_one(
     intermediates: &[Vec<u8>],
     signature: &[u8],
 ) -> Result<Record, Refused> {
-    let d = find_draft(gw, id).await?;
-    let kind = draft_kind(&d)?;
+    // Everything the checks below read, in one round trip.
+    let ctx = gw
+        .store
+        .confirm_context(id, &a.person.id, &conn.terminal.institution, gw.clock.now())
+        .await?
+        .ok_or_else(|| Refused::new(404, "unknown_draft", format!("no draft {id:?}")))?;
+    let d = &ctx.draft;
+    let kind = draft_kind(d)?;
     // Who may confirm what: doctors and dentists their assistants' drafts,
     // pharmacists only their own dispensing records.
     match kind {
@@ -644,12 +655,9 @@ async fn confirm_one(
             format!("this draft awaits {}, not {}", d.signer, a.person.id),
         ));
     }
-    // Looked up once: the display id for the answer, the row for the
-    // encounter check.
-    let found = gw.store.patient_by_pseudonym(&d.patient).await?;
-    let patient = found.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
+    let patient = ctx.patient.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
     if d.confirmed {
-        return existing_record(gw, &d, version, &patient).await;
+        return existing_record(gw, d, version, &patient).await;
     }
     if d.version != version {
         return Err(Refused::new(
@@ -658,17 +666,19 @@ async fn confirm_one(
             format!("the draft changed: it is at version {}, the signature is for {version}", d.version),
         ));
     }
-    if kind == DraftKind::Medical && !gw.store.linked_doctors(&d.assistant).await?.contains(&a.person.id) {
+    if kind == DraftKind::Medical && !ctx.linked {
         return Err(Refused::new(403, "not_linked", format!("{} is no longer linked to {}", d.assistant, a.person.id)));
     }
     if d.institution != conn.terminal.institution {
         return Err(Refused::new(403, "draft_other_institution", "the draft was entered at another institution"));
     }
-    let p = found.ok_or_else(unregistered_patient)?;
-    open_encounter_here(gw, conn, &p).await?;
+    let p = ctx.patient.as_ref().ok_or_else(unregistered_patient)?;
+    if ctx.open_encounter.is_none() {
+        return Err(no_open_encounter(conn, p));
+    }
 
     // The signature over the document as held now, then the certificate.
-    let (_, bytes) = document(gw, &d)?;
+    let (_, bytes) = document(gw, d)?;
     crate::api::verify_card_signature(
         cert,
         &bytes,

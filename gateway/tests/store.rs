@@ -4,7 +4,7 @@
 mod common;
 
 use hpki_gateway::audit::{AuditEvent, ChainBreak, ChainVerifier};
-use hpki_gateway::store::{Backend, NewPerson, SessionEnd, Store, StoreError};
+use hpki_gateway::store::{Backend, NewPerson, SessionEnd, SessionUse, Store, StoreError};
 use sqlx::Connection;
 
 async fn verify(store: &Store) -> Result<u64, ChainBreak> {
@@ -131,23 +131,46 @@ both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
     let s = db.store().await;
     seed(&s).await;
     s.create_session(b"tok1", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 1000 + 12 * 3600).await.expect("create");
-    let (used, person) = s.use_session(b"tok1", 1000 + 299, 300).await.expect("db").expect("usable");
+    const T1: (&str, &str) = ("Kanazawa Clinic", "t1");
+    let SessionUse::Usable(used, person) = s.use_session(b"tok1", T1, 1000 + 299, 300).await.expect("db") else {
+        panic!("tok1 not usable")
+    };
     assert_eq!(used.person_id, "MD-1");
     // The person comes with the session, as registered now.
     assert_eq!(person.map(|p| (p.id, p.active)), Some(("MD-1".to_owned(), true)));
     // Activity moves the idle deadline.
-    assert!(s.use_session(b"tok1", 1000 + 598, 300).await.expect("db").is_ok());
-    assert_eq!(s.use_session(b"tok1", 1000 + 598 + 300, 300).await.expect("db"), Err(SessionEnd::IdleTimeout));
-    assert_eq!(s.use_session(b"tok1", 1000 + 598 + 301, 300).await.expect("db"), Err(SessionEnd::Ended), "stays ended");
+    assert!(matches!(s.use_session(b"tok1", T1, 1000 + 598, 300).await.expect("db"), SessionUse::Usable(..)));
+    let ended = |end| SessionUse::Unusable(end);
+    assert_eq!(s.use_session(b"tok1", T1, 1000 + 598 + 300, 300).await.expect("db"), ended(SessionEnd::IdleTimeout));
+    assert_eq!(
+        s.use_session(b"tok1", T1, 1000 + 598 + 301, 300).await.expect("db"),
+        ended(SessionEnd::Ended),
+        "stays ended"
+    );
 
     s.create_session(b"tok2", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 2000).await.expect("create");
-    assert_eq!(s.use_session(b"tok2", 2000, 3000).await.expect("db"), Err(SessionEnd::Expired));
+    assert_eq!(s.use_session(b"tok2", T1, 2000, 3000).await.expect("db"), ended(SessionEnd::Expired));
 
     s.create_session(b"tok3", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 9000).await.expect("create");
     assert!(s.end_session(b"tok3", 1001, "logout").await.expect("end"));
     assert!(!s.end_session(b"tok3", 1002, "logout").await.expect("end"), "ending twice is a no-op");
-    assert_eq!(s.use_session(b"tok3", 1003, 300).await.expect("db"), Err(SessionEnd::Ended));
-    assert_eq!(s.use_session(b"nope", 1003, 300).await.expect("db"), Err(SessionEnd::Unknown));
+    assert_eq!(s.use_session(b"tok3", T1, 1003, 300).await.expect("db"), ended(SessionEnd::Ended));
+    assert_eq!(s.use_session(b"nope", T1, 1003, 300).await.expect("db"), ended(SessionEnd::Unknown));
+
+    // The same lookup tells that the requesting terminal is suspended, and
+    // then leaves the session alone: neither used nor ended.
+    s.create_session(b"tok4", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 9000).await.expect("create");
+    s.set_terminal_suspended("Kanazawa Clinic", "t1", true, "test", 1001).await.expect("suspend");
+    assert_eq!(s.use_session(b"tok4", T1, 1000 + 50, 300).await.expect("db"), SessionUse::TerminalSuspended);
+    assert_eq!(s.use_session(b"nope", T1, 1000 + 50, 300).await.expect("db"), SessionUse::TerminalSuspended);
+    assert_eq!(s.use_session(b"tok4", T1, 9000, 300).await.expect("db"), SessionUse::TerminalSuspended);
+    let other = ("Kanazawa Clinic", "t2");
+    let SessionUse::Usable(kept, _) = s.use_session(b"tok4", other, 1000 + 60, 300).await.expect("db") else {
+        panic!("tok4 was changed while its terminal was suspended")
+    };
+    assert_eq!(kept.last_seen, 1000 + 60, "another terminal's suspension does not matter");
+    s.set_terminal_suspended("Kanazawa Clinic", "t1", false, "lifted", 1002).await.expect("lift");
+    assert!(matches!(s.use_session(b"tok4", T1, 1000 + 70, 300).await.expect("db"), SessionUse::Usable(..)));
     s.close().await;
     db.drop_db().await;
 });

@@ -15,6 +15,10 @@
 //! image's signature key in software: this measures the gateway, not the card
 //! (the card layer has its own benchmark; every test signs through pcscd).
 //! Rounds alternate SQLite, PostgreSQL, pgbench; medians are printed.
+//!
+//! For a profiler: `CONFIRMS_PROFILE=postgres` (or `sqlite`) runs one round
+//! on that store only, with `CONFIRMS_DRAFTS` drafts (default 1500); the
+//! "measuring" line on standard error marks where the measured part starts.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -30,6 +34,13 @@ use serde_json::{Value, json};
 const ROUNDS: usize = 3;
 /// Drafts confirmed per measured round.
 const DRAFTS: usize = 1500;
+
+fn drafts() -> Result<usize> {
+    match std::env::var("CONFIRMS_DRAFTS") {
+        Ok(n) => n.parse().with_context(|| format!("CONFIRMS_DRAFTS={n:?} is not a count")),
+        Err(_) => Ok(DRAFTS),
+    }
+}
 /// Concurrent terminal connections, and pgbench clients.
 const CLIENTS: usize = 8;
 const PGBENCH_SECONDS: u32 = 10;
@@ -47,7 +58,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// One measured round on `postgres` (None: SQLite): the confirms per second.
-async fn confirm_round(postgres: Option<String>) -> Result<f64> {
+async fn confirm_round(postgres: Option<String>, drafts: usize) -> Result<f64> {
     let mut world =
         World::start(WorldOptions { postgres, requests_per_second: 10_000_000, ..Default::default() }).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
@@ -63,8 +74,8 @@ async fn confirm_round(postgres: Option<String>) -> Result<f64> {
         .await?)?;
     let enc = ok(client.post("/v1/encounters", &json!({"patient": patient["id"]}), Some(&a)).await?)?;
     let d = doctor_card.session(&mut client, GATEWAY_ID).await?;
-    let mut ready = VecDeque::with_capacity(DRAFTS);
-    for n in 0..DRAFTS {
+    let mut ready = VecDeque::with_capacity(drafts);
+    for n in 0..drafts {
         let content = json!({"type": "progress_note", "n": n, "note": "経過良好。次回は二週間後。", "bp": "124/78"});
         let draft = ok(client
             .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": content}), Some(&a))
@@ -103,9 +114,9 @@ async fn confirm_round(postgres: Option<String>) -> Result<f64> {
     let elapsed = started.elapsed().as_secs_f64();
     // Check what was measured: every confirm made exactly one record.
     let made = world.gw.store.count_records().await? - before;
-    anyhow::ensure!(made == DRAFTS as i64, "{made} records for {DRAFTS} confirms");
+    anyhow::ensure!(made == drafts as i64, "{made} records for {drafts} confirms");
     anyhow::ensure!(world.chain_verifies().await, "the audit chain does not verify");
-    Ok(DRAFTS as f64 / elapsed)
+    Ok(drafts as f64 / elapsed)
 }
 
 fn pgbench() -> Result<PathBuf> {
@@ -155,11 +166,26 @@ async fn pgbench_round() -> Result<f64> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> Result<()> {
+    let drafts = drafts()?;
+    if let Ok(store) = std::env::var("CONFIRMS_PROFILE") {
+        let rate = match store.as_str() {
+            "sqlite" => confirm_round(None, drafts).await?,
+            "postgres" => {
+                let db = PgDatabase::create().await?;
+                let r = confirm_round(Some(db.url.clone()), drafts).await;
+                db.drop_db().await;
+                r?
+            }
+            other => bail!("CONFIRMS_PROFILE={other:?}: say sqlite or postgres"),
+        };
+        println!("{store}: {rate:.0} confirms/s ({drafts} drafts)");
+        return Ok(());
+    }
     let (mut sqlite, mut postgres, mut reference) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
-        let s = confirm_round(None).await?;
+        let s = confirm_round(None, drafts).await?;
         let db = PgDatabase::create().await?;
-        let p = confirm_round(Some(db.url.clone())).await;
+        let p = confirm_round(Some(db.url.clone()), drafts).await;
         db.drop_db().await;
         let p = p?;
         let r = pgbench_round().await?;
@@ -170,7 +196,7 @@ async fn main() -> Result<()> {
     }
     let (s, p, r) = (median(sqlite), median(postgres), median(reference));
     println!(
-        "confirms ({DRAFTS} per round, {CLIENTS} keep-alive mTLS connections) vs pgbench (-c {CLIENTS} -j 2 -M prepared -T {PGBENCH_SECONDS}, scale {CLIENTS}), same PostgreSQL server, medians of {ROUNDS} rounds:"
+        "confirms ({drafts} per round, {CLIENTS} keep-alive mTLS connections) vs pgbench (-c {CLIENTS} -j 2 -M prepared -T {PGBENCH_SECONDS}, scale {CLIENTS}), same PostgreSQL server, medians of {ROUNDS} rounds:"
     );
     println!("  SQLite      {s:>8.0} confirms/s   ({:.2} of pgbench)", s / r);
     println!("  PostgreSQL  {p:>8.0} confirms/s   ({:.2} of pgbench)   goal ≥ 0.50", p / r);

@@ -33,6 +33,20 @@ pub enum SessionEnd {
     Expired,
 }
 
+/// What a request's session lookup found.
+// Only ever a return value, moved once: boxing the big variant would cost an
+// allocation per request for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionUse {
+    /// The terminal the request came from is suspended: nothing else was
+    /// looked at or changed.
+    TerminalSuspended,
+    Unusable(SessionEnd),
+    /// The session, and its person as registered now.
+    Usable(SessionRow, Option<PersonRow>),
+}
+
 impl Store {
     pub async fn create_challenge(
         &self,
@@ -115,25 +129,38 @@ impl Store {
     }
 
     /// The session, if usable at `now` with `idle` seconds of idle timeout,
-    /// with its person as registered now (read in the same query: every
-    /// request needs both); a usable session's last use becomes `now`. An
-    /// expired session is ended on the way.
+    /// with its person as registered now and whether the requesting
+    /// `terminal` (institution, name) is suspended, all in one query: every
+    /// authenticated request needs the three. A usable session's last use
+    /// becomes `now`; an expired session is ended on the way.
     pub async fn use_session(
         &self,
         token_hash: &[u8],
+        terminal: (&str, &str),
         now: i64,
         idle: i64,
-    ) -> Result<Result<(SessionRow, Option<PersonRow>), SessionEnd>, StoreError> {
-        let row = sqlx::query(
-            "SELECT s.person_id, s.terminal, s.card_cert, s.created_at, s.last_seen, s.expires_at, s.ended_at, \
+    ) -> Result<SessionUse, StoreError> {
+        let r = sqlx::query(
+            "SELECT t.suspended AS t_suspended, \
+             s.person_id, s.terminal, s.card_cert, s.created_at, s.last_seen, s.expires_at, s.ended_at, \
              p.id AS p_id, p.role AS p_role, p.name AS p_name, p.name_kanji AS p_name_kanji, \
              p.institution AS p_institution, p.active AS p_active \
-             FROM sessions s LEFT JOIN persons p ON p.id = s.person_id WHERE s.token_hash = $1",
+             FROM (SELECT 1 AS one) o \
+             LEFT JOIN terminal_status t ON t.institution = $2 AND t.name = $3 \
+             LEFT JOIN sessions s ON s.token_hash = $1 \
+             LEFT JOIN persons p ON p.id = s.person_id",
         )
         .bind(token_hash)
-        .fetch_optional(self.pool())
+        .bind(terminal.0)
+        .bind(terminal.1)
+        .fetch_one(self.pool())
         .await?;
-        let Some(r) = row else { return Ok(Err(SessionEnd::Unknown)) };
+        if r.try_get::<Option<i64>, _>("t_suspended")?.unwrap_or(0) != 0 {
+            return Ok(SessionUse::TerminalSuspended);
+        }
+        let Some(person_id) = r.try_get::<Option<String>, _>("person_id")? else {
+            return Ok(SessionUse::Unusable(SessionEnd::Unknown));
+        };
         let person = match r.try_get::<Option<String>, _>("p_id")? {
             Some(id) => Some(PersonRow {
                 id,
@@ -146,10 +173,10 @@ impl Store {
             None => None,
         };
         if r.try_get::<Option<i64>, _>("ended_at")?.is_some() {
-            return Ok(Err(SessionEnd::Ended));
+            return Ok(SessionUse::Unusable(SessionEnd::Ended));
         }
         let s = SessionRow {
-            person_id: r.try_get("person_id")?,
+            person_id,
             terminal: r.try_get("terminal")?,
             card_cert: r.try_get("card_cert")?,
             created_at: r.try_get("created_at")?,
@@ -165,21 +192,21 @@ impl Store {
         };
         if let Some((end, reason)) = end {
             self.end_session(token_hash, now, reason).await?;
-            return Ok(Err(end));
+            return Ok(SessionUse::Unusable(end));
         }
         // A write per request would make every request a database write;
         // `last_seen` moves only when it is TOUCH_EVERY old, so a session may
         // end up to that much early, never late. Only forward: concurrent
         // requests must not rewind it.
         if now - s.last_seen < TOUCH_EVERY {
-            return Ok(Ok((s, person)));
+            return Ok(SessionUse::Usable(s, person));
         }
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1")
             .bind(now)
             .bind(token_hash)
             .execute(self.pool())
             .await?;
-        Ok(Ok((SessionRow { last_seen: now, ..s }, person)))
+        Ok(SessionUse::Usable(SessionRow { last_seen: now, ..s }, person))
     }
 
     /// Ends a session; `false` if it was unknown or already ended.

@@ -23,10 +23,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlStr};
 
 pub use identity::{NewPerson, PersonRow};
-pub use login::{ChallengeRow, SessionEnd, SessionRow};
+pub use login::{ChallengeRow, SessionEnd, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, PatientRow, PatientSessionRow};
-pub use workflow::{DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
+pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {

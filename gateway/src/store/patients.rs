@@ -32,13 +32,22 @@ pub struct PatientSessionRow {
     pub ended: bool,
 }
 
+/// A patient's columns, in the order `patient_at` reads them.
+pub(super) const PATIENT_COLS: &str = "id, pseudonym, name, name_kanji, birth_date";
+
 fn patient_of(r: &sqlx::any::AnyRow) -> Result<PatientRow, sqlx::Error> {
+    patient_at(r, 0)
+}
+
+/// The patient in `PATIENT_COLS` order from column `base` on (a joined
+/// query puts them after other columns).
+pub(super) fn patient_at(r: &sqlx::any::AnyRow, base: usize) -> Result<PatientRow, sqlx::Error> {
     Ok(PatientRow {
-        id: r.try_get("id")?,
-        pseudonym: r.try_get("pseudonym")?,
-        name: r.try_get("name")?,
-        name_kanji: r.try_get("name_kanji")?,
-        birth_date: r.try_get("birth_date")?,
+        id: r.try_get(base)?,
+        pseudonym: r.try_get(base + 1)?,
+        name: r.try_get(base + 2)?,
+        name_kanji: r.try_get(base + 3)?,
+        birth_date: r.try_get(base + 4)?,
     })
 }
 
@@ -62,7 +71,7 @@ impl Store {
     }
 
     pub async fn patient(&self, id: &str) -> Result<Option<PatientRow>, StoreError> {
-        let row = sqlx::query("SELECT id, pseudonym, name, name_kanji, birth_date FROM patients WHERE id = $1")
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PATIENT_COLS} FROM patients WHERE id = $1")))
             .bind(id)
             .fetch_optional(self.pool())
             .await?;
@@ -71,7 +80,7 @@ impl Store {
 
     /// The patient id of a pseudonym (staff views name the patient).
     pub async fn patient_by_pseudonym(&self, pseudonym: &str) -> Result<Option<PatientRow>, StoreError> {
-        let row = sqlx::query("SELECT id, pseudonym, name, name_kanji, birth_date FROM patients WHERE pseudonym = $1")
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {PATIENT_COLS} FROM patients WHERE pseudonym = $1")))
             .bind(pseudonym)
             .fetch_optional(self.pool())
             .await?;
