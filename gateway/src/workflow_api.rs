@@ -167,14 +167,14 @@ async fn open_encounter_here(gw: &Gateway, conn: &ConnInfo, patient: &PatientRow
     gw.store
         .open_encounter_of(&patient.pseudonym, &conn.terminal.institution, gw.clock.now())
         .await?
-        .ok_or_else(|| no_open_encounter(conn, patient))
+        .ok_or_else(|| no_open_encounter(conn, &patient.id))
 }
 
-fn no_open_encounter(conn: &ConnInfo, patient: &PatientRow) -> Refused {
+fn no_open_encounter(conn: &ConnInfo, patient: &str) -> Refused {
     Refused::new(
         403,
         "no_open_encounter",
-        format!("no open encounter of patient {} at {}", patient.id, conn.terminal.institution),
+        format!("no open encounter of patient {patient} at {}", conn.terminal.institution),
     )
 }
 
@@ -655,7 +655,7 @@ async fn confirm_one(
             format!("this draft awaits {}, not {}", d.signer, a.person.id),
         ));
     }
-    let patient = ctx.patient.as_ref().map(|p| p.id.clone()).unwrap_or_else(|| "-".into());
+    let patient = ctx.patient_id.clone().unwrap_or_else(|| "-".into());
     if d.confirmed {
         return existing_record(gw, d, version, &patient).await;
     }
@@ -672,9 +672,9 @@ async fn confirm_one(
     if d.institution != conn.terminal.institution {
         return Err(Refused::new(403, "draft_other_institution", "the draft was entered at another institution"));
     }
-    let p = ctx.patient.as_ref().ok_or_else(unregistered_patient)?;
-    if ctx.open_encounter.is_none() {
-        return Err(no_open_encounter(conn, p));
+    let patient_id = ctx.patient_id.as_deref().ok_or_else(unregistered_patient)?;
+    if !ctx.encounter_open {
+        return Err(no_open_encounter(conn, patient_id));
     }
 
     // The signature over the document as held now, then the certificate.

@@ -238,6 +238,17 @@ both_stores!(audit_chain_holds_under_concurrent_appends_and_refuses_changes_log_
     let seqs: Vec<i64> = a.audit_page(0, 100).await.expect("page").iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
 
+    // Each store remembers the tail it wrote; the other one's entries in
+    // between are found (the insert collides), and a batch longer than one
+    // INSERT is still all or nothing.
+    let event = |n: i64| AuditEvent { actor: format!("RN-{n}"), outcome: "ok".into(), ..Default::default() };
+    assert_eq!(a.append_audit(&event(0), 2_000).await.expect("a").seq, 41);
+    let batch: Vec<(AuditEvent, i64)> = (1..=150).map(|n| (event(n), 2_000 + n)).collect();
+    let written = b.append_audit_batch(&batch).await.expect("b batch");
+    assert_eq!((written[0].seq, written[149].seq), (42, 191));
+    assert_eq!(a.append_audit(&event(151), 3_000).await.expect("a again").seq, 192);
+    assert_eq!(verify(&a).await, Ok(192));
+
     // The database itself refuses updates and deletes.
     assert!(
         sqlx::query("UPDATE audit SET outcome = 'refused' WHERE seq = 3")

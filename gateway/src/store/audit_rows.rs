@@ -1,12 +1,16 @@
 //! Appending to and reading the audit table.
 
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
-use super::{Backend, Store, StoreError};
+use super::{Store, StoreError, conflict};
 use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
 
-/// Advisory-lock key serialising appends across gateways on one PostgreSQL.
-const AUDIT_LOCK_KEY: i64 = 0x4850_4B49_4155_4431; // "HPKIAUD1"
+/// The newest entry a store appended: (seq, hash).
+pub(super) type AuditTail = Option<(i64, Vec<u8>)>;
+
+/// Tries to append before giving up when other writers keep appending
+/// first (each try re-reads the tail).
+const APPEND_ATTEMPTS: usize = 100;
 
 /// The audit table's columns, in the order rows are written and read.
 pub(super) const AUDIT_COLS: &str =
@@ -22,77 +26,64 @@ impl Store {
         done.pop().ok_or_else(|| StoreError::Invalid("empty audit batch".into()))
     }
 
-    /// Appends entries in order, chained, in one transaction: one commit
-    /// (one fsync) for all of them.
+    /// Appends entries in order, chained, in one commit (one fsync) for all
+    /// of them.
+    ///
+    /// Optimistic: the last entry this store wrote is remembered, the new
+    /// entries are chained to it and inserted with the next sequence
+    /// numbers. `seq` is the primary key, so if another writer (another
+    /// gateway, an admin command) appended in between, the insert fails as a
+    /// whole; the tail is then read again and the batch chained anew. A
+    /// batch costs one statement instead of five (begin, lock, read the
+    /// tail, insert, commit), and the chain cannot fork.
     pub async fn append_audit_batch(&self, events: &[(AuditEvent, i64)]) -> Result<Vec<AuditRecord>, StoreError> {
-        let _guard = self.audit_lock.lock().await;
-        let mut conn = self.pool().acquire().await?;
-        // SQLite: take the write lock before reading the tail, so no other
-        // writer can slip in between (BEGIN IMMEDIATE). PostgreSQL: an
-        // advisory transaction lock does the same across gateways.
-        match self.backend() {
-            Backend::Sqlite => conn.execute("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => conn.execute("BEGIN").await?,
-        };
-        let result = async {
-            if self.backend() == Backend::Postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK_KEY).execute(&mut *conn).await?;
-            }
-            let tail =
-                sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *conn).await?;
-            let (mut seq, mut prev) = match tail {
-                Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("hash")?),
-                None => (0, GENESIS.to_vec()),
+        let mut tail = self.audit_tail.lock().await;
+        for _ in 0..APPEND_ATTEMPTS {
+            let (seq, prev) = match tail.take() {
+                Some(t) => t,
+                None => self.audit_tail().await?,
             };
-            let mut out = Vec::with_capacity(events.len());
-            for (event, at) in events {
-                seq += 1;
-                let hash = entry_hash(&prev, seq, *at, event).to_vec();
-                out.push(AuditRecord { seq, at: *at, event: event.clone(), prev_hash: prev, hash: hash.clone() });
-                prev = hash;
-            }
-            // One multi-row INSERT per chunk: one round trip for a batch
-            // instead of one per entry (12 parameters a row; SQLite allows
-            // 32766 parameters, PostgreSQL 65535).
-            for chunk in out.chunks(INSERT_ROWS) {
-                let rows: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let p: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                let sql = format!("INSERT INTO audit ({AUDIT_COLS}) VALUES {}", rows.join(", "));
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for r in chunk {
-                    q = q
-                        .bind(r.seq)
-                        .bind(r.at)
-                        .bind(&r.event.actor)
-                        .bind(&r.event.terminal)
-                        .bind(&r.event.institution)
-                        .bind(&r.event.action)
-                        .bind(&r.event.object)
-                        .bind(&r.event.outcome)
-                        .bind(&r.event.reason)
-                        .bind(&r.event.request_id)
-                        .bind(&r.prev_hash)
-                        .bind(&r.hash);
+            let out = chained(events, seq, prev);
+            match self.insert_audit(&out).await {
+                Ok(()) => {
+                    *tail = out.last().map(|r| (r.seq, r.hash.clone()));
+                    return Ok(out);
                 }
-                q.execute(&mut *conn).await?;
-            }
-            Ok::<_, StoreError>(out)
-        }
-        .await;
-        match result {
-            Ok(r) => {
-                conn.execute("COMMIT").await?;
-                Ok(r)
-            }
-            Err(e) => {
-                let _ = conn.execute("ROLLBACK").await;
-                Err(e)
+                // Someone else took these numbers: read the tail again.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
             }
         }
+        Err(StoreError::Invalid(format!(
+            "the audit log kept moving under {APPEND_ATTEMPTS} attempts to append; nothing was written"
+        )))
+    }
+
+    /// The newest entry's number and hash (0 and the genesis hash when
+    /// the log is empty).
+    async fn audit_tail(&self) -> Result<(i64, Vec<u8>), StoreError> {
+        let tail =
+            sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(self.pool()).await?;
+        Ok(match tail {
+            Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("hash")?),
+            None => (0, GENESIS.to_vec()),
+        })
+    }
+
+    /// Inserts `rows` atomically: one multi-row INSERT (one round trip)
+    /// per chunk, in a transaction when there is more than one chunk.
+    async fn insert_audit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
+        let what = || format!("audit entries from {}", rows.first().map_or(0, |r| r.seq));
+        if rows.len() <= INSERT_ROWS {
+            return audit_insert(rows).execute(self.pool()).await.map(|_| ()).map_err(|e| conflict(e, what()));
+        }
+        let mut tx = self.pool().begin().await?;
+        for chunk in rows.chunks(INSERT_ROWS) {
+            // Dropping the transaction on an error rolls it back.
+            audit_insert(chunk).execute(&mut *tx).await.map_err(|e| conflict(e, what()))?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Entries with `seq > after`, in order, at most `limit`.
@@ -173,4 +164,45 @@ pub(super) fn record(r: &sqlx::any::AnyRow) -> Result<AuditRecord, StoreError> {
         prev_hash: r.try_get("prev_hash")?,
         hash: r.try_get("hash")?,
     })
+}
+
+/// `events` chained after entry `seq` with hash `prev`.
+fn chained(events: &[(AuditEvent, i64)], mut seq: i64, mut prev: Vec<u8>) -> Vec<AuditRecord> {
+    let mut out = Vec::with_capacity(events.len());
+    for (event, at) in events {
+        seq += 1;
+        let hash = entry_hash(&prev, seq, *at, event).to_vec();
+        out.push(AuditRecord { seq, at: *at, event: event.clone(), prev_hash: prev, hash: hash.clone() });
+        prev = hash;
+    }
+    out
+}
+
+/// One multi-row INSERT of `rows` (12 parameters a row; SQLite allows
+/// 32766 parameters, PostgreSQL 65535).
+fn audit_insert(rows: &[AuditRecord]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+    let values: Vec<String> = (0..rows.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!("INSERT INTO audit ({AUDIT_COLS}) VALUES {}", values.join(", "));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in rows {
+        q = q
+            .bind(r.seq)
+            .bind(r.at)
+            .bind(&r.event.actor)
+            .bind(&r.event.terminal)
+            .bind(&r.event.institution)
+            .bind(&r.event.action)
+            .bind(&r.event.object)
+            .bind(&r.event.outcome)
+            .bind(&r.event.reason)
+            .bind(&r.event.request_id)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    q
 }

@@ -14,11 +14,12 @@ pub struct ChallengeRow {
     pub expires_at: i64,
 }
 
+/// A session as each request needs it (the card certificate it was opened
+/// with stays in the table as evidence; no request reads it back).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub person_id: String,
     pub terminal: String,
-    pub card_cert: Vec<u8>,
     pub created_at: i64,
     pub last_seen: i64,
     pub expires_at: i64,
@@ -142,7 +143,7 @@ impl Store {
     ) -> Result<SessionUse, StoreError> {
         let r = sqlx::query(
             "SELECT t.suspended AS t_suspended, \
-             s.person_id, s.terminal, s.card_cert, s.created_at, s.last_seen, s.expires_at, s.ended_at, \
+             s.person_id, s.terminal, s.created_at, s.last_seen, s.expires_at, s.ended_at, \
              p.id AS p_id, p.role AS p_role, p.name AS p_name, p.name_kanji AS p_name_kanji, \
              p.institution AS p_institution, p.active AS p_active \
              FROM (SELECT 1 AS one) o \
@@ -178,7 +179,6 @@ impl Store {
         let s = SessionRow {
             person_id,
             terminal: r.try_get("terminal")?,
-            card_cert: r.try_get("card_cert")?,
             created_at: r.try_get("created_at")?,
             last_seen: r.try_get("last_seen")?,
             expires_at: r.try_get("expires_at")?,

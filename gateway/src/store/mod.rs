@@ -65,7 +65,10 @@ pub struct Store {
     backend: Backend,
     /// Serialises audit appends within this process (PostgreSQL also takes an
     /// advisory lock, for several gateways on one database).
-    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The last audit entry this store appended (seq, hash): appends are
+    /// serialised through it, and chained to it until another writer's
+    /// entry is found in the way.
+    audit_tail: std::sync::Arc<tokio::sync::Mutex<audit_rows::AuditTail>>,
 }
 
 fn migration(version: i64, description: &'static str, sql: &'static str) -> Migration {
@@ -84,6 +87,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
                 migration(2, "workflow", include_str!("../../migrations/postgres/0002_workflow.sql")),
                 migration(3, "monitoring", include_str!("../../migrations/postgres/0003_monitoring.sql")),
+                migration(4, "records inline", include_str!("../../migrations/postgres/0004_records_inline.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
@@ -157,7 +161,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Store { pool, backend, audit_lock: Default::default() })
+        Ok(Store { pool, backend, audit_tail: Default::default() })
     }
 
     pub fn backend(&self) -> Backend {

@@ -32,22 +32,15 @@ pub struct PatientSessionRow {
     pub ended: bool,
 }
 
-/// A patient's columns, in the order `patient_at` reads them.
-pub(super) const PATIENT_COLS: &str = "id, pseudonym, name, name_kanji, birth_date";
+const PATIENT_COLS: &str = "id, pseudonym, name, name_kanji, birth_date";
 
 fn patient_of(r: &sqlx::any::AnyRow) -> Result<PatientRow, sqlx::Error> {
-    patient_at(r, 0)
-}
-
-/// The patient in `PATIENT_COLS` order from column `base` on (a joined
-/// query puts them after other columns).
-pub(super) fn patient_at(r: &sqlx::any::AnyRow, base: usize) -> Result<PatientRow, sqlx::Error> {
     Ok(PatientRow {
-        id: r.try_get(base)?,
-        pseudonym: r.try_get(base + 1)?,
-        name: r.try_get(base + 2)?,
-        name_kanji: r.try_get(base + 3)?,
-        birth_date: r.try_get(base + 4)?,
+        id: r.try_get("id")?,
+        pseudonym: r.try_get("pseudonym")?,
+        name: r.try_get("name")?,
+        name_kanji: r.try_get("name_kanji")?,
+        birth_date: r.try_get("birth_date")?,
     })
 }
 

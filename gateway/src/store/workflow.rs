@@ -28,12 +28,13 @@ impl EncounterRow {
 #[derive(Debug, Clone)]
 pub struct ConfirmContext {
     pub draft: DraftRow,
-    /// The draft's patient, if registered.
-    pub patient: Option<super::PatientRow>,
+    /// The draft's patient's id, if registered.
+    pub patient_id: Option<String>,
     /// Whether the draft's assistant is linked to the signer now.
     pub linked: bool,
-    /// The patient's encounter open at the terminal's institution now.
-    pub open_encounter: Option<EncounterRow>,
+    /// Whether the patient has an encounter open at the terminal's
+    /// institution now.
+    pub encounter_open: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,52 +90,40 @@ pub struct SealedRow {
     pub content: Vec<u8>,
 }
 
-// Column lists in the order the decoders below read them (by position, so
-// that a joined query can hold several rows' columns side by side).
 const ENCOUNTER_COLS: &str = "id, patient, institution, opened_by, opened_at, expires_at, closed_at";
 const DRAFT_COLS: &str = "id, kind, patient, encounter, institution, assistant, signer, version, key_id, content, \
                           status, record_id, created_at, updated_at";
 const RECORD_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
                            content, document_sha256, signature, signature_cert, revocation, created_at";
 
-/// `a.x, a.y` for the column list `x, y`.
-fn qualified(alias: &str, cols: &str) -> String {
-    cols.split(',').map(|c| format!("{alias}.{}", c.trim())).collect::<Vec<_>>().join(", ")
-}
-
 fn encounter_of(r: &sqlx::any::AnyRow) -> Result<EncounterRow, sqlx::Error> {
-    encounter_at(r, 0)
-}
-
-/// The encounter in `ENCOUNTER_COLS` order from column `base` on.
-fn encounter_at(r: &sqlx::any::AnyRow, base: usize) -> Result<EncounterRow, sqlx::Error> {
     Ok(EncounterRow {
-        id: r.try_get(base)?,
-        patient: r.try_get(base + 1)?,
-        institution: r.try_get(base + 2)?,
-        opened_by: r.try_get(base + 3)?,
-        opened_at: r.try_get(base + 4)?,
-        expires_at: r.try_get(base + 5)?,
-        closed_at: r.try_get(base + 6)?,
+        id: r.try_get("id")?,
+        patient: r.try_get("patient")?,
+        institution: r.try_get("institution")?,
+        opened_by: r.try_get("opened_by")?,
+        opened_at: r.try_get("opened_at")?,
+        expires_at: r.try_get("expires_at")?,
+        closed_at: r.try_get("closed_at")?,
     })
 }
 
 fn draft_of(r: &sqlx::any::AnyRow) -> Result<DraftRow, sqlx::Error> {
     Ok(DraftRow {
-        id: r.try_get(0)?,
-        kind: r.try_get(1)?,
-        patient: r.try_get(2)?,
-        encounter: r.try_get(3)?,
-        institution: r.try_get(4)?,
-        assistant: r.try_get(5)?,
-        signer: r.try_get(6)?,
-        version: r.try_get(7)?,
-        key_id: r.try_get(8)?,
-        content: r.try_get(9)?,
-        confirmed: r.try_get::<String, _>(10)? == "confirmed",
-        record_id: r.try_get(11)?,
-        created_at: r.try_get(12)?,
-        updated_at: r.try_get(13)?,
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        patient: r.try_get("patient")?,
+        encounter: r.try_get("encounter")?,
+        institution: r.try_get("institution")?,
+        assistant: r.try_get("assistant")?,
+        signer: r.try_get("signer")?,
+        version: r.try_get("version")?,
+        key_id: r.try_get("key_id")?,
+        content: r.try_get("content")?,
+        confirmed: r.try_get::<String, _>("status")? == "confirmed",
+        record_id: r.try_get("record_id")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
     })
 }
 
@@ -310,18 +299,14 @@ impl Store {
     ) -> Result<Option<ConfirmContext>, StoreError> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "SELECT {d}, {p}, \
+                "SELECT {DRAFT_COLS}, \
+                 (SELECT p.id FROM patients p WHERE p.pseudonym = drafts.patient) AS patient_id, \
                  CAST(CASE WHEN EXISTS (SELECT 1 FROM assistant_links l \
-                   WHERE l.assistant_id = d.assistant AND l.doctor_id = $2) THEN 1 ELSE 0 END AS BIGINT), {e} \
-                 FROM drafts d \
-                 LEFT JOIN patients p ON p.pseudonym = d.patient \
-                 LEFT JOIN encounters e ON e.id = (SELECT o.id FROM encounters o WHERE o.patient = d.patient \
-                   AND o.institution = $3 AND o.closed_at IS NULL AND o.expires_at > $4 \
-                   ORDER BY o.opened_at DESC LIMIT 1) \
-                 WHERE d.id = $1",
-                d = qualified("d", DRAFT_COLS),
-                p = qualified("p", super::patients::PATIENT_COLS),
-                e = qualified("e", ENCOUNTER_COLS),
+                   WHERE l.assistant_id = drafts.assistant AND l.doctor_id = $2) THEN 1 ELSE 0 END AS BIGINT) AS linked, \
+                 CAST(CASE WHEN EXISTS (SELECT 1 FROM encounters e WHERE e.patient = drafts.patient \
+                   AND e.institution = $3 AND e.closed_at IS NULL AND e.expires_at > $4) THEN 1 ELSE 0 END AS BIGINT) \
+                   AS encounter_open \
+                 FROM drafts WHERE id = $1"
             )
         });
         let row = sqlx::query(sqlx::AssertSqlSafe(SQL.as_str()))
@@ -332,19 +317,12 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         let Some(r) = row else { return Ok(None) };
-        let draft = draft_of(&r)?;
-        let p = DRAFT_COLS.split(',').count();
-        let patient = match r.try_get::<Option<String>, _>(p)? {
-            Some(_) => Some(super::patients::patient_at(&r, p)?),
-            None => None,
-        };
-        let l = p + super::patients::PATIENT_COLS.split(',').count();
-        let linked = r.try_get::<i64, _>(l)? == 1;
-        let open_encounter = match r.try_get::<Option<String>, _>(l + 1)? {
-            Some(_) => Some(encounter_at(&r, l + 1)?),
-            None => None,
-        };
-        Ok(Some(ConfirmContext { draft, patient, linked, open_encounter }))
+        Ok(Some(ConfirmContext {
+            draft: draft_of(&r)?,
+            patient_id: r.try_get("patient_id")?,
+            linked: r.try_get::<i64, _>("linked")? == 1,
+            encounter_open: r.try_get::<i64, _>("encounter_open")? == 1,
+        }))
     }
 
     /// Turns draft `id` at `version` into `record`, in one transaction: the
