@@ -63,8 +63,6 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Serialises audit appends within this process (PostgreSQL also takes an
-    /// advisory lock, for several gateways on one database).
     /// The last audit entry this store appended (seq, hash): appends are
     /// serialised through it, and chained to it until another writer's
     /// entry is found in the way.
