@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::{Store, StoreError, conflict};
+use super::{Backend, Store, StoreError, conflict};
 use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
 
 /// The newest entry a store appended: (seq, hash).
@@ -75,12 +75,16 @@ impl Store {
     async fn insert_audit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
         let what = || format!("audit entries from {}", rows.first().map_or(0, |r| r.seq));
         if rows.len() <= INSERT_ROWS {
-            return audit_insert(rows).execute(self.pool()).await.map(|_| ()).map_err(|e| conflict(e, what()));
+            return audit_insert(self.backend(), rows)
+                .execute(self.pool())
+                .await
+                .map(|_| ())
+                .map_err(|e| conflict(e, what()));
         }
         let mut tx = self.pool().begin().await?;
         for chunk in rows.chunks(INSERT_ROWS) {
             // Dropping the transaction on an error rolls it back.
-            audit_insert(chunk).execute(&mut *tx).await.map_err(|e| conflict(e, what()))?;
+            audit_insert(self.backend(), chunk).execute(&mut *tx).await.map_err(|e| conflict(e, what()))?;
         }
         tx.commit().await?;
         Ok(())
@@ -179,11 +183,18 @@ fn chained(events: &[(AuditEvent, i64)], mut seq: i64, mut prev: Vec<u8>) -> Vec
 }
 
 /// One multi-row INSERT of `rows` (12 parameters a row; SQLite allows
-/// 32766 parameters, PostgreSQL 65535).
-fn audit_insert(rows: &[AuditRecord]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+/// 32766 parameters, PostgreSQL 65535). SQLite gets anonymous `?`
+/// parameters: sqlx looks each numbered one up by name, and SQLite's
+/// lookup walks the list of names, quadratic in a long INSERT.
+fn audit_insert(backend: Backend, rows: &[AuditRecord]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
     let values: Vec<String> = (0..rows.len())
         .map(|i| {
-            let p: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+            let p: Vec<String> = (1..=12)
+                .map(|c| match backend {
+                    Backend::Sqlite => "?".to_owned(),
+                    Backend::Postgres => format!("${}", i * 12 + c),
+                })
+                .collect();
             format!("({})", p.join(", "))
         })
         .collect();
