@@ -14,7 +14,10 @@ use hpki_profile::Profession;
 use serde_json::{Value, json};
 use testbed::{CardProcess, PrivatePcscd};
 
-use crate::{TerminalClient, TerminalCreds, World, WorldOptions, session, signed_confirm};
+use hpki_gateway::audit::AuditRecord;
+use hpki_gateway::store::Store;
+
+use crate::{GatewayProcess, TerminalClient, TerminalCreds, World, WorldOptions, session, signed_confirm};
 
 pub const CLINIC: &str = "Kanazawa Clinic";
 
@@ -114,6 +117,36 @@ impl ClinicStory {
             .collect();
         ids.sort();
         Ok((ids, read))
+    }
+}
+
+impl ClinicStory {
+    /// After a restore: the audit chain verifies (`hpki-gateway audit
+    /// verify`), a gateway process started on the restored store shows the
+    /// doctor exactly `records` (the last with its content), and the
+    /// restored log names every one's confirmation. The restored log, for
+    /// the caller's own checks.
+    pub async fn check_restored(&mut self, records: &[String]) -> Result<Vec<AuditRecord>> {
+        let config = self.world.config_path();
+        let out = crate::gateway_cli(&config, &["audit", "verify"])?;
+        anyhow::ensure!(out.starts_with("audit chain intact"), "{out}");
+        let (process_config, listen, ops) = self.world.process_config()?;
+        let _gateway = GatewayProcess::start(&process_config, ops)?;
+        let (got, read) = self.records_at(listen).await?;
+        let mut want = records.to_vec();
+        want.sort();
+        anyhow::ensure!(got == want, "records after the restore: {got:?}, expected {want:?}: {read}");
+        let last = note(records.len() - 1);
+        anyhow::ensure!(read.to_string().contains(&last), "{last:?} is not readable: {read}");
+        let store = Store::open(&self.world.gw.config.store_config()).await?;
+        let audit = store.audit_page(0, 1_000_000).await?;
+        store.close().await;
+        for r in records {
+            let confirmed =
+                |e: &AuditRecord| e.event.action == "draft.confirm" && e.event.object.ends_with(&format!("record:{r}"));
+            anyhow::ensure!(audit.iter().any(confirmed), "no confirmation of {r} in the restored log");
+        }
+        Ok(audit)
     }
 }
 
