@@ -5,11 +5,7 @@
 
 use anyhow::{Context, Result};
 use hpki_e2e::clinic_story::ClinicStory;
-use hpki_e2e::{WorldOptions, gateway_cli, gateway_cli_raw};
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
+use hpki_e2e::{WorldOptions, gateway_cli, gateway_cli_raw, sha256_hex};
 
 /// `hpki-gateway ARGS…`: exit code and everything it printed.
 fn gateway_raw(config: &std::path::Path, args: &[&str]) -> Result<(i32, String)> {

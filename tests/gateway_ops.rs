@@ -1,12 +1,9 @@
 //! Running the gateway: the operations endpoints, reloads, limits, and the
 //! administration and audit commands of the real `hpki-gateway` binary.
 
-use std::process::Command;
-
 use anyhow::Result;
 use hpki_e2e::{World, WorldOptions};
 use serde_json::{Value, json};
-use testbed::bin_path;
 
 const CLINIC: &str = "Kanazawa Clinic";
 
@@ -107,18 +104,7 @@ async fn a_terminal_over_its_request_rate_is_slowed_down() -> Result<()> {
 }
 
 fn gateway(world: &World, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(bin_path("hpki-gateway")?)
-        .arg("--config")
-        .arg(world.config_path())
-        .args(args)
-        .env("HPKI_OPERATOR", "sato-it")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    ))
+    hpki_e2e::gateway_cli_raw(&world.config_path(), args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -308,6 +308,12 @@ impl World {
 
 /// A private pcscd that this test process's PC/SC calls go to (one per
 /// process: libpcsclite keeps the socket it first used).
+/// SHA-256 of `bytes`, in lower-case hex (as the audit log names
+/// manifests).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    sha256(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub fn private_pcscd() -> Result<testbed::PrivatePcscd> {
     let p = testbed::PrivatePcscd::start()?;
     p.use_in_this_process()?;

@@ -9,11 +9,7 @@
 use anyhow::{Context, Result};
 use hpki_e2e::clinic_story::ClinicStory;
 use hpki_e2e::pg_cluster::PgCluster;
-use hpki_e2e::{WorldOptions, gateway_cli, gateway_cli_raw};
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, bytes).as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
+use hpki_e2e::{WorldOptions, gateway_cli, gateway_cli_raw, sha256_hex};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_base_backup_and_the_wal_archive_restore_every_record_and_the_audit_chain() -> Result<()> {

@@ -306,28 +306,37 @@ pub struct Authenticated {
     pub session: crate::store::SessionRow,
 }
 
+fn terminal_suspended() -> Refused {
+    Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT")
+}
+
+/// Refuses a request from a suspended terminal (for requests that do not
+/// look a session up; `authenticate` learns it with the session).
+pub async fn check_terminal(gw: &Gateway, conn: &ConnInfo) -> Result<(), Refused> {
+    match gw.store.terminal_suspended(&conn.terminal.institution, &conn.terminal.name).await? {
+        true => Err(terminal_suspended()),
+        false => Ok(()),
+    }
+}
+
 /// A request's session, or why it has none usable (with the person, when
 /// known, for the audit entry).
 pub type Authentication = Result<Authenticated, (Refused, Option<String>)>;
 
 pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Authentication {
     let terminal = (conn.terminal.institution.as_str(), conn.terminal.name.as_str());
-    let suspended = || (Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT"), None);
     let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
         // Without a session to look up, the terminal is checked on its own
         // (a suspended terminal hears that first, as with a session).
-        return Err(match gw.store.terminal_suspended(terminal.0, terminal.1).await {
-            Ok(true) => suspended(),
-            Ok(false) => (Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None),
-            Err(e) => (e.into(), None),
-        });
+        check_terminal(gw, conn).await.map_err(|r| (r, None))?;
+        return Err((Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None));
     };
     let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
     let now = gw.clock.now();
     let idle = gw.config.sessions.idle_timeout_seconds;
     let (session, person) = match gw.store.use_session(&token_hash, terminal, now, idle).await {
         Ok(SessionUse::Usable(s, p)) => (s, p),
-        Ok(SessionUse::TerminalSuspended) => return Err(suspended()),
+        Ok(SessionUse::TerminalSuspended) => return Err((terminal_suspended(), None)),
         Ok(SessionUse::Unusable(end)) => {
             let (code, msg) = match end {
                 SessionEnd::Unknown => ("session_unknown", "no such session; log in again"),

@@ -144,7 +144,7 @@ pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
     Ok(hex(ctx.finish().as_ref()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

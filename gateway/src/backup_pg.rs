@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::backup::{BackupError, sha256_file};
+use crate::backup::{BackupError, hex, sha256_file};
 
 pub const MANIFEST: &str = "backup_manifest";
 
@@ -139,10 +139,6 @@ pub fn inspect(dir: &Path) -> Result<PgBaseBackup, BackupError> {
 fn has_tar(dir: &Path) -> Result<bool, BackupError> {
     let entries = std::fs::read_dir(dir).map_err(|source| BackupError::Io { path: dir.into(), source })?;
     Ok(entries.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("base.tar")))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

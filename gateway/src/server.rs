@@ -270,20 +270,20 @@ async fn dispatch(
     // A suspended terminal is refused first. Requests that use a session
     // learn it from the session lookup (one query for both); the others
     // ask on their own.
-    let session = match action {
-        "auth.challenge" | "auth.login" => None,
-        "auth.logout" | "auth.whoami" => Some(api::authenticate(gw, conn, authorization.as_deref()).await),
-        _ if route.is_some() => Some(api::authenticate(gw, conn, authorization.as_deref()).await),
-        _ => None,
+    let uses_session = match action {
+        "auth.challenge" | "auth.login" => false,
+        "auth.logout" | "auth.whoami" => true,
+        _ => route.is_some(),
     };
+    let session = if uses_session { Some(api::authenticate(gw, conn, authorization.as_deref()).await) } else { None };
     match &session {
         Some(Err((r, _))) if r.code == "terminal_suspended" => return deny(r.clone()),
         Some(_) => {}
-        None => match gw.store.terminal_suspended(&conn.terminal.institution, &conn.terminal.name).await {
-            Ok(false) => {}
-            Ok(true) => return deny(Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT")),
-            Err(e) => return deny(e.into()),
-        },
+        None => {
+            if let Err(r) = api::check_terminal(gw, conn).await {
+                return deny(r);
+            }
+        }
     }
     if !gw.take_rate_token(&conn.terminal.key()) {
         Metrics::inc(&gw.metrics.rate_limited);

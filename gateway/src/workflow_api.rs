@@ -524,7 +524,11 @@ async fn create_dispensing(
 }
 
 async fn find_draft(gw: &Gateway, id: &str) -> Result<DraftRow, Refused> {
-    gw.store.draft(id).await?.ok_or_else(|| Refused::new(404, "unknown_draft", format!("no draft {id:?}")))
+    gw.store.draft(id).await?.ok_or_else(|| unknown_draft(id))
+}
+
+fn unknown_draft(id: &str) -> Refused {
+    Refused::new(404, "unknown_draft", format!("no draft {id:?}"))
 }
 
 async fn read_draft(gw: &Gateway, a: &Authenticated, id: &str) -> Answer {
@@ -639,7 +643,7 @@ async fn confirm_one(
         .store
         .confirm_context(id, &a.person.id, &conn.terminal.institution, gw.clock.now())
         .await?
-        .ok_or_else(|| Refused::new(404, "unknown_draft", format!("no draft {id:?}")))?;
+        .ok_or_else(|| unknown_draft(id))?;
     let d = &ctx.draft;
     let kind = draft_kind(d)?;
     // Who may confirm what: doctors and dentists their assistants' drafts,

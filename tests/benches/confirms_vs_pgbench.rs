@@ -19,7 +19,7 @@
 //! connections (pgbench likewise leaves its connection set-up out).
 //!
 //! For a profiler: `CONFIRMS_PROFILE=postgres` (or `sqlite`) runs one round
-//! on that store only, with `CONFIRMS_DRAFTS` drafts (default 1500); the
+//! on that store only, with `CONFIRMS_DRAFTS` drafts (default `DRAFTS`); the
 //! "measuring" line on standard error marks where the measured part starts.
 
 use std::collections::VecDeque;
@@ -112,6 +112,15 @@ async fn confirm_round(postgres: Option<String>, drafts: usize) -> Result<f64> {
     Ok(drafts as f64 / elapsed)
 }
 
+/// One round on a fresh database of the machine's PostgreSQL, dropped
+/// afterwards whatever the outcome.
+async fn postgres_round(drafts: usize) -> Result<f64> {
+    let db = PgDatabase::create().await?;
+    let rate = confirm_round(Some(db.url.clone()), drafts).await;
+    db.drop_db().await;
+    rate
+}
+
 /// Confirms everything in `queue` over `clients` concurrently (each
 /// connection takes the next draft when it is free); hands the connections
 /// back.
@@ -190,12 +199,7 @@ async fn main() -> Result<()> {
     if let Ok(store) = std::env::var("CONFIRMS_PROFILE") {
         let rate = match store.as_str() {
             "sqlite" => confirm_round(None, drafts).await?,
-            "postgres" => {
-                let db = PgDatabase::create().await?;
-                let r = confirm_round(Some(db.url.clone()), drafts).await;
-                db.drop_db().await;
-                r?
-            }
+            "postgres" => postgres_round(drafts).await?,
             other => bail!("CONFIRMS_PROFILE={other:?}: say sqlite or postgres"),
         };
         println!("{store}: {rate:.0} confirms/s ({drafts} drafts)");
@@ -204,10 +208,7 @@ async fn main() -> Result<()> {
     let (mut sqlite, mut postgres, mut reference) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=ROUNDS {
         let s = confirm_round(None, drafts).await?;
-        let db = PgDatabase::create().await?;
-        let p = confirm_round(Some(db.url.clone()), drafts).await;
-        db.drop_db().await;
-        let p = p?;
+        let p = postgres_round(drafts).await?;
         let r = pgbench_round().await?;
         println!("round {round}: SQLite {s:.0} confirms/s, PostgreSQL {p:.0} confirms/s, pgbench TPC-B {r:.0} tps");
         sqlite.push(s);

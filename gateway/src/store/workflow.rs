@@ -286,9 +286,9 @@ impl Store {
 
     /// What confirming draft `id` by `signer` at a terminal of
     /// `institution` at `now` depends on, in one query (one round trip
-    /// instead of four): the draft, its patient, whether the draft's
-    /// assistant is linked to the signer, and the patient's encounter open
-    /// here now. It reads both areas, as the gateway does anyway when it
+    /// instead of four): the draft, its patient's id, whether the draft's
+    /// assistant is linked to the signer, and whether the patient has an
+    /// encounter open here now. It reads both areas, as the gateway does anyway when it
     /// checks a confirm; the areas stay apart in storage (DATA-2).
     pub async fn confirm_context(
         &self,
