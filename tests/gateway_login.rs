@@ -395,6 +395,41 @@ async fn a_suspended_terminal_is_refused_at_once() -> Result<()> {
     Ok(())
 }
 
+/// LOG-1 fails closed: when the audit entry of a request cannot be written,
+/// the request gets no answer but `audit_unavailable`, and nothing of what
+/// it would have shown. The failure is a real SQLite error raised inside
+/// the gateway's INSERT (a trigger stands in for a full disk).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_audit_entry_cannot_be_written_gets_no_answer_log_1() -> Result<()> {
+    use sqlx::{Connection, Executor};
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    let (_, body) = login(&mut client, &mut desk.card).await?;
+    let token = body["session"].as_str().context("session")?.to_owned();
+    let db = world.dir.path().join("data/identity.db");
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await?;
+    raw.execute("CREATE TRIGGER test_disk_full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        .await?;
+    let before = world.gw.metrics.audit_failures.load(std::sync::atomic::Ordering::Relaxed);
+    let (status, body) = client.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!((status, body["error"].as_str()), (503, Some("audit_unavailable")), "{body}");
+    assert!(body.get("person").is_none(), "{body}");
+    let (status, body) = client.request("POST", "/v1/auth/challenge", b"{}".to_vec(), None).await?;
+    assert_eq!((status, body["error"].as_str()), (503, Some("audit_unavailable")), "{body}");
+    assert!(body.get("nonce").is_none(), "{body}");
+    let after = world.gw.metrics.audit_failures.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(after - before, 2);
+    // The disk has room again: answers come back and the chain has no gap.
+    raw.execute("DROP TRIGGER test_disk_full").await?;
+    let (status, body) = client.get("/v1/auth/whoami", Some(&token)).await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(world.last_audit("auth.whoami").await.event.outcome, "ok");
+    assert!(world.chain_verifies().await);
+    Ok(())
+}
+
 /// The same login and replay refusal with the store on PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_and_replay_refusal_on_postgresql() -> Result<()> {

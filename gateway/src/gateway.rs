@@ -78,6 +78,7 @@ pub struct Metrics {
     pub alerts_institution_hopping: AtomicU64,
     pub alerts_outside_hours: AtomicU64,
     pub alert_webhook_failures: AtomicU64,
+    pub audit_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -86,7 +87,7 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64); 17] = [
+        let rows: [(&str, &str, &AtomicU64); 18] = [
             ("hpki_connections_accepted_total", "TLS connections accepted", &self.connections_accepted),
             (
                 "hpki_connections_refused_source_total",
@@ -120,6 +121,11 @@ impl Metrics {
             ),
             ("hpki_alerts_outside_hours_total", "alerts: logins outside opening hours", &self.alerts_outside_hours),
             ("hpki_alert_webhook_failures_total", "alerts the webhook did not take", &self.alert_webhook_failures),
+            (
+                "hpki_audit_failures_total",
+                "audit entries that could not be written (their requests were answered 503)",
+                &self.audit_failures,
+            ),
         ];
         let mut out = String::new();
         for (name, help, v) in rows {

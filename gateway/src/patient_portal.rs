@@ -91,6 +91,7 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
             request_id: rid.clone(),
         };
         if let Err(e) = gw.audit.append(event, gw.clock.now_ms()).await {
+            crate::gateway::Metrics::inc(&gw.metrics.audit_failures);
             tracing::error!(error = %e, "cannot write the audit log");
             return respond(503, br#"{"error":"audit_unavailable","message":"try again later"}"#.to_vec());
         }
