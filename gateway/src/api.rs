@@ -15,7 +15,7 @@ use ring::rand::SecureRandom;
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::roles::{Action, Role, allowed};
-use crate::store::{PersonRow, SessionEnd, SessionUse, StoreError};
+use crate::store::{PersonRow, SessionEnd, SessionQuery, SessionUse, StoreError};
 
 /// A refusal: HTTP status, stable code, message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +38,12 @@ impl Refused {
 impl From<StoreError> for Refused {
     fn from(e: StoreError) -> Refused {
         tracing::error!(error = %e, "store error");
-        Refused::new(503, "store_unavailable", "the gateway's store is not available; try again")
+        store_unavailable()
     }
+}
+
+fn store_unavailable() -> Refused {
+    Refused::new(503, "store_unavailable", "the gateway's store is not available; try again")
 }
 
 /// What a handler did, for the audit log.
@@ -324,7 +328,6 @@ pub async fn check_terminal(gw: &Gateway, conn: &ConnInfo) -> Result<(), Refused
 pub type Authentication = Result<Authenticated, (Refused, Option<String>)>;
 
 pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Authentication {
-    let terminal = (conn.terminal.institution.as_str(), conn.terminal.name.as_str());
     let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
         // Without a session to look up, the terminal is checked on its own
         // (a suspended terminal hears that first, as with a session).
@@ -333,8 +336,13 @@ pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&
     };
     let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
     let now = gw.clock.now();
-    let idle = gw.config.sessions.idle_timeout_seconds;
-    let (session, person) = match gw.store.use_session(&token_hash, terminal, now, idle).await {
+    let query = SessionQuery {
+        token_hash: token_hash.clone(),
+        institution: conn.terminal.institution.clone(),
+        name: conn.terminal.name.clone(),
+        now,
+    };
+    let (session, person) = match gw.sessions.use_session(query).await {
         Ok(SessionUse::Usable(s, p)) => (s, p),
         Ok(SessionUse::TerminalSuspended) => return Err((terminal_suspended(), None)),
         Ok(SessionUse::Unusable(end)) => {
@@ -346,7 +354,10 @@ pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&
             };
             return Err((Refused::new(401, code, msg), None));
         }
-        Err(e) => return Err((e.into(), None)),
+        Err(e) => {
+            tracing::error!(error = %e, "store error");
+            return Err((store_unavailable(), None));
+        }
     };
     let who = Some(session.person_id.clone());
     if session.terminal != conn.terminal.key() {

@@ -16,6 +16,7 @@ use crate::audit_writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keyring::Keyring;
+use crate::session_reader::SessionReader;
 use crate::store::Store;
 
 pub struct Gateway {
@@ -30,6 +31,8 @@ pub struct Gateway {
     pub rng: SystemRandom,
     /// Group-committing audit writer for requests.
     pub audit: AuditWriter,
+    /// Grouped session lookups for requests.
+    pub sessions: SessionReader,
     /// Earliest nextUpdate (Unix s) of the CRLs in force, for readiness.
     pub crl_next_update: AtomicI64,
     rate: Mutex<HashMap<String, Bucket>>,
@@ -155,10 +158,11 @@ impl Gateway {
         // The same files the TLS and HPKI configuration were just built from;
         // unreadable now means not ready.
         let next = crate::tls::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
-        // Starts the audit writer: call inside a Tokio runtime.
+        // Starts the audit writer and the session reader: call inside a Tokio runtime.
         Gateway {
             crl_next_update: AtomicI64::new(next),
             audit: AuditWriter::start(store.clone()),
+            sessions: SessionReader::start(store.clone(), config.sessions.idle_timeout_seconds),
             config,
             store,
             clock,

@@ -4,7 +4,7 @@
 mod common;
 
 use hpki_gateway::audit::{AuditEvent, ChainBreak, ChainVerifier};
-use hpki_gateway::store::{Backend, NewPerson, SessionEnd, SessionUse, Store, StoreError};
+use hpki_gateway::store::{Backend, NewPerson, SessionEnd, SessionQuery, SessionUse, Store, StoreError};
 use sqlx::Connection;
 
 async fn verify(store: &Store) -> Result<u64, ChainBreak> {
@@ -123,6 +123,78 @@ both_stores!(expired_challenges_are_purged_and_live_ones_kept, |db| {
     assert_eq!(s.purge_challenges(300).await.expect("purge"), 1);
     assert_eq!(s.take_challenge("old", 300).await.expect("lookup"), None, "gone");
     assert!(s.take_challenge("live", 300).await.expect("lookup").is_some(), "kept");
+    s.close().await;
+    db.drop_db().await;
+});
+
+both_stores!(a_batch_of_session_lookups_answers_each_as_alone_in_order, |db| {
+    let s = db.store().await;
+    seed(&s).await;
+    let q = |tok: &[u8], terminal: &str, now: i64| SessionQuery {
+        token_hash: tok.to_vec(),
+        institution: "Kanazawa Clinic".into(),
+        name: terminal.into(),
+        now,
+    };
+    let k = "Kanazawa Clinic/t1";
+    s.create_session(b"fresh", "MD-1", k, b"c", 1000, 9000).await.expect("create");
+    s.create_session(b"due", "DDS-2", k, b"c", 1000, 9000).await.expect("create");
+    s.create_session(b"idle", "RN-3", k, b"c", 1000, 9000).await.expect("create");
+    s.create_session(b"old", "MD-1", k, b"c", 1000, 1100).await.expect("create");
+    s.create_session(b"gone", "MD-1", k, b"c", 1000, 9000).await.expect("create");
+    s.end_session(b"gone", 1001, "logout").await.expect("end");
+    s.create_session(b"held", "MD-1", "Kanazawa Clinic/t9", b"c", 1000, 9000).await.expect("create");
+    s.set_terminal_suspended("Kanazawa Clinic", "t9", true, "test", 1001).await.expect("suspend");
+    let batch = [
+        q(b"fresh", "t1", 1005),
+        q(b"due", "t1", 1200),
+        q(b"idle", "t1", 1300),
+        q(b"old", "t1", 1100),
+        q(b"gone", "t1", 1005),
+        q(b"nope", "t1", 1005),
+        q(b"held", "t9", 1005),
+        q(b"fresh", "t1", 1006),
+    ];
+    let got = s.use_sessions(&batch, 300).await.expect("db");
+    let kinds: Vec<String> = got
+        .iter()
+        .map(|u| match u {
+            SessionUse::Usable(r, p) => {
+                format!("usable {} seen {} {:?}", r.person_id, r.last_seen, p.as_ref().map(|p| &p.id))
+            }
+            other => format!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "usable MD-1 seen 1000 Some(\"MD-1\")",
+            "usable DDS-2 seen 1200 Some(\"DDS-2\")",
+            "Unusable(IdleTimeout)",
+            "Unusable(Expired)",
+            "Unusable(Ended)",
+            "Unusable(Unknown)",
+            "TerminalSuspended",
+            "usable MD-1 seen 1000 Some(\"MD-1\")",
+        ]
+    );
+    // The writes happened: the due session moved, the two dead ones ended,
+    // the one on the suspended terminal was left alone.
+    let again = [q(b"due", "t1", 1490), q(b"idle", "t1", 1301), q(b"old", "t1", 1000)];
+    let after = s.use_sessions(&again, 300).await.expect("db");
+    assert!(matches!(&after[0], SessionUse::Usable(r, _) if r.last_seen == 1490), "{after:?}");
+    assert_eq!(after[1..], [SessionUse::Unusable(SessionEnd::Ended), SessionUse::Unusable(SessionEnd::Ended)]);
+    s.set_terminal_suspended("Kanazawa Clinic", "t9", false, "lifted", 1002).await.expect("lift");
+    let held = s.use_sessions(&[q(b"held", "t9", 1010)], 300).await.expect("db");
+    assert!(matches!(&held[0], SessionUse::Usable(r, _) if r.last_seen == 1010), "{held:?}");
+    // More requests than one statement takes are answered too, in order.
+    let many: Vec<SessionQuery> =
+        (0..600).map(|i| q(if i % 2 == 0 { b"fresh" } else { b"nope" }, "t1", 1010)).collect();
+    let got = s.use_sessions(&many, 300).await.expect("db");
+    assert_eq!(got.len(), 600);
+    for (i, u) in got.iter().enumerate() {
+        assert_eq!(matches!(u, SessionUse::Usable(..)), i % 2 == 0, "{i}: {u:?}");
+    }
     s.close().await;
     db.drop_db().await;
 });

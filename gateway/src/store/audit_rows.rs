@@ -183,22 +183,10 @@ fn chained(events: &[(AuditEvent, i64)], mut seq: i64, mut prev: Vec<u8>) -> Vec
 }
 
 /// One multi-row INSERT of `rows` (12 parameters a row; SQLite allows
-/// 32766 parameters, PostgreSQL 65535). SQLite gets anonymous `?`
-/// parameters: sqlx looks each numbered one up by name, and SQLite's
-/// lookup walks the list of names, quadratic in a long INSERT.
+/// 32766 parameters, PostgreSQL 65535).
 fn audit_insert(backend: Backend, rows: &[AuditRecord]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| {
-            let p: Vec<String> = (1..=12)
-                .map(|c| match backend {
-                    Backend::Sqlite => "?".to_owned(),
-                    Backend::Postgres => format!("${}", i * 12 + c),
-                })
-                .collect();
-            format!("({})", p.join(", "))
-        })
-        .collect();
-    let sql = format!("INSERT INTO audit ({AUDIT_COLS}) VALUES {}", values.join(", "));
+    let sql =
+        format!("INSERT INTO audit ({AUDIT_COLS}) VALUES {}", super::values_placeholders(backend, rows.len(), 12));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in rows {
         q = q

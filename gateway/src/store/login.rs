@@ -7,6 +7,19 @@ use super::{PersonRow, Store, StoreError};
 /// Seconds between two writes of a session's last use.
 pub const TOUCH_EVERY: i64 = 10;
 
+/// Requests looked up in one statement (4 parameters each).
+const LOOKUP_ROWS: usize = 256;
+
+/// One request's session lookup: the hash of its bearer token, the
+/// terminal it came from, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionQuery {
+    pub token_hash: Vec<u8>,
+    pub institution: String,
+    pub name: String,
+    pub now: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChallengeRow {
     pub nonce: Vec<u8>,
@@ -141,72 +154,94 @@ impl Store {
         now: i64,
         idle: i64,
     ) -> Result<SessionUse, StoreError> {
-        let r = sqlx::query(
-            "SELECT t.suspended AS t_suspended, \
+        let query = SessionQuery {
+            token_hash: token_hash.to_vec(),
+            institution: terminal.0.to_owned(),
+            name: terminal.1.to_owned(),
+            now,
+        };
+        let mut found = self.use_sessions(&[query], idle).await?;
+        found.pop().ok_or_else(|| StoreError::Invalid("the session lookup answered nothing".into()))
+    }
+
+    /// `use_session` for many requests at once, in one query (plus one
+    /// write for the sessions whose last use is due to move): the answers
+    /// are in the order of `queries`. Concurrent requests are looked up
+    /// together so that a busy gateway pays one round trip per batch, not
+    /// per request; each answer is what `use_session` would have given.
+    pub async fn use_sessions(&self, queries: &[SessionQuery], idle: i64) -> Result<Vec<SessionUse>, StoreError> {
+        let mut out = Vec::with_capacity(queries.len());
+        for chunk in queries.chunks(LOOKUP_ROWS) {
+            out.extend(self.use_sessions_chunk(chunk, idle).await?);
+        }
+        Ok(out)
+    }
+
+    async fn use_sessions_chunk(&self, queries: &[SessionQuery], idle: i64) -> Result<Vec<SessionUse>, StoreError> {
+        let sql = format!(
+            "WITH req (i, token_hash, institution, name) AS (VALUES {}) \
+             SELECT req.i AS i, t.suspended AS t_suspended, \
              s.person_id, s.terminal, s.created_at, s.last_seen, s.expires_at, s.ended_at, \
              p.id AS p_id, p.role AS p_role, p.name AS p_name, p.name_kanji AS p_name_kanji, \
              p.institution AS p_institution, p.active AS p_active \
-             FROM (SELECT 1 AS one) o \
-             LEFT JOIN terminal_status t ON t.institution = $2 AND t.name = $3 \
-             LEFT JOIN sessions s ON s.token_hash = $1 \
+             FROM req \
+             LEFT JOIN terminal_status t ON t.institution = req.institution AND t.name = req.name \
+             LEFT JOIN sessions s ON s.token_hash = req.token_hash \
              LEFT JOIN persons p ON p.id = s.person_id",
-        )
-        .bind(token_hash)
-        .bind(terminal.0)
-        .bind(terminal.1)
-        .fetch_one(self.pool())
-        .await?;
-        if r.try_get::<Option<i64>, _>("t_suspended")?.unwrap_or(0) != 0 {
-            return Ok(SessionUse::TerminalSuspended);
+            super::values_placeholders(self.backend(), queries.len(), 4)
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, query) in queries.iter().enumerate() {
+            q = q.bind(i as i64).bind(&query.token_hash).bind(&query.institution).bind(&query.name);
         }
-        let Some(person_id) = r.try_get::<Option<String>, _>("person_id")? else {
-            return Ok(SessionUse::Unusable(SessionEnd::Unknown));
-        };
-        let person = match r.try_get::<Option<String>, _>("p_id")? {
-            Some(id) => Some(PersonRow {
-                id,
-                role: r.try_get("p_role")?,
-                name: r.try_get("p_name")?,
-                name_kanji: r.try_get("p_name_kanji")?,
-                institution: r.try_get("p_institution")?,
-                active: r.try_get::<i64, _>("p_active")? != 0,
-            }),
-            None => None,
-        };
-        if r.try_get::<Option<i64>, _>("ended_at")?.is_some() {
-            return Ok(SessionUse::Unusable(SessionEnd::Ended));
+        let rows = q.fetch_all(self.pool()).await?;
+        let mut found: Vec<Option<SessionUse>> = vec![None; queries.len()];
+        let mut to_end = Vec::new();
+        let mut to_touch: Vec<(i64, &[u8])> = Vec::new();
+        for r in rows {
+            let i = usize::try_from(r.try_get::<i64, _>("i")?)
+                .ok()
+                .filter(|i| *i < queries.len())
+                .ok_or_else(|| StoreError::Invalid("the session lookup answered an unknown request".into()))?;
+            let query = &queries[i];
+            let answer = session_use_of(&r, query.now, idle)?;
+            match &answer {
+                Looked::Ends(_, reason) => to_end.push((i, *reason)),
+                Looked::Touch(..) => to_touch.push((query.now, &query.token_hash)),
+                Looked::Done(_) => {}
+            }
+            found[i] = Some(answer.into_use(query.now));
         }
-        let s = SessionRow {
-            person_id,
-            terminal: r.try_get("terminal")?,
-            created_at: r.try_get("created_at")?,
-            last_seen: r.try_get("last_seen")?,
-            expires_at: r.try_get("expires_at")?,
-        };
-        let end = if now >= s.expires_at {
-            Some((SessionEnd::Expired, "expired"))
-        } else if now - s.last_seen >= idle {
-            Some((SessionEnd::IdleTimeout, "idle_timeout"))
-        } else {
-            None
-        };
-        if let Some((end, reason)) = end {
-            self.end_session(token_hash, now, reason).await?;
-            return Ok(SessionUse::Unusable(end));
+        for (i, reason) in to_end {
+            self.end_session(&queries[i].token_hash, queries[i].now, reason).await?;
         }
-        // A write per request would make every request a database write;
-        // `last_seen` moves only when it is TOUCH_EVERY old, so a session may
-        // end up to that much early, never late. Only forward: concurrent
-        // requests must not rewind it.
-        if now - s.last_seen < TOUCH_EVERY {
-            return Ok(SessionUse::Usable(s, person));
+        self.touch_sessions(&mut to_touch).await?;
+        found
+            .into_iter()
+            .map(|f| f.ok_or_else(|| StoreError::Invalid("the session lookup missed a request".into())))
+            .collect()
+    }
+
+    /// Moves the last use of these sessions forward (never back: concurrent
+    /// requests must not rewind it), one statement per distinct `now`.
+    async fn touch_sessions(&self, due: &mut [(i64, &[u8])]) -> Result<(), StoreError> {
+        due.sort_unstable();
+        for same_now in due.chunk_by(|a, b| a.0 == b.0) {
+            let now = same_now[0].0;
+            let p = super::placeholders(self.backend(), 1, same_now.len() + 2);
+            let sql = format!(
+                "UPDATE sessions SET last_seen = {} WHERE last_seen < {} AND token_hash IN ({})",
+                p[0],
+                p[1],
+                p[2..].join(", ")
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now).bind(now);
+            for (_, token_hash) in same_now {
+                q = q.bind(*token_hash);
+            }
+            q.execute(self.pool()).await?;
         }
-        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE token_hash = $2 AND last_seen < $1")
-            .bind(now)
-            .bind(token_hash)
-            .execute(self.pool())
-            .await?;
-        Ok(SessionUse::Usable(SessionRow { last_seen: now, ..s }, person))
+        Ok(())
     }
 
     /// Ends a session; `false` if it was unknown or already ended.
@@ -221,4 +256,67 @@ impl Store {
         .await?;
         Ok(done.rows_affected() == 1)
     }
+}
+
+/// What one row of the session lookup says, before the store acts on it.
+enum Looked {
+    /// Nothing to write.
+    Done(SessionUse),
+    /// Usable, and its last use is due to move to `now`.
+    Touch(SessionRow, Option<PersonRow>),
+    /// Past its idle timeout or maximum length: to be ended with this reason.
+    Ends(SessionEnd, &'static str),
+}
+
+impl Looked {
+    fn into_use(self, now: i64) -> SessionUse {
+        match self {
+            Looked::Done(u) => u,
+            Looked::Touch(s, p) => SessionUse::Usable(SessionRow { last_seen: now, ..s }, p),
+            Looked::Ends(end, _) => SessionUse::Unusable(end),
+        }
+    }
+}
+
+fn session_use_of(r: &sqlx::any::AnyRow, now: i64, idle: i64) -> Result<Looked, StoreError> {
+    if r.try_get::<Option<i64>, _>("t_suspended")?.unwrap_or(0) != 0 {
+        return Ok(Looked::Done(SessionUse::TerminalSuspended));
+    }
+    let Some(person_id) = r.try_get::<Option<String>, _>("person_id")? else {
+        return Ok(Looked::Done(SessionUse::Unusable(SessionEnd::Unknown)));
+    };
+    let person = match r.try_get::<Option<String>, _>("p_id")? {
+        Some(id) => Some(PersonRow {
+            id,
+            role: r.try_get("p_role")?,
+            name: r.try_get("p_name")?,
+            name_kanji: r.try_get("p_name_kanji")?,
+            institution: r.try_get("p_institution")?,
+            active: r.try_get::<i64, _>("p_active")? != 0,
+        }),
+        None => None,
+    };
+    if r.try_get::<Option<i64>, _>("ended_at")?.is_some() {
+        return Ok(Looked::Done(SessionUse::Unusable(SessionEnd::Ended)));
+    }
+    let s = SessionRow {
+        person_id,
+        terminal: r.try_get("terminal")?,
+        created_at: r.try_get("created_at")?,
+        last_seen: r.try_get("last_seen")?,
+        expires_at: r.try_get("expires_at")?,
+    };
+    if now >= s.expires_at {
+        return Ok(Looked::Ends(SessionEnd::Expired, "expired"));
+    }
+    if now - s.last_seen >= idle {
+        return Ok(Looked::Ends(SessionEnd::IdleTimeout, "idle_timeout"));
+    }
+    // A write per request would make every request a database write;
+    // `last_seen` moves only when it is TOUCH_EVERY old, so a session may
+    // end up to that much early, never late.
+    if now - s.last_seen < TOUCH_EVERY {
+        return Ok(Looked::Done(SessionUse::Usable(s, person)));
+    }
+    Ok(Looked::Touch(s, person))
 }

@@ -23,7 +23,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlStr};
 
 pub use identity::{NewPerson, PersonRow};
-pub use login::{ChallengeRow, SessionEnd, SessionRow, SessionUse};
+pub use login::{ChallengeRow, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, PatientRow, PatientSessionRow};
 pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
@@ -179,6 +179,24 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// `count` parameter placeholders numbered from `first`: `$n` for
+/// PostgreSQL, anonymous `?` for SQLite (sqlx resolves each numbered one
+/// by name, a linear walk in SQLite: quadratic in a long statement).
+pub(crate) fn placeholders(backend: Backend, first: usize, count: usize) -> Vec<String> {
+    (first..first + count)
+        .map(|n| match backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
+        })
+        .collect()
+}
+
+/// `rows` VALUES tuples of `cols` parameters each, numbered from 1.
+pub(crate) fn values_placeholders(backend: Backend, rows: usize, cols: usize) -> String {
+    let p = placeholders(backend, 1, rows * cols);
+    p.chunks(cols.max(1)).map(|row| format!("({})", row.join(", "))).collect::<Vec<_>>().join(", ")
 }
 
 /// Maps a unique-constraint violation to `Conflict(what)`.
