@@ -7,5 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh nginx-light
 command -v oha >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/oha" ] || cargo install oha --locked
-cargo build --release -p hpki-gateway -p hpki-certs
+cargo build --release -p hpki-gateway -p hpki-certs -p hpki-e2e --bin hpki-gateway --bin hpki-certs --bin tls-floor
 HPKI_BIN_DIR="$PWD/target/release" cargo bench -p hpki-e2e --bench gateway_vs_nginx

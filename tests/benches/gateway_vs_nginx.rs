@@ -11,7 +11,13 @@
 //! 3. Full mTLS handshakes per second (no keep-alive, no resumption on either
 //!    side), gateway against the same nginx.
 //!
-//! Servers alternate (A B A B …); medians of the rounds; server CPU per
+//! 2 and 3 also measure `tls-floor` (tests/tls_floor.rs): the gateway's own
+//! TLS configuration and hyper settings answering a static 200, i.e. this
+//! stack with none of the gateway's work. Its ratio to nginx says how much
+//! of the gap is tokio + rustls + hyper and how much the session lookup,
+//! the audit entry and the log.
+//!
+//! Servers alternate (A B C A B C …); medians of the rounds; server CPU per
 //! operation from /proc.
 
 use std::path::PathBuf;
@@ -86,6 +92,9 @@ fn oha_path() -> Result<PathBuf> {
     .find(|p| p.is_file())
     .context("oha not found (cargo install oha --locked; bench/gateway-vs-nginx.sh does it)")
 }
+
+/// A server under load: name, URL, and the CPU seconds of its processes.
+type Server = (&'static str, String, Box<dyn Fn() -> f64>);
 
 struct OhaResult {
     rps: f64,
@@ -284,8 +293,25 @@ async fn main() -> Result<()> {
             .context("starting nginx (apt-get install nginx-light)")?,
     );
     wait_port(ng_port)?;
+    // The floor: same TLS configuration, static 200, its own port.
+    let floor_port = free_port()?;
+    let floor_config = dir.join("floor.toml");
+    std::fs::write(
+        &floor_config,
+        std::fs::read_to_string(&config)?.replace(&format!("127.0.0.1:{gw_port}"), &format!("127.0.0.1:{floor_port}")),
+    )?;
+    let floor = Proc(
+        Command::new(testbed::bin_path("tls-floor")?)
+            .arg("--config")
+            .arg(&floor_config)
+            .stdin(Stdio::null())
+            .spawn()
+            .context("starting tls-floor (cargo build --release -p hpki-e2e --bin tls-floor)")?,
+    );
+    wait_port(floor_port)?;
     let gw_pid = gw.0.id();
     let ng_pid = nginx.0.id();
+    let floor_pid = floor.0.id();
 
     // 1. Logins per second.
     let soft = Arc::new(SoftwareCard::load(&image_path)?);
@@ -326,45 +352,52 @@ async fn main() -> Result<()> {
     let (_, body) = soft.login(&mut client, GATEWAY_ID).await?;
     let token = body["session"].as_str().context("session")?.to_owned();
 
-    let gw_url = format!("https://localhost:{gw_port}/v1/auth/whoami");
-    let ng_url = format!("https://localhost:{ng_port}/v1/auth/whoami");
+    let url = |port: u16| format!("https://localhost:{port}/v1/auth/whoami");
+    let servers: [Server; 3] = [
+        ("gateway", url(gw_port), Box::new(move || cpu_seconds(gw_pid))),
+        ("nginx", url(ng_port), Box::new(move || nginx_cpu(ng_pid))),
+        ("tls-floor", url(floor_port), Box::new(move || cpu_seconds(floor_pid))),
+    ];
 
     let mut rows = Vec::new();
-    for (label, keepalive, token) in
-        [("whoami, keep-alive", true, Some(token.as_str())), ("full mTLS handshakes", false, Some(token.as_str()))]
-    {
-        let (mut g, mut n_, mut gcpu, mut ncpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (label, keepalive) in [("whoami, keep-alive", true), ("full mTLS handshakes", false)] {
+        // Per server: requests/s and CPU seconds per request, one per round.
+        let mut rps = vec![Vec::new(); servers.len()];
+        let mut cpu = vec![Vec::new(); servers.len()];
         for _ in 0..ROUNDS {
-            let c0 = cpu_seconds(gw_pid);
-            let r = oha(&gw_url, &oha_creds, token, keepalive)?;
-            anyhow::ensure!(r.ok == r.total && r.total > 0, "gateway: {} of {} requests answered 200", r.ok, r.total);
-            gcpu.push((cpu_seconds(gw_pid) - c0) / r.total as f64);
-            g.push(r.rps);
-            let c0 = nginx_cpu(ng_pid);
-            let r = oha(&ng_url, &oha_creds, token, keepalive)?;
-            anyhow::ensure!(r.ok == r.total && r.total > 0, "nginx: {} of {} requests answered 200", r.ok, r.total);
-            ncpu.push((nginx_cpu(ng_pid) - c0) / r.total as f64);
-            n_.push(r.rps);
+            for (i, (name, url, cpu_of)) in servers.iter().enumerate() {
+                let c0 = cpu_of();
+                let r = oha(url, &oha_creds, Some(&token), keepalive)?;
+                anyhow::ensure!(r.ok == r.total && r.total > 0, "{name}: {} of {} requests answered 200", r.ok, r.total);
+                cpu[i].push((cpu_of() - c0) / r.total as f64);
+                rps[i].push(r.rps);
+            }
         }
-        rows.push((label, median(g), median(n_), median(gcpu), median(ncpu)));
+        let medians: Vec<(f64, f64)> = rps.into_iter().zip(cpu).map(|(r, c)| (median(r), median(c))).collect();
+        rows.push((label, medians));
     }
 
     println!(
-        "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; both share this machine's 2 cores with oha"
+        "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption) and tls-floor (the gateway's TLS + hyper, static 200); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; all share this machine's 2 cores with oha"
     );
     println!(
         "logins end to end (challenge + login, keep-alive mTLS, SQLite, 16 clients): {:.0} logins/s, gateway CPU {:.0} µs per login",
         n as f64 / elapsed,
         login_cpu * 1e6
     );
-    for (label, g, ng, gc, nc) in rows {
+    for (label, m) in rows {
+        let [(g, gc), (ng, nc), (fl, fc)] = m[..] else { bail!("three servers") };
         println!(
-            "{label:<22}: gateway {g:>8.0}/s ({:>6.1} µs CPU each)   nginx {ng:>8.0}/s ({:>6.1} µs CPU each)   ratio gateway/nginx {:.2}",
+            "{label:<22}: gateway {g:>8.0}/s ({:>6.1} µs CPU each)   nginx {ng:>8.0}/s ({:>6.1} µs)   tls-floor {fl:>8.0}/s ({:>6.1} µs)   ratio gateway/nginx {:.2}   floor/nginx {:.2}   gateway/floor {:.2}",
             gc * 1e6,
             nc * 1e6,
-            g / ng
+            fc * 1e6,
+            g / ng,
+            fl / ng,
+            g / fl
         );
     }
+    drop(floor);
     drop(nginx);
     drop(gw);
     Ok(())
