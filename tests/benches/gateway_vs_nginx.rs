@@ -415,13 +415,21 @@ async fn main() -> Result<()> {
                 let (name, url, cpu_of) = &servers[i];
                 let c0 = cpu_of();
                 let r = oha(url, &oha_creds, Some(&token), keepalive, pinned)?;
-                anyhow::ensure!(r.ok == r.total && r.total > 0, "{name}: {} of {} requests answered 200", r.ok, r.total);
+                anyhow::ensure!(
+                    r.ok == r.total && r.total > 0,
+                    "{name}: {} of {} requests answered 200",
+                    r.ok,
+                    r.total
+                );
                 cpu[k].push((cpu_of() - c0) / r.total as f64);
                 rps[k].push(r.rps);
             }
         }
-        let rows: Vec<(&str, f64, f64)> =
-            which.iter().zip(rps.into_iter().zip(cpu)).map(|(&i, (r, c))| (servers[i].0, median(r), median(c))).collect();
+        let rows: Vec<(&str, f64, f64)> = which
+            .iter()
+            .zip(rps.into_iter().zip(cpu))
+            .map(|(&i, (r, c))| (servers[i].0, median(r), median(c)))
+            .collect();
         results.push((label, rows));
     }
 
