@@ -36,6 +36,16 @@ async fn desk(world: &mut World, profession: Profession) -> Result<Desk> {
     Ok(Desk { card, _process: process, _pcscd: pcscd })
 }
 
+/// A doctor logged in at desk-1: the card, the connection and the session.
+async fn doctor_at_desk_1(world: &mut World) -> Result<(Desk, hpki_e2e::TerminalClient, String)> {
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    let (_, body) = login(&mut client, &mut desk.card).await?;
+    let token = body["session"].as_str().context("session")?.to_owned();
+    Ok((desk, client, token))
+}
+
 /// Login refused with `code`, and the refusal audited with it.
 async fn assert_refused(world: &World, status_body: (u16, Value), code: &str) {
     let (status, body) = status_body;
@@ -365,11 +375,7 @@ async fn sessions_lock_after_five_idle_minutes_and_end_at_logout_auth_8() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_terminal_is_refused_at_once() -> Result<()> {
     let mut world = World::start(WorldOptions::default()).await?;
-    let creds = world.terminal(CLINIC, "desk-1")?;
-    let mut desk = desk(&mut world, Profession::Doctor).await?;
-    let mut client = world.connect(&creds).await?;
-    let (_, body) = login(&mut client, &mut desk.card).await?;
-    let token = body["session"].as_str().context("session")?.to_owned();
+    let (_desk, mut client, token) = doctor_at_desk_1(&mut world).await?;
     world.gw.store.set_terminal_suspended(CLINIC, "desk-1", true, "stolen", 0).await?;
     // With or without a session, on every kind of endpoint, the terminal
     // hears that it is suspended before anything else.
@@ -403,11 +409,7 @@ async fn a_suspended_terminal_is_refused_at_once() -> Result<()> {
 async fn a_request_whose_audit_entry_cannot_be_written_gets_no_answer_log_1() -> Result<()> {
     use sqlx::{Connection, Executor};
     let mut world = World::start(WorldOptions::default()).await?;
-    let creds = world.terminal(CLINIC, "desk-1")?;
-    let mut desk = desk(&mut world, Profession::Doctor).await?;
-    let mut client = world.connect(&creds).await?;
-    let (_, body) = login(&mut client, &mut desk.card).await?;
-    let token = body["session"].as_str().context("session")?.to_owned();
+    let (_desk, mut client, token) = doctor_at_desk_1(&mut world).await?;
     let db = world.dir.path().join("data/identity.db");
     let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await?;
     raw.execute("CREATE TRIGGER test_disk_full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk full'); END")
