@@ -13,7 +13,7 @@ use ring::digest::{SHA256, digest};
 use ring::rand::SecureRandom;
 
 use crate::audit::AuditEvent;
-use crate::gateway::{ConnInfo, Gateway};
+use crate::gateway::{ConnInfo, Gateway, Metrics};
 use crate::roles::{Action, Role, allowed};
 use crate::store::{PersonRow, SessionEnd, SessionQuery, SessionUse, StoreError};
 
@@ -412,6 +412,27 @@ pub async fn logout(gw: &Gateway, session: Authentication) -> Outcome {
             Err(e) => refused(e.into(), a.person.id, "session".into()),
         },
         Err((r, who)) => refused(r, who.unwrap_or_else(|| "-".into()), "session".into()),
+    }
+}
+
+/// Appends `event` to the audit log. When it cannot be written the error
+/// is logged and counted, and the caller gets the refusal that replaces
+/// the request's answer (LOG-1 fails closed: no access without a trace; a
+/// change the request made committed before its entry was due and is kept,
+/// so the client must look before repeating it).
+pub async fn record(gw: &Gateway, event: AuditEvent) -> Result<(), Refused> {
+    match gw.audit.append(event.clone(), gw.clock.now_ms()).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            Metrics::inc(&gw.metrics.audit_failures);
+            tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
+            Err(Refused::new(
+                503,
+                "audit_unavailable",
+                "the gateway could not record this request in its audit log and withholds the answer; \
+                 anything the request changed is kept: check before repeating it",
+            ))
+        }
     }
 }
 

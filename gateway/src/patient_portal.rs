@@ -90,10 +90,8 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
             reason: answer.refusal.unwrap_or("-").into(),
             request_id: rid.clone(),
         };
-        if let Err(e) = gw.audit.append(event, gw.clock.now_ms()).await {
-            crate::gateway::Metrics::inc(&gw.metrics.audit_failures);
-            tracing::error!(error = %e, "cannot write the audit log");
-            return respond(503, br#"{"error":"audit_unavailable","message":"try again later"}"#.to_vec());
+        if let Err(r) = crate::api::record(&gw, event).await {
+            return respond(r.status, serde_json::to_vec(&r.body()).unwrap_or_default());
         }
         respond(answer.status, answer.body)
     }

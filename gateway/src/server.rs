@@ -47,18 +47,10 @@ fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
     gw.config.listener.allow.iter().any(|net| net.contains(&ip))
 }
 
-/// Appends `event`; `false` (and an error in the log) when it could not be
-/// written.
-async fn audit(gw: &Gateway, event: AuditEvent) -> bool {
-    match gw.audit.append(event.clone(), gw.clock.now_ms()).await {
-        Ok(_) => true,
-        Err(e) => {
-            // Fail loudly: an access that cannot be audited is an incident.
-            Metrics::inc(&gw.metrics.audit_failures);
-            tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
-            false
-        }
-    }
+/// Appends the entry of a refused connection (there is no answer to
+/// withhold; `api::record` logs a failure).
+async fn audit(gw: &Gateway, event: AuditEvent) {
+    let _ = api::record(gw, event).await;
 }
 
 fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent {
@@ -250,18 +242,9 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
             Metrics::inc(if outcome.refusal.is_some() { &gw.metrics.logins_refused } else { &gw.metrics.logins_ok });
         }
         tracing::info!(status = outcome.status, refusal = outcome.refusal.unwrap_or("-"), "{action}");
-        let audited = audit(&gw, api::audit_event(&conn, action, &outcome, &rid)).await;
+        let audited = api::record(&gw, api::audit_event(&conn, action, &outcome, &rid)).await;
         crate::alerts::observe(&gw, &conn, action, &outcome).await;
-        if !audited {
-            // Fail closed (LOG-1): an access that left no trace gets no
-            // answer. A change it made is kept (it committed before the
-            // entry was due), so the client must look before repeating.
-            let r = Refused::new(
-                503,
-                "audit_unavailable",
-                "the gateway could not record this request in its audit log and withholds the answer; \
-                 anything the request changed is kept: check before repeating it",
-            );
+        if let Err(r) = audited {
             return json(r.status, serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
         }
         json(outcome.status, outcome.body, &rid)
