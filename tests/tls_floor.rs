@@ -1,6 +1,7 @@
 //! The floor of the whoami benchmark: the gateway's own TLS configuration
 //! (`hpki_gateway::tls::server_config`: TLS 1.3, client certificate from the
-//! terminal CA, CRLs) and the same hyper HTTP/1.1 settings, answering every
+//! terminal CA, CRLs) and the same hyper HTTP/1.1 settings
+//! (`hpki_gateway::server::http1_settings`), answering every
 //! request with a static 200 — nothing of the gateway's own work (no
 //! session, no audit, no log). It shows how close any server on this stack
 //! (tokio + rustls + hyper) can come to nginx on this machine, so the
@@ -14,10 +15,9 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Response, header};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
@@ -45,12 +45,7 @@ fn main() -> Result<()> {
                     r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
                     Ok::<_, Infallible>(r)
                 });
-                let _ = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(idle)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
+                let _ = hpki_gateway::server::http1_settings(idle).serve_connection(TokioIo::new(tls), service).await;
             });
         }
     })

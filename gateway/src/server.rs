@@ -140,15 +140,18 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
         let conn = conn.clone();
         async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
     });
-    let result = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(idle)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+    let result = http1_settings(idle).serve_connection(TokioIo::new(tls), service).await;
     if let Err(e) = result {
         tracing::debug!(%peer, error = %e, "connection ended");
     }
+}
+
+/// The institution listener's HTTP/1.1 settings: keep-alive, and a
+/// connection that sends no request headers for `idle` is closed.
+pub fn http1_settings(idle: Duration) -> http1::Builder {
+    let mut b = http1::Builder::new();
+    b.timer(TokioTimer::new()).header_read_timeout(idle).keep_alive(true);
+    b
 }
 
 /// A short reason for a refused handshake, for the audit log.
