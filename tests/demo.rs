@@ -99,6 +99,7 @@ async fn main() -> Result<()> {
     let ops: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let patients: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let config = dir.join("gateway.toml");
+    let scopes = hpki_e2e::test_hierarchy_scopes();
     std::fs::write(
         &config,
         format!(
@@ -108,6 +109,7 @@ async fn main() -> Result<()> {
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"hpki-sign.der\", \"institution.der\"]\n\
              crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\n\
              accept_test_policies = true\n\
+             {scopes}\
              [ops]\naddress = \"{ops}\"\n\
              [patients]\naddress = \"{patients}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
         ),

@@ -93,6 +93,22 @@ pub struct TerminalCreds {
     pub chain: PathBuf,
 }
 
+/// The `[[hpki.scope]]` tables for the test hierarchy's CA files
+/// (`<role>.der` beside the configuration): what each CA certifies, as
+/// [`CaRole::grant`] says.
+pub fn test_hierarchy_scopes() -> String {
+    let mut out = String::new();
+    for role in CaRole::ALL {
+        let body = match role.grant() {
+            hpki_profile::Grant::Licensed { .. } => "certifies = \"licensed\"",
+            hpki_profile::Grant::Assistants { .. } => "certifies = \"assistants\"\nany_institution = true",
+            hpki_profile::Grant::Nothing => "certifies = \"nothing\"",
+        };
+        out.push_str(&format!("[[hpki.scope]]\nca = \"{}.der\"\n{body}\n", role.name()));
+    }
+    out
+}
+
 impl World {
     pub async fn start(opts: WorldOptions) -> Result<World> {
         let dir = tempfile::tempdir()?;
@@ -117,12 +133,14 @@ impl World {
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [{}]\nmax_body_bytes = {}\n\
              requests_per_second_per_terminal = {}\nhandshake_timeout_seconds = {}\nmax_connections = {}\n\
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"hpki-sign.der\", \"institution.der\"]\n\
-             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n",
+             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n\
+             {}",
             allow.join(", "),
             opts.max_body_bytes,
             opts.requests_per_second,
             opts.handshake_timeout_seconds,
-            opts.max_connections
+            opts.max_connections,
+            test_hierarchy_scopes(),
         ) + if opts.patients {
             "[patients]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
         } else {

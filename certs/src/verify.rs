@@ -7,7 +7,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use hpki_ca::CaRole;
 use hpki_profile::validate::rfc3339;
-use hpki_profile::{AcceptedPolicies, CardHolder, HolderKind, Oid, Purpose, Revocation, Validator, ValidatorConfig};
+use hpki_profile::{
+    AcceptedPolicies, CardHolder, DEFAULT_MAX_INTERMEDIATES, Grant, HolderKind, Oid, Purpose, Revocation, TrustScope,
+    Validator, ValidatorConfig,
+};
 use serde::Serialize;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -16,6 +19,9 @@ pub enum PurposeArg {
     Auth,
     /// Confirmation (signature certificate, nonRepudiation).
     Sign,
+    /// Pure RFC 5280 path validation: no HPKI key usage, policy, hcRole or
+    /// scope requirement (for anchors that are not HPKI).
+    Any,
 }
 
 #[derive(Args)]
@@ -45,6 +51,12 @@ pub struct VerifyArgs {
     /// Also accept this end-entity policy OID for the purpose; repeatable.
     #[arg(long)]
     accept_policy: Vec<String>,
+    /// What a CA may certify, as KIND=FILE with KIND licensed, assistants or
+    /// nothing (an anchor or intermediate certificate); repeatable. Without
+    /// any, each --anchor is taken as an HPKI root (licensed professionals).
+    /// With --dir, the directory's own scoping applies.
+    #[arg(long, value_name = "KIND=FILE", conflicts_with = "dir")]
+    scope: Vec<String>,
     #[arg(long)]
     json: bool,
     /// The certificate to validate (DER or PEM).
@@ -92,14 +104,29 @@ fn crl(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// `--scope KIND=FILE`.
+fn scope_arg(text: &str) -> Result<TrustScope> {
+    let (kind, file) = text
+        .split_once('=')
+        .with_context(|| format!("--scope {text:?}: write KIND=FILE, e.g. assistants=institution-root.pem"))?;
+    let grant = match kind {
+        "licensed" => Grant::Licensed { professions: None },
+        "assistants" => Grant::Assistants { institutions: None },
+        "nothing" => Grant::Nothing,
+        other => anyhow::bail!("--scope {text:?}: {other:?} is not licensed, assistants or nothing"),
+    };
+    Ok(TrustScope { ca: certificate(Path::new(file), "--scope CA")?, grant })
+}
+
 pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
     let leaf = certificate(&args.cert, "certificate")?;
     let purpose = match args.purpose {
         PurposeArg::Auth => Purpose::Authentication,
         PurposeArg::Sign => Purpose::Signature,
+        PurposeArg::Any => Purpose::Any,
     };
     let mut policies = AcceptedPolicies::hpki();
-    let (anchors, mut intermediates) = match &args.dir {
+    let (anchors, mut intermediates, scopes) = match &args.dir {
         Some(dir) => {
             let ca = hpki_ca::CaDir::open(dir)?;
             policies = policies.with_test_policies();
@@ -108,11 +135,27 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
                 .filter(|r| **r != CaRole::Root)
                 .map(|r| ca.ca_cert_der(*r))
                 .collect::<Result<Vec<_>, _>>()?;
-            (vec![ca.ca_cert_der(CaRole::Root)?], mids)
+            // The directory's own scoping: its HPKI CAs certify licensed
+            // professionals, its institution CA assistants only, the rest
+            // (root, terminal, service, VPN) no card holder.
+            let scopes = CaRole::ALL
+                .iter()
+                .map(|r| Ok(TrustScope { ca: ca.ca_cert_der(*r)?, grant: r.grant() }))
+                .collect::<Result<Vec<_>>>()?;
+            (vec![ca.ca_cert_der(CaRole::Root)?], mids, scopes)
         }
         None => {
             anyhow::ensure!(!args.anchor.is_empty(), "give --dir DIR or at least one --anchor FILE");
-            (args.anchor.iter().map(|p| certificate(p, "anchor")).collect::<Result<_>>()?, Vec::new())
+            let anchors: Vec<Vec<u8>> = args.anchor.iter().map(|p| certificate(p, "anchor")).collect::<Result<_>>()?;
+            let scopes = if args.scope.is_empty() {
+                anchors
+                    .iter()
+                    .map(|a| TrustScope { ca: a.clone(), grant: Grant::Licensed { professions: None } })
+                    .collect()
+            } else {
+                args.scope.iter().map(|s| scope_arg(s)).collect::<Result<Vec<_>>>()?
+            };
+            (anchors, Vec::new(), scopes)
         }
     };
     for p in &args.intermediate {
@@ -129,7 +172,15 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         None => time::OffsetDateTime::now_utc().unix_timestamp(),
     };
     let revocation = if args.no_revocation { Revocation::NotChecked } else { Revocation::Required };
-    let validator = Validator::new(ValidatorConfig { anchors, intermediates, crls, policies, revocation })?;
+    let validator = Validator::new(ValidatorConfig {
+        anchors,
+        intermediates,
+        crls,
+        policies,
+        revocation,
+        scopes,
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
+    })?;
     let result = validator.validate(&leaf, &[], purpose, at);
     let holder = hpki_profile::read_holder(&leaf).ok();
     let out = VerifyOutput {
@@ -160,10 +211,11 @@ pub fn verify(args: VerifyArgs) -> Result<ExitCode> {
         }
         for e in &v.revocation {
             println!(
-                "  not revoked  per CRL of {} #{} (next update {})",
+                "  not revoked  per CRL of {} #{} (next update {}; scope: {})",
                 e.issuer,
                 e.crl_number.as_deref().unwrap_or("-"),
-                rfc3339(e.next_update)
+                rfc3339(e.next_update),
+                e.scope
             );
         }
         if !out.revocation_checked {

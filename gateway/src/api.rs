@@ -15,7 +15,7 @@ use ring::rand::SecureRandom;
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics};
 use crate::roles::{Action, Role, allowed};
-use crate::store::{PersonRow, SessionEnd, SessionQuery, SessionUse, StoreError};
+use crate::store::{NewSession, PersonRow, SessionEnd, SessionQuery, SessionUse, StoreError};
 
 /// A refusal: HTTP status, stable code, message for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,17 +257,15 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
     let token_text = B64URL.encode(token);
     let expires_at = now + gw.config.sessions.max_lifetime_seconds;
     let card = digest(&SHA256, &cert);
-    gw.store
-        .create_session(
-            digest(&SHA256, token_text.as_bytes()).as_ref(),
-            &person_id,
-            &conn.terminal.key(),
-            card.as_ref(),
-            now,
-            expires_at,
-        )
-        .await
-        .map_err(|e| (e.into(), who.clone()))?;
+    let token_hash = digest(&SHA256, token_text.as_bytes());
+    let session = NewSession {
+        token_hash: token_hash.as_ref(),
+        person_id: &person_id,
+        terminal: &conn.terminal.key(),
+        card_cert: card.as_ref(),
+        revocation: &revocation_evidence(&validated),
+    };
+    gw.store.create_session(&session, now, expires_at).await.map_err(|e| (e.into(), who.clone()))?;
     let resp = LoginResponse {
         session: token_text,
         person: person_json(&person),
@@ -275,6 +273,21 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
         expires_at: hpki_profile::validate::rfc3339(expires_at),
     };
     Ok((resp, person_id))
+}
+
+/// The CRLs a validation used, as kept with a session or a record (JSON).
+pub fn revocation_evidence(validated: &hpki_profile::Validated) -> String {
+    let list: Vec<hpki_protocol::workflow::RevocationEvidence> = validated
+        .revocation
+        .iter()
+        .map(|e| hpki_protocol::workflow::RevocationEvidence {
+            issuer: e.issuer.clone(),
+            crl_number: e.crl_number.clone(),
+            this_update: hpki_profile::validate::rfc3339(e.this_update),
+            scope: Some(e.scope.clone()),
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
 }
 
 /// A card's PKCS#1 v1.5 SHA-256 signature over `message` with the key of

@@ -97,6 +97,96 @@ pub struct HpkiSection {
     /// Further accepted authentication policies (dotted OIDs).
     #[serde(default)]
     pub accept_authentication_policies: Vec<String>,
+    /// What each trust anchor, or CA below one, may certify (`[[hpki.scope]]`).
+    /// A card whose chain passes through no scoped CA is refused.
+    #[serde(default)]
+    pub scope: Vec<ScopeSection>,
+}
+
+/// One `[[hpki.scope]]`: a CA certificate and what it may certify.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeSection {
+    /// The CA's certificate (PEM or DER): an anchor or an intermediate. It
+    /// is matched by subject and key, so a renewed certificate of the same
+    /// CA keeps its scope.
+    pub ca: PathBuf,
+    pub certifies: Certifies,
+    /// With `licensed`: only these professions (slug, hcRole text or
+    /// Japanese name); absent: every profession.
+    #[serde(default)]
+    pub professions: Option<Vec<String>>,
+    /// With `assistants`: the institutions (Subject O) whose assistants
+    /// this CA certifies.
+    #[serde(default)]
+    pub institutions: Vec<String>,
+    /// With `assistants`: any institution the certificate names instead of
+    /// a list (for an institution CA the region's IT staff run themselves).
+    #[serde(default)]
+    pub any_institution: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Certifies {
+    /// Licensed professionals by hcRole (the HPKI roots and their CAs).
+    Licensed,
+    /// Assistants without hcRole (an institution-PKI CA).
+    Assistants,
+    /// No card holder (terminal, server, VPN CAs).
+    Nothing,
+}
+
+impl ScopeSection {
+    /// The library's grant, or why this section says nothing coherent.
+    pub fn grant(&self) -> Result<hpki_profile::Grant, String> {
+        use hpki_profile::Grant;
+        let ca = self.ca.display();
+        match self.certifies {
+            Certifies::Licensed => {
+                if !self.institutions.is_empty() || self.any_institution {
+                    return Err(format!("hpki.scope {ca}: institutions belong to certifies = \"assistants\""));
+                }
+                let professions = self
+                    .professions
+                    .as_ref()
+                    .map(|list| {
+                        list.iter()
+                            .map(|p| p.parse::<hpki_profile::Profession>().map_err(|e| format!("hpki.scope {ca}: {e}")))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .transpose()?;
+                if professions.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(format!(
+                        "hpki.scope {ca}: professions = [] would certify nobody; leave it out for all"
+                    ));
+                }
+                Ok(Grant::Licensed { professions })
+            }
+            Certifies::Assistants => {
+                if self.professions.is_some() {
+                    return Err(format!("hpki.scope {ca}: professions belong to certifies = \"licensed\""));
+                }
+                match (self.institutions.is_empty(), self.any_institution) {
+                    (false, false) => Ok(Grant::Assistants { institutions: Some(self.institutions.clone()) }),
+                    (true, true) => Ok(Grant::Assistants { institutions: None }),
+                    (false, true) => Err(format!("hpki.scope {ca}: give institutions or any_institution, not both")),
+                    (true, false) => Err(format!(
+                        "hpki.scope {ca}: name the institutions whose assistants it certifies \
+                         (institutions = [\"...\"]), or set any_institution = true"
+                    )),
+                }
+            }
+            Certifies::Nothing => {
+                if self.professions.is_some() || !self.institutions.is_empty() || self.any_institution {
+                    return Err(format!(
+                        "hpki.scope {ca}: a CA that certifies nothing takes no professions or institutions"
+                    ));
+                }
+                Ok(Grant::Nothing)
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -355,6 +445,15 @@ impl Config {
         }
         if self.hpki.anchors.is_empty() {
             return Err("hpki.anchors is empty".into());
+        }
+        if self.hpki.scope.is_empty() {
+            return Err("no [[hpki.scope]]: say what each trust anchor or CA may certify \
+                 (certifies = \"licensed\" for the HPKI CAs, \"assistants\" for the institution CA); \
+                 without one no card is accepted"
+                .into());
+        }
+        for s in &self.hpki.scope {
+            s.grant()?;
         }
         let s = &self.sessions;
         if !(1..=3600).contains(&s.idle_timeout_seconds) || s.max_lifetime_seconds < s.idle_timeout_seconds {

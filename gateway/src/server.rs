@@ -411,6 +411,7 @@ fn watched_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
         .chain(h.anchors.iter())
         .chain(h.intermediates.iter())
         .chain(h.crls.iter())
+        .chain(h.scope.iter().map(|s| &s.ca))
         .chain(std::iter::once(&c.records.key_file))
         .map(|p| c.path(p))
         .collect()

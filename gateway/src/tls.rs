@@ -11,7 +11,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use hpki_profile::{AcceptedPolicies, Oid, Purpose, Revocation, Validator, ValidatorConfig};
+use hpki_profile::{
+    AcceptedPolicies, DEFAULT_MAX_INTERMEDIATES, Oid, Purpose, Revocation, TrustScope, Validator, ValidatorConfig,
+};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
@@ -136,12 +138,23 @@ pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
     }
     let crls =
         h.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
+    let mut scopes = Vec::new();
+    for s in &h.scope {
+        let grant = s.grant().map_err(LoadError::Hpki)?;
+        let mut certs = certificates(&config.path(&s.ca))?;
+        let (Some(ca), true) = (certs.pop(), certs.is_empty()) else {
+            return Err(LoadError::Hpki(format!("hpki.scope {}: give exactly one CA certificate", s.ca.display())));
+        };
+        scopes.push(TrustScope { ca: ca.as_ref().to_vec(), grant });
+    }
     let v = Validator::new(ValidatorConfig {
         anchors: read_all(&h.anchors)?,
         intermediates: read_all(&h.intermediates)?,
         crls,
         policies,
         revocation: Revocation::Required,
+        scopes,
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
     })
     .map_err(|e| LoadError::Hpki(e.to_string()))?;
     Ok(Arc::new(v))

@@ -706,15 +706,7 @@ async fn confirm_one(
             ),
         ));
     }
-    let evidence: Vec<RevocationEvidence> = validated
-        .revocation
-        .iter()
-        .map(|e| RevocationEvidence {
-            issuer: e.issuer.clone(),
-            crl_number: e.crl_number.clone(),
-            this_update: time(e.this_update),
-        })
-        .collect();
+    let evidence = crate::api::revocation_evidence(&validated);
     let record_id = random_id(gw, "rec_")?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&record_id), &bytes)?;
     let row = RecordRow {
@@ -731,7 +723,7 @@ async fn confirm_one(
         document_sha256: Some(digest(&SHA256, &bytes).as_ref().to_vec()),
         signature: Some(signature.to_vec()),
         signature_cert: Some(cert.to_vec()),
-        revocation: serde_json::to_string(&evidence).unwrap_or_else(|_| "[]".into()),
+        revocation: evidence,
         created_at: now,
     };
     match gw.store.confirm_draft(&d.id, d.version, &row).await {

@@ -4,7 +4,7 @@
 mod common;
 
 use hpki_gateway::audit::{AuditEvent, ChainBreak, ChainVerifier};
-use hpki_gateway::store::{Backend, NewPerson, SessionEnd, SessionQuery, SessionUse, Store, StoreError};
+use hpki_gateway::store::{Backend, NewPerson, NewSession, SessionEnd, SessionQuery, SessionUse, Store, StoreError};
 use sqlx::Connection;
 
 async fn verify(store: &Store) -> Result<u64, ChainBreak> {
@@ -137,13 +137,13 @@ both_stores!(a_batch_of_session_lookups_answers_each_as_alone_in_order, |db| {
         now,
     };
     let k = "Kanazawa Clinic/t1";
-    s.create_session(b"fresh", "MD-1", k, b"c", 1000, 9000).await.expect("create");
-    s.create_session(b"due", "DDS-2", k, b"c", 1000, 9000).await.expect("create");
-    s.create_session(b"idle", "RN-3", k, b"c", 1000, 9000).await.expect("create");
-    s.create_session(b"old", "MD-1", k, b"c", 1000, 1100).await.expect("create");
-    s.create_session(b"gone", "MD-1", k, b"c", 1000, 9000).await.expect("create");
+    s.create_session(&session(b"fresh", "MD-1", k, b"c"), 1000, 9000).await.expect("create");
+    s.create_session(&session(b"due", "DDS-2", k, b"c"), 1000, 9000).await.expect("create");
+    s.create_session(&session(b"idle", "RN-3", k, b"c"), 1000, 9000).await.expect("create");
+    s.create_session(&session(b"old", "MD-1", k, b"c"), 1000, 1100).await.expect("create");
+    s.create_session(&session(b"gone", "MD-1", k, b"c"), 1000, 9000).await.expect("create");
     s.end_session(b"gone", 1001, "logout").await.expect("end");
-    s.create_session(b"held", "MD-1", "Kanazawa Clinic/t9", b"c", 1000, 9000).await.expect("create");
+    s.create_session(&session(b"held", "MD-1", "Kanazawa Clinic/t9", b"c"), 1000, 9000).await.expect("create");
     s.set_terminal_suspended("Kanazawa Clinic", "t9", true, "test", 1001).await.expect("suspend");
     let batch = [
         q(b"fresh", "t1", 1005),
@@ -202,7 +202,9 @@ both_stores!(a_batch_of_session_lookups_answers_each_as_alone_in_order, |db| {
 both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
     let s = db.store().await;
     seed(&s).await;
-    s.create_session(b"tok1", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 1000 + 12 * 3600).await.expect("create");
+    s.create_session(&session(b"tok1", "MD-1", "Kanazawa Clinic/t1", b"cert"), 1000, 1000 + 12 * 3600)
+        .await
+        .expect("create");
     const T1: (&str, &str) = ("Kanazawa Clinic", "t1");
     let SessionUse::Usable(used, person) = s.use_session(b"tok1", T1, 1000 + 299, 300).await.expect("db") else {
         panic!("tok1 not usable")
@@ -220,10 +222,10 @@ both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
         "stays ended"
     );
 
-    s.create_session(b"tok2", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 2000).await.expect("create");
+    s.create_session(&session(b"tok2", "MD-1", "Kanazawa Clinic/t1", b"cert"), 1000, 2000).await.expect("create");
     assert_eq!(s.use_session(b"tok2", T1, 2000, 3000).await.expect("db"), ended(SessionEnd::Expired));
 
-    s.create_session(b"tok3", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 9000).await.expect("create");
+    s.create_session(&session(b"tok3", "MD-1", "Kanazawa Clinic/t1", b"cert"), 1000, 9000).await.expect("create");
     assert!(s.end_session(b"tok3", 1001, "logout").await.expect("end"));
     assert!(!s.end_session(b"tok3", 1002, "logout").await.expect("end"), "ending twice is a no-op");
     assert_eq!(s.use_session(b"tok3", T1, 1003, 300).await.expect("db"), ended(SessionEnd::Ended));
@@ -231,7 +233,7 @@ both_stores!(sessions_end_on_idle_timeout_expiry_and_logout, |db| {
 
     // The same lookup tells that the requesting terminal is suspended, and
     // then leaves the session alone: neither used nor ended.
-    s.create_session(b"tok4", "MD-1", "Kanazawa Clinic/t1", b"cert", 1000, 9000).await.expect("create");
+    s.create_session(&session(b"tok4", "MD-1", "Kanazawa Clinic/t1", b"cert"), 1000, 9000).await.expect("create");
     s.set_terminal_suspended("Kanazawa Clinic", "t1", true, "test", 1001).await.expect("suspend");
     assert_eq!(s.use_session(b"tok4", T1, 1000 + 50, 300).await.expect("db"), SessionUse::TerminalSuspended);
     assert_eq!(s.use_session(b"nope", T1, 1000 + 50, 300).await.expect("db"), SessionUse::TerminalSuspended);
@@ -421,3 +423,7 @@ both_stores!(a_record_refuses_change_and_removal_even_from_raw_sql_data_6, |db| 
     s.close().await;
     db.drop_db().await;
 });
+
+fn session<'a>(token_hash: &'a [u8], person_id: &'a str, terminal: &'a str, card_cert: &'a [u8]) -> NewSession<'a> {
+    NewSession { token_hash, person_id, terminal, card_cert, revocation: "[]" }
+}

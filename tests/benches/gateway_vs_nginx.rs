@@ -241,7 +241,9 @@ async fn main() -> Result<()> {
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [\"127.0.0.0/8\"]\n\
              max_connections = 4096\nrequests_per_second_per_terminal = 10000000\n\
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\"]\ncrls = [\"crl/root.crl\", \"crl/hpki-auth.crl\"]\naccept_test_policies = true\n\
-             [ops]\naddress = \"127.0.0.1:{ops_port}\"\n"
+             {scopes}\
+             [ops]\naddress = \"127.0.0.1:{ops_port}\"\n",
+            scopes = hpki_e2e::test_hierarchy_scopes(),
         ),
     )?;
     let gateway_bin = testbed::bin_path("hpki-gateway")?;

@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use hpki_ca::{CaDir, CaRole, CardRequest};
 use hpki_card::CardVariant;
-use hpki_profile::{AcceptedPolicies, Profession, Purpose, Revocation, Validator, ValidatorConfig};
+use hpki_profile::{
+    AcceptedPolicies, DEFAULT_MAX_INTERMEDIATES, Profession, Purpose, Revocation, TrustScope, Validator,
+    ValidatorConfig,
+};
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey};
 
 /// Runs `op` repeatedly for about `budget`; returns operations per second.
@@ -67,6 +70,8 @@ fn main() -> Result<()> {
                 .collect::<Result<_, _>>()?,
             policies: AcceptedPolicies::hpki().with_test_policies(),
             revocation: Revocation::Required,
+            scopes: vec![TrustScope { ca: ca.ca_cert_der(CaRole::HpkiAuth)?, grant: CaRole::HpkiAuth.grant() }],
+            max_intermediates: DEFAULT_MAX_INTERMEDIATES,
         })
     };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use hpki_profile::Grant;
 use rcgen::{BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyUsagePurpose};
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +63,18 @@ impl CaRole {
             CaRole::Terminal => Some("Terminal-Test-CA-forConnectionInformation"),
             CaRole::Service => Some("Service-Test-CA-forServers"),
             CaRole::Vpn => Some("VPN-Test-CA-forIKE"),
+        }
+    }
+
+    /// What this CA certifies, as a validator's trust scope: the HPKI CAs
+    /// licensed professionals, the institution CA assistants (of any
+    /// institution: IT staff run it themselves), every other CA no card
+    /// holder at all.
+    pub fn grant(self) -> Grant {
+        match self {
+            CaRole::HpkiAuth | CaRole::HpkiSign => Grant::Licensed { professions: None },
+            CaRole::Institution => Grant::Assistants { institutions: None },
+            CaRole::Root | CaRole::Terminal | CaRole::Service | CaRole::Vpn => Grant::Nothing,
         }
     }
 

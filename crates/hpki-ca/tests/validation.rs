@@ -7,7 +7,8 @@ use hpki_ca::{AssistantRequest, CaDir, CaRole, CardRequest, Reason};
 use hpki_card::CardVariant;
 use hpki_profile::oid;
 use hpki_profile::{
-    AcceptedPolicies, HolderKind, Profession, Purpose, Refusal, Revocation, Validator, ValidatorConfig,
+    AcceptedPolicies, DEFAULT_MAX_INTERMEDIATES, Grant, HolderKind, Profession, Purpose, Refusal, Revocation,
+    TrustScope, Validator, ValidatorConfig,
 };
 use rcgen::{CertificateParams, DistinguishedName, DnType, Issuer, KeyUsagePurpose};
 use virtual_card::CardImage;
@@ -69,8 +70,20 @@ fn validator_for(ca: &CaDir, crls: Vec<Vec<u8>>, policies: AcceptedPolicies, rev
         crls,
         policies,
         revocation,
+        scopes: hierarchy_scopes(ca),
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
     })
     .expect("validator")
+}
+
+/// The test hierarchy's own scoping (what `hpki-certs verify --dir` uses).
+fn hierarchy_scopes(ca: &CaDir) -> Vec<TrustScope> {
+    CaRole::ALL.iter().map(|r| TrustScope { ca: ca.ca_cert_der(*r).expect("ca"), grant: r.grant() }).collect()
+}
+
+/// A root trusted for licensed professionals.
+fn licensed(root: &[u8]) -> Vec<TrustScope> {
+    vec![TrustScope { ca: root.to_vec(), grant: Grant::Licensed { professions: None } }]
 }
 
 fn now() -> i64 {
@@ -224,23 +237,28 @@ fn wrong_anchor_is_an_unknown_issuer() {
     let mut f = fixture();
     let card = f.doctor(Profession::Doctor);
     let other = fixture();
+    let other_root = other.ca.ca_cert_der(CaRole::Root).expect("root");
     let v = Validator::new(ValidatorConfig {
-        anchors: vec![other.ca.ca_cert_der(CaRole::Root).expect("root")],
+        anchors: vec![other_root.clone()],
         intermediates: vec![],
         crls: vec![],
         policies: AcceptedPolicies::hpki().with_test_policies(),
         revocation: Revocation::Required,
+        scopes: licensed(&other_root),
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
     })
     .expect("validator");
     let err = v.validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).unwrap_err();
     assert_eq!(err.code(), "unknown_issuer", "{err}");
     // With the right intermediate but the other root, the signature fails.
     let v = Validator::new(ValidatorConfig {
-        anchors: vec![other.ca.ca_cert_der(CaRole::Root).expect("root")],
+        anchors: vec![other_root.clone()],
         intermediates: vec![f.ca.ca_cert_der(CaRole::HpkiAuth).expect("ca")],
         crls: vec![],
         policies: AcceptedPolicies::hpki().with_test_policies(),
         revocation: Revocation::Required,
+        scopes: licensed(&other_root),
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
     })
     .expect("validator");
     let err = v.validate(&card.authentication.certificate, &[], Purpose::Authentication, now()).unwrap_err();
@@ -308,6 +326,7 @@ fn crafted_leaf(f: &Fixture, extra: Vec<rcgen::CustomExtension>, issuer_role: Ca
     dn.push(DnType::CommonName, "Crafted");
     p.distinguished_name = dn;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.use_authority_key_identifier_extension = true;
     p.serial_number = Some(hpki_ca_serial());
     let policy = hpki_profile::Oid::parse(oid::TEST_HPKI_AUTHENTICATION_POLICY).expect("oid");
     let mut cp = rcgen::CustomExtension::from_oid_content(oid::CERTIFICATE_POLICIES, policies_der(&policy));
@@ -372,11 +391,13 @@ fn path_length_constraint_is_enforced() {
     sub.distinguished_name = dn;
     sub.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     sub.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    sub.use_authority_key_identifier_extension = true;
     let sub_der = sub.signed_by(&sub_key, &auth_ca).expect("sub").der().to_vec();
     let sub_issuer = Issuer::new(sub, sub_key);
     let (leaf_key, _) = hpki_ca::keys::generate(CaRole::Terminal.key_kind()).expect("key");
     let mut p = CertificateParams::default();
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    p.use_authority_key_identifier_extension = true;
     let leaf = p.signed_by(&leaf_key, &sub_issuer).expect("leaf").der().to_vec();
     let crls = f.crls();
     let v = validator_for(&f.ca, crls, AcceptedPolicies::hpki().with_test_policies(), Revocation::NotChecked);
@@ -408,7 +429,8 @@ fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str], leaf_ext: &str, leaf_su
         format!(
             "[req]\ndistinguished_name=dn\n[dn]\n\
              [ca]\nbasicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\n\
-             [leaf]\n{leaf_ext}\n"
+             subjectKeyIdentifier=hash\n\
+             [leaf]\nauthorityKeyIdentifier=keyid\n{leaf_ext}\n"
         ),
     )
     .expect("write");
@@ -470,11 +492,13 @@ fn openssl_chain(dir: &Path, key: &[&str], sig: &[&str], leaf_ext: &str, leaf_su
 
 fn anchored_validator(root: Vec<u8>, policies: AcceptedPolicies) -> Validator {
     Validator::new(ValidatorConfig {
+        scopes: licensed(&root),
         anchors: vec![root],
         intermediates: vec![],
         crls: vec![],
         policies,
         revocation: Revocation::NotChecked,
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
     })
     .expect("validator")
 }

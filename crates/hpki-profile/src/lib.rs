@@ -13,6 +13,6 @@ pub use holder::{CardHolder, HolderError, HolderKind, KeyUsage, read_holder};
 pub use oid::Oid;
 pub use profession::{Profession, UnknownProfession};
 pub use validate::{
-    AcceptedPolicies, ConfigError, Purpose, Refusal, Revocation, RevocationEvidence, Validated, Validator,
-    ValidatorConfig,
+    AcceptedPolicies, ConfigError, DEFAULT_MAX_INTERMEDIATES, Grant, Purpose, Refusal, Revocation, RevocationEvidence,
+    TrustScope, Validated, Validator, ValidatorConfig,
 };

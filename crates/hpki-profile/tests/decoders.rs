@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use hpki_profile::oid::{self, Oid};
 use hpki_profile::{
-    AcceptedPolicies, Profession, Purpose, Revocation, Validator, ValidatorConfig, hcrole, read_holder,
+    AcceptedPolicies, DEFAULT_MAX_INTERMEDIATES, Grant, Profession, Purpose, Revocation, TrustScope, Validator,
+    ValidatorConfig, hcrole, read_holder,
 };
 use proptest::prelude::*;
 use rcgen::{
@@ -34,6 +35,7 @@ fn chain() -> &'static Chain {
         let mut leaf = CertificateParams::default();
         leaf.distinguished_name.push(DnType::CommonName, "Yamada Taro");
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        leaf.use_authority_key_identifier_extension = true;
         let policy = Oid::parse(oid::TEST_HPKI_AUTHENTICATION_POLICY).expect("oid").to_der();
         let cp = yasna_policies(&policy);
         let mut cp = CustomExtension::from_oid_content(oid::CERTIFICATE_POLICIES, cp);
@@ -64,6 +66,8 @@ fn validator() -> Validator {
         crls: vec![],
         policies: AcceptedPolicies::hpki().with_test_policies(),
         revocation: Revocation::NotChecked,
+        scopes: vec![TrustScope { ca: chain().root.clone(), grant: Grant::Licensed { professions: None } }],
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
     })
     .expect("validator")
 }

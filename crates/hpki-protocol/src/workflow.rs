@@ -214,6 +214,10 @@ pub struct RevocationEvidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_number: Option<String>,
     pub this_update: String,
+    /// What the CRL speaks for (its Issuing Distribution Point), in words;
+    /// absent in records confirmed before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// A record: confirmed content, or a clinician's note.

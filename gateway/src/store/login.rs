@@ -61,6 +61,18 @@ pub enum SessionUse {
     Usable(SessionRow, Option<PersonRow>),
 }
 
+/// A session a login opens.
+pub struct NewSession<'a> {
+    /// SHA-256 of the bearer token.
+    pub token_hash: &'a [u8],
+    pub person_id: &'a str,
+    pub terminal: &'a str,
+    /// SHA-256 of the card's authentication certificate.
+    pub card_cert: &'a [u8],
+    /// The CRLs that showed the card unrevoked (JSON list of evidence).
+    pub revocation: &'a str,
+}
+
 impl Store {
     pub async fn create_challenge(
         &self,
@@ -118,23 +130,16 @@ impl Store {
             .rows_affected())
     }
 
-    pub async fn create_session(
-        &self,
-        token_hash: &[u8],
-        person_id: &str,
-        terminal: &str,
-        card_cert: &[u8],
-        now: i64,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
+    pub async fn create_session(&self, s: &NewSession<'_>, now: i64, expires_at: i64) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, created_at, last_seen, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $5, $6)",
+            "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, revocation, created_at, last_seen, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
-        .bind(token_hash)
-        .bind(person_id)
-        .bind(terminal)
-        .bind(card_cert)
+        .bind(s.token_hash)
+        .bind(s.person_id)
+        .bind(s.terminal)
+        .bind(s.card_cert)
+        .bind(s.revocation)
         .bind(now)
         .bind(expires_at)
         .execute(self.pool())

@@ -23,7 +23,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlStr};
 
 pub use identity::{NewPerson, PersonRow};
-pub use login::{ChallengeRow, SessionEnd, SessionQuery, SessionRow, SessionUse};
+pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, PatientRow, PatientSessionRow};
 pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
@@ -79,6 +79,7 @@ fn migrator(backend: Backend) -> Migrator {
             migration(1, "init", include_str!("../../migrations/sqlite/0001_init.sql")),
             migration(2, "workflow", include_str!("../../migrations/sqlite/0002_workflow.sql")),
             migration(3, "monitoring", include_str!("../../migrations/sqlite/0003_monitoring.sql")),
+            migration(4, "login evidence", include_str!("../../migrations/sqlite/0004_login_evidence.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -86,6 +87,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(2, "workflow", include_str!("../../migrations/postgres/0002_workflow.sql")),
                 migration(3, "monitoring", include_str!("../../migrations/postgres/0003_monitoring.sql")),
                 migration(4, "records inline", include_str!("../../migrations/postgres/0004_records_inline.sql")),
+                migration(5, "login evidence", include_str!("../../migrations/postgres/0005_login_evidence.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
