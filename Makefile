@@ -64,8 +64,8 @@ bench-gateway: deps
 bench-confirms: deps
 	bench/confirms-vs-pgbench.sh
 
-# Fuzz the card-response parser and the certificate and hcRole decoders,
-# FUZZ_SECONDS each (cargo-fuzz needs nightly
+# Fuzz the card-response parser, the certificate, hcRole and CRL decoders
+# and the path builder, FUZZ_SECONDS each (cargo-fuzz needs nightly
 # features; RUSTC_BOOTSTRAP enables them on the stable toolchain).
 FUZZ_SECONDS ?= 60
 fuzz:
@@ -73,6 +73,8 @@ fuzz:
 	cd crates/hpki-card/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run card_responses -- -max_total_time=$(FUZZ_SECONDS)
 	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run certificate -- -max_total_time=$(FUZZ_SECONDS)
 	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run hc_role -- -max_total_time=$(FUZZ_SECONDS)
+	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run crl -- -max_total_time=$(FUZZ_SECONDS)
+	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run path_builder -- -max_total_time=$(FUZZ_SECONDS)
 
 clean:
 	$(CARGO) clean

@@ -452,3 +452,37 @@ async fn login_and_replay_refusal_on_postgresql() -> Result<()> {
     db.drop_db().await;
     Ok(())
 }
+
+/// Trust is scoped per CA (issue 16): a card whose certificates claim
+/// exactly what a registered doctor's card claims — hcRole, policies,
+/// subject and serialNumber copied, the same keys — but signed by a CA that
+/// may not certify licensed professionals (the root itself, the
+/// institution, terminal, service or VPN CA), presented with that CA's
+/// certificate as the intermediate, does not log in. The real card does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_doctor_forged_by_a_ca_outside_the_hpki_scope_cannot_log_in() -> Result<()> {
+    use base64::Engine;
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let real = world.card(Profession::Doctor, "100001", CLINIC).await?;
+    let pcscd = private_pcscd()?;
+    for signer in hpki_e2e::NON_HPKI_CAS {
+        let forged = world.path(&format!("forged-{}.json", signer.name()));
+        let intermediate = hpki_e2e::forge_card(&world.path("ca"), &real, signer, &forged)?;
+        let (process, mut card) = insert(&pcscd, 0, &forged)?;
+        let mut client = world.connect(&creds).await?;
+        let c = client.challenge().await?;
+        let mut body = signed_login(&mut card, &c, &client.channel_binding)?;
+        body["intermediates"] = json!([base64::engine::general_purpose::STANDARD.encode(&intermediate)]);
+        let r = client.post("/v1/auth/login", &body, None).await?;
+        assert_refused(&world, r, "outside_trust_scope").await;
+        drop(card);
+        drop(process);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (_p, mut card) = insert(&pcscd, 0, &real)?;
+    let mut client = world.connect(&creds).await?;
+    let (status, body) = login(&mut client, &mut card).await?;
+    assert_eq!(status, 200, "the real card logs in: {body}");
+    Ok(())
+}

@@ -524,3 +524,64 @@ fn vpn_issue_writes_both_sides_and_refuses_bad_addresses_without_a_trace() -> Re
     assert_eq!(o.status.code(), Some(2));
     Ok(())
 }
+
+/// Trust is scoped per CA: a certificate that claims exactly what a real
+/// doctor's card claims (hcRole, policies, subject copied) but is signed by
+/// a CA of the directory that certifies no licensed professional — the
+/// root itself, the institution, terminal, service or VPN CA — is refused
+/// by `verify --dir` with `outside_trust_scope`, for login and for
+/// signature, while the real card validates.
+#[test]
+fn a_doctor_forged_by_a_ca_outside_the_hpki_scope_fails_verify() -> Result<()> {
+    let ca = Ca::new()?;
+    let image = ca.path("doc.json");
+    assert!(ca.issue("doctor", &image, &[])?.status.success());
+    for (app, purpose) in [("auth", "auth"), ("sign", "sign")] {
+        let real = ca.path(&format!("real-{app}.der"));
+        extract(&image, app, &real)?;
+        let (o, json) = ca.verify(&real, purpose)?;
+        assert_eq!((o.status.code(), &json["valid"]), (Some(0), &Value::Bool(true)), "{json}");
+    }
+    for signer in hpki_e2e::NON_HPKI_CAS {
+        let forged_image = ca.path(&format!("forged-{}.json", signer.name()));
+        hpki_e2e::forge_card(&ca.dir(), &image, signer, &forged_image)?;
+        for (app, purpose) in [("auth", "auth"), ("sign", "sign")] {
+            let forged = ca.path(&format!("forged-{}-{app}.der", signer.name()));
+            extract(&forged_image, app, &forged)?;
+            let (o, json) = ca.verify(&forged, purpose)?;
+            assert_eq!(o.status.code(), Some(1), "{signer} {app}: {json}");
+            assert_eq!(json["code"], "outside_trust_scope", "{signer} {app}: {json}");
+            assert_eq!(json["profession"], "doctor", "the claim is reported: {json}");
+        }
+    }
+    Ok(())
+}
+
+/// `--purpose any` is RFC 5280 alone: a terminal certificate (no HPKI role)
+/// validates through the directory's terminal CA, which `auth` refuses.
+#[test]
+fn purpose_any_is_pure_path_validation() -> Result<()> {
+    let ca = Ca::new()?;
+    let out = ca.path("term");
+    let o = ca.run(&[
+        "terminal",
+        "issue",
+        "--dir",
+        &ca.dir_str(),
+        "--institution",
+        "Kanazawa Clinic",
+        "--name",
+        "desk-1",
+        "--out",
+        &out.display().to_string(),
+    ])?;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cert = out.join("terminal.pem");
+    let (o, json) = ca.verify(&cert, "any")?;
+    assert_eq!((o.status.code(), &json["valid"]), (Some(0), &Value::Bool(true)), "{json}");
+    assert_eq!(json["purpose"], "any");
+    let (o, json) = ca.verify(&cert, "auth")?;
+    assert_eq!(o.status.code(), Some(1), "{json}");
+    assert_eq!(json["code"], "outside_trust_scope", "{json}");
+    Ok(())
+}

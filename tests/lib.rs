@@ -540,3 +540,64 @@ impl PgDatabase {
         }
     }
 }
+
+/// The CAs of the test hierarchy that may not certify a licensed
+/// professional: whoever holds one of their keys is the forger the trust
+/// scopes stop.
+pub const NON_HPKI_CAS: [CaRole; 5] =
+    [CaRole::Root, CaRole::Institution, CaRole::Terminal, CaRole::Service, CaRole::Vpn];
+
+/// A copy of the card image at `image` whose two certificates claim exactly
+/// what the originals claim — subject, subjectAltName, key usage,
+/// certificate policies and hcRole copied byte for byte, for the same keys —
+/// but are signed by `signer`, another CA of the test hierarchy in
+/// `ca_dir`. Written to `out`; returns the signer's certificate (DER), the
+/// intermediate the forger presents.
+pub fn forge_card(ca_dir: &Path, image: &Path, signer: CaRole, out: &Path) -> Result<Vec<u8>> {
+    let mut card = virtual_card::CardImage::load(image)?;
+    let key = hpki_ca::keys::load(&ca_dir.join(signer.name()).join("key.pem"), signer.key_kind())?;
+    let issuer = rcgen::Issuer::new(signer.params(), key);
+    for app in [&mut card.authentication, &mut card.signature] {
+        app.certificate = forged_certificate(&app.certificate, &app.private_key, &issuer)?;
+    }
+    card.save(out)?;
+    // Read, not opened as a CaDir: whoever runs the test may hold the
+    // directory (and its lock) open.
+    let pem = std::fs::read(ca_dir.join(signer.name()).join("cert.pem"))?;
+    hpki_ca::certificate_from_bytes(&pem).map_err(anyhow::Error::msg)
+}
+
+fn forged_certificate(real: &[u8], pkcs8: &[u8], issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> Result<Vec<u8>> {
+    const COPIED: [&str; 4] = ["2.5.29.15", "2.5.29.17", "2.5.29.32", "2.5.29.9"];
+    let (_, cert) = x509_parser::parse_x509_certificate(real)?;
+    let holder = hpki_profile::read_holder(real)?;
+    let subject_key = rcgen::KeyPair::try_from(pkcs8)?;
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    p.distinguished_name.push(rcgen::DnType::CountryName, "JP");
+    if let Some(o) = &holder.institution {
+        p.distinguished_name.push(rcgen::DnType::OrganizationName, o.as_str());
+    }
+    p.distinguished_name.push(rcgen::DnType::CommonName, holder.name.as_deref().unwrap_or("Forged"));
+    if let Some(sn) = &holder.serial_number {
+        p.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), sn.as_str());
+    }
+    for ext in cert.extensions() {
+        let id = ext.oid.to_id_string();
+        if COPIED.contains(&id.as_str()) {
+            let arcs: Vec<u64> = ext.oid.iter().context("extension OID")?.collect();
+            let mut copy = rcgen::CustomExtension::from_oid_content(&arcs, ext.value.to_vec());
+            copy.set_criticality(ext.critical);
+            p.custom_extensions.push(copy);
+        }
+    }
+    p.use_authority_key_identifier_extension = true;
+    p.not_before = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    p.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(30);
+    let mut serial = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial)
+        .map_err(|_| anyhow::anyhow!("no randomness"))?;
+    serial[0] &= 0x7f;
+    p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
+    Ok(p.signed_by(&subject_key, issuer)?.der().to_vec())
+}

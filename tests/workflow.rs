@@ -670,3 +670,59 @@ async fn rotate_key_re_encrypts_everything_and_tampering_is_refused() -> Result<
         .await;
     Ok(())
 }
+
+/// Trust is scoped per CA (issue 16): the logged-in doctor's draft cannot be
+/// confirmed with a signature certificate that copies the doctor's (hcRole,
+/// signature policy, serialNumber, the same key) but is signed by a CA that
+/// may not certify licensed professionals — each such confirm is refused
+/// with `outside_trust_scope`, audited, and leaves the draft pending; the
+/// real signature card then confirms it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirm_under_a_forged_doctor_certificate_is_refused() -> Result<()> {
+    use base64::Engine;
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let assistant_image = world.assistant_card(CLINIC, "A-016").await?;
+    let assistant = format!("{CLINIC}/A-016");
+    let (doctor_image, doctor) = world.person_card(Profession::Doctor, "160001", CLINIC).await?;
+    world.link(&assistant, &doctor).await?;
+    let pcscd = private_pcscd()?;
+    let mut a_slot = insert(&pcscd, 0, &assistant_image)?;
+    let mut slot = Some(insert(&pcscd, 1, &doctor_image)?);
+    let mut client = world.connect(&creds).await?;
+    let a = session(&mut client, &mut a_slot.card).await?;
+    let d = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+    let pid = ok(client
+        .post("/v1/patients", &json!({"name": "Kato Ichiro", "birth_date": "1948-02-11"}), Some(&a))
+        .await?)["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    let enc = ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
+    let draft = ok(client
+        .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": {"text": "処方 X"}}), Some(&a))
+        .await?);
+    let did = draft["id"].as_str().context("id")?.to_owned();
+    let confirm_path = format!("/v1/drafts/{did}/confirm");
+    let signing = review(&mut client, &did, &d).await?;
+
+    for signer in hpki_e2e::NON_HPKI_CAS {
+        let forged = world.path(&format!("forged-{}.json", signer.name()));
+        let intermediate = hpki_e2e::forge_card(&world.path("ca"), &doctor_image, signer, &forged)?;
+        swap(&pcscd, &mut slot, &forged)?;
+        let mut body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing)?;
+        body["intermediates"] = json!([base64::engine::general_purpose::STANDARD.encode(&intermediate)]);
+        refused(&world, client.post(&confirm_path, &body, Some(&d)).await?, "draft.confirm", "outside_trust_scope")
+            .await;
+        let row = world.gw.store.draft(&did).await?.context("draft row")?;
+        assert!(!row.confirmed && row.record_id.is_none(), "a refused confirm changes nothing ({signer})");
+    }
+    swap(&pcscd, &mut slot, &doctor_image)?;
+    let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing)?;
+    let record = ok(client.post(&confirm_path, &body, Some(&d)).await?);
+    // The record keeps the CRLs that showed the chain unrevoked, with their scope.
+    let evidence = record["revocation"].as_array().context("revocation evidence")?;
+    assert_eq!(evidence.len(), 2, "{record}");
+    assert!(evidence.iter().all(|e| e["scope"].as_str().is_some_and(|s| !s.is_empty())), "{record}");
+    Ok(())
+}

@@ -93,11 +93,25 @@ fn main() -> Result<()> {
         t.elapsed()
     });
 
-    // Cold: a validator with an empty cache (built outside the timing).
-    let cold = rate(budget, || {
+    // First: a validator that has seen nothing (built outside the timing):
+    // all four signatures checked (leaf, CA certificate, both CRLs).
+    let first = rate(budget, || {
         let v = Validator::new(config().expect("config")).expect("validator");
         let t = Instant::now();
         let r = v.validate(&leaf, &[], Purpose::Authentication, now).expect("valid");
+        let d = t.elapsed();
+        assert!(!r.from_cache);
+        d
+    });
+
+    // Cold: a certificate not in the result cache (a card the gateway has
+    // not seen), through a validator that has checked its CA certificate
+    // and CRLs before: the whole pipeline, one RSA verify for the leaf.
+    let warm = Validator::new(config()?)?;
+    warm.validate(&leaf, &[], Purpose::Authentication, now)?;
+    let cold = rate(budget, || {
+        let t = Instant::now();
+        let r = warm.validate_uncached(&leaf, &[], Purpose::Authentication, now).expect("valid");
         let d = t.elapsed();
         assert!(!r.from_cache);
         d
@@ -120,7 +134,13 @@ fn main() -> Result<()> {
         println!("raw RSA-2048 verify, openssl     : {o:>10.0} /s  ({:.1} µs)", 1e6 / o);
     }
     println!(
-        "validation, cold                 : {:>10.0} /s  ({:.1} µs) = {:.1}x one raw verify",
+        "validation, first (nothing seen) : {:>10.0} /s  ({:.1} µs) = {:.1}x one raw verify  (4 signatures)",
+        first,
+        1e6 / first,
+        raw / first
+    );
+    println!(
+        "validation, cold (new card)      : {:>10.0} /s  ({:.1} µs) = {:.1}x one raw verify  [goal: <= 4x]",
         cold,
         1e6 / cold,
         raw / cold

@@ -3,18 +3,15 @@
 
 #![no_main]
 
-use hpki_profile::{AcceptedPolicies, Purpose, Revocation, Validator, ValidatorConfig, read_holder};
+mod common;
+
+use hpki_profile::{Purpose, read_holder};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = read_holder(data);
-    if let Ok(v) = Validator::new(ValidatorConfig {
-        anchors: vec![data.to_vec()],
-        intermediates: vec![],
-        crls: vec![data.to_vec()],
-        policies: AcceptedPolicies::hpki().with_test_policies(),
-        revocation: Revocation::Required,
-    }) {
+    if let Some(v) = common::validator(vec![data.to_vec()], vec![], vec![data.to_vec()]) {
         let _ = v.validate(data, &[], Purpose::Authentication, 1_800_000_000);
+        let _ = v.validate(data, &[], Purpose::Any, 1_800_000_000);
     }
 });

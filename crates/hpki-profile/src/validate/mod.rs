@@ -16,10 +16,12 @@
 //!    — the CRL whose scope covers it, signed by its issuer, current;
 //!    none fails closed unless revocation is explicitly not checked;
 //! 4. for the HPKI purposes ([`Purpose::Authentication`],
-//!    [`Purpose::Signature`]): the end entity's key usage and certificate
-//!    policy, its holder (hcRole), and [`scope`]: whether the CAs of the
-//!    path may certify what the holder claims. [`Purpose::Any`] stops after
-//!    3: pure RFC 5280, for conformance tests and non-HPKI anchors.
+//!    [`Purpose::Signature`]): an end entity, and [`scope`] — whether the
+//!    CAs of the path may certify what the holder claims (both checked right
+//!    after 2, before any CRL: they are properties of the path) — then,
+//!    after 3, the end entity's key usage, certificate policy and holder
+//!    (hcRole). [`Purpose::Any`] skips 4: pure RFC 5280, for conformance
+//!    tests and non-HPKI anchors.
 //!
 //! Every refusal is a [`Refusal`] variant with its own message and a stable
 //! [`code`](Refusal::code) for logs and APIs.
@@ -311,7 +313,7 @@ impl Validator {
             v.from_cache = true;
             return Ok(v);
         }
-        let (result, valid_from) = self.validate_uncached(leaf, presented, purpose, at)?;
+        let (result, valid_from) = self.run_pipeline(leaf, presented, purpose, at)?;
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
@@ -334,9 +336,22 @@ impl Validator {
         (out, purpose)
     }
 
+    /// Validates without reading or filling the result cache (signature
+    /// checks of CA certificates and CRLs are still remembered): what the
+    /// first login of a card costs.
+    pub fn validate_uncached(
+        &self,
+        leaf: &[u8],
+        presented: &[Vec<u8>],
+        purpose: Purpose,
+        at: i64,
+    ) -> Result<Validated, Refusal> {
+        self.run_pipeline(leaf, presented, purpose, at).map(|(v, _)| v)
+    }
+
     /// The pipeline: path building, with every candidate path checked by
     /// [`Validator::check_path`] until one passes.
-    fn validate_uncached(
+    fn run_pipeline(
         &self,
         leaf_der: &[u8],
         presented: &[Vec<u8>],
@@ -368,6 +383,15 @@ impl Validator {
     /// Every check of one complete candidate path, in order.
     fn check_path(&self, path: &[&Cert], holder: &CardHolder, purpose: Purpose, at: i64) -> Result<Accepted, Refusal> {
         let span = chain::check(path, at, self.max_intermediates, &self.memo)?;
+        // A card certificate, and whether these CAs may certify its holder
+        // at all, are properties of the path like basicConstraints: before
+        // any CRL is looked at.
+        if purpose.is_hpki() {
+            if path[0].is_ca() {
+                return Err(Refusal::NotAnEndEntity { subject: holder.subject.clone() });
+            }
+            scope::check(&self.scopes, path, holder)?;
+        }
         let (mut from, mut until) = (span.from, span.until);
         let mut evidence = Vec::new();
         if self.revocation == Revocation::Required {
@@ -379,19 +403,15 @@ impl Validator {
             }
         }
         if purpose.is_hpki() {
-            self.check_hpki(path, holder, purpose)?;
+            self.check_hpki(holder, purpose)?;
         }
         Ok(Accepted { chain: path.iter().map(|c| c.subject_text.clone()).collect(), evidence, from, until })
     }
 
-    /// The HPKI profile on the end entity: a card certificate with the key
-    /// usage and a certificate policy of the purpose, whose holder the
-    /// path's CAs may certify.
-    fn check_hpki(&self, path: &[&Cert], holder: &CardHolder, purpose: Purpose) -> Result<(), Refusal> {
+    /// The HPKI profile on the end entity: the key usage and a certificate
+    /// policy of the purpose.
+    fn check_hpki(&self, holder: &CardHolder, purpose: Purpose) -> Result<(), Refusal> {
         let subject = holder.subject.clone();
-        if path[0].is_ca() {
-            return Err(Refusal::NotAnEndEntity { subject });
-        }
         let ku_ok = match purpose {
             Purpose::Authentication => holder.key_usage.digital_signature,
             Purpose::Signature => holder.key_usage.non_repudiation,
@@ -406,7 +426,7 @@ impl Validator {
             let found = holder.policies.iter().map(Oid::to_string).collect::<Vec<_>>().join(", ");
             return Err(Refusal::PolicyNotAccepted { subject, purpose, found });
         }
-        scope::check(&self.scopes, path, holder)
+        Ok(())
     }
 }
 
