@@ -97,7 +97,7 @@ impl Cert {
         Ok(Cert::from_parsed(&parsed, der))
     }
 
-    fn from_parsed(c: &X509Certificate<'_>, der: &[u8]) -> Cert {
+    pub fn from_parsed(c: &X509Certificate<'_>, der: &[u8]) -> Cert {
         let subject_text = display_name(c.subject());
         let mut defects: Vec<String> = Vec::new();
         let mut basic = None;

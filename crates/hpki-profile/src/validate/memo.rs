@@ -1,7 +1,8 @@
 //! Signature checks remembered across validations.
 //!
 //! A CA certificate or a CRL is checked against its issuer's key once; a
-//! later validation through the same CA reuses the answer. The key is the
+//! later validation through the same CA reuses the answer. End-entity
+//! certificates are not remembered here (see `path.rs`). The key is the
 //! digest of the signed object and of the issuer's subjectPublicKeyInfo,
 //! so the answer is a pure function of its key and can never be wrong for
 //! another object or another key.

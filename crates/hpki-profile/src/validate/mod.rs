@@ -358,14 +358,13 @@ impl Validator {
         purpose: Purpose,
         at: i64,
     ) -> Result<(Validated, i64), Refusal> {
-        let leaf = Cert::parse(leaf_der)?;
+        let parsed = parse_certificate(leaf_der).map_err(|e| Refusal::Malformed(e.to_string()))?;
+        let leaf = Cert::from_parsed(&parsed, leaf_der);
+        let holder = holder_of(&parsed)?;
         let presented = presented
             .iter()
             .map(|der| Cert::parse(der).map_err(|e| Refusal::Malformed(format!("presented intermediate: {e}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let holder = parse_certificate(leaf_der)
-            .map_err(Refusal::Holder)
-            .and_then(|c| holder_of(&c).map_err(Refusal::Holder))?;
         let pool: Vec<&Cert> = self.intermediates.iter().chain(presented.iter()).collect();
         let search = path::Search::new(&self.anchors, pool, &self.memo);
         let accepted = search.run(&leaf, &mut |p: &[&Cert]| self.check_path(p, &holder, purpose, at))?;
