@@ -72,6 +72,24 @@ impl Ca {
         self.run(&args)
     }
 
+    /// `terminal issue --json` for a terminal of Kanazawa Clinic into `out`.
+    fn issue_terminal(&self, name: &str, out: &Path) -> Result<Output> {
+        let (dir, out) = (self.dir_str(), out.display().to_string());
+        self.run(&[
+            "terminal",
+            "issue",
+            "--dir",
+            &dir,
+            "--institution",
+            "Kanazawa Clinic",
+            "--name",
+            name,
+            "--out",
+            &out,
+            "--json",
+        ])
+    }
+
     fn publish(&self) -> Result<PathBuf> {
         let out = self.path("crl");
         let o = self.run(&["crl", "publish", "--dir", &self.dir_str(), "--out", &out.display().to_string()])?;
@@ -372,19 +390,7 @@ fn terminal_credentials_are_issued_renewed_and_private() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let ca = Ca::new()?;
     let t1 = ca.path("t1");
-    let o = ca.run(&[
-        "terminal",
-        "issue",
-        "--dir",
-        &ca.dir_str(),
-        "--institution",
-        "Kanazawa Clinic",
-        "--name",
-        "reception-1",
-        "--out",
-        &t1.display().to_string(),
-        "--json",
-    ])?;
+    let o = ca.issue_terminal("reception-1", &t1)?;
     assert!(o.status.success(), "{}", stderr(&o));
     let first: Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(std::fs::metadata(t1.join("terminal.key"))?.permissions().mode() & 0o777, 0o600);
@@ -563,18 +569,7 @@ fn a_doctor_forged_by_a_ca_outside_the_hpki_scope_fails_verify() -> Result<()> {
 fn purpose_any_is_pure_path_validation() -> Result<()> {
     let ca = Ca::new()?;
     let out = ca.path("term");
-    let o = ca.run(&[
-        "terminal",
-        "issue",
-        "--dir",
-        &ca.dir_str(),
-        "--institution",
-        "Kanazawa Clinic",
-        "--name",
-        "desk-1",
-        "--out",
-        &out.display().to_string(),
-    ])?;
+    let o = ca.issue_terminal("desk-1", &out)?;
     assert!(o.status.success(), "{}", stderr(&o));
     let cert = out.join("terminal.pem");
     let (o, json) = ca.verify(&cert, "any")?;
