@@ -484,5 +484,14 @@ async fn a_doctor_forged_by_a_ca_outside_the_hpki_scope_cannot_log_in() -> Resul
     let mut client = world.connect(&creds).await?;
     let (status, body) = login(&mut client, &mut card).await?;
     assert_eq!(status, 200, "the real card logs in: {body}");
+    // Its session keeps the CRLs that showed the chain unrevoked: the
+    // authentication CA's and the root's, each with number and scope.
+    let db = world.path("data/identity.db");
+    let mut c = <sqlx::SqliteConnection as sqlx::Connection>::connect(&format!("sqlite://{}", db.display())).await?;
+    let (kept,): (String,) = sqlx::query_as("SELECT revocation FROM sessions").fetch_one(&mut c).await?;
+    let kept: Vec<Value> = serde_json::from_str(&kept)?;
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(kept[0]["issuer"].as_str().is_some_and(|i| i.contains("AuthCA")), "{kept:?}");
+    assert!(kept.iter().all(|e| e["crl_number"].is_string() && e["scope"].is_string()), "{kept:?}");
     Ok(())
 }
