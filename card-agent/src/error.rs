@@ -3,6 +3,7 @@
 
 use gateway_client::GatewayError;
 use hpki_card::{CardError, PinFormatError};
+use hpki_protocol::ErrorCode;
 
 use crate::i18n::{self, Lang};
 
@@ -121,12 +122,13 @@ impl AgentError {
             AgentError::NotACard(_) if ja => {
                 "このカードの証明書を読み取れません。HPKIカードまたは職員カードか確認してください。".into()
             }
-            AgentError::Gateway(GatewayError::Refused { code, message, .. }) => match i18n::gateway_refusal(code, lang)
-            {
-                Some(text) => text.to_owned(),
-                None if ja => format!("ゲートウェイに拒否されました: {message}"),
-                None => format!("The gateway refused: {message}"),
-            },
+            AgentError::Gateway(GatewayError::Refused { code, message, .. }) => {
+                match ErrorCode::from_wire(code).and_then(|c| i18n::gateway_refusal(c, lang)) {
+                    Some(text) => text.to_owned(),
+                    None if ja => format!("ゲートウェイに拒否されました: {message}"),
+                    None => format!("The gateway refused: {message}"),
+                }
+            }
             AgentError::Gateway(e) if e.is_transport() => {
                 if ja {
                     "ゲートウェイに接続できません。ネットワーク(VPN)を確認して、もう一度お試しください。".into()

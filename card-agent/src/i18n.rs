@@ -1,6 +1,8 @@
 //! Japanese and English text for people: the UI's strings and the gateway's
 //! refusal codes translated into what a doctor or assistant can act on.
 
+use hpki_protocol::ErrorCode;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,65 +39,80 @@ impl Lang {
 
 /// The gateway's refusal `code`, said for a person. `None` for codes without
 /// a translation (the caller shows the gateway's own message).
-pub fn gateway_refusal(code: &str, lang: Lang) -> Option<&'static str> {
+pub fn gateway_refusal(code: ErrorCode, lang: Lang) -> Option<&'static str> {
     let (ja, en) = match code {
-        "assistant_wrong_institution" => (
+        ErrorCode::AssistantWrongInstitution => (
             "このカードは別の医療機関の職員カードです。この端末の医療機関のカードでログインしてください。",
             "This staff card belongs to another institution. Use a card of this terminal's institution.",
         ),
-        "person_not_registered" => (
+        ErrorCode::PersonNotRegistered => (
             "このカードの持ち主はゲートウェイに登録されていません。システム管理者に連絡してください。",
             "The card holder is not registered at the gateway. Please contact IT staff.",
         ),
-        "person_deactivated" => (
+        ErrorCode::PersonDeactivated => (
             "この利用者は利用停止されています。システム管理者に連絡してください。",
             "This user has been deactivated. Please contact IT staff.",
         ),
-        "role_mismatch" => (
+        ErrorCode::RoleMismatch => (
             "カードの資格と登録されている資格が一致しません。システム管理者に連絡してください。",
             "The card's profession does not match the registration. Please contact IT staff.",
         ),
-        "revoked" => (
+        ErrorCode::Revoked => (
             "このカードの証明書は失効しています。カードの発行元に連絡してください。",
             "This card's certificate has been revoked. Please contact the card issuer.",
         ),
-        "expired" => ("このカードの証明書は有効期限が切れています。", "This card's certificate has expired."),
-        "not_yet_valid" => {
+        ErrorCode::Expired => ("このカードの証明書は有効期限が切れています。", "This card's certificate has expired."),
+        ErrorCode::NotYetValid => {
             ("このカードの証明書はまだ有効になっていません。", "This card's certificate is not valid yet.")
         }
-        "stale_crl" | "no_revocation_info" | "crl_unusable" | "crl_not_yet_valid" | "crl_bad_signature" => (
+        ErrorCode::StaleCrl
+        | ErrorCode::NoRevocationInfo
+        | ErrorCode::CrlUnusable
+        | ErrorCode::CrlNotYetValid
+        | ErrorCode::CrlBadSignature => (
             "ゲートウェイがカードの失効情報を確認できません。システム管理者に連絡してください。",
             "The gateway cannot check the card's revocation status. Please contact IT staff.",
         ),
-        "unknown_issuer" | "policy_not_accepted" | "not_a_card_certificate" => (
+        ErrorCode::UnknownIssuer | ErrorCode::PolicyNotAccepted | ErrorCode::NotACardCertificate => (
             "このカードはこのシステムでは使えません(認められた発行元のHPKIカード・職員カードではありません)。",
             "This card cannot be used here (not an HPKI or staff card from an accepted issuer).",
         ),
-        "profession_not_permitted" => (
+        ErrorCode::OutsideTrustScope => (
+            "このカードの証明書は、この種類のカードを発行できない認証局が発行したものです。このシステムでは使えません。",
+            "This card's certificate was issued by a CA that may not issue such cards; it cannot be used here.",
+        ),
+        ErrorCode::ProfessionNotPermitted => (
             "この資格のカードではこのシステムを利用できません。",
             "Cards of this profession have no access to this system.",
         ),
-        "signature_invalid" | "bad_signature" => (
+        ErrorCode::SignatureInvalid | ErrorCode::BadSignature => (
             "カードの署名を確認できませんでした。もう一度お試しください。",
             "The card's signature could not be verified. Please try again.",
         ),
-        "challenge_expired" | "unknown_challenge" | "challenge_replayed" | "challenge_other_terminal" => (
+        ErrorCode::ChallengeExpired
+        | ErrorCode::UnknownChallenge
+        | ErrorCode::ChallengeReplayed
+        | ErrorCode::ChallengeOtherTerminal => (
             "ログインの手続きが時間切れになりました。もう一度お試しください。",
             "The login took too long. Please try again.",
         ),
-        "terminal_suspended" => (
+        ErrorCode::TerminalSuspended => (
             "この端末は利用停止されています。システム管理者に連絡してください。",
             "This terminal has been suspended. Please contact IT staff.",
         ),
-        "rate_limited" => (
+        ErrorCode::RateLimited => (
             "要求が多すぎます。少し待ってからもう一度お試しください。",
             "Too many requests. Please wait a moment and try again.",
         ),
-        "session_idle_timeout" | "session_expired" | "session_ended" | "session_unknown" | "no_session" => (
+        ErrorCode::SessionIdleTimeout
+        | ErrorCode::SessionExpired
+        | ErrorCode::SessionEnded
+        | ErrorCode::SessionUnknown
+        | ErrorCode::NoSession => (
             "ログインの有効期間が終わりました。もう一度ログインしてください。",
             "The login has ended. Please log in again.",
         ),
-        "store_unavailable" | "no_randomness" => (
+        ErrorCode::StoreUnavailable | ErrorCode::NoRandomness => (
             "ゲートウェイが一時的に利用できません。少し待ってからもう一度お試しください。",
             "The gateway is temporarily unavailable. Please try again shortly.",
         ),
@@ -228,13 +245,29 @@ mod tests {
 
     #[test]
     fn every_refusal_has_both_languages() {
-        for code in ["assistant_wrong_institution", "person_deactivated", "revoked", "stale_crl", "rate_limited"] {
-            let ja = gateway_refusal(code, Lang::Ja).expect("ja");
-            let en = gateway_refusal(code, Lang::En).expect("en");
+        // Whatever can refuse a card login is said in both languages.
+        let login = ErrorCode::ALL.iter().filter(|c| matches!(c.status(), 401 | 403 | 429 | 503));
+        let mut said = 0;
+        for code in login.copied() {
+            let (Some(ja), Some(en)) = (gateway_refusal(code, Lang::Ja), gateway_refusal(code, Lang::En)) else {
+                continue;
+            };
             assert_ne!(ja, en);
             assert!(!ja.is_ascii(), "{code}: Japanese text expected");
+            said += 1;
         }
-        assert_eq!(gateway_refusal("something_new", Lang::Ja), None);
+        for code in [
+            ErrorCode::AssistantWrongInstitution,
+            ErrorCode::PersonDeactivated,
+            ErrorCode::Revoked,
+            ErrorCode::StaleCrl,
+            ErrorCode::RateLimited,
+            ErrorCode::OutsideTrustScope,
+        ] {
+            assert!(gateway_refusal(code, Lang::Ja).is_some(), "{code}");
+        }
+        assert!(said >= 30, "{said}");
+        assert_eq!(gateway_refusal(ErrorCode::WeakPassword, Lang::Ja), None);
     }
 
     #[test]

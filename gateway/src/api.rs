@@ -7,6 +7,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use hpki_profile::{HolderKind, Purpose};
+use hpki_protocol::ErrorCode;
 use hpki_protocol::wire::{Challenge, ErrorBody, LoginRequest, LoginResponse, Person, WhoAmI};
 use hpki_protocol::{CHANNEL_BINDING_LEN, LoginTbs, NONCE_LEN};
 use ring::digest::{SHA256, digest};
@@ -17,21 +18,34 @@ use crate::gateway::{ConnInfo, Gateway, Metrics};
 use crate::roles::{Action, Role, allowed};
 use crate::store::{NewSession, PersonRow, SessionEnd, SessionQuery, SessionUse, StoreError};
 
-/// A refusal: HTTP status, stable code, message for people.
+/// A refusal: its code (which gives the HTTP status) and a message for
+/// people.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
-    pub status: u16,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl Refused {
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Refused {
-        Refused { status, code, message: message.into() }
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refused {
+        Refused { code, message: message.into() }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.code.status()
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: self.code.into(), message: self.message.clone() }
+        ErrorBody { error: self.code.as_str().into(), message: self.message.clone() }
+    }
+
+    /// A certificate the validator refused, with `context` before its reason.
+    pub fn certificate(r: &hpki_profile::Refusal, context: &str) -> Refused {
+        let code = ErrorCode::from_wire(r.code()).unwrap_or_else(|| {
+            tracing::error!(code = r.code(), "a validation refusal code missing from the protocol's ErrorCode");
+            ErrorCode::Internal
+        });
+        Refused::new(code, format!("{context}: {r}"))
     }
 }
 
@@ -43,7 +57,7 @@ impl From<StoreError> for Refused {
 }
 
 fn store_unavailable() -> Refused {
-    Refused::new(503, "store_unavailable", "the gateway's store is not available; try again")
+    Refused::new(ErrorCode::StoreUnavailable, "the gateway's store is not available; try again")
 }
 
 /// What a handler did, for the audit log.
@@ -52,7 +66,7 @@ pub struct Outcome {
     pub body: Vec<u8>,
     pub actor: String,
     pub object: String,
-    pub refusal: Option<&'static str>,
+    pub refusal: Option<ErrorCode>,
 }
 
 fn ok_json<T: serde::Serialize>(value: &T, actor: String, object: String) -> Outcome {
@@ -61,7 +75,7 @@ fn ok_json<T: serde::Serialize>(value: &T, actor: String, object: String) -> Out
 
 pub fn refused(r: Refused, actor: String, object: String) -> Outcome {
     Outcome {
-        status: r.status,
+        status: r.status(),
         body: serde_json::to_vec(&r.body()).unwrap_or_default(),
         actor,
         object,
@@ -71,7 +85,7 @@ pub fn refused(r: Refused, actor: String, object: String) -> Outcome {
 
 fn random<const N: usize>(gw: &Gateway) -> Result<[u8; N], Refused> {
     let mut b = [0u8; N];
-    gw.rng.fill(&mut b).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+    gw.rng.fill(&mut b).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
     Ok(b)
 }
 
@@ -106,7 +120,7 @@ pub async fn login(gw: &Gateway, conn: &ConnInfo, body: &[u8]) -> Outcome {
         Ok(r) => r,
         Err(e) => {
             return refused(
-                Refused::new(400, "malformed_json", format!("the login request is not valid: {e}")),
+                Refused::new(ErrorCode::MalformedJson, format!("the login request is not valid: {e}")),
                 "-".into(),
                 "-".into(),
             );
@@ -128,23 +142,23 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
     // 1. The challenge: known, unused, unexpired, this terminal's.
     let challenge = match gw.store.take_challenge(&req.challenge_id, now).await {
         Ok(Some(c)) => c,
-        Ok(None) => return Err(anon(Refused::new(401, "unknown_challenge", "no such challenge; ask for a new one"))),
+        Ok(None) => {
+            return Err(anon(Refused::new(ErrorCode::UnknownChallenge, "no such challenge; ask for a new one")));
+        }
         Err(StoreError::Conflict(_)) => {
             return Err(anon(Refused::new(
-                401,
-                "challenge_replayed",
+                ErrorCode::ChallengeReplayed,
                 "this challenge was already used; ask for a new one",
             )));
         }
         Err(e) => return Err(anon(e.into())),
     };
     if now >= challenge.expires_at {
-        return Err(anon(Refused::new(401, "challenge_expired", "the challenge expired; ask for a new one")));
+        return Err(anon(Refused::new(ErrorCode::ChallengeExpired, "the challenge expired; ask for a new one")));
     }
     if challenge.terminal != conn.terminal.key() {
         return Err(anon(Refused::new(
-            401,
-            "challenge_other_terminal",
+            ErrorCode::ChallengeOtherTerminal,
             "the challenge was issued to another terminal",
         )));
     }
@@ -152,21 +166,21 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
         .nonce
         .as_slice()
         .try_into()
-        .map_err(|_| anon(Refused::new(500, "corrupt_challenge", "stored challenge is corrupt")))?;
+        .map_err(|_| anon(Refused::new(ErrorCode::CorruptChallenge, "stored challenge is corrupt")))?;
 
     // 2. The signature, over this gateway, this challenge, this connection.
     let cert = B64
         .decode(&req.certificate)
-        .map_err(|_| anon(Refused::new(400, "malformed_certificate", "certificate is not base64")))?;
+        .map_err(|_| anon(Refused::new(ErrorCode::MalformedCertificate, "certificate is not base64")))?;
     let signature = B64
         .decode(&req.signature)
-        .map_err(|_| anon(Refused::new(400, "malformed_signature", "signature is not base64")))?;
+        .map_err(|_| anon(Refused::new(ErrorCode::MalformedSignature, "signature is not base64")))?;
     let intermediates = req
         .intermediates
         .iter()
         .map(|i| B64.decode(i))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| anon(Refused::new(400, "malformed_certificate", "an intermediate is not base64")))?;
+        .map_err(|_| anon(Refused::new(ErrorCode::MalformedCertificate, "an intermediate is not base64")))?;
     let tbs = LoginTbs {
         gateway_id: &gw.config.gateway_id,
         challenge_id: &req.challenge_id,
@@ -174,7 +188,7 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
         channel_binding: &conn.channel_binding,
     }
     .to_bytes()
-    .map_err(|e| anon(Refused::new(400, "malformed_request", e.to_string())))?;
+    .map_err(|e| anon(Refused::new(ErrorCode::MalformedRequest, e.to_string())))?;
     verify_card_signature(
         &cert,
         &tbs,
@@ -188,7 +202,7 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
         .validator
         .load()
         .validate(&cert, &intermediates, Purpose::Authentication, now)
-        .map_err(|r| anon(Refused::new(401, r.code(), format!("the card's certificate was refused: {r}"))))?;
+        .map_err(|r| anon(Refused::certificate(&r, "the card's certificate was refused")))?;
     let holder = &validated.holder;
 
     // 4. Profession, or the assistant's institution.
@@ -196,34 +210,31 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
         HolderKind::Licensed(p) => {
             let role = Role::of_profession(*p).ok_or_else(|| {
                 anon(Refused::new(
-                    403,
-                    "profession_not_permitted",
+                    ErrorCode::ProfessionNotPermitted,
                     format!("{} cards have no access to this system", p.slug()),
                 ))
             })?;
             let id = holder
                 .person_id()
-                .ok_or_else(|| anon(Refused::new(401, "no_person_id", "the certificate has no serialNumber")))?;
+                .ok_or_else(|| anon(Refused::new(ErrorCode::NoPersonId, "the certificate has no serialNumber")))?;
             (role, id)
         }
         HolderKind::Assistant => {
             let inst = holder.institution.clone().unwrap_or_default();
             if inst != conn.terminal.institution {
                 return Err(anon(Refused::new(
-                    403,
-                    "assistant_wrong_institution",
+                    ErrorCode::AssistantWrongInstitution,
                     format!("this assistant card belongs to {inst:?}, the terminal to {:?}", conn.terminal.institution),
                 )));
             }
             let id = holder
                 .person_id()
-                .ok_or_else(|| anon(Refused::new(401, "no_person_id", "the certificate has no serialNumber")))?;
+                .ok_or_else(|| anon(Refused::new(ErrorCode::NoPersonId, "the certificate has no serialNumber")))?;
             (Role::Assistant, id)
         }
         HolderKind::Other => {
             return Err(anon(Refused::new(
-                401,
-                "not_a_card_certificate",
+                ErrorCode::NotACardCertificate,
                 "this is neither an HPKI nor an assistant card",
             )));
         }
@@ -234,18 +245,17 @@ async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> Log
     let person = gw.store.person(&person_id).await.map_err(|e| (e.into(), who.clone()))?;
     let person = person.ok_or_else(|| {
         (
-            Refused::new(403, "person_not_registered", format!("{person_id} is not registered at this gateway")),
+            Refused::new(ErrorCode::PersonNotRegistered, format!("{person_id} is not registered at this gateway")),
             who.clone(),
         )
     })?;
     if !person.active {
-        return Err((Refused::new(403, "person_deactivated", format!("{person_id} is deactivated")), who));
+        return Err((Refused::new(ErrorCode::PersonDeactivated, format!("{person_id} is deactivated")), who));
     }
     if person.role != role.name() {
         return Err((
             Refused::new(
-                403,
-                "role_mismatch",
+                ErrorCode::RoleMismatch,
                 format!("{person_id} is registered as {} but the card says {role}", person.role),
             ),
             who,
@@ -296,10 +306,10 @@ pub fn revocation_evidence(validated: &hpki_profile::Validated) -> String {
 pub fn verify_card_signature(cert: &[u8], message: &[u8], signature: &[u8], invalid: &str) -> Result<(), Refused> {
     let spki = hpki_profile::holder::parse_certificate(cert)
         .map(|c| c.public_key().subject_public_key.data.to_vec())
-        .map_err(|e| Refused::new(400, "malformed_certificate", e.to_string()))?;
+        .map_err(|e| Refused::new(ErrorCode::MalformedCertificate, e.to_string()))?;
     ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &spki)
         .verify(message, signature)
-        .map_err(|_| Refused::new(401, "signature_invalid", invalid))
+        .map_err(|_| Refused::new(ErrorCode::SignatureInvalid, invalid))
 }
 
 fn person_json(p: &PersonRow) -> Person {
@@ -324,7 +334,7 @@ pub struct Authenticated {
 }
 
 fn terminal_suspended() -> Refused {
-    Refused::new(403, "terminal_suspended", "this terminal is suspended; contact IT")
+    Refused::new(ErrorCode::TerminalSuspended, "this terminal is suspended; contact IT")
 }
 
 /// Refuses a request from a suspended terminal (for requests that do not
@@ -345,7 +355,7 @@ pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&
         // Without a session to look up, the terminal is checked on its own
         // (a suspended terminal hears that first, as with a session).
         check_terminal(gw, conn).await.map_err(|r| (r, None))?;
-        return Err((Refused::new(401, "no_session", "log in first (Authorization: Bearer …)"), None));
+        return Err((Refused::new(ErrorCode::NoSession, "log in first (Authorization: Bearer …)"), None));
     };
     let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
     let now = gw.clock.now();
@@ -360,12 +370,14 @@ pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&
         Ok(SessionUse::TerminalSuspended) => return Err((terminal_suspended(), None)),
         Ok(SessionUse::Unusable(end)) => {
             let (code, msg) = match end {
-                SessionEnd::Unknown => ("session_unknown", "no such session; log in again"),
-                SessionEnd::Ended => ("session_ended", "the session has ended; log in again"),
-                SessionEnd::IdleTimeout => ("session_idle_timeout", "no activity for too long; log in again"),
-                SessionEnd::Expired => ("session_expired", "the session reached its maximum length; log in again"),
+                SessionEnd::Unknown => (ErrorCode::SessionUnknown, "no such session; log in again"),
+                SessionEnd::Ended => (ErrorCode::SessionEnded, "the session has ended; log in again"),
+                SessionEnd::IdleTimeout => (ErrorCode::SessionIdleTimeout, "no activity for too long; log in again"),
+                SessionEnd::Expired => {
+                    (ErrorCode::SessionExpired, "the session reached its maximum length; log in again")
+                }
             };
-            return Err((Refused::new(401, code, msg), None));
+            return Err((Refused::new(code, msg), None));
         }
         Err(e) => {
             tracing::error!(error = %e, "store error");
@@ -374,14 +386,14 @@ pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&
     };
     let who = Some(session.person_id.clone());
     if session.terminal != conn.terminal.key() {
-        return Err((Refused::new(401, "session_other_terminal", "this session belongs to another terminal"), who));
+        return Err((Refused::new(ErrorCode::SessionOtherTerminal, "this session belongs to another terminal"), who));
     }
     let Some(person) = person.filter(|p| p.active) else {
         let _ = gw.store.end_session(&token_hash, now, "person_deactivated").await;
-        return Err((Refused::new(403, "person_deactivated", "this person is deactivated"), who));
+        return Err((Refused::new(ErrorCode::PersonDeactivated, "this person is deactivated"), who));
     };
     let role = Role::from_name(&person.role)
-        .ok_or_else(|| (Refused::new(403, "unknown_role", "unknown role"), who.clone()))?;
+        .ok_or_else(|| (Refused::new(ErrorCode::UnknownRole, "unknown role"), who.clone()))?;
     Ok(Authenticated { token_hash, person, role, session })
 }
 
@@ -390,7 +402,7 @@ pub fn check_allowed(a: &Authenticated, action: Action) -> Result<(), Refused> {
     if allowed(a.role, action) {
         Ok(())
     } else {
-        Err(Refused::new(403, "not_permitted", format!("a {} may not do this ({action:?})", a.role)))
+        Err(Refused::new(ErrorCode::NotPermitted, format!("a {} may not do this ({action:?})", a.role)))
     }
 }
 
@@ -440,8 +452,7 @@ pub async fn record(gw: &Gateway, event: AuditEvent) -> Result<(), Refused> {
             Metrics::inc(&gw.metrics.audit_failures);
             tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
             Err(Refused::new(
-                503,
-                "audit_unavailable",
+                ErrorCode::AuditUnavailable,
                 "the gateway could not record this request in its audit log and withholds the answer; \
                  anything the request changed is kept: check before repeating it",
             ))
@@ -458,10 +469,26 @@ pub fn audit_event(conn: &ConnInfo, action: &str, outcome: &Outcome, request_id:
         action: action.into(),
         object: outcome.object.clone(),
         outcome: if outcome.refusal.is_some() { "refused".into() } else { "ok".into() },
-        reason: outcome.refusal.unwrap_or("-").into(),
+        reason: outcome.refusal.map_or("-", ErrorCode::as_str).into(),
         request_id: request_id.into(),
     }
 }
 
 /// The channel-binding buffer type, for the listener.
 pub type ChannelBinding = [u8; CHANNEL_BINDING_LEN];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every certificate refusal of the validator is a protocol code: 401,
+    /// except an unreadable certificate (400, as `docs/protocol.md` says).
+    #[test]
+    fn every_validation_refusal_is_a_protocol_code() {
+        for code in hpki_profile::Refusal::CODES {
+            let c = ErrorCode::from_wire(code).unwrap_or_else(|| panic!("{code} is no ErrorCode"));
+            let expected = if *code == "malformed_certificate" { 400 } else { 401 };
+            assert_eq!(c.status(), expected, "{code}");
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! anything else, lockout with backoff, and a patient's own consented
 //! records — as JSON and as one small self-contained page.
 
+use hpki_protocol::ErrorCode;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,7 +80,7 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
         };
         let answer = dispatch(&gw, req, action).await;
         tracing::Span::current().record("person", answer.actor.as_str());
-        tracing::info!(status = answer.status, refusal = answer.refusal.unwrap_or("-"), "{action}");
+        tracing::info!(status = answer.status, refusal = answer.refusal.map_or("-", ErrorCode::as_str), "{action}");
         let event = AuditEvent {
             actor: answer.actor.clone(),
             terminal: format!("patient-portal:{}", peer.ip()),
@@ -87,11 +88,11 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
             action: action.into(),
             object: answer.object.clone(),
             outcome: if answer.refusal.is_some() { "refused".into() } else { "ok".into() },
-            reason: answer.refusal.unwrap_or("-").into(),
+            reason: answer.refusal.map_or("-", ErrorCode::as_str).into(),
             request_id: rid.clone(),
         };
         if let Err(r) = crate::api::record(&gw, event).await {
-            return respond(r.status, serde_json::to_vec(&r.body()).unwrap_or_default());
+            return respond(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default());
         }
         respond(answer.status, answer.body)
     }
@@ -130,7 +131,7 @@ fn page() -> Response<Body> {
 async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome {
     let anon = |r: Refused| refused(r, "-".into(), "-".into());
     let Some(cfg) = gw.config.patients.as_ref() else {
-        return anon(Refused::new(404, "not_found", "no patient listener"));
+        return anon(Refused::new(ErrorCode::NotFound, "no patient listener"));
     };
     let bearer = req
         .headers()
@@ -140,13 +141,13 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome
         .map(|t| t.trim().to_owned());
     let body = match Limited::new(req.into_body(), cfg.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return anon(Refused::new(413, "body_too_large", "the request body is too large")),
+        Err(_) => return anon(Refused::new(ErrorCode::BodyTooLarge, "the request body is too large")),
     };
     match action {
         "patient.login" => login(gw, cfg, &body).await,
         "patient.password" | "patient.records" | "patient.logout" => {
             let Some(token) = bearer else {
-                return anon(Refused::new(401, "no_session", "sign in first"));
+                return anon(Refused::new(ErrorCode::NoSession, "sign in first"));
             };
             let token_hash = digest(&SHA256, token.as_bytes()).as_ref().to_vec();
             let patient = match session(gw, cfg, &token_hash).await {
@@ -171,12 +172,12 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome
                 Err(r) => refused(r, actor, format!("patient:{patient}")),
             }
         }
-        _ => anon(Refused::new(404, "not_found", "no such endpoint")),
+        _ => anon(Refused::new(ErrorCode::NotFound, "no such endpoint")),
     }
 }
 
 fn bad_credentials() -> Refused {
-    Refused::new(401, "invalid_credentials", "the ID or the password is wrong")
+    Refused::new(ErrorCode::InvalidCredentials, "the ID or the password is wrong")
 }
 
 async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
@@ -184,7 +185,7 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
         Ok(r) => r,
         Err(e) => {
             return refused(
-                Refused::new(400, "malformed_json", format!("the request is not valid: {e}")),
+                Refused::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")),
                 "-".into(),
                 "-".into(),
             );
@@ -208,8 +209,7 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
     if account.locked_until > now {
         return refused(
             Refused::new(
-                423,
-                "account_locked",
+                ErrorCode::AccountLocked,
                 format!(
                     "too many wrong passwords; try again after {}",
                     hpki_profile::validate::rfc3339(account.locked_until)
@@ -225,7 +225,7 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
         let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
         return match gw.store.record_failed_login(&id, |n| passwords::locked_until(n, max, base, now)).await {
             Ok(n) if n >= max => refused(
-                Refused::new(423, "account_locked", "too many wrong passwords; the account is locked for a while"),
+                Refused::new(ErrorCode::AccountLocked, "too many wrong passwords; the account is locked for a while"),
                 actor,
                 object,
             ),
@@ -238,7 +238,7 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
         let mut token = [0u8; 32];
         gw.rng
             .fill(&mut token)
-            .map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+            .map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
         let token = B64URL.encode(token);
         let expires_at = now + cfg.session_max_seconds;
         gw.store.create_patient_session(digest(&SHA256, token.as_bytes()).as_ref(), &id, now, expires_at).await?;
@@ -264,16 +264,16 @@ async fn session(gw: &Gateway, cfg: &PatientSection, token_hash: &[u8]) -> Resul
         .store
         .patient_session(token_hash)
         .await?
-        .ok_or_else(|| Refused::new(401, "session_unknown", "sign in again"))?;
+        .ok_or_else(|| Refused::new(ErrorCode::SessionUnknown, "sign in again"))?;
     if s.ended {
-        return Err(Refused::new(401, "session_ended", "the session has ended; sign in again"));
+        return Err(Refused::new(ErrorCode::SessionEnded, "the session has ended; sign in again"));
     }
     if now >= s.expires_at {
-        return Err(Refused::new(401, "session_expired", "the session reached its maximum length; sign in again"));
+        return Err(Refused::new(ErrorCode::SessionExpired, "the session reached its maximum length; sign in again"));
     }
     if now - s.last_seen >= cfg.session_idle_seconds {
         let _ = gw.store.end_patient_session(token_hash, now).await;
-        return Err(Refused::new(401, "session_idle_timeout", "no activity for too long; sign in again"));
+        return Err(Refused::new(ErrorCode::SessionIdleTimeout, "no activity for too long; sign in again"));
     }
     gw.store.touch_patient_session(token_hash, now).await?;
     Ok(s.patient_id)
@@ -286,7 +286,7 @@ async fn change_password(
     body: &[u8],
 ) -> Result<(u16, Vec<u8>), Refused> {
     let req: PasswordChange = serde_json::from_slice(body)
-        .map_err(|e| Refused::new(400, "malformed_json", format!("the request is not valid: {e}")))?;
+        .map_err(|e| Refused::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
     let (current, new) = (zeroize::Zeroizing::new(req.current.clone()), zeroize::Zeroizing::new(req.new.clone()));
     drop(req);
     let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
@@ -295,16 +295,16 @@ async fn change_password(
         let now = gw.clock.now();
         let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
         gw.store.record_failed_login(patient, |n| passwords::locked_until(n, max, base, now)).await?;
-        return Err(Refused::new(401, "invalid_credentials", "the current password is wrong"));
+        return Err(Refused::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
     if let Some(why) = passwords::weakness(&new, patient, &current) {
-        return Err(Refused::new(400, "weak_password", format!("the new password is refused: {why}")));
+        return Err(Refused::new(ErrorCode::WeakPassword, format!("the new password is refused: {why}")));
     }
     let pw = new.clone();
     let hashed = tokio::task::spawn_blocking(move || passwords::hash(&pw))
         .await
-        .map_err(|_| Refused::new(500, "internal", "hashing failed"))?
-        .map_err(|e| Refused::new(500, "internal", e.to_string()))?;
+        .map_err(|_| Refused::new(ErrorCode::Internal, "hashing failed"))?
+        .map_err(|e| Refused::new(ErrorCode::Internal, e.to_string()))?;
     gw.store.set_password(patient, &hashed, gw.clock.now()).await?;
     Ok((204, Vec::new()))
 }
@@ -315,14 +315,14 @@ async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), Refused>
     let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
     if account.must_change {
         return Err(Refused::new(
-            403,
-            "password_change_required",
+            ErrorCode::PasswordChangeRequired,
             "replace the initial password first (POST /p/v1/password)",
         ));
     }
-    let p = gw.store.patient(patient).await?.ok_or_else(|| Refused::new(404, "unknown_patient", "no such patient"))?;
+    let p =
+        gw.store.patient(patient).await?.ok_or_else(|| Refused::new(ErrorCode::UnknownPatient, "no such patient"))?;
     let records = crate::workflow_api::visible_records(gw, p, None).await?;
-    let body = serde_json::to_vec(&records).map_err(|e| Refused::new(500, "internal", e.to_string()))?;
+    let body = serde_json::to_vec(&records).map_err(|e| Refused::new(ErrorCode::Internal, e.to_string()))?;
     Ok((200, body))
 }
 

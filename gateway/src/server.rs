@@ -2,6 +2,7 @@
 //! limits) and the operations listener (/healthz, /readyz, /metrics), plus
 //! reloading certificates and CRLs without dropping connections.
 
+use hpki_protocol::ErrorCode;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -244,11 +245,11 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         if action == "auth.login" {
             Metrics::inc(if outcome.refusal.is_some() { &gw.metrics.logins_refused } else { &gw.metrics.logins_ok });
         }
-        tracing::info!(status = outcome.status, refusal = outcome.refusal.unwrap_or("-"), "{action}");
+        tracing::info!(status = outcome.status, refusal = outcome.refusal.map_or("-", ErrorCode::as_str), "{action}");
         let audited = api::record(&gw, api::audit_event(&conn, action, &outcome, &rid)).await;
         crate::alerts::observe(&gw, &conn, action, &outcome).await;
         if let Err(r) = audited {
-            return json(r.status, serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
+            return json(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
         }
         json(outcome.status, outcome.body, &rid)
     }
@@ -264,7 +265,7 @@ async fn dispatch(
     route: Option<Route>,
 ) -> Outcome {
     let deny = |r: Refused| Outcome {
-        status: r.status,
+        status: r.status(),
         body: serde_json::to_vec(&r.body()).unwrap_or_default(),
         actor: "-".into(),
         object: "-".into(),
@@ -282,7 +283,7 @@ async fn dispatch(
     };
     let session = if uses_session { Some(api::authenticate(gw, conn, authorization.as_deref()).await) } else { None };
     match &session {
-        Some(Err((r, _))) if r.code == "terminal_suspended" => return deny(r.clone()),
+        Some(Err((r, _))) if r.code == ErrorCode::TerminalSuspended => return deny(r.clone()),
         Some(_) => {}
         None => {
             if let Err(r) = api::check_terminal(gw, conn).await {
@@ -292,7 +293,7 @@ async fn dispatch(
     }
     if !gw.take_rate_token(&conn.terminal.key()) {
         Metrics::inc(&gw.metrics.rate_limited);
-        return deny(Refused::new(429, "rate_limited", "too many requests from this terminal; slow down"));
+        return deny(Refused::new(ErrorCode::RateLimited, "too many requests from this terminal; slow down"));
     }
     let max = gw.config.listener.max_body_bytes;
     let body = match Limited::new(req.into_body(), max).collect().await {
@@ -300,9 +301,9 @@ async fn dispatch(
         Err(e) => {
             if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
                 Metrics::inc(&gw.metrics.bodies_too_large);
-                return deny(Refused::new(413, "body_too_large", format!("the request body exceeds {max} bytes")));
+                return deny(Refused::new(ErrorCode::BodyTooLarge, format!("the request body exceeds {max} bytes")));
             }
-            return deny(Refused::new(400, "bad_request", "the request body could not be read"));
+            return deny(Refused::new(ErrorCode::BadRequest, "the request body could not be read"));
         }
     };
     match (action, session, route) {
@@ -311,7 +312,7 @@ async fn dispatch(
         ("auth.logout", Some(session), _) => api::logout(gw, session).await,
         ("auth.whoami", Some(session), _) => api::whoami(gw, conn, session),
         (_, Some(session), Some(route)) => workflow(gw, conn, &route, session, &body).await,
-        _ => deny(Refused::new(404, "not_found", "no such endpoint")),
+        _ => deny(Refused::new(ErrorCode::NotFound, "no such endpoint")),
     }
 }
 

@@ -6,6 +6,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use hpki_profile::Purpose;
+use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::{
     BatchResult, ConfirmBatch, ConfirmBatchResponse, ConfirmRequest, Draft, DraftStatus, Drafts, EditDraft, Encounter,
     LinkedDoctor, LinkedDoctors, NewDispensing, NewDraft, NewNote, NewPatient, OpenEncounter, Patient, Queue, Record,
@@ -109,31 +110,31 @@ pub type Answer = Result<(u16, Vec<u8>), Refused>;
 impl From<KeyError> for Refused {
     fn from(e: KeyError) -> Refused {
         tracing::error!(error = %e, "record key error");
-        Refused::new(500, "record_key_error", "stored health data cannot be opened or sealed; the operator is told")
+        Refused::new(ErrorCode::RecordKeyError, "stored health data cannot be opened or sealed; the operator is told")
     }
 }
 
 fn json<T: Serialize>(status: u16, value: &T) -> Answer {
     serde_json::to_vec(value)
         .map(|b| (status, b))
-        .map_err(|e| Refused::new(500, "internal", format!("cannot encode the answer: {e}")))
+        .map_err(|e| Refused::new(ErrorCode::Internal, format!("cannot encode the answer: {e}")))
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Refused> {
     serde_json::from_slice(body)
-        .map_err(|e| Refused::new(400, "malformed_json", format!("the request is not valid: {e}")))
+        .map_err(|e| Refused::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))
 }
 
 fn content_object(v: &serde_json::Value) -> Result<(), Refused> {
     match v {
         serde_json::Value::Object(m) if !m.is_empty() => Ok(()),
-        _ => Err(Refused::new(400, "content_not_object", "content must be a non-empty JSON object")),
+        _ => Err(Refused::new(ErrorCode::ContentNotObject, "content must be a non-empty JSON object")),
     }
 }
 
 fn random_id(gw: &Gateway, prefix: &str) -> Result<String, Refused> {
     let mut b = [0u8; 16];
-    gw.rng.fill(&mut b).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+    gw.rng.fill(&mut b).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
     Ok(format!("{prefix}{}", B64URL.encode(b)))
 }
 
@@ -146,7 +147,7 @@ fn patient_id(rng: &dyn SecureRandom) -> Result<String, Refused> {
     let mut out = String::from("P");
     while out.len() < 11 {
         let mut b = [0u8; 16];
-        rng.fill(&mut b).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+        rng.fill(&mut b).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
         for x in b.into_iter().filter(|x| *x < LIMIT).take(11 - out.len()) {
             out.push(char::from(ALPHABET[usize::from(x) % ALPHABET.len()]));
         }
@@ -159,7 +160,7 @@ fn time(unix: i64) -> String {
 }
 
 async fn patient(gw: &Gateway, id: &str) -> Result<PatientRow, Refused> {
-    gw.store.patient(id).await?.ok_or_else(|| Refused::new(404, "unknown_patient", format!("no patient {id:?}")))
+    gw.store.patient(id).await?.ok_or_else(|| Refused::new(ErrorCode::UnknownPatient, format!("no patient {id:?}")))
 }
 
 /// FLOW-3: the patient is face to face with staff of this institution.
@@ -172,8 +173,7 @@ async fn open_encounter_here(gw: &Gateway, conn: &ConnInfo, patient: &PatientRow
 
 fn no_open_encounter(conn: &ConnInfo, patient: &str) -> Refused {
     Refused::new(
-        403,
-        "no_open_encounter",
+        ErrorCode::NoOpenEncounter,
         format!("no open encounter of patient {patient} at {}", conn.terminal.institution),
     )
 }
@@ -192,12 +192,12 @@ fn encounter_view(e: &EncounterRow, patient: &str) -> Encounter {
 
 fn draft_kind(d: &DraftRow) -> Result<DraftKind, Refused> {
     DraftKind::from_name(&d.kind)
-        .ok_or_else(|| Refused::new(500, "corrupt_draft", "the stored draft has an unknown kind"))
+        .ok_or_else(|| Refused::new(ErrorCode::CorruptDraft, "the stored draft has an unknown kind"))
 }
 
 fn draft_content(gw: &Gateway, d: &DraftRow) -> Result<serde_json::Value, Refused> {
     let plain = gw.keys().open(&d.key_id, &SealedTable::Drafts.aad(&d.id), &d.content)?;
-    serde_json::from_slice(&plain).map_err(|_| Refused::new(500, "corrupt_draft", "the stored draft is not JSON"))
+    serde_json::from_slice(&plain).map_err(|_| Refused::new(ErrorCode::CorruptDraft, "the stored draft is not JSON"))
 }
 
 async fn draft_view(gw: &Gateway, d: &DraftRow) -> Result<Draft, Refused> {
@@ -234,7 +234,7 @@ fn document(gw: &Gateway, d: &DraftRow) -> Result<(ConfirmDocument, Vec<u8>), Re
         signer: d.signer.clone(),
         content: draft_content(gw, d)?,
     };
-    let bytes = doc.canonical_bytes().map_err(|e| Refused::new(500, "internal", e.to_string()))?;
+    let bytes = doc.canonical_bytes().map_err(|e| Refused::new(ErrorCode::Internal, e.to_string()))?;
     Ok((doc, bytes))
 }
 
@@ -250,7 +250,7 @@ fn record_view(gw: &Gateway, r: &RecordRow, patient: &str) -> Result<Record, Ref
     } else {
         serde_json::from_slice::<ConfirmDocument>(&plain).map(|d| d.content)
     }
-    .map_err(|_| Refused::new(500, "corrupt_record", "a stored record does not open to its document"))?;
+    .map_err(|_| Refused::new(ErrorCode::CorruptRecord, "a stored record does not open to its document"))?;
     let revocation: Vec<RevocationEvidence> = serde_json::from_str(&r.revocation).unwrap_or_default();
     Ok(Record {
         id: r.id.clone(),
@@ -304,7 +304,7 @@ pub async fn handle(
                 .as_deref()
                 .map(str::parse::<i64>)
                 .transpose()
-                .map_err(|_| Refused::new(400, "malformed_request", "version must be a whole number"))?;
+                .map_err(|_| Refused::new(ErrorCode::MalformedRequest, "version must be a whole number"))?;
             signing_bytes(gw, a, draft, version).await
         }
         Route::Confirm(d) => {
@@ -335,7 +335,7 @@ pub async fn handle(
 }
 
 fn decode(b64: &str, what: &str) -> Result<Vec<u8>, Refused> {
-    B64.decode(b64).map_err(|_| Refused::new(400, "malformed_request", format!("{what} is not base64")))
+    B64.decode(b64).map_err(|_| Refused::new(ErrorCode::MalformedRequest, format!("{what} is not base64")))
 }
 
 fn decode_all(list: &[String]) -> Result<Vec<Vec<u8>>, Refused> {
@@ -355,16 +355,16 @@ async fn register_patient(gw: &Gateway, a: &Authenticated, body: &[u8], object: 
 pub fn new_patient_row(rng: &dyn SecureRandom, now: i64, req: &NewPatient) -> Result<PatientRow, Refused> {
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(Refused::new(400, "invalid_name", "the name must be 1–200 characters"));
+        return Err(Refused::new(ErrorCode::InvalidName, "the name must be 1–200 characters"));
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let born = time::Date::parse(&req.birth_date, &format)
-        .map_err(|_| Refused::new(400, "invalid_birth_date", "birth_date must be a date as YYYY-MM-DD"))?;
+        .map_err(|_| Refused::new(ErrorCode::InvalidBirthDate, "birth_date must be a date as YYYY-MM-DD"))?;
     if born > time::OffsetDateTime::from_unix_timestamp(now).map(|t| t.date()).unwrap_or(time::Date::MAX) {
-        return Err(Refused::new(400, "invalid_birth_date", "birth_date is in the future"));
+        return Err(Refused::new(ErrorCode::InvalidBirthDate, "birth_date is in the future"));
     }
     let mut p = [0u8; 16];
-    rng.fill(&mut p).map_err(|_| Refused::new(503, "no_randomness", "the system random generator failed"))?;
+    rng.fill(&mut p).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
     Ok(PatientRow {
         id: patient_id(rng)?,
         pseudonym: hex(&p),
@@ -422,11 +422,11 @@ async fn close_encounter(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, id: &
     require(a, Action::OpenEncounter)?;
     let e =
         gw.store.encounter(id).await?.filter(|e| e.institution == conn.terminal.institution).ok_or_else(|| {
-            Refused::new(404, "unknown_encounter", format!("no encounter {id:?} at this institution"))
+            Refused::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?} at this institution"))
         })?;
     let now = gw.clock.now();
     if !gw.store.close_encounter(id, &a.person.id, now).await? {
-        return Err(Refused::new(409, "encounter_closed", "the encounter is already closed"));
+        return Err(Refused::new(ErrorCode::EncounterClosed, "the encounter is already closed"));
     }
     let patient = gw.store.patient_by_pseudonym(&e.patient).await?.map(|p| p.id).unwrap_or_default();
     json(200, &encounter_view(&EncounterRow { closed_at: Some(now), ..e }, &patient))
@@ -438,12 +438,12 @@ async fn encounter_for_entry(gw: &Gateway, conn: &ConnInfo, id: &str) -> Result<
         .store
         .encounter(id)
         .await?
-        .ok_or_else(|| Refused::new(404, "unknown_encounter", format!("no encounter {id:?}")))?;
+        .ok_or_else(|| Refused::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?}")))?;
     if e.institution != conn.terminal.institution {
-        return Err(Refused::new(403, "encounter_other_institution", "the encounter belongs to another institution"));
+        return Err(Refused::new(ErrorCode::EncounterOtherInstitution, "the encounter belongs to another institution"));
     }
     if !e.is_open(gw.clock.now()) {
-        return Err(Refused::new(403, "no_open_encounter", "the encounter is closed or has expired"));
+        return Err(Refused::new(ErrorCode::NoOpenEncounter, "the encounter is closed or has expired"));
     }
     Ok(e)
 }
@@ -458,7 +458,7 @@ async fn new_draft(
 ) -> Result<Draft, Refused> {
     let now = gw.clock.now();
     let id = random_id(gw, "drf_")?;
-    let plain = serde_json::to_vec(content).map_err(|e| Refused::new(400, "malformed_json", e.to_string()))?;
+    let plain = serde_json::to_vec(content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(&id), &plain)?;
     let row = DraftRow {
         id,
@@ -489,17 +489,16 @@ async fn create_draft(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, body: &[
     // FLOW-1: only for a doctor this assistant is linked to.
     let doctor = gw.store.person(&req.doctor).await?.filter(|p| p.active);
     let Some(doctor) = doctor else {
-        return Err(Refused::new(404, "unknown_doctor", format!("no active person {:?}", req.doctor)));
+        return Err(Refused::new(ErrorCode::UnknownDoctor, format!("no active person {:?}", req.doctor)));
     };
     if !matches!(Role::from_name(&doctor.role), Some(Role::Doctor | Role::Dentist)) {
         return Err(Refused::new(
-            422,
-            "not_a_doctor",
+            ErrorCode::NotADoctor,
             format!("{} is a {}, not a doctor or dentist", doctor.id, doctor.role),
         ));
     }
     if !gw.store.linked_doctors(&a.person.id).await?.contains(&doctor.id) {
-        return Err(Refused::new(403, "not_linked", format!("{} is not linked to {}", a.person.id, doctor.id)));
+        return Err(Refused::new(ErrorCode::NotLinked, format!("{} is not linked to {}", a.person.id, doctor.id)));
     }
     let d = new_draft(gw, &e, DraftKind::Medical, &a.person.id, &doctor.id, &req.content).await?;
     *object = format!("draft:{} encounter:{} doctor:{}", d.id, e.id, doctor.id);
@@ -528,13 +527,13 @@ async fn find_draft(gw: &Gateway, id: &str) -> Result<DraftRow, Refused> {
 }
 
 fn unknown_draft(id: &str) -> Refused {
-    Refused::new(404, "unknown_draft", format!("no draft {id:?}"))
+    Refused::new(ErrorCode::UnknownDraft, format!("no draft {id:?}"))
 }
 
 async fn read_draft(gw: &Gateway, a: &Authenticated, id: &str) -> Answer {
     let d = find_draft(gw, id).await?;
     if d.assistant != a.person.id && d.signer != a.person.id {
-        return Err(Refused::new(403, "not_your_draft", "only the author and the signer see a draft"));
+        return Err(Refused::new(ErrorCode::NotYourDraft, "only the author and the signer see a draft"));
     }
     json(200, &draft_view(gw, &d).await?)
 }
@@ -546,22 +545,21 @@ async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: &[u8]) -> A
     content_object(&req.content)?;
     let d = find_draft(gw, id).await?;
     if d.assistant != a.person.id {
-        return Err(Refused::new(403, "not_your_draft", "only the assistant who entered a draft edits it"));
+        return Err(Refused::new(ErrorCode::NotYourDraft, "only the assistant who entered a draft edits it"));
     }
     if d.confirmed {
-        return Err(Refused::new(409, "already_confirmed", "the draft is confirmed; it is a record now"));
+        return Err(Refused::new(ErrorCode::AlreadyConfirmed, "the draft is confirmed; it is a record now"));
     }
     let stale = || {
         Refused::new(
-            409,
-            "stale_version",
+            ErrorCode::StaleVersion,
             format!("the draft is at version {}, not {}; reload it", d.version, req.version),
         )
     };
     if d.version != req.version {
         return Err(stale());
     }
-    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(400, "malformed_json", e.to_string()))?;
+    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(id), &plain)?;
     if !gw.store.edit_draft(id, req.version, &key_id, &sealed, gw.clock.now()).await? {
         return Err(stale());
@@ -605,13 +603,13 @@ async fn signing_bytes(gw: &Gateway, a: &Authenticated, id: &str, version: Optio
     require(a, Action::ReviewDrafts)?;
     let d = find_draft(gw, id).await?;
     if d.signer != a.person.id {
-        return Err(Refused::new(403, "not_your_draft", "this draft awaits someone else"));
+        return Err(Refused::new(ErrorCode::NotYourDraft, "this draft awaits someone else"));
     }
     if d.confirmed {
-        return Err(Refused::new(409, "already_confirmed", "the draft is already confirmed"));
+        return Err(Refused::new(ErrorCode::AlreadyConfirmed, "the draft is already confirmed"));
     }
     if let Some(v) = version.filter(|v| *v != d.version) {
-        return Err(Refused::new(409, "stale_version", format!("the draft is at version {}, not {v}", d.version)));
+        return Err(Refused::new(ErrorCode::StaleVersion, format!("the draft is at version {}, not {v}", d.version)));
     }
     let (_, bytes) = document(gw, &d)?;
     json(
@@ -654,8 +652,7 @@ async fn confirm_one(
     }
     if d.signer != a.person.id {
         return Err(Refused::new(
-            403,
-            "not_your_draft",
+            ErrorCode::NotYourDraft,
             format!("this draft awaits {}, not {}", d.signer, a.person.id),
         ));
     }
@@ -665,16 +662,18 @@ async fn confirm_one(
     }
     if d.version != version {
         return Err(Refused::new(
-            409,
-            "stale_version",
+            ErrorCode::StaleVersion,
             format!("the draft changed: it is at version {}, the signature is for {version}", d.version),
         ));
     }
     if kind == DraftKind::Medical && !ctx.linked {
-        return Err(Refused::new(403, "not_linked", format!("{} is no longer linked to {}", d.assistant, a.person.id)));
+        return Err(Refused::new(
+            ErrorCode::NotLinked,
+            format!("{} is no longer linked to {}", d.assistant, a.person.id),
+        ));
     }
     if d.institution != conn.terminal.institution {
-        return Err(Refused::new(403, "draft_other_institution", "the draft was entered at another institution"));
+        return Err(Refused::new(ErrorCode::DraftOtherInstitution, "the draft was entered at another institution"));
     }
     let patient_id = ctx.patient_id.as_deref().ok_or_else(unregistered_patient)?;
     if !ctx.encounter_open {
@@ -694,11 +693,10 @@ async fn confirm_one(
         .validator
         .load()
         .validate(cert, intermediates, Purpose::Signature, now)
-        .map_err(|r| Refused::new(401, r.code(), format!("the signature certificate was refused: {r}")))?;
+        .map_err(|r| Refused::certificate(&r, "the signature certificate was refused"))?;
     if validated.holder.person_id().as_deref() != Some(a.person.id.as_str()) {
         return Err(Refused::new(
-            403,
-            "signer_other_person",
+            ErrorCode::SignerOtherPerson,
             format!(
                 "the signature certificate belongs to {}, the session to {}",
                 validated.holder.person_id().unwrap_or_else(|| "nobody known".into()),
@@ -734,7 +732,7 @@ async fn confirm_one(
             if d.confirmed {
                 existing_record(gw, &d, version, &patient).await
             } else {
-                Err(Refused::new(409, "stale_version", format!("the draft changed: it is at version {}", d.version)))
+                Err(Refused::new(ErrorCode::StaleVersion, format!("the draft changed: it is at version {}", d.version)))
             }
         }
         Err(e) => Err(e.into()),
@@ -742,7 +740,7 @@ async fn confirm_one(
 }
 
 fn unregistered_patient() -> Refused {
-    Refused::new(500, "unknown_patient", "the draft's patient is not registered")
+    Refused::new(ErrorCode::CorruptDraft, "the draft's patient is not registered")
 }
 
 async fn patient_by_pseudonym(gw: &Gateway, pseudonym: &str) -> Result<PatientRow, Refused> {
@@ -759,18 +757,17 @@ async fn existing_record(gw: &Gateway, d: &DraftRow, version: i64, patient: &str
     match record {
         Some(r) if r.draft_version == Some(version) => record_view(gw, &r, patient),
         Some(r) => Err(Refused::new(
-            409,
-            "already_confirmed",
+            ErrorCode::AlreadyConfirmed,
             format!("version {} of this draft is already a record ({})", r.draft_version.unwrap_or_default(), r.id),
         )),
-        None => Err(Refused::new(500, "corrupt_draft", "a confirmed draft without its record")),
+        None => Err(Refused::new(ErrorCode::CorruptDraft, "a confirmed draft without its record")),
     }
 }
 
 async fn confirm_batch(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, body: &[u8], object: &mut String) -> Answer {
     let req: ConfirmBatch = parse(body)?;
     if req.items.is_empty() || req.items.len() > 100 {
-        return Err(Refused::new(400, "bad_batch", "a batch holds 1–100 drafts"));
+        return Err(Refused::new(ErrorCode::BadBatch, "a batch holds 1–100 drafts"));
     }
     let cert = decode(&req.certificate, "certificate")?;
     let intermediates = decode_all(&req.intermediates)?;
@@ -804,7 +801,7 @@ async fn add_note(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, body: &[u8],
     let e = encounter_for_entry(gw, conn, &req.encounter).await?;
     let p = patient_by_pseudonym(gw, &e.patient).await?;
     let id = random_id(gw, "rec_")?;
-    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(400, "malformed_json", e.to_string()))?;
+    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&id), &plain)?;
     let row = RecordRow {
         id: id.clone(),

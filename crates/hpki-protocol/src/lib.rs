@@ -1,8 +1,11 @@
 //! The protocol between the card agent and the gateway: JSON wire types and
 //! the exact bytes a card signs at login (`docs/protocol.md`).
 
+pub mod error_code;
 pub mod login;
 pub mod wire;
+
+pub use error_code::ErrorCode;
 
 pub use login::{CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN, LOGIN_DOMAIN, LoginTbs, NONCE_LEN};
 pub mod confirm;

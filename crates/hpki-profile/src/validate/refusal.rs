@@ -63,7 +63,39 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// A stable identifier of the reason, for audit logs and APIs.
+    /// Every code [`Refusal::code`] gives (the gateway's protocol has one
+    /// `ErrorCode` for each; its tests check that against this list).
+    pub const CODES: &'static [&'static str] = &[
+        "malformed_certificate",
+        "unknown_issuer",
+        "bad_signature",
+        "unsupported_algorithm",
+        "unsupported_key",
+        "expired",
+        "not_yet_valid",
+        "issuer_not_ca",
+        "issuer_key_usage",
+        "path_too_long",
+        "not_end_entity",
+        "unknown_critical_extension",
+        "name_constraint_violation",
+        "unsupported_name_constraint",
+        "wrong_key_usage",
+        "policy_not_accepted",
+        "outside_trust_scope",
+        "revoked",
+        "stale_crl",
+        "crl_not_yet_valid",
+        "crl_bad_signature",
+        "crl_unusable",
+        "no_revocation_info",
+        "malformed_hc_role",
+        "chain_too_long",
+        "path_budget_exhausted",
+    ];
+
+    /// A stable identifier of the reason, for audit logs and APIs (listed
+    /// in [`Refusal::CODES`]).
     pub fn code(&self) -> &'static str {
         match self {
             Refusal::Malformed(_) => "malformed_certificate",
@@ -106,5 +138,93 @@ impl Refusal {
             Refusal::BadSignature { .. } | Refusal::UnsupportedAlgorithm { .. } | Refusal::ChainTooLong { .. } => 1,
             _ => 2,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One refusal of every kind; the match without a wildcard makes a new
+    /// variant a compile error here until it is added (and its code listed).
+    fn one_of_each() -> Vec<Refusal> {
+        let s = || "x".to_owned();
+        let all = vec![
+            Refusal::Malformed(s()),
+            Refusal::UnknownIssuer { subject: s(), issuer: s() },
+            Refusal::BadSignature { subject: s(), issuer: s() },
+            Refusal::UnsupportedAlgorithm { subject: s(), detail: s() },
+            Refusal::UnsupportedKey { subject: s(), detail: s() },
+            Refusal::Expired { subject: s(), not_after: s() },
+            Refusal::NotYetValid { subject: s(), not_before: s() },
+            Refusal::NotACa { subject: s() },
+            Refusal::CaKeyUsage { subject: s() },
+            Refusal::PathTooLong { subject: s(), limit: 0, below: 1 },
+            Refusal::NotAnEndEntity { subject: s() },
+            Refusal::UnknownCriticalExtension { subject: s(), oid: s() },
+            Refusal::NameConstraintViolation { subject: s(), detail: s() },
+            Refusal::UnsupportedNameConstraint { subject: s(), form: "dNSName" },
+            Refusal::WrongKeyUsage {
+                subject: s(),
+                purpose: Purpose::Signature,
+                required: "nonRepudiation",
+                found: s(),
+            },
+            Refusal::PolicyNotAccepted { subject: s(), purpose: Purpose::Signature, found: s() },
+            Refusal::OutsideTrustScope { subject: s(), claim: s(), ca: s(), grant: s() },
+            Refusal::Revoked { subject: s(), serial: s(), reason: None, date: s() },
+            Refusal::StaleCrl { issuer: s(), next_update: s() },
+            Refusal::CrlNotYetValid { issuer: s(), this_update: s() },
+            Refusal::CrlBadSignature { issuer: s() },
+            Refusal::CrlUnusable { issuer: s(), detail: s() },
+            Refusal::NoRevocationInfo { issuer: s(), detail: s() },
+            Refusal::Holder(HolderError::HcRole(crate::HcRoleError::Missing)),
+            Refusal::ChainTooLong { limit: 1 },
+            Refusal::PathBudgetExhausted { checks: 1 },
+        ];
+        for r in &all {
+            match r {
+                Refusal::Malformed(_)
+                | Refusal::UnknownIssuer { .. }
+                | Refusal::BadSignature { .. }
+                | Refusal::UnsupportedAlgorithm { .. }
+                | Refusal::UnsupportedKey { .. }
+                | Refusal::Expired { .. }
+                | Refusal::NotYetValid { .. }
+                | Refusal::NotACa { .. }
+                | Refusal::CaKeyUsage { .. }
+                | Refusal::PathTooLong { .. }
+                | Refusal::NotAnEndEntity { .. }
+                | Refusal::UnknownCriticalExtension { .. }
+                | Refusal::NameConstraintViolation { .. }
+                | Refusal::UnsupportedNameConstraint { .. }
+                | Refusal::WrongKeyUsage { .. }
+                | Refusal::PolicyNotAccepted { .. }
+                | Refusal::OutsideTrustScope { .. }
+                | Refusal::Revoked { .. }
+                | Refusal::StaleCrl { .. }
+                | Refusal::CrlNotYetValid { .. }
+                | Refusal::CrlBadSignature { .. }
+                | Refusal::CrlUnusable { .. }
+                | Refusal::NoRevocationInfo { .. }
+                | Refusal::Holder(_)
+                | Refusal::ChainTooLong { .. }
+                | Refusal::PathBudgetExhausted { .. } => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_code_is_listed_once() {
+        let codes: Vec<&str> = one_of_each().iter().map(Refusal::code).collect();
+        for c in &codes {
+            assert!(Refusal::CODES.contains(c), "{c} missing from Refusal::CODES");
+        }
+        for c in Refusal::CODES {
+            assert!(codes.contains(c), "{c} listed but given by no refusal");
+        }
+        let unique: std::collections::HashSet<_> = Refusal::CODES.iter().collect();
+        assert_eq!(unique.len(), Refusal::CODES.len());
     }
 }
