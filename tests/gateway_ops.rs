@@ -37,7 +37,7 @@ async fn ops_endpoints_report_liveness_readiness_and_metrics_log_5() -> Result<(
     let mut world = World::start(WorldOptions::default()).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let ops = listener.local_addr()?;
-    tokio::spawn(hpki_gateway::server::serve_ops(world.gw.clone(), listener));
+    tokio::spawn(hpki_gateway::http::ops::serve_ops(world.gw.clone(), listener));
     let creds = world.terminal(CLINIC, "desk-1")?;
     let mut client = world.connect(&creds).await?;
     client.challenge().await?;
@@ -68,7 +68,7 @@ async fn a_broken_crl_is_refused_on_reload_and_the_old_one_stays_in_force() -> R
     let in_force = world.gw.crl_next_update.load(std::sync::atomic::Ordering::Relaxed);
     assert!(in_force > world.gw.clock.now());
     std::fs::write(world.path("crl/terminal.crl"), b"not a CRL")?;
-    let err = hpki_gateway::server::reload(&world.gw).unwrap_err();
+    let err = hpki_gateway::http::reload::reload(&world.gw).unwrap_err();
     assert!(err.contains("terminal.crl") && err.contains("not a CRL"), "{err}");
     assert!(world.gw.metrics.render().contains("hpki_reload_failures_total 1"));
     // Readiness still judges the CRLs in force, not the broken file.

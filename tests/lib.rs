@@ -151,18 +151,19 @@ impl World {
         let config = Config::load(&path)?;
         let store = Store::open(&config.store_config()).await?;
         let clock = OffsetClock::default();
-        let tls = hpki_gateway::tls::server_config(&config)?;
-        let validator = hpki_gateway::tls::validator(&config)?;
-        let keys = hpki_gateway::keyring::open_or_create(&config.path(&config.records.key_file), &store, 0).await?;
+        let tls = hpki_gateway::http::tls::server_config(&config)?;
+        let validator = hpki_gateway::http::tls::validator(&config)?;
+        let keys =
+            hpki_gateway::domain::keyring::open_or_create(&config.path(&config.records.key_file), &store, 0).await?;
         let gw = Arc::new(Gateway::new(config, store, Arc::new(clock.clone()), tls, validator, Arc::new(keys)));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let server = tokio::spawn(hpki_gateway::server::serve_institutions(gw.clone(), listener));
-        let (patient_addr, patient_server) = match hpki_gateway::tls::patient_server_config(&gw.config)? {
+        let server = tokio::spawn(hpki_gateway::http::institution::serve_institutions(gw.clone(), listener));
+        let (patient_addr, patient_server) = match hpki_gateway::http::tls::patient_server_config(&gw.config)? {
             Some(tls) => {
                 let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
                 let a = l.local_addr()?;
-                (Some(a), Some(tokio::spawn(hpki_gateway::patient_portal::serve_patients(gw.clone(), l, tls))))
+                (Some(a), Some(tokio::spawn(hpki_gateway::routes::patient_portal::serve_patients(gw.clone(), l, tls))))
             }
             None => (None, None),
         };
@@ -205,7 +206,7 @@ impl World {
         let out = self.path(&format!("card-{license}.json"));
         let issued = self.ca.issue_card(&card_request(profession, license, Some(institution)), &out)?;
         self.ensure_institution(institution).await?;
-        let role = hpki_gateway::roles::Role::of_profession(profession).context("no role")?;
+        let role = hpki_gateway::domain::roles::Role::of_profession(profession).context("no role")?;
         self.register(&issued.person_id, role.name(), institution).await?;
         Ok((out, issued.person_id))
     }
@@ -260,7 +261,7 @@ impl World {
     /// Publishes fresh CRLs and reloads the gateway (as SIGHUP would).
     pub fn publish_crls(&mut self) -> Result<()> {
         self.ca.publish_crls(&self.path("crl"), time::Duration::days(4))?;
-        hpki_gateway::server::reload(&self.gw).map_err(anyhow::Error::msg)
+        hpki_gateway::http::reload::reload(&self.gw).map_err(anyhow::Error::msg)
     }
 
     /// The whole audit log.
@@ -475,7 +476,7 @@ impl PatientClient {
     /// A client for the patient listener at `addr`, trusting `server_ca`.
     pub fn to(addr: SocketAddr, server_ca: &Path) -> Result<PatientClient> {
         let mut roots = rustls::RootCertStore::empty();
-        for c in hpki_gateway::tls::certificates(server_ca)? {
+        for c in hpki_gateway::http::tls::certificates(server_ca)? {
             roots.add(c)?;
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

@@ -11,13 +11,13 @@ use hpki_profile::Validator;
 use ring::rand::SystemRandom;
 use rustls::ServerConfig;
 
-use crate::api::ChannelBinding;
-use crate::audit_writer::AuditWriter;
+use crate::audit::writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::keyring::Keyring;
-use crate::session_reader::SessionReader;
+use crate::domain::keyring::Keyring;
+use crate::routes::ChannelBinding;
 use crate::store::Store;
+use crate::store::session_reader::SessionReader;
 
 pub struct Gateway {
     pub config: Config,
@@ -157,7 +157,8 @@ impl Gateway {
     ) -> Gateway {
         // The same files the TLS and HPKI configuration were just built from;
         // unreadable now means not ready.
-        let next = crate::tls::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
+        let next =
+            crate::http::tls::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
         // Starts the audit writer and the session reader: call inside a Tokio runtime.
         Gateway {
             crl_next_update: AtomicI64::new(next),
@@ -196,7 +197,7 @@ impl Gateway {
 
     /// Re-reads the key file (after `admin rotate-key`); a broken file keeps
     /// the keys in force.
-    pub fn reload_keys(&self) -> Result<(), crate::keyring::KeyError> {
+    pub fn reload_keys(&self) -> Result<(), crate::domain::keyring::KeyError> {
         let path = self.config.path(&self.config.records.key_file);
         let ring = Keyring::load(&path)?;
         if ring.current() != self.keys.load().current() || ring.ids() != self.keys.load().ids() {

@@ -1,26 +1,14 @@
 //! The data-centre gateway: the mTLS institution listener, card login with
-//! channel binding, sessions, the role × action table, the audit log and
-//! storage on SQLite or PostgreSQL.
+//! channel binding, sessions, the role × action table, the workflow, the
+//! patient listener, the audit log and storage on SQLite or PostgreSQL.
+//! Where things are: `docs/gateway.md`.
 
-pub mod alerts;
-pub mod api;
 pub mod audit;
-pub mod audit_writer;
-pub mod backup;
-pub mod backup_pg;
-pub mod batch;
 pub mod clock;
 pub mod config;
-pub mod crash_recovery;
+pub mod domain;
 pub mod gateway;
-pub mod key_rotation;
-pub mod keyring;
-pub mod passwords;
-pub mod patient_portal;
-pub mod report;
-pub mod roles;
-pub mod server;
-pub mod session_reader;
+pub mod http;
+pub mod ops;
+pub mod routes;
 pub mod store;
-pub mod tls;
-pub mod workflow_api;

@@ -7,6 +7,9 @@
 //! PostgreSQL through `search_path` — so one SQL text serves both through
 //! sqlx's `Any` driver; only the DDL differs (one migration set each).
 
+pub mod batch;
+pub mod session_reader;
+
 mod audit_rows;
 mod identity;
 mod login;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::backup::{BackupError, hex, sha256_file};
+use crate::ops::backup::{BackupError, hex, sha256_file};
 
 pub const MANIFEST: &str = "backup_manifest";
 

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use hpki_gateway::clock::{Clock, SystemClock};
 use hpki_gateway::config::Config;
-use hpki_gateway::report;
+use hpki_gateway::ops::report;
 use hpki_gateway::store::Store;
 
 #[derive(Clone, Copy, ValueEnum)]

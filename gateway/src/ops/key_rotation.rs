@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::keyring::{KeyError, Keyring};
+use crate::domain::keyring::{KeyError, Keyring};
 use crate::store::{SealedTable, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]

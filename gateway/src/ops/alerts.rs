@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::api::Outcome;
 use crate::audit::AuditEvent;
 use crate::config::AlertsSection;
 use crate::gateway::{ConnInfo, Gateway};
+use crate::routes::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,7 +5,7 @@
 //! a deactivation or a terminal suspension by another gateway or by the
 //! admin CLI counts from the next batch on.
 
-use crate::batch::Batcher;
+use crate::store::batch::Batcher;
 use crate::store::{SessionQuery, SessionUse, Store};
 
 /// Most lookups in one batch.

@@ -1,93 +1,20 @@
-//! The institution listener's API: challenge, login, logout, whoami.
-//!
-//! Every request is audited with the terminal, the person (when known), the
-//! action, the object, the outcome and the refusal reason; every refusal has
-//! a stable code in the response body (`{"error": code, "message": …}`).
+//! The login endpoints: `POST /v1/auth/challenge`, `POST /v1/auth/login`,
+//! `GET /v1/auth/whoami`, `POST /v1/auth/logout` (`docs/protocol.md`). A login
+//! is checked in the order of the BRIEF; the CRLs its validation used are kept
+//! with the session it opens.
 
+use crate::domain::roles::{Action, Role};
+use crate::gateway::{ConnInfo, Gateway};
+use crate::routes::session::check_allowed;
+use crate::routes::{Authentication, Outcome, Refused, ok_json, random, refused};
+use crate::store::{NewSession, PersonRow, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use hpki_profile::{HolderKind, Purpose};
 use hpki_protocol::ErrorCode;
-use hpki_protocol::wire::{Challenge, ErrorBody, LoginRequest, LoginResponse, Person, WhoAmI};
-use hpki_protocol::{CHANNEL_BINDING_LEN, LoginTbs, NONCE_LEN};
+use hpki_protocol::wire::{Challenge, LoginRequest, LoginResponse, Person, WhoAmI};
+use hpki_protocol::{LoginTbs, NONCE_LEN};
 use ring::digest::{SHA256, digest};
-use ring::rand::SecureRandom;
-
-use crate::audit::AuditEvent;
-use crate::gateway::{ConnInfo, Gateway, Metrics};
-use crate::roles::{Action, Role, allowed};
-use crate::store::{NewSession, PersonRow, SessionEnd, SessionQuery, SessionUse, StoreError};
-
-/// A refusal: its code (which gives the HTTP status) and a message for
-/// people.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub code: ErrorCode,
-    pub message: String,
-}
-
-impl Refused {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refused {
-        Refused { code, message: message.into() }
-    }
-
-    pub fn status(&self) -> u16 {
-        self.code.status()
-    }
-
-    pub fn body(&self) -> ErrorBody {
-        ErrorBody { error: self.code.as_str().into(), message: self.message.clone() }
-    }
-
-    /// A certificate the validator refused, with `context` before its reason.
-    pub fn certificate(r: &hpki_profile::Refusal, context: &str) -> Refused {
-        let code = ErrorCode::from_wire(r.code()).unwrap_or_else(|| {
-            tracing::error!(code = r.code(), "a validation refusal code missing from the protocol's ErrorCode");
-            ErrorCode::Internal
-        });
-        Refused::new(code, format!("{context}: {r}"))
-    }
-}
-
-impl From<StoreError> for Refused {
-    fn from(e: StoreError) -> Refused {
-        tracing::error!(error = %e, "store error");
-        store_unavailable()
-    }
-}
-
-fn store_unavailable() -> Refused {
-    Refused::new(ErrorCode::StoreUnavailable, "the gateway's store is not available; try again")
-}
-
-/// What a handler did, for the audit log.
-pub struct Outcome {
-    pub status: u16,
-    pub body: Vec<u8>,
-    pub actor: String,
-    pub object: String,
-    pub refusal: Option<ErrorCode>,
-}
-
-fn ok_json<T: serde::Serialize>(value: &T, actor: String, object: String) -> Outcome {
-    Outcome { status: 200, body: serde_json::to_vec(value).unwrap_or_default(), actor, object, refusal: None }
-}
-
-pub fn refused(r: Refused, actor: String, object: String) -> Outcome {
-    Outcome {
-        status: r.status(),
-        body: serde_json::to_vec(&r.body()).unwrap_or_default(),
-        actor,
-        object,
-        refusal: Some(r.code),
-    }
-}
-
-fn random<const N: usize>(gw: &Gateway) -> Result<[u8; N], Refused> {
-    let mut b = [0u8; N];
-    gw.rng.fill(&mut b).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
-    Ok(b)
-}
 
 /// `POST /v1/auth/challenge`.
 pub async fn challenge(gw: &Gateway, conn: &ConnInfo) -> Outcome {
@@ -133,9 +60,9 @@ pub async fn login(gw: &Gateway, conn: &ConnInfo, body: &[u8]) -> Outcome {
     }
 }
 
-type LoginResult = Result<(LoginResponse, String), (Refused, Option<String>)>;
+pub(crate) type LoginResult = Result<(LoginResponse, String), (Refused, Option<String>)>;
 
-async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> LoginResult {
+pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> LoginResult {
     let now = gw.clock.now();
     let anon = |r: Refused| (r, None);
 
@@ -312,7 +239,7 @@ pub fn verify_card_signature(cert: &[u8], message: &[u8], signature: &[u8], inva
         .map_err(|_| Refused::new(ErrorCode::SignatureInvalid, invalid))
 }
 
-fn person_json(p: &PersonRow) -> Person {
+pub(crate) fn person_json(p: &PersonRow) -> Person {
     Person {
         id: p.id.clone(),
         name: p.name.clone(),
@@ -320,89 +247,6 @@ fn person_json(p: &PersonRow) -> Person {
         role: p.role.clone(),
         profession: (p.role != "assistant").then(|| p.role.clone()),
         institution: p.institution.clone(),
-    }
-}
-
-/// The session of a request: the bearer token, checked against the store,
-/// the terminal (its session and whether it is suspended) and the person's
-/// state.
-pub struct Authenticated {
-    pub token_hash: Vec<u8>,
-    pub person: PersonRow,
-    pub role: Role,
-    pub session: crate::store::SessionRow,
-}
-
-fn terminal_suspended() -> Refused {
-    Refused::new(ErrorCode::TerminalSuspended, "this terminal is suspended; contact IT")
-}
-
-/// Refuses a request from a suspended terminal (for requests that do not
-/// look a session up; `authenticate` learns it with the session).
-pub async fn check_terminal(gw: &Gateway, conn: &ConnInfo) -> Result<(), Refused> {
-    match gw.store.terminal_suspended(&conn.terminal.institution, &conn.terminal.name).await? {
-        true => Err(terminal_suspended()),
-        false => Ok(()),
-    }
-}
-
-/// A request's session, or why it has none usable (with the person, when
-/// known, for the audit entry).
-pub type Authentication = Result<Authenticated, (Refused, Option<String>)>;
-
-pub async fn authenticate(gw: &Gateway, conn: &ConnInfo, authorization: Option<&str>) -> Authentication {
-    let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
-        // Without a session to look up, the terminal is checked on its own
-        // (a suspended terminal hears that first, as with a session).
-        check_terminal(gw, conn).await.map_err(|r| (r, None))?;
-        return Err((Refused::new(ErrorCode::NoSession, "log in first (Authorization: Bearer …)"), None));
-    };
-    let token_hash = digest(&SHA256, token.trim().as_bytes()).as_ref().to_vec();
-    let now = gw.clock.now();
-    let query = SessionQuery {
-        token_hash: token_hash.clone(),
-        institution: conn.terminal.institution.clone(),
-        name: conn.terminal.name.clone(),
-        now,
-    };
-    let (session, person) = match gw.sessions.use_session(query).await {
-        Ok(SessionUse::Usable(s, p)) => (s, p),
-        Ok(SessionUse::TerminalSuspended) => return Err((terminal_suspended(), None)),
-        Ok(SessionUse::Unusable(end)) => {
-            let (code, msg) = match end {
-                SessionEnd::Unknown => (ErrorCode::SessionUnknown, "no such session; log in again"),
-                SessionEnd::Ended => (ErrorCode::SessionEnded, "the session has ended; log in again"),
-                SessionEnd::IdleTimeout => (ErrorCode::SessionIdleTimeout, "no activity for too long; log in again"),
-                SessionEnd::Expired => {
-                    (ErrorCode::SessionExpired, "the session reached its maximum length; log in again")
-                }
-            };
-            return Err((Refused::new(code, msg), None));
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "store error");
-            return Err((store_unavailable(), None));
-        }
-    };
-    let who = Some(session.person_id.clone());
-    if session.terminal != conn.terminal.key() {
-        return Err((Refused::new(ErrorCode::SessionOtherTerminal, "this session belongs to another terminal"), who));
-    }
-    let Some(person) = person.filter(|p| p.active) else {
-        let _ = gw.store.end_session(&token_hash, now, "person_deactivated").await;
-        return Err((Refused::new(ErrorCode::PersonDeactivated, "this person is deactivated"), who));
-    };
-    let role = Role::from_name(&person.role)
-        .ok_or_else(|| (Refused::new(ErrorCode::UnknownRole, "unknown role"), who.clone()))?;
-    Ok(Authenticated { token_hash, person, role, session })
-}
-
-/// The role × action table applied to a session.
-pub fn check_allowed(a: &Authenticated, action: Action) -> Result<(), Refused> {
-    if allowed(a.role, action) {
-        Ok(())
-    } else {
-        Err(Refused::new(ErrorCode::NotPermitted, format!("a {} may not do this ({action:?})", a.role)))
     }
 }
 
@@ -437,58 +281,5 @@ pub async fn logout(gw: &Gateway, session: Authentication) -> Outcome {
             Err(e) => refused(e.into(), a.person.id, "session".into()),
         },
         Err((r, who)) => refused(r, who.unwrap_or_else(|| "-".into()), "session".into()),
-    }
-}
-
-/// Appends `event` to the audit log. When it cannot be written the error
-/// is logged and counted, and the caller gets the refusal that replaces
-/// the request's answer (LOG-1 fails closed: no access without a trace; a
-/// change the request made committed before its entry was due and is kept,
-/// so the client must look before repeating it).
-pub async fn record(gw: &Gateway, event: AuditEvent) -> Result<(), Refused> {
-    match gw.audit.append(event.clone(), gw.clock.now_ms()).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            Metrics::inc(&gw.metrics.audit_failures);
-            tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
-            Err(Refused::new(
-                ErrorCode::AuditUnavailable,
-                "the gateway could not record this request in its audit log and withholds the answer; \
-                 anything the request changed is kept: check before repeating it",
-            ))
-        }
-    }
-}
-
-/// The audit entry of one request.
-pub fn audit_event(conn: &ConnInfo, action: &str, outcome: &Outcome, request_id: &str) -> AuditEvent {
-    AuditEvent {
-        actor: outcome.actor.clone(),
-        terminal: conn.terminal.key(),
-        institution: conn.terminal.institution.clone(),
-        action: action.into(),
-        object: outcome.object.clone(),
-        outcome: if outcome.refusal.is_some() { "refused".into() } else { "ok".into() },
-        reason: outcome.refusal.map_or("-", ErrorCode::as_str).into(),
-        request_id: request_id.into(),
-    }
-}
-
-/// The channel-binding buffer type, for the listener.
-pub type ChannelBinding = [u8; CHANNEL_BINDING_LEN];
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every certificate refusal of the validator is a protocol code: 401,
-    /// except an unreadable certificate (400, as `docs/protocol.md` says).
-    #[test]
-    fn every_validation_refusal_is_a_protocol_code() {
-        for code in hpki_profile::Refusal::CODES {
-            let c = ErrorCode::from_wire(code).unwrap_or_else(|| panic!("{code} is no ErrorCode"));
-            let expected = if *code == "malformed_certificate" { 400 } else { 401 };
-            assert_eq!(c.status(), expected, "{code}");
-        }
     }
 }

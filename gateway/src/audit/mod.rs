@@ -6,6 +6,9 @@
 //! at a place `verify` names. The database refuses UPDATE and DELETE on the
 //! table (triggers); the chain catches what bypasses them.
 
+pub mod recovery;
+pub mod writer;
+
 use ring::digest::{Context, SHA256};
 
 /// One audited event, before it has a place in the chain.

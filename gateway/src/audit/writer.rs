@@ -5,8 +5,8 @@
 //! batch instead of one per request.
 
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::batch::Batcher;
 use crate::store::Store;
+use crate::store::batch::Batcher;
 
 /// Most entries in one commit.
 const MAX_BATCH: usize = 512;

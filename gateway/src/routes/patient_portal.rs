@@ -25,11 +25,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::api::{Outcome, Refused, refused};
 use crate::audit::AuditEvent;
 use crate::config::PatientSection;
+use crate::domain::passwords;
 use crate::gateway::Gateway;
-use crate::passwords;
+use crate::routes::{Outcome, Refused, refused};
 
 type Body = Full<Bytes>;
 
@@ -67,7 +67,7 @@ pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<Se
 }
 
 async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let rid = crate::server::request_id(&gw);
+    let rid = crate::http::institution::request_id(&gw);
     let span = tracing::info_span!("patient_request", request_id = %rid, %peer, path = %req.uri().path(), person = tracing::field::Empty);
     async move {
         let action = match (req.method(), req.uri().path()) {
@@ -91,7 +91,7 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
             reason: answer.refusal.map_or("-", ErrorCode::as_str).into(),
             request_id: rid.clone(),
         };
-        if let Err(r) = crate::api::record(&gw, event).await {
+        if let Err(r) = crate::routes::record(&gw, event).await {
             return respond(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default());
         }
         respond(answer.status, answer.body)
@@ -321,7 +321,7 @@ async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), Refused>
     }
     let p =
         gw.store.patient(patient).await?.ok_or_else(|| Refused::new(ErrorCode::UnknownPatient, "no such patient"))?;
-    let records = crate::workflow_api::visible_records(gw, p, None).await?;
+    let records = crate::routes::patients::visible_records(gw, p, None).await?;
     let body = serde_json::to_vec(&records).map_err(|e| Refused::new(ErrorCode::Internal, e.to_string()))?;
     Ok((200, body))
 }

@@ -6,7 +6,7 @@ use hpki_protocol::ErrorCode;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -19,10 +19,10 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::api::{self, Outcome, Refused};
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
-use crate::workflow_api::Route;
+use crate::routes::workflow::Route;
+use crate::routes::{self, Outcome, Refused};
 
 type Body = Full<Bytes>;
 
@@ -49,9 +49,9 @@ fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
 }
 
 /// Appends the entry of a refused connection (there is no answer to
-/// withhold; `api::record` logs a failure).
+/// withhold; `routes::record` logs a failure).
 async fn audit(gw: &Gateway, event: AuditEvent) {
-    let _ = api::record(gw, event).await;
+    let _ = routes::record(gw, event).await;
 }
 
 fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent {
@@ -246,8 +246,8 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
             Metrics::inc(if outcome.refusal.is_some() { &gw.metrics.logins_refused } else { &gw.metrics.logins_ok });
         }
         tracing::info!(status = outcome.status, refusal = outcome.refusal.map_or("-", ErrorCode::as_str), "{action}");
-        let audited = api::record(&gw, api::audit_event(&conn, action, &outcome, &rid)).await;
-        crate::alerts::observe(&gw, &conn, action, &outcome).await;
+        let audited = routes::record(&gw, routes::audit_event(&conn, action, &outcome, &rid)).await;
+        crate::ops::alerts::observe(&gw, &conn, action, &outcome).await;
         if let Err(r) = audited {
             return json(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
         }
@@ -281,12 +281,13 @@ async fn dispatch(
         "auth.logout" | "auth.whoami" => true,
         _ => route.is_some(),
     };
-    let session = if uses_session { Some(api::authenticate(gw, conn, authorization.as_deref()).await) } else { None };
+    let session =
+        if uses_session { Some(routes::authenticate(gw, conn, authorization.as_deref()).await) } else { None };
     match &session {
         Some(Err((r, _))) if r.code == ErrorCode::TerminalSuspended => return deny(r.clone()),
         Some(_) => {}
         None => {
-            if let Err(r) = api::check_terminal(gw, conn).await {
+            if let Err(r) = routes::check_terminal(gw, conn).await {
                 return deny(r);
             }
         }
@@ -307,156 +308,31 @@ async fn dispatch(
         }
     };
     match (action, session, route) {
-        ("auth.challenge", _, _) => api::challenge(gw, conn).await,
-        ("auth.login", _, _) => api::login(gw, conn, &body).await,
-        ("auth.logout", Some(session), _) => api::logout(gw, session).await,
-        ("auth.whoami", Some(session), _) => api::whoami(gw, conn, session),
+        ("auth.challenge", _, _) => routes::challenge(gw, conn).await,
+        ("auth.login", _, _) => routes::login(gw, conn, &body).await,
+        ("auth.logout", Some(session), _) => routes::logout(gw, session).await,
+        ("auth.whoami", Some(session), _) => routes::whoami(gw, conn, session),
         (_, Some(session), Some(route)) => workflow(gw, conn, &route, session, &body).await,
         _ => deny(Refused::new(ErrorCode::NotFound, "no such endpoint")),
     }
 }
 
 /// A workflow request: the session first, then the route's own checks.
-async fn workflow(gw: &Gateway, conn: &ConnInfo, route: &Route, session: api::Authentication, body: &[u8]) -> Outcome {
+async fn workflow(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    route: &Route,
+    session: routes::Authentication,
+    body: &[u8],
+) -> Outcome {
     let a = match session {
         Ok(a) => a,
-        Err((r, who)) => return api::refused(r, who.unwrap_or_else(|| "-".into()), "-".into()),
+        Err((r, who)) => return routes::refused(r, who.unwrap_or_else(|| "-".into()), "-".into()),
     };
     tracing::Span::current().record("person", a.person.id.as_str());
     let mut object = "-".to_string();
-    match crate::workflow_api::handle(gw, conn, &a, route, body, &mut object).await {
+    match crate::routes::workflow::handle(gw, conn, &a, route, body, &mut object).await {
         Ok((status, body)) => Outcome { status, body, actor: a.person.id, object, refusal: None },
-        Err(r) => api::refused(r, a.person.id, object),
-    }
-}
-
-/// /healthz (the process answers), /readyz (store reachable, CRLs fresh),
-/// /metrics (Prometheus).
-pub async fn serve_ops(gw: Arc<Gateway>, listener: TcpListener) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
-        let gw = gw.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req: Request<Incoming>| {
-                let gw = gw.clone();
-                async move {
-                    let (status, body, ctype) = match req.uri().path() {
-                        "/healthz" => (200, "ok\n".to_string(), "text/plain"),
-                        "/readyz" => match readiness(&gw).await {
-                            Ok(()) => (200, "ready\n".to_string(), "text/plain"),
-                            Err(why) => (503, format!("not ready: {why}\n"), "text/plain"),
-                        },
-                        "/metrics" => (200, gw.metrics.render(), "text/plain; version=0.0.4"),
-                        _ => (404, "not found\n".to_string(), "text/plain"),
-                    };
-                    let mut r = Response::new(Full::new(Bytes::from(body)));
-                    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(ctype));
-                    Ok::<_, Infallible>(r)
-                }
-            });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
-        });
-    }
-}
-
-async fn readiness(gw: &Gateway) -> Result<(), String> {
-    gw.store.ping().await.map_err(|e| format!("store: {e}"))?;
-    // The CRLs in force (set at start and at each successful reload), not
-    // whatever is on disk now.
-    let next = gw.crl_next_update.load(std::sync::atomic::Ordering::Relaxed);
-    if next <= gw.clock.now() {
-        return Err(format!("a CRL is past its nextUpdate ({})", hpki_profile::validate::rfc3339(next)));
-    }
-    Ok(())
-}
-
-/// Rebuilds TLS and HPKI validation from the files; a broken file keeps the
-/// old configuration in force and is reported.
-pub fn reload(gw: &Gateway) -> Result<(), String> {
-    if let Err(e) = gw.reload_keys() {
-        Metrics::inc(&gw.metrics.reload_failures);
-        tracing::error!(error = %e, "record keys not reloaded; the keys in force stay");
-    }
-    let built = crate::tls::server_config(&gw.config).and_then(|t| {
-        let v = crate::tls::validator(&gw.config)?;
-        let next = crate::tls::earliest_crl_next_update(&gw.config)?;
-        Ok((t, v, next))
-    });
-    match built.map_err(|e| e.to_string()) {
-        Ok((t, v, next)) => {
-            gw.tls.store(t);
-            gw.validator.store(v);
-            gw.crl_next_update.store(next.unwrap_or(i64::MAX), std::sync::atomic::Ordering::Relaxed);
-            Metrics::inc(&gw.metrics.reloads);
-            tracing::info!("certificates and CRLs reloaded");
-            Ok(())
-        }
-        Err(e) => {
-            Metrics::inc(&gw.metrics.reload_failures);
-            tracing::error!(error = %e, "reload refused; the previous certificates and CRLs stay in force");
-            Err(e)
-        }
-    }
-}
-
-/// The files whose change triggers a reload.
-fn watched_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
-    let c = &gw.config;
-    let l = &c.listener;
-    let h = &c.hpki;
-    [&l.certificate, &l.key]
-        .into_iter()
-        .chain(l.terminal_ca.iter())
-        .chain(l.terminal_crls.iter())
-        .chain(h.anchors.iter())
-        .chain(h.intermediates.iter())
-        .chain(h.crls.iter())
-        .chain(h.scope.iter().map(|s| &s.ca))
-        .chain(std::iter::once(&c.records.key_file))
-        .map(|p| c.path(p))
-        .collect()
-}
-
-fn stamps(files: &[std::path::PathBuf]) -> Vec<Option<SystemTime>> {
-    files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
-}
-
-/// Reloads on SIGHUP and when a watched file changes (checked every
-/// `every`).
-pub async fn watch_reloads(gw: Arc<Gateway>, every: Duration) {
-    let files = watched_files(&gw);
-    let mut last = stamps(&files);
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        let by_signal = async {
-            match hup.as_mut() {
-                Some(s) => s.recv().await.is_some(),
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            true = by_signal => { let _ = reload(&gw); last = stamps(&files); }
-            _ = tokio::time::sleep(every) => {
-                let now = stamps(&files);
-                if now != last {
-                    last = now;
-                    let _ = reload(&gw);
-                }
-            }
-        }
-    }
-}
-
-/// Periodic clean-up: challenges are needed only until they expire (a
-/// replay after that is refused as unknown), so expired ones are deleted.
-pub async fn housekeeping(gw: Arc<Gateway>, every: Duration) {
-    loop {
-        tokio::time::sleep(every).await;
-        match gw.store.purge_challenges(gw.clock.now()).await {
-            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired challenges deleted"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot purge expired challenges"),
-        }
+        Err(r) => routes::refused(r, a.person.id, object),
     }
 }

@@ -8,12 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use hpki_gateway::backup::{self, BackupKind};
-use hpki_gateway::backup_pg;
 use hpki_gateway::config::Config;
+use hpki_gateway::ops::backup::{self, BackupKind};
+use hpki_gateway::ops::backup_pg;
 use hpki_gateway::store::{Store, StoreConfig};
 
-use crate::{Operator, admin_audit};
+use crate::cli::{Operator, admin_audit};
 
 #[derive(Subcommand)]
 pub enum BackupCommand {

@@ -1,0 +1,342 @@
+//! `hpki-gateway admin`: institutions, people, links, patients, record keys and
+//! terminal suspension, each audited with the operator.
+
+use crate::cli::{Operator, admin_audit};
+use anyhow::Result;
+use clap::Subcommand;
+use hpki_gateway::clock::{Clock, SystemClock};
+use hpki_gateway::config::Config;
+use hpki_gateway::domain::roles::Role;
+use hpki_gateway::store::{NewPerson, Store};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Register a participating institution (FLOW-6).
+    AddInstitution {
+        /// Name in romaji, exactly as in its certificates (Subject O).
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        name_kanji: Option<String>,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Register a person, from their card certificate or by hand.
+    AddPerson {
+        /// The person's authentication certificate (DER or PEM): id, role,
+        /// names and (for assistants) institution are read from it.
+        #[arg(long, conflicts_with_all = ["id", "role", "name"])]
+        cert: Option<PathBuf>,
+        /// Subject serialNumber (licensed) or institution/staff id (assistant).
+        #[arg(long)]
+        id: Option<String>,
+        /// doctor, dentist, pharmacist, nurse, dietitian, assistant.
+        #[arg(long)]
+        role: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        name_kanji: Option<String>,
+        /// The institution the person works at.
+        #[arg(long)]
+        institution: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Link an assistant to a doctor or dentist who instructs them (FLOW-1).
+    Link {
+        #[arg(long)]
+        assistant: String,
+        #[arg(long)]
+        doctor: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Deactivate a person (leave, transfer); their sessions end (FLOW-6).
+    Deactivate {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Reactivate a person.
+    Activate {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// End the link between an assistant and a doctor (FLOW-1): pending
+    /// drafts for that doctor can no longer be confirmed.
+    Unlink {
+        #[arg(long)]
+        assistant: String,
+        #[arg(long)]
+        doctor: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Patients: register, consent, enrol for the patient listener.
+    #[command(subcommand)]
+    Patient(PatientCommand),
+    /// Make a fresh record key current and re-encrypt every sealed draft and
+    /// record under it (DATA-1). Running gateways reload the key file.
+    RotateKey {
+        /// Seconds to wait for running gateways to pick up the new key
+        /// before the final pass (they check the file every 2 s).
+        #[arg(long, default_value_t = 5)]
+        settle_seconds: u64,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Suspend a terminal at once (lost, compromised); lift with --lift.
+    SuspendTerminal {
+        #[arg(long)]
+        institution: String,
+        /// Terminal name (its certificate's CN).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "suspended by IT")]
+        reason: String,
+        #[arg(long)]
+        lift: bool,
+        #[command(flatten)]
+        op: Operator,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PatientCommand {
+    /// Register a patient; prints the patient ID.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        name_kanji: Option<String>,
+        /// YYYY-MM-DD.
+        #[arg(long)]
+        birth_date: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Record the patient's consent to share what an institution records
+    /// (FLOW-4); --withdraw ends it.
+    Consent {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        institution: String,
+        #[arg(long)]
+        withdraw: bool,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// After consent: issue the patient's sign-in ID and an initial password
+    /// that must be replaced at the first sign-in (AUTH-4). Prints both, once.
+    Enroll {
+        #[arg(long)]
+        patient: String,
+        /// Institutions whose records the patient consents to see and share
+        /// (repeat); needed unless a consent is already recorded.
+        #[arg(long = "consent")]
+        consent: Vec<String>,
+        #[command(flatten)]
+        op: Operator,
+    },
+}
+
+pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
+    let store = Store::open(&config.store_config()).await?;
+    let now = SystemClock.now();
+    let (op, action, object, result): (Operator, &str, String, Result<Option<String>, String>) = match cmd {
+        AdminCommand::Unlink { assistant, doctor, op } => {
+            let r = store.unlink_assistant(&assistant, &doctor).await.map(|_| None).map_err(|e| e.to_string());
+            (op, "admin.unlink", format!("{assistant}->{doctor}"), r)
+        }
+        AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now).await,
+        AdminCommand::RotateKey { settle_seconds, op } => {
+            let path = config.path(&config.records.key_file);
+            let r = hpki_gateway::ops::key_rotation::rotate(&path, &store, now, Duration::from_secs(settle_seconds))
+                .await
+                .map(|r| {
+                    Some(format!(
+                        "key {} is current; re-encrypted {} drafts and {} records",
+                        r.new_key, r.drafts, r.records
+                    ))
+                })
+                .map_err(|e| e.to_string());
+            (op, "admin.key.rotate", path.display().to_string(), r)
+        }
+        AdminCommand::AddInstitution { name, name_kanji, op } => {
+            let r = store
+                .add_institution(name.trim(), name_kanji.as_deref(), now)
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
+            (op, "admin.institution.add", name, r)
+        }
+        AdminCommand::AddPerson { cert, id, role, name, name_kanji, institution, op } => {
+            let person = person_from(cert.as_deref(), id, role, name, name_kanji, &institution);
+            let (object, r) = match person {
+                Ok(p) => (p.id.clone(), store.add_person(&p, now).await.map(|_| None).map_err(|e| e.to_string())),
+                Err(e) => ("-".into(), Err(e)),
+            };
+            (op, "admin.person.add", object, r)
+        }
+        AdminCommand::Link { assistant, doctor, op } => {
+            let r = store.link_assistant(&assistant, &doctor, now).await.map(|_| None).map_err(|e| e.to_string());
+            (op, "admin.link", format!("{assistant}->{doctor}"), r)
+        }
+        AdminCommand::Deactivate { person, op } => {
+            let r = store.set_person_active(&person, false, now).await.map(|_| None).map_err(|e| e.to_string());
+            (op, "admin.person.deactivate", person, r)
+        }
+        AdminCommand::Activate { person, op } => {
+            let r = store.set_person_active(&person, true, now).await.map(|_| None).map_err(|e| e.to_string());
+            (op, "admin.person.activate", person, r)
+        }
+        AdminCommand::SuspendTerminal { institution, name, reason, lift, op } => {
+            let r = store
+                .set_terminal_suspended(&institution, &name, !lift, &reason, now)
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
+            (
+                op,
+                if lift { "admin.terminal.unsuspend" } else { "admin.terminal.suspend" },
+                format!("{institution}/{name}"),
+                r,
+            )
+        }
+    };
+    let operator = op.name()?;
+    let output = result.as_ref().ok().cloned().flatten();
+    admin_audit(&store, &operator, action, &object, result.map(|_| ())).await?;
+    match output {
+        Some(text) => println!("{text}"),
+        None => println!("{action} {object}: done"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn patient_admin(
+    store: &Store,
+    cmd: PatientCommand,
+    now: i64,
+) -> (Operator, &'static str, String, Result<Option<String>, String>) {
+    match cmd {
+        PatientCommand::Add { name, name_kanji, birth_date, op } => {
+            let req = hpki_protocol::workflow::NewPatient { name, name_kanji, birth_date };
+            let rng = ring::rand::SystemRandom::new();
+            match hpki_gateway::routes::patients::new_patient_row(&rng, now, &req) {
+                Ok(row) => {
+                    let by = op.name().unwrap_or_else(|_| "-".into());
+                    let r = store.add_patient(&row, &format!("admin:{by}"), now).await;
+                    (
+                        op,
+                        "admin.patient.add",
+                        format!("patient:{}", row.id),
+                        r.map(|_| Some(row.id)).map_err(|e| e.to_string()),
+                    )
+                }
+                Err(r) => (op, "admin.patient.add", "-".into(), Err(r.message)),
+            }
+        }
+        PatientCommand::Consent { patient, institution, withdraw, op } => {
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let r = if withdraw {
+                match store.withdraw_consent(&patient, &institution, now).await {
+                    Ok(true) => Ok(None),
+                    Ok(false) => Err(format!("no consent of {patient} for {institution:?} in force")),
+                    Err(e) => Err(e.to_string()),
+                }
+            } else {
+                store.grant_consent(&patient, &institution, &by, now).await.map(|_| None).map_err(|e| e.to_string())
+            };
+            let action = if withdraw { "admin.patient.consent.withdraw" } else { "admin.patient.consent" };
+            (op, action, format!("patient:{patient} institution:{institution}"), r)
+        }
+        PatientCommand::Enroll { patient, consent, op } => {
+            let object = format!("patient:{patient}");
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let r = enroll(store, &patient, &consent, &by, now).await;
+            (op, "admin.patient.enroll", object, r.map(Some))
+        }
+    }
+}
+
+/// Consent first, then the account with an initial password (AUTH-4).
+pub(crate) async fn enroll(
+    store: &Store,
+    patient: &str,
+    consent: &[String],
+    by: &str,
+    now: i64,
+) -> Result<String, String> {
+    if store.patient(patient).await.map_err(|e| e.to_string())?.is_none() {
+        return Err(format!("no patient {patient:?}; register with `admin patient add` first"));
+    }
+    for institution in consent {
+        store.grant_consent(patient, institution, by, now).await.map_err(|e| e.to_string())?;
+    }
+    if store.consented_institutions(patient).await.map_err(|e| e.to_string())?.is_empty() {
+        return Err("record the patient's consent first: --consent INSTITUTION".into());
+    }
+    let password = hpki_gateway::domain::passwords::initial_password().map_err(|e| e.to_string())?;
+    let hash = hpki_gateway::domain::passwords::hash(&password).map_err(|e| e.to_string())?;
+    store.set_initial_password(patient, &hash, now).await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "patient ID: {patient}\ninitial password: {}\n(hand it over once; it must be replaced at the first sign-in)",
+        password.as_str()
+    ))
+}
+
+/// A person from a card certificate, or from the flags.
+pub(crate) fn person_from(
+    cert: Option<&Path>,
+    id: Option<String>,
+    role: Option<String>,
+    name: Option<String>,
+    name_kanji: Option<String>,
+    institution: &str,
+) -> Result<NewPerson, String> {
+    if let Some(path) = cert {
+        let certs = hpki_gateway::http::tls::certificates(path).map_err(|e| e.to_string())?;
+        let der = certs.first().ok_or("no certificate in the file")?;
+        let holder = hpki_profile::read_holder(der.as_ref()).map_err(|e| e.to_string())?;
+        if holder.serial_number.is_none() {
+            return Err("the certificate has no subject serialNumber".into());
+        }
+        let role = match holder.kind {
+            hpki_profile::HolderKind::Licensed(p) => {
+                Role::of_profession(p).ok_or_else(|| format!("{} has no role at this gateway", p.slug()))?
+            }
+            hpki_profile::HolderKind::Assistant => {
+                let inst = holder.institution.as_deref().unwrap_or_default();
+                if inst != institution {
+                    return Err(format!("the card names institution {inst:?}, not {institution:?}"));
+                }
+                Role::Assistant
+            }
+            hpki_profile::HolderKind::Other => return Err("not an HPKI or assistant card certificate".into()),
+        };
+        let id = holder.person_id().ok_or("the certificate has no subject serialNumber")?;
+        return Ok(NewPerson {
+            id,
+            role: role.name().into(),
+            name: holder.name.unwrap_or_default(),
+            name_kanji: name_kanji.or(holder.name_kanji),
+            institution: institution.into(),
+        });
+    }
+    let id = id.filter(|s| !s.trim().is_empty()).ok_or("give --cert FILE, or --id, --role and --name")?;
+    let role = role.ok_or("--role is required without --cert")?;
+    let role = Role::from_name(&role)
+        .filter(|r| !matches!(r, Role::Patient | Role::Admin))
+        .ok_or_else(|| format!("unknown role {role:?}: doctor, dentist, pharmacist, nurse, dietitian or assistant"))?;
+    let name = name.filter(|s| !s.trim().is_empty()).ok_or("--name is required without --cert")?;
+    Ok(NewPerson { id, role: role.name().into(), name, name_kanji, institution: institution.into() })
+}

@@ -1,0 +1,54 @@
+//! The operations listener: `/healthz`, `/readyz` (store reachable, CRLs
+//! current) and `/metrics`, on loopback or a management network.
+
+use crate::gateway::Gateway;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// /healthz (the process answers), /readyz (store reachable, CRLs fresh),
+/// /metrics (Prometheus).
+pub async fn serve_ops(gw: Arc<Gateway>, listener: TcpListener) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req: Request<Incoming>| {
+                let gw = gw.clone();
+                async move {
+                    let (status, body, ctype) = match req.uri().path() {
+                        "/healthz" => (200, "ok\n".to_string(), "text/plain"),
+                        "/readyz" => match readiness(&gw).await {
+                            Ok(()) => (200, "ready\n".to_string(), "text/plain"),
+                            Err(why) => (503, format!("not ready: {why}\n"), "text/plain"),
+                        },
+                        "/metrics" => (200, gw.metrics.render(), "text/plain; version=0.0.4"),
+                        _ => (404, "not found\n".to_string(), "text/plain"),
+                    };
+                    let mut r = Response::new(Full::new(Bytes::from(body)));
+                    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                    r.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(ctype));
+                    Ok::<_, Infallible>(r)
+                }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+        });
+    }
+}
+
+pub(crate) async fn readiness(gw: &Gateway) -> Result<(), String> {
+    gw.store.ping().await.map_err(|e| format!("store: {e}"))?;
+    // The CRLs in force (set at start and at each successful reload), not
+    // whatever is on disk now.
+    let next = gw.crl_next_update.load(std::sync::atomic::Ordering::Relaxed);
+    if next <= gw.clock.now() {
+        return Err(format!("a CRL is past its nextUpdate ({})", hpki_profile::validate::rfc3339(next)));
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! Work a running gateway does beside answering: reloading certificates,
+//! CRLs and keys when their files change (nothing in flight is dropped), and
+//! housekeeping (expired challenges).
+
+use crate::gateway::{Gateway, Metrics};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Rebuilds TLS and HPKI validation from the files; a broken file keeps the
+/// old configuration in force and is reported.
+pub fn reload(gw: &Gateway) -> Result<(), String> {
+    if let Err(e) = gw.reload_keys() {
+        Metrics::inc(&gw.metrics.reload_failures);
+        tracing::error!(error = %e, "record keys not reloaded; the keys in force stay");
+    }
+    let built = crate::http::tls::server_config(&gw.config).and_then(|t| {
+        let v = crate::http::tls::validator(&gw.config)?;
+        let next = crate::http::tls::earliest_crl_next_update(&gw.config)?;
+        Ok((t, v, next))
+    });
+    match built.map_err(|e| e.to_string()) {
+        Ok((t, v, next)) => {
+            gw.tls.store(t);
+            gw.validator.store(v);
+            gw.crl_next_update.store(next.unwrap_or(i64::MAX), std::sync::atomic::Ordering::Relaxed);
+            Metrics::inc(&gw.metrics.reloads);
+            tracing::info!("certificates and CRLs reloaded");
+            Ok(())
+        }
+        Err(e) => {
+            Metrics::inc(&gw.metrics.reload_failures);
+            tracing::error!(error = %e, "reload refused; the previous certificates and CRLs stay in force");
+            Err(e)
+        }
+    }
+}
+
+/// The files whose change triggers a reload.
+pub(crate) fn watched_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
+    let c = &gw.config;
+    let l = &c.listener;
+    let h = &c.hpki;
+    [&l.certificate, &l.key]
+        .into_iter()
+        .chain(l.terminal_ca.iter())
+        .chain(l.terminal_crls.iter())
+        .chain(h.anchors.iter())
+        .chain(h.intermediates.iter())
+        .chain(h.crls.iter())
+        .chain(h.scope.iter().map(|s| &s.ca))
+        .chain(std::iter::once(&c.records.key_file))
+        .map(|p| c.path(p))
+        .collect()
+}
+
+pub(crate) fn stamps(files: &[std::path::PathBuf]) -> Vec<Option<SystemTime>> {
+    files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
+}
+
+/// Reloads on SIGHUP and when a watched file changes (checked every
+/// `every`).
+pub async fn watch_reloads(gw: Arc<Gateway>, every: Duration) {
+    let files = watched_files(&gw);
+    let mut last = stamps(&files);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let by_signal = async {
+            match hup.as_mut() {
+                Some(s) => s.recv().await.is_some(),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            true = by_signal => { let _ = reload(&gw); last = stamps(&files); }
+            _ = tokio::time::sleep(every) => {
+                let now = stamps(&files);
+                if now != last {
+                    last = now;
+                    let _ = reload(&gw);
+                }
+            }
+        }
+    }
+}
+
+/// Periodic clean-up: challenges are needed only until they expire (a
+/// replay after that is refused as unknown), so expired ones are deleted.
+pub async fn housekeeping(gw: Arc<Gateway>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        match gw.store.purge_challenges(gw.clock.now()).await {
+            Ok(n) if n > 0 => tracing::debug!(purged = n, "expired challenges deleted"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot purge expired challenges"),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Confirm (FLOW-2): the exact signing bytes of a draft version, and the
+//! doctor's card signature over them turning the draft into a sealed record —
+//! one draft, or a batch under one PIN. The signature certificate is validated
+//! by the same validator as a login, for the signature purpose.
+
+use crate::domain::roles::Action;
+use crate::gateway::{ConnInfo, Gateway};
+use crate::routes::drafts::{find_draft, unknown_draft};
+use crate::routes::workflow::{
+    Answer, document, draft_kind, hex, json, no_open_encounter, parse, random_id, record_view,
+};
+use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::store::{DraftRow, PatientRow, RecordRow, SealedTable, StoreError};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use hpki_profile::Purpose;
+use hpki_protocol::DraftKind;
+use hpki_protocol::ErrorCode;
+use hpki_protocol::workflow::{BatchResult, ConfirmBatch, ConfirmBatchResponse, Record, SigningBytes};
+use ring::digest::{SHA256, digest};
+
+pub(crate) fn decode(b64: &str, what: &str) -> Result<Vec<u8>, Refused> {
+    B64.decode(b64).map_err(|_| Refused::new(ErrorCode::MalformedRequest, format!("{what} is not base64")))
+}
+
+pub(crate) fn decode_all(list: &[String]) -> Result<Vec<Vec<u8>>, Refused> {
+    list.iter().map(|i| decode(i, "an intermediate certificate")).collect()
+}
+
+pub(crate) async fn signing_bytes(gw: &Gateway, a: &Authenticated, id: &str, version: Option<i64>) -> Answer {
+    require(a, Action::ReviewDrafts)?;
+    let d = find_draft(gw, id).await?;
+    if d.signer != a.person.id {
+        return Err(Refused::new(ErrorCode::NotYourDraft, "this draft awaits someone else"));
+    }
+    if d.confirmed {
+        return Err(Refused::new(ErrorCode::AlreadyConfirmed, "the draft is already confirmed"));
+    }
+    if let Some(v) = version.filter(|v| *v != d.version) {
+        return Err(Refused::new(ErrorCode::StaleVersion, format!("the draft is at version {}, not {v}", d.version)));
+    }
+    let (_, bytes) = document(gw, &d)?;
+    json(
+        200,
+        &SigningBytes {
+            draft: d.id.clone(),
+            version: d.version,
+            sha256: hex(digest(&SHA256, &bytes).as_ref()),
+            document: B64.encode(&bytes),
+        },
+    )
+}
+
+/// Confirms one draft version with the signature card (FLOW-2); a retried
+/// confirm returns the record the first one made.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn confirm_one(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    a: &Authenticated,
+    id: &str,
+    version: i64,
+    cert: &[u8],
+    intermediates: &[Vec<u8>],
+    signature: &[u8],
+) -> Result<Record, Refused> {
+    // Everything the checks below read, in one round trip.
+    let ctx = gw
+        .store
+        .confirm_context(id, &a.person.id, &conn.terminal.institution, gw.clock.now())
+        .await?
+        .ok_or_else(|| unknown_draft(id))?;
+    let d = &ctx.draft;
+    let kind = draft_kind(d)?;
+    // Who may confirm what: doctors and dentists their assistants' drafts,
+    // pharmacists only their own dispensing records.
+    match kind {
+        DraftKind::Medical => require(a, Action::ConfirmDraft)?,
+        DraftKind::Dispensing => require(a, Action::RegisterDispensing)?,
+    }
+    if d.signer != a.person.id {
+        return Err(Refused::new(
+            ErrorCode::NotYourDraft,
+            format!("this draft awaits {}, not {}", d.signer, a.person.id),
+        ));
+    }
+    let patient = ctx.patient_id.clone().unwrap_or_else(|| "-".into());
+    if d.confirmed {
+        return existing_record(gw, d, version, &patient).await;
+    }
+    if d.version != version {
+        return Err(Refused::new(
+            ErrorCode::StaleVersion,
+            format!("the draft changed: it is at version {}, the signature is for {version}", d.version),
+        ));
+    }
+    if kind == DraftKind::Medical && !ctx.linked {
+        return Err(Refused::new(
+            ErrorCode::NotLinked,
+            format!("{} is no longer linked to {}", d.assistant, a.person.id),
+        ));
+    }
+    if d.institution != conn.terminal.institution {
+        return Err(Refused::new(ErrorCode::DraftOtherInstitution, "the draft was entered at another institution"));
+    }
+    let patient_id = ctx.patient_id.as_deref().ok_or_else(unregistered_patient)?;
+    if !ctx.encounter_open {
+        return Err(no_open_encounter(conn, patient_id));
+    }
+
+    // The signature over the document as held now, then the certificate.
+    let (_, bytes) = document(gw, d)?;
+    crate::routes::verify_card_signature(
+        cert,
+        &bytes,
+        signature,
+        &format!("the signature does not cover version {version} of this draft as the gateway holds it"),
+    )?;
+    let now = gw.clock.now();
+    let validated = gw
+        .validator
+        .load()
+        .validate(cert, intermediates, Purpose::Signature, now)
+        .map_err(|r| Refused::certificate(&r, "the signature certificate was refused"))?;
+    if validated.holder.person_id().as_deref() != Some(a.person.id.as_str()) {
+        return Err(Refused::new(
+            ErrorCode::SignerOtherPerson,
+            format!(
+                "the signature certificate belongs to {}, the session to {}",
+                validated.holder.person_id().unwrap_or_else(|| "nobody known".into()),
+                a.person.id
+            ),
+        ));
+    }
+    let evidence = crate::routes::revocation_evidence(&validated);
+    let record_id = random_id(gw, "rec_")?;
+    let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&record_id), &bytes)?;
+    let row = RecordRow {
+        id: record_id,
+        kind: kind.name().into(),
+        patient: d.patient.clone(),
+        institution: d.institution.clone(),
+        origin_reference: format!("draft:{}", d.id),
+        draft_version: Some(d.version),
+        author: d.assistant.clone(),
+        signer: Some(a.person.id.clone()),
+        key_id,
+        content: sealed,
+        document_sha256: Some(digest(&SHA256, &bytes).as_ref().to_vec()),
+        signature: Some(signature.to_vec()),
+        signature_cert: Some(cert.to_vec()),
+        revocation: evidence,
+        created_at: now,
+    };
+    match gw.store.confirm_draft(&d.id, d.version, &row).await {
+        Ok(()) => record_view(gw, &row, &patient),
+        // A concurrent confirm or edit won the race: answer as a retry would.
+        Err(StoreError::Conflict(_)) => {
+            let d = find_draft(gw, id).await?;
+            if d.confirmed {
+                existing_record(gw, &d, version, &patient).await
+            } else {
+                Err(Refused::new(ErrorCode::StaleVersion, format!("the draft changed: it is at version {}", d.version)))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(crate) fn unregistered_patient() -> Refused {
+    Refused::new(ErrorCode::CorruptDraft, "the draft's patient is not registered")
+}
+
+pub(crate) async fn patient_by_pseudonym(gw: &Gateway, pseudonym: &str) -> Result<PatientRow, Refused> {
+    gw.store.patient_by_pseudonym(pseudonym).await?.ok_or_else(unregistered_patient)
+}
+
+/// Idempotency: the record of an already confirmed draft, if the confirm
+/// was for the version that became the record.
+pub(crate) async fn existing_record(
+    gw: &Gateway,
+    d: &DraftRow,
+    version: i64,
+    patient: &str,
+) -> Result<Record, Refused> {
+    let record = match &d.record_id {
+        Some(r) => gw.store.record(r).await?,
+        None => None,
+    };
+    match record {
+        Some(r) if r.draft_version == Some(version) => record_view(gw, &r, patient),
+        Some(r) => Err(Refused::new(
+            ErrorCode::AlreadyConfirmed,
+            format!("version {} of this draft is already a record ({})", r.draft_version.unwrap_or_default(), r.id),
+        )),
+        None => Err(Refused::new(ErrorCode::CorruptDraft, "a confirmed draft without its record")),
+    }
+}
+
+pub(crate) async fn confirm_batch(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    a: &Authenticated,
+    body: &[u8],
+    object: &mut String,
+) -> Answer {
+    let req: ConfirmBatch = parse(body)?;
+    if req.items.is_empty() || req.items.len() > 100 {
+        return Err(Refused::new(ErrorCode::BadBatch, "a batch holds 1–100 drafts"));
+    }
+    let cert = decode(&req.certificate, "certificate")?;
+    let intermediates = decode_all(&req.intermediates)?;
+    let mut results = Vec::with_capacity(req.items.len());
+    let mut confirmed = Vec::new();
+    for item in &req.items {
+        let outcome = match decode(&item.signature, "signature") {
+            Ok(sig) => confirm_one(gw, conn, a, &item.draft, item.version, &cert, &intermediates, &sig).await,
+            Err(r) => Err(r),
+        };
+        match outcome {
+            Ok(record) => {
+                confirmed.push(format!("{}={}", item.draft, record.id));
+                results.push(BatchResult { draft: item.draft.clone(), record: Some(record), error: None });
+            }
+            Err(r) => {
+                confirmed.push(format!("{}!{}", item.draft, r.code));
+                results.push(BatchResult { draft: item.draft.clone(), record: None, error: Some(r.body()) });
+            }
+        }
+    }
+    *object = format!("batch:{}", confirmed.join(","));
+    json(200, &ConfirmBatchResponse { results })
+}

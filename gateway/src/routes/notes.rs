@@ -1,0 +1,50 @@
+//! Notes: nurses, dietitians and clinicians add a record of kind `note`
+//! (author, no signature) within an open encounter.
+
+use crate::domain::roles::Action;
+use crate::gateway::{ConnInfo, Gateway};
+use crate::routes::confirm::patient_by_pseudonym;
+use crate::routes::encounters::encounter_for_entry;
+use crate::routes::workflow::{Answer, content_object, json, parse, random_id, record_view};
+use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::store::{RecordRow, SealedTable};
+use hpki_protocol::ErrorCode;
+use hpki_protocol::workflow::NewNote;
+
+pub(crate) async fn add_note(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    a: &Authenticated,
+    body: &[u8],
+    object: &mut String,
+) -> Answer {
+    require(a, Action::AddNote)?;
+    let req: NewNote = parse(body)?;
+    *object = format!("encounter:{}", req.encounter);
+    content_object(&req.content)?;
+    let e = encounter_for_entry(gw, conn, &req.encounter).await?;
+    let p = patient_by_pseudonym(gw, &e.patient).await?;
+    let id = random_id(gw, "rec_")?;
+    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
+    let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&id), &plain)?;
+    let row = RecordRow {
+        id: id.clone(),
+        kind: "note".into(),
+        patient: e.patient.clone(),
+        institution: e.institution.clone(),
+        origin_reference: format!("note:{id}"),
+        draft_version: None,
+        author: a.person.id.clone(),
+        signer: None,
+        key_id,
+        content: sealed,
+        document_sha256: None,
+        signature: None,
+        signature_cert: None,
+        revocation: "[]".into(),
+        created_at: gw.clock.now(),
+    };
+    gw.store.add_record(&row).await?;
+    *object = format!("encounter:{} record:{id}", e.id);
+    json(201, &record_view(gw, &row, &p.id)?)
+}
