@@ -35,9 +35,7 @@ async fn ops_get(addr: std::net::SocketAddr, path: &str) -> Result<(u16, String)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ops_endpoints_report_liveness_readiness_and_metrics_log_5() -> Result<()> {
     let mut world = World::start(WorldOptions::default()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let ops = listener.local_addr()?;
-    tokio::spawn(hpki_gateway::http::ops::serve_ops(world.gw.clone(), listener));
+    let ops = world.ops_addr;
     let creds = world.terminal(CLINIC, "desk-1")?;
     let mut client = world.connect(&creds).await?;
     client.challenge().await?;
@@ -245,5 +243,58 @@ async fn connections_over_the_limit_are_refused_and_counted() -> Result<()> {
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let mut c = world.connect(&creds).await?;
     assert_eq!(c.get("/v1/auth/whoami", None).await?.0, 401);
+    Ok(())
+}
+
+/// `hpki-gateway serve` stops gracefully on SIGTERM (issue 17): it takes no
+/// new connection, answers the request in flight — here one whose body is
+/// still arriving when the signal comes —, has its audit entry durable, and
+/// exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_the_request_in_flight_and_exits_zero() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let (config, listen, ops) = world.process_config()?;
+    let mut gateway = hpki_e2e::GatewayProcess::start(&config, ops)?;
+
+    let tls_config = gateway_client::client_config(
+        &world.path("server/ca-chain.pem"),
+        &gateway_client::TerminalCredentials {
+            certificate: creds.cert.clone(),
+            key: creds.key.clone(),
+            chain: creds.chain.clone(),
+        },
+    )?;
+    let tcp = tokio::net::TcpStream::connect(listen).await?;
+    let name = rustls_pki_types::ServerName::try_from("localhost")?;
+    let mut tls = tokio_rustls::TlsConnector::from(tls_config).connect(name, tcp).await?;
+    tls.write_all(b"POST /v1/auth/challenge HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n").await?;
+    tls.flush().await?;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    gateway.terminate()?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(tokio::net::TcpStream::connect(listen).await.is_err(), "no new connection after SIGTERM");
+    assert!(gateway.wait_exit(std::time::Duration::from_millis(10)).is_err(), "still answering the request in flight");
+
+    tls.write_all(b"{}").await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap_or_default())?;
+    let challenge = body["id"].as_str().unwrap_or_default().to_owned();
+    assert!(!challenge.is_empty(), "{body}");
+
+    let status = gateway.wait_exit(std::time::Duration::from_secs(25))?;
+    assert!(status.success(), "exit status {status:?}");
+    let audited = world.audit().await;
+    assert!(
+        audited
+            .iter()
+            .any(|r| r.event.action == "auth.challenge" && r.event.object == format!("challenge:{challenge}")),
+        "the drained request is in the audit log"
+    );
     Ok(())
 }

@@ -54,6 +54,28 @@ impl GatewayProcess {
         Ok(process)
     }
 
+    /// Sends SIGTERM (what systemd sends to stop a service).
+    pub fn terminate(&mut self) -> Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .context("kill -TERM")?;
+        anyhow::ensure!(status.success(), "kill -TERM failed");
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: std::time::Duration) -> Result<ExitStatus> {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            anyhow::ensure!(std::time::Instant::now() < until, "the gateway did not exit within {limit:?}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// SIGKILL: no shutdown code runs, nothing is flushed by the process.
     pub fn kill_nine(&mut self) -> Result<ExitStatus> {
         self.child.kill().context("SIGKILL to the gateway")?;

@@ -22,10 +22,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
 use hpki_card::{Application, CardVariant, HpkiCard, Pin, RSA_2048_BYTES, sha256};
+use hpki_gateway::app::{App, Running};
 use hpki_gateway::clock::OffsetClock;
 use hpki_gateway::config::Config;
 use hpki_gateway::gateway::Gateway;
-use hpki_gateway::store::{NewPerson, Store};
+use hpki_gateway::store::NewPerson;
 use hpki_profile::Profession;
 use hpki_protocol::LoginTbs;
 use serde_json::{Value, json};
@@ -70,18 +71,16 @@ pub struct World {
     pub gw: Arc<Gateway>,
     pub clock: OffsetClock,
     pub addr: SocketAddr,
+    /// The ops listener (/healthz, /readyz, /metrics).
+    pub ops_addr: SocketAddr,
     /// The patient listener, when asked for.
     pub patient_addr: Option<SocketAddr>,
-    server: tokio::task::JoinHandle<()>,
-    patient_server: Option<tokio::task::JoinHandle<()>>,
+    running: Running,
 }
 
 impl Drop for World {
     fn drop(&mut self) {
-        self.server.abort();
-        if let Some(p) = &self.patient_server {
-            p.abort();
-        }
+        self.running.abort();
     }
 }
 
@@ -134,7 +133,7 @@ impl World {
              requests_per_second_per_terminal = {}\nhandshake_timeout_seconds = {}\nmax_connections = {}\n\
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"hpki-sign.der\", \"institution.der\"]\n\
              crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n\
-             {}",
+             {}[ops]\naddress = \"127.0.0.1:0\"\n",
             allow.join(", "),
             opts.max_body_bytes,
             opts.requests_per_second,
@@ -149,25 +148,12 @@ impl World {
         let path = root.join("gateway.toml");
         std::fs::write(&path, config)?;
         let config = Config::load(&path)?;
-        let store = Store::open(&config.store_config()).await?;
         let clock = OffsetClock::default();
-        let tls = hpki_gateway::http::tls::server_config(&config)?;
-        let validator = hpki_gateway::http::tls::validator(&config)?;
-        let keys =
-            hpki_gateway::domain::keyring::open_or_create(&config.path(&config.records.key_file), &store, 0).await?;
-        let gw = Arc::new(Gateway::new(config, store, Arc::new(clock.clone()), tls, validator, Arc::new(keys)));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let server = tokio::spawn(hpki_gateway::http::institution::serve_institutions(gw.clone(), listener));
-        let (patient_addr, patient_server) = match hpki_gateway::http::tls::patient_server_config(&gw.config)? {
-            Some(tls) => {
-                let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let a = l.local_addr()?;
-                (Some(a), Some(tokio::spawn(hpki_gateway::routes::patient_portal::serve_patients(gw.clone(), l, tls))))
-            }
-            None => (None, None),
-        };
-        Ok(World { dir, ca, gw, clock, addr, patient_addr, server, patient_server })
+        // The real start-up, as `hpki-gateway serve` runs it.
+        let running = App::start(config, Arc::new(clock.clone())).await?;
+        let (gw, addr, ops_addr, patient_addr) =
+            (running.gw.clone(), running.institution_address, running.ops_address, running.patient_address);
+        Ok(World { dir, ca, gw, clock, addr, ops_addr, patient_addr, running })
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -301,7 +287,8 @@ impl World {
     pub fn process_config_at(&self, listen: SocketAddr, ops: SocketAddr) -> Result<PathBuf> {
         let text = std::fs::read_to_string(self.config_path())?;
         let (head, tail) = text.split_once("[listener]\naddress = \"127.0.0.1:0\"").context("listener address")?;
-        let text = format!("{head}[listener]\naddress = \"{listen}\"{tail}\n[ops]\naddress = \"{ops}\"\n");
+        let tail = tail.replacen("[ops]\naddress = \"127.0.0.1:0\"", &format!("[ops]\naddress = \"{ops}\""), 1);
+        let text = format!("{head}[listener]\naddress = \"{listen}\"{tail}");
         let path = self.path("gateway-process.toml");
         std::fs::write(&path, text)?;
         Ok(path)
@@ -476,7 +463,7 @@ impl PatientClient {
     /// A client for the patient listener at `addr`, trusting `server_ca`.
     pub fn to(addr: SocketAddr, server_ca: &Path) -> Result<PatientClient> {
         let mut roots = rustls::RootCertStore::empty();
-        for c in hpki_gateway::http::tls::certificates(server_ca)? {
+        for c in hpki_gateway::credentials::certificates(server_ca)? {
             roots.add(c)?;
         }
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))

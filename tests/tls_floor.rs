@@ -1,5 +1,5 @@
 //! The floor of the whoami benchmark: the gateway's own TLS configuration
-//! (`hpki_gateway::http::tls::server_config`: TLS 1.3, client certificate from the
+//! (`hpki_gateway::credentials::server_config`: TLS 1.3, client certificate from the
 //! terminal CA, CRLs) and the same hyper HTTP/1.1 settings
 //! (`hpki_gateway::http::institution::http1_settings`), answering every
 //! request with a static 200 — nothing of the gateway's own work (no
@@ -28,7 +28,7 @@ fn main() -> Result<()> {
         _ => bail!("usage: tls-floor --config gateway.toml (listens on the listener address of that file)"),
     };
     let config = hpki_gateway::config::Config::load(&config).context("reading the configuration")?;
-    let tls = hpki_gateway::http::tls::server_config(&config).context("building the TLS configuration")?;
+    let tls = hpki_gateway::credentials::server_config(&config).context("building the TLS configuration")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(&config.listener.address).await.context("binding")?;

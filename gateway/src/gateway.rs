@@ -15,7 +15,7 @@ use crate::audit::writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::keyring::Keyring;
-use crate::routes::ChannelBinding;
+
 use crate::store::Store;
 use crate::store::session_reader::SessionReader;
 
@@ -54,6 +54,9 @@ impl Terminal {
 }
 
 /// What the listener knows of a connection.
+/// The TLS channel binding a login signs (`docs/protocol.md`).
+pub type ChannelBinding = [u8; hpki_protocol::CHANNEL_BINDING_LEN];
+
 #[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
@@ -147,6 +150,13 @@ struct Bucket {
 }
 
 impl Gateway {
+    /// A random id for one request (logs, audit, `x-request-id`).
+    pub fn request_id(&self) -> String {
+        let mut b = [0u8; 8];
+        let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
     pub fn new(
         config: Config,
         store: Store,
@@ -158,7 +168,7 @@ impl Gateway {
         // The same files the TLS and HPKI configuration were just built from;
         // unreadable now means not ready.
         let next =
-            crate::http::tls::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
+            crate::credentials::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
         // Starts the audit writer and the session reader: call inside a Tokio runtime.
         Gateway {
             crl_next_update: AtomicI64::new(next),

@@ -3,9 +3,11 @@
 //! patient listener, the audit log and storage on SQLite or PostgreSQL.
 //! Where things are: `docs/gateway.md`.
 
+pub mod app;
 pub mod audit;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod domain;
 pub mod gateway;
 pub mod http;

@@ -304,7 +304,7 @@ pub(crate) fn person_from(
     institution: &str,
 ) -> Result<NewPerson, String> {
     if let Some(path) = cert {
-        let certs = hpki_gateway::http::tls::certificates(path).map_err(|e| e.to_string())?;
+        let certs = hpki_gateway::credentials::certificates(path).map_err(|e| e.to_string())?;
         let der = certs.first().ok_or("no certificate in the file")?;
         let holder = hpki_profile::read_holder(der.as_ref()).map_err(|e| e.to_string())?;
         if holder.serial_number.is_none() {

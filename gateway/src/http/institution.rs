@@ -19,10 +19,12 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::app::Stop;
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
 use crate::routes::workflow::Route;
 use crate::routes::{self, Outcome, Refused};
+use tokio::task::JoinSet;
 
 type Body = Full<Bytes>;
 
@@ -67,11 +69,19 @@ fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent 
     }
 }
 
-/// Serves the institution listener until the process ends.
-pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener) {
+/// Serves the institution listener until `stop` is raised, then stops
+/// accepting and returns once every connection has finished its request in
+/// hand (idle keep-alive connections close at once).
+pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut stop: Stop) {
     let limit = Arc::new(Semaphore::new(gw.config.listener.max_connections));
+    let mut connections = JoinSet::new();
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.raised() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "accept failed");
@@ -95,14 +105,17 @@ pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener) {
             continue;
         };
         let gw = gw.clone();
-        tokio::spawn(async move {
-            serve_connection(gw, tcp, peer).await;
+        let stop = stop.clone();
+        connections.spawn(async move {
+            serve_connection(gw, tcp, peer, stop).await;
             drop(permit);
         });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: SocketAddr) {
+async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: SocketAddr, stop: Stop) {
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(gw.tls.load_full());
     let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
@@ -141,9 +154,28 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
         let conn = conn.clone();
         async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
     });
-    let result = http1_settings(idle).serve_connection(TokioIo::new(tls), service).await;
-    if let Err(e) = result {
+    let connection = http1_settings(idle).serve_connection(TokioIo::new(tls), service);
+    if let Err(e) = until_stopped(connection, stop).await {
         tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+/// Drives an HTTP/1.1 connection; once `stop` is raised, lets it finish the
+/// request in hand and close (an idle one closes at once).
+pub async fn until_stopped<T, S>(connection: http1::Connection<T, S>, mut stop: Stop) -> Result<(), hyper::Error>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    tokio::select! {
+        r = connection.as_mut() => r,
+        _ = stop.raised() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }
 
@@ -216,15 +248,8 @@ fn terminal_of(der: &[u8]) -> Option<(Terminal, CertFacts)> {
     Some((Terminal { institution, name }, facts))
 }
 
-/// A random id for one request (logs, audit, `x-request-id`).
-pub(crate) fn request_id(gw: &Gateway) -> String {
-    let mut b = [0u8; 8];
-    let _ = ring::rand::SecureRandom::fill(&gw.rng, &mut b);
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
-    let rid = request_id(&gw);
+    let rid = gw.request_id();
     let span = tracing::info_span!("request", request_id = %rid, terminal = %conn.terminal.key(), path = %req.uri().path(), person = tracing::field::Empty);
     async move {
         Metrics::inc(&gw.metrics.requests);
@@ -247,7 +272,7 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         }
         tracing::info!(status = outcome.status, refusal = outcome.refusal.map_or("-", ErrorCode::as_str), "{action}");
         let audited = routes::record(&gw, routes::audit_event(&conn, action, &outcome, &rid)).await;
-        crate::ops::alerts::observe(&gw, &conn, action, &outcome).await;
+        crate::ops::alerts::observe(&gw, &conn, action, outcome.refusal.is_some(), &outcome.actor).await;
         if let Err(r) = audited {
             return json(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
         }

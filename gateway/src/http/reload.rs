@@ -13,9 +13,9 @@ pub fn reload(gw: &Gateway) -> Result<(), String> {
         Metrics::inc(&gw.metrics.reload_failures);
         tracing::error!(error = %e, "record keys not reloaded; the keys in force stay");
     }
-    let built = crate::http::tls::server_config(&gw.config).and_then(|t| {
-        let v = crate::http::tls::validator(&gw.config)?;
-        let next = crate::http::tls::earliest_crl_next_update(&gw.config)?;
+    let built = crate::credentials::server_config(&gw.config).and_then(|t| {
+        let v = crate::credentials::validator(&gw.config)?;
+        let next = crate::credentials::earliest_crl_next_update(&gw.config)?;
         Ok((t, v, next))
     });
     match built.map_err(|e| e.to_string()) {

@@ -16,7 +16,6 @@ use serde::Serialize;
 use crate::audit::AuditEvent;
 use crate::config::AlertsSection;
 use crate::gateway::{ConnInfo, Gateway};
-use crate::routes::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,24 +63,24 @@ pub struct Alert {
 
 /// Looks at one answered request; raises what the rules find. Runs after
 /// the request's own audit entry is durable, so the rules see it.
-pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, action: &str, outcome: &Outcome) {
+pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, action: &str, refused: bool, actor: &str) {
     let Some(rules) = &gw.config.alerts else { return };
     if action != "auth.login" {
         return;
     }
     let now = gw.clock.now_ms();
     let terminal = conn.terminal.key();
-    let found = if outcome.refusal.is_some() {
+    let found = if refused {
         refused_logins(gw, rules, &terminal, now).await
     } else {
-        let mut found = hopping(gw, rules, &outcome.actor, &conn.terminal.institution, now).await;
+        let mut found = hopping(gw, rules, actor, &conn.terminal.institution, now).await;
         if found.is_none() {
-            found = outside_hours(rules, &outcome.actor, now);
+            found = outside_hours(rules, actor, now);
         }
         found
     };
     let Some((rule, detail, cut_off)) = found else { return };
-    raise(gw, Alert { rule, at_ms: now, terminal, person: outcome.actor.clone(), detail, cut_off }).await;
+    raise(gw, Alert { rule, at_ms: now, terminal, person: actor.to_owned(), detail, cut_off }).await;
 }
 
 async fn refused_logins(gw: &Gateway, rules: &AlertsSection, terminal: &str, now: i64) -> Option<Finding> {

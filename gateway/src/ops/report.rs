@@ -132,7 +132,7 @@ pub fn crl_states(config: &Config, now: i64) -> Vec<CrlState> {
         .map(|f| {
             let path = config.path(f);
             let file = path.display().to_string();
-            let parsed = crate::http::tls::crl(&path).map_err(|e| e.to_string()).and_then(|der| {
+            let parsed = crate::credentials::crl(&path).map_err(|e| e.to_string()).and_then(|der| {
                 let (_, crl) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| e.to_string())?;
                 Ok((crl.issuer().to_string(), crl.last_update().timestamp(), crl.next_update().map(|t| t.timestamp())))
             });
@@ -388,7 +388,7 @@ fn cert_states(config: &Config, files: &[std::path::PathBuf], now: i64, findings
     let mut out = Vec::new();
     for f in files {
         let path = config.path(f);
-        match crate::http::tls::certificates(&path) {
+        match crate::credentials::certificates(&path) {
             Ok(certs) => {
                 for c in certs {
                     if let Ok(h) = hpki_profile::read_holder(c.as_ref()) {

@@ -21,7 +21,6 @@ pub mod workflow;
 pub use auth::{challenge, login, logout, revocation_evidence, verify_card_signature, whoami};
 pub use session::{Authenticated, Authentication, authenticate, check_allowed, check_terminal};
 
-use hpki_protocol::CHANNEL_BINDING_LEN;
 use hpki_protocol::ErrorCode;
 use hpki_protocol::wire::ErrorBody;
 use ring::rand::SecureRandom;
@@ -136,7 +135,7 @@ pub fn audit_event(conn: &ConnInfo, action: &str, outcome: &Outcome, request_id:
 }
 
 /// The channel-binding buffer type, for the listener.
-pub type ChannelBinding = [u8; CHANNEL_BINDING_LEN];
+pub use crate::gateway::ChannelBinding;
 
 #[cfg(test)]
 mod tests {

@@ -25,19 +25,28 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
+use crate::app::Stop;
 use crate::audit::AuditEvent;
 use crate::config::PatientSection;
 use crate::domain::passwords;
 use crate::gateway::Gateway;
+use crate::http::institution::until_stopped;
 use crate::routes::{Outcome, Refused, refused};
 
 type Body = Full<Bytes>;
 
-/// Serves the patient listener until the process ends.
-pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<ServerConfig>) {
+/// Serves the patient listener until `stop` is raised, then drains like
+/// the institution listener.
+pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<ServerConfig>, mut stop: Stop) {
     let acceptor = TlsAcceptor::from(tls);
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.raised() => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let (tcp, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "patient listener: accept failed");
@@ -47,7 +56,8 @@ pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<Se
         };
         let gw = gw.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        let stop = stop.clone();
+        connections.spawn(async move {
             let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
             let Ok(Ok(tls)) = tokio::time::timeout(handshake, acceptor.accept(tcp)).await else {
                 tracing::debug!(%peer, "patient TLS handshake failed");
@@ -57,17 +67,19 @@ pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<Se
                 let gw = gw.clone();
                 async move { Ok::<_, Infallible>(handle(gw, peer, req).await) }
             });
-            let _ = http1::Builder::new()
+            let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+                .serve_connection(TokioIo::new(tls), service);
+            let _ = until_stopped(connection, stop).await;
         });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let rid = crate::http::institution::request_id(&gw);
+    let rid = gw.request_id();
     let span = tracing::info_span!("patient_request", request_id = %rid, %peer, path = %req.uri().path(), person = tracing::field::Empty);
     async move {
         let action = match (req.method(), req.uri().path()) {

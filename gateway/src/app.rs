@@ -1,0 +1,184 @@
+//! A gateway's life: [`App::start`] is everything `hpki-gateway serve` does
+//! before answering — store and schema, crash recovery, credentials, record
+//! keys, the listeners, the reload watcher and housekeeping — and the tests
+//! start the gateway through it too, so they run the real start-up.
+//! [`Running::shutdown`] stops it gracefully: no new connections, requests in
+//! flight answered (their audit entries are durable before their answers, so
+//! nothing answered is unlogged), idle keep-alive connections closed, all
+//! within a deadline.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::credentials::LoadError;
+use crate::domain::keyring::KeyError;
+use crate::gateway::Gateway;
+use crate::store::{Store, StoreError};
+
+/// A signal every listener and connection watches: once raised, stop
+/// taking work and finish what is in hand.
+#[derive(Clone)]
+pub struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    /// A signal and the switch that raises it.
+    pub fn new() -> (watch::Sender<bool>, Stop) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Stop(rx))
+    }
+
+    /// Resolves once the signal is raised; never, if its switch is gone
+    /// without raising it.
+    pub async fn raised(&mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("opening the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("auditing records committed before a crash: {0}")]
+    Recovery(StoreError),
+    #[error(transparent)]
+    Credentials(#[from] LoadError),
+    #[error("record keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot listen on {address} ({what}): {source}")]
+    Bind { what: &'static str, address: SocketAddr, source: std::io::Error },
+}
+
+pub struct App;
+
+/// A started gateway: where it listens, and how to stop it.
+pub struct Running {
+    pub gw: Arc<Gateway>,
+    pub institution_address: SocketAddr,
+    pub ops_address: SocketAddr,
+    pub patient_address: Option<SocketAddr>,
+    /// Records found committed without their audit entry (a crash between
+    /// commit and answer), now audited.
+    pub recovered: usize,
+    stop: watch::Sender<bool>,
+    /// The listeners: each ends after its connections have drained.
+    listeners: JoinSet<()>,
+    /// Reload watcher and housekeeping: nothing to drain, stopped at once.
+    background: JoinSet<()>,
+}
+
+async fn bind(what: &'static str, address: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(address).await.map_err(|source| StartError::Bind { what, address, source })
+}
+
+fn local(what: &'static str, l: &TcpListener, address: SocketAddr) -> Result<SocketAddr, StartError> {
+    l.local_addr().map_err(|source| StartError::Bind { what, address, source })
+}
+
+impl App {
+    pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
+        let store = Store::open(&config.store_config()).await?;
+        let recovered = crate::audit::recovery::audit_unanswered_records(&store, clock.now_ms())
+            .await
+            .map_err(StartError::Recovery)?;
+        if !recovered.is_empty() {
+            tracing::warn!(records = recovered.len(), "audited records whose answer was lost in a crash");
+        }
+        let tls = crate::credentials::server_config(&config)?;
+        let validator = crate::credentials::validator(&config)?;
+        let patient_tls = crate::credentials::patient_server_config(&config)?;
+        let institutions = bind("institution listener", config.listener.address).await?;
+        let ops = bind("ops listener", config.ops.address).await?;
+        let patients = match (&config.patients, patient_tls) {
+            (Some(p), Some(tls)) => Some((bind("patient listener", p.address).await?, tls)),
+            _ => None,
+        };
+        let keys =
+            crate::domain::keyring::open_or_create(&config.path(&config.records.key_file), &store, clock.now()).await?;
+        let institution_address = local("institution listener", &institutions, config.listener.address)?;
+        let ops_address = local("ops listener", &ops, config.ops.address)?;
+        let patient_address = match (&patients, &config.patients) {
+            (Some((l, _)), Some(p)) => Some(local("patient listener", l, p.address)?),
+            _ => None,
+        };
+        tracing::info!(address = %institution_address, ops = %ops_address, patients = ?patient_address, gateway_id = %config.gateway_id, store = ?store.backend(), "gateway listening");
+        let gw = Arc::new(Gateway::new(config, store, clock, tls, validator, Arc::new(keys)));
+
+        let (stop, signal) = Stop::new();
+        let mut listeners = JoinSet::new();
+        listeners.spawn(crate::http::institution::serve_institutions(gw.clone(), institutions, signal.clone()));
+        listeners.spawn(crate::http::ops::serve_ops(gw.clone(), ops, signal.clone()));
+        if let Some((l, tls)) = patients {
+            listeners.spawn(crate::routes::patient_portal::serve_patients(gw.clone(), l, tls, signal.clone()));
+        }
+        let mut background = JoinSet::new();
+        background.spawn(crate::http::reload::watch_reloads(gw.clone(), Duration::from_secs(2)));
+        background.spawn(crate::http::reload::housekeeping(gw.clone(), Duration::from_secs(600)));
+        Ok(Running {
+            gw,
+            institution_address,
+            ops_address,
+            patient_address,
+            recovered: recovered.len(),
+            stop,
+            listeners,
+            background,
+        })
+    }
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Every request in flight was answered.
+    Drained,
+    /// The deadline passed first; what was left was cut off.
+    CutOff,
+}
+
+impl Running {
+    /// Stops gracefully within `deadline`.
+    pub async fn shutdown(mut self, deadline: Duration) -> Shutdown {
+        let _ = self.stop.send(true);
+        self.background.abort_all();
+        let drained =
+            tokio::time::timeout(deadline, async { while self.listeners.join_next().await.is_some() {} }).await.is_ok();
+        if drained {
+            Shutdown::Drained
+        } else {
+            self.listeners.abort_all();
+            Shutdown::CutOff
+        }
+    }
+
+    /// Serves until SIGTERM or SIGINT, then shuts down within `deadline`.
+    pub async fn serve_until_signalled(self, deadline: Duration) -> std::io::Result<Shutdown> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        let how = self.shutdown(deadline).await;
+        tracing::info!(?how, "stopped");
+        Ok(how)
+    }
+
+    /// Stops at once, without draining (a test's end).
+    pub fn abort(&mut self) {
+        let _ = self.stop.send(true);
+        self.listeners.abort_all();
+        self.background.abort_all();
+    }
+}
