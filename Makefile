@@ -15,7 +15,7 @@ TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic \
 	charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki nftables iproute2
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
-.PHONY: demo test deps tools build lint bench-card bench-validation bench-gateway bench-confirms fuzz clean
+.PHONY: demo test deps tools build lint audit bench-card bench-validation bench-gateway bench-confirms fuzz clean
 
 demo: deps build
 	./target/debug/hpki-demo
@@ -42,9 +42,20 @@ tools:
 build:
 	$(CARGO) build --workspace --bins
 
+# cargo-deny: licences, banned or duplicate crates (duplicates warn), crate
+# sources (deny.toml).
 lint:
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) deny check licenses bans sources
+
+# Security advisories (RustSec). Needs the advisory database from GitHub,
+# which this workplace's network does not reach; ignored advisories are
+# explained in deny.toml.
+audit:
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install cargo-deny --locked
+	$(CARGO) deny check advisories
 
 # Card-layer latency through the real pcscd (release build).
 bench-card: deps

@@ -414,14 +414,14 @@ async fn a_request_whose_audit_entry_cannot_be_written_gets_no_answer_log_1() ->
     let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display())).await?;
     raw.execute("CREATE TRIGGER test_disk_full BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk full'); END")
         .await?;
-    let before = world.gw.metrics.audit_failures.load(std::sync::atomic::Ordering::Relaxed);
+    let before = world.gw.metrics.audit_failures.get();
     let (status, body) = client.get("/v1/auth/whoami", Some(&token)).await?;
     assert_eq!((status, body["error"].as_str()), (503, Some("audit_unavailable")), "{body}");
     assert!(body.get("person").is_none(), "{body}");
     let (status, body) = client.request("POST", "/v1/auth/challenge", b"{}".to_vec(), None).await?;
     assert_eq!((status, body["error"].as_str()), (503, Some("audit_unavailable")), "{body}");
     assert!(body.get("nonce").is_none(), "{body}");
-    let after = world.gw.metrics.audit_failures.load(std::sync::atomic::Ordering::Relaxed);
+    let after = world.gw.metrics.audit_failures.get();
     assert_eq!(after - before, 2);
     // The disk has room again: answers come back and the chain has no gap.
     raw.execute("DROP TRIGGER test_disk_full").await?;

@@ -50,6 +50,12 @@ async fn ops_endpoints_report_liveness_readiness_and_metrics_log_5() -> Result<(
     assert!(metrics.contains("hpki_connections_accepted_total 1"), "{metrics}");
     assert!(metrics.contains("hpki_logins_refused_total 1"), "{metrics}");
     assert!(metrics.contains("hpki_requests_total 2"), "{metrics}");
+    // Refusals by code, latency by action, TLS handshakes, audit batches.
+    assert!(metrics.contains("hpki_refusals_total{code=\"unknown_challenge\"} 1"), "{metrics}");
+    assert!(metrics.contains("hpki_request_duration_seconds_count{action=\"auth.challenge\"} 1"), "{metrics}");
+    assert!(metrics.contains("hpki_request_duration_seconds_count{action=\"auth.login\"} 1"), "{metrics}");
+    assert!(metrics.contains("hpki_tls_handshake_duration_seconds_count 1"), "{metrics}");
+    assert!(metrics.contains("hpki_audit_batch_size_count"), "{metrics}");
     // A CRL past its nextUpdate makes the gateway not ready.
     world.clock.advance_secs(4 * 86_400 + 60);
     let (status, body) = ops_get(ops, "/readyz").await?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -64,85 +64,7 @@ pub struct ConnInfo {
     pub channel_binding: ChannelBinding,
 }
 
-/// Counters shown on /metrics (Prometheus text format).
-#[derive(Default)]
-pub struct Metrics {
-    pub connections_accepted: AtomicU64,
-    pub connections_refused_source: AtomicU64,
-    pub connections_refused_limit: AtomicU64,
-    pub handshakes_failed: AtomicU64,
-    pub handshake_timeouts: AtomicU64,
-    pub requests: AtomicU64,
-    pub requests_refused: AtomicU64,
-    pub logins_ok: AtomicU64,
-    pub logins_refused: AtomicU64,
-    pub rate_limited: AtomicU64,
-    pub bodies_too_large: AtomicU64,
-    pub reloads: AtomicU64,
-    pub reload_failures: AtomicU64,
-    pub alerts_refused_logins: AtomicU64,
-    pub alerts_institution_hopping: AtomicU64,
-    pub alerts_outside_hours: AtomicU64,
-    pub alert_webhook_failures: AtomicU64,
-    pub audit_failures: AtomicU64,
-}
-
-impl Metrics {
-    pub fn inc(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
-    }
-
-    pub fn render(&self) -> String {
-        let rows: [(&str, &str, &AtomicU64); 18] = [
-            ("hpki_connections_accepted_total", "TLS connections accepted", &self.connections_accepted),
-            (
-                "hpki_connections_refused_source_total",
-                "connections refused before TLS: source not allowed",
-                &self.connections_refused_source,
-            ),
-            (
-                "hpki_connections_refused_limit_total",
-                "connections refused: maximum reached",
-                &self.connections_refused_limit,
-            ),
-            ("hpki_handshakes_failed_total", "TLS handshakes refused or failed", &self.handshakes_failed),
-            ("hpki_handshake_timeouts_total", "TLS handshakes that timed out", &self.handshake_timeouts),
-            ("hpki_requests_total", "requests served", &self.requests),
-            ("hpki_requests_refused_total", "requests refused", &self.requests_refused),
-            ("hpki_logins_total", "successful logins", &self.logins_ok),
-            ("hpki_logins_refused_total", "refused logins", &self.logins_refused),
-            ("hpki_rate_limited_total", "requests over the per-terminal rate", &self.rate_limited),
-            ("hpki_bodies_too_large_total", "requests over the body size limit", &self.bodies_too_large),
-            ("hpki_reloads_total", "certificate and CRL reloads", &self.reloads),
-            ("hpki_reload_failures_total", "reloads refused (old files kept)", &self.reload_failures),
-            (
-                "hpki_alerts_refused_logins_total",
-                "alerts: repeated refused logins from one terminal",
-                &self.alerts_refused_logins,
-            ),
-            (
-                "hpki_alerts_institution_hopping_total",
-                "alerts: one card at two institutions within the window",
-                &self.alerts_institution_hopping,
-            ),
-            ("hpki_alerts_outside_hours_total", "alerts: logins outside opening hours", &self.alerts_outside_hours),
-            ("hpki_alert_webhook_failures_total", "alerts the webhook did not take", &self.alert_webhook_failures),
-            (
-                "hpki_audit_failures_total",
-                "audit entries that could not be written (their requests were answered 503)",
-                &self.audit_failures,
-            ),
-        ];
-        let mut out = String::new();
-        for (name, help, v) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
-        }
-        out
-    }
-}
+pub use crate::metrics::Metrics;
 
 struct Bucket {
     tokens: f64,
@@ -169,18 +91,23 @@ impl Gateway {
         // unreadable now means not ready.
         let next =
             crate::credentials::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
+        let metrics = Metrics::new();
         // Starts the audit writer and the session reader: call inside a Tokio runtime.
         Gateway {
             crl_next_update: AtomicI64::new(next),
-            audit: AuditWriter::start(store.clone()),
-            sessions: SessionReader::start(store.clone(), config.sessions.idle_timeout_seconds),
+            audit: AuditWriter::start(store.clone(), metrics.audit_batches.clone()),
+            sessions: SessionReader::start(
+                store.clone(),
+                config.sessions.idle_timeout_seconds,
+                metrics.session_batches.clone(),
+            ),
             config,
             store,
             clock,
             tls: ArcSwap::new(tls),
             validator: ArcSwap::new(validator),
             keys: ArcSwap::new(keys),
-            metrics: Metrics::default(),
+            metrics,
             rng: SystemRandom::new(),
             rate: Mutex::new(HashMap::new()),
             terminal_certs_noted: Mutex::new(HashMap::new()),

@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod domain;
 pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod ops;
 pub mod routes;
 pub mod store;

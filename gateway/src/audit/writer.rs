@@ -5,6 +5,7 @@
 //! batch instead of one per request.
 
 use crate::audit::{AuditEvent, AuditRecord};
+use crate::metrics::BatchMetrics;
 use crate::store::Store;
 use crate::store::batch::Batcher;
 
@@ -18,8 +19,8 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     /// Starts the writer task (needs a Tokio runtime).
-    pub fn start(store: Store) -> AuditWriter {
-        let batches = Batcher::start("the audit writer", MAX_BATCH, move |events: Vec<(AuditEvent, i64)>| {
+    pub fn start(store: Store, metrics: BatchMetrics) -> AuditWriter {
+        let batches = Batcher::start("the audit writer", MAX_BATCH, metrics, move |events: Vec<(AuditEvent, i64)>| {
             let store = store.clone();
             async move { store.append_audit_batch(&events).await.map_err(|e| format!("audit append failed: {e}")) }
         });

@@ -119,8 +119,12 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(gw.tls.load_full());
     let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
+    let started = std::time::Instant::now();
     let tls = match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
+        Ok(Ok(s)) => {
+            gw.metrics.handshake_seconds.observe(started.elapsed().as_secs_f64());
+            s
+        }
         Ok(Err(e)) => {
             Metrics::inc(&gw.metrics.handshakes_failed);
             tracing::info!(%peer, error = %e, "TLS handshake refused");
@@ -252,6 +256,7 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
     let rid = gw.request_id();
     let span = tracing::info_span!("request", request_id = %rid, terminal = %conn.terminal.key(), path = %req.uri().path(), person = tracing::field::Empty);
     async move {
+        let started = std::time::Instant::now();
         Metrics::inc(&gw.metrics.requests);
         let path = req.uri().path().to_owned();
         let route = Route::of(req.method().as_str(), &path, req.uri().query());
@@ -264,8 +269,8 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         };
         let outcome = dispatch(&gw, &conn, req, action, route).await;
         tracing::Span::current().record("person", outcome.actor.as_str());
-        if outcome.refusal.is_some() {
-            Metrics::inc(&gw.metrics.requests_refused);
+        if let Some(code) = outcome.refusal {
+            gw.metrics.refused(code.as_str());
         }
         if action == "auth.login" {
             Metrics::inc(if outcome.refusal.is_some() { &gw.metrics.logins_refused } else { &gw.metrics.logins_ok });
@@ -273,6 +278,7 @@ async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -
         tracing::info!(status = outcome.status, refusal = outcome.refusal.map_or("-", ErrorCode::as_str), "{action}");
         let audited = routes::record(&gw, routes::audit_event(&conn, action, &outcome, &rid)).await;
         crate::ops::alerts::observe(&gw, &conn, action, outcome.refusal.is_some(), &outcome.actor).await;
+        gw.metrics.answered(action, started.elapsed());
         if let Err(r) = audited {
             return json(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
         }

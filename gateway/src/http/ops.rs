@@ -33,7 +33,7 @@ pub async fn serve_ops(gw: Arc<Gateway>, listener: TcpListener, mut stop: Stop) 
                             Ok(()) => (200, "ready\n".to_string(), "text/plain"),
                             Err(why) => (503, format!("not ready: {why}\n"), "text/plain"),
                         },
-                        "/metrics" => (200, gw.metrics.render(), "text/plain; version=0.0.4"),
+                        "/metrics" => (200, gw.metrics.render(), crate::metrics::CONTENT_TYPE),
                         _ => (404, "not found\n".to_string(), "text/plain"),
                     };
                     let mut r = Response::new(Full::new(Bytes::from(body)));

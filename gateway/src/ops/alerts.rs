@@ -8,7 +8,6 @@
 //! across restarts and across several gateways on one PostgreSQL.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -140,7 +139,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
         Rule::InstitutionHopping => &gw.metrics.alerts_institution_hopping,
         Rule::OutsideHours => &gw.metrics.alerts_outside_hours,
     };
-    counter.fetch_add(1, Ordering::Relaxed);
+    counter.inc();
     tracing::warn!(rule = alert.rule.name(), terminal = %alert.terminal, person = %alert.person, detail = %alert.detail, cut_off = ?alert.cut_off, "ALERT: abnormal access");
     let now = alert.at_ms;
     let institution = alert.terminal.split_once('/').map_or(alert.terminal.as_str(), |(i, _)| i).to_owned();
@@ -193,7 +192,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
         let gw = gw.clone();
         tokio::spawn(async move {
             if let Err(e) = post_webhook(&url, &alert).await {
-                gw.metrics.alert_webhook_failures.fetch_add(1, Ordering::Relaxed);
+                gw.metrics.alert_webhook_failures.inc();
                 tracing::error!(error = %e, %url, "alert webhook failed");
             }
         });

@@ -5,6 +5,7 @@
 //! (whatever arrived while the last batch ran); a lone request is a batch
 //! of one, so nothing waits for company.
 
+use crate::metrics::BatchMetrics;
 use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
@@ -27,7 +28,7 @@ impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
     /// batch in order and returns one result per job, in the same order;
     /// an `Err` fails every job of the batch. `what` names the task in
     /// errors ("the audit writer").
-    pub fn start<F, Fut>(what: &'static str, max_batch: usize, mut run: F) -> Batcher<J, R>
+    pub fn start<F, Fut>(what: &'static str, max_batch: usize, metrics: BatchMetrics, mut run: F) -> Batcher<J, R>
     where
         F: FnMut(Vec<J>) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Vec<R>, String>> + Send,
@@ -38,7 +39,10 @@ impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
             while rx.recv_many(&mut pending, max_batch).await > 0 {
                 let (batch, answers): (Vec<J>, Vec<_>) = pending.drain(..).unzip();
                 let n = batch.len();
-                match run(batch).await {
+                let started = std::time::Instant::now();
+                let ran = run(batch).await;
+                metrics.observe(n, started.elapsed());
+                match ran {
                     Ok(results) if results.len() == n => {
                         for (answer, result) in answers.into_iter().zip(results) {
                             let _ = answer.send(Ok(result));
@@ -78,7 +82,7 @@ mod tests {
     async fn each_job_gets_its_own_result_and_concurrent_jobs_share_a_batch() {
         let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let seen = sizes.clone();
-        let b: Batcher<u32, u32> = Batcher::start("the doubler", 64, move |jobs: Vec<u32>| {
+        let b: Batcher<u32, u32> = Batcher::start("the doubler", 64, BatchMetrics::new(), move |jobs: Vec<u32>| {
             seen.lock().expect("lock").push(jobs.len());
             async move {
                 // Long enough for the other submissions to queue up.
@@ -95,14 +99,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_or_short_batch_fails_every_job_in_it() {
-        let b: Batcher<u32, u32> =
-            Batcher::start(
-                "the failer",
-                64,
-                |jobs: Vec<u32>| async move { Err(format!("{} jobs refused", jobs.len())) },
-            );
+        let b: Batcher<u32, u32> = Batcher::start("the failer", 64, BatchMetrics::new(), |jobs: Vec<u32>| async move {
+            Err(format!("{} jobs refused", jobs.len()))
+        });
         assert_eq!(b.submit(1).await, Err("1 jobs refused".into()));
-        let short: Batcher<u32, u32> = Batcher::start("the loser", 64, |_: Vec<u32>| async move { Ok(Vec::new()) });
+        let short: Batcher<u32, u32> =
+            Batcher::start("the loser", 64, BatchMetrics::new(), |_: Vec<u32>| async move { Ok(Vec::new()) });
         assert_eq!(short.submit(1).await, Err("the loser answered 0 of 1 jobs".into()));
     }
 

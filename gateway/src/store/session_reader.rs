@@ -5,6 +5,7 @@
 //! a deactivation or a terminal suspension by another gateway or by the
 //! admin CLI counts from the next batch on.
 
+use crate::metrics::BatchMetrics;
 use crate::store::batch::Batcher;
 use crate::store::{SessionQuery, SessionUse, Store};
 
@@ -19,8 +20,8 @@ pub struct SessionReader {
 impl SessionReader {
     /// Starts the lookup task (needs a Tokio runtime); `idle` is the idle
     /// timeout in seconds.
-    pub fn start(store: Store, idle: i64) -> SessionReader {
-        let batches = Batcher::start("the session reader", MAX_BATCH, move |queries: Vec<SessionQuery>| {
+    pub fn start(store: Store, idle: i64, metrics: BatchMetrics) -> SessionReader {
+        let batches = Batcher::start("the session reader", MAX_BATCH, metrics, move |queries: Vec<SessionQuery>| {
             let store = store.clone();
             async move { store.use_sessions(&queries, idle).await.map_err(|e| format!("session lookup failed: {e}")) }
         });

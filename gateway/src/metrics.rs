@@ -1,0 +1,214 @@
+//! What `/metrics` shows, in the Prometheus/OpenMetrics text format
+//! (prometheus-client): the documented counters under their names, and
+//! latency and batch histograms — requests by action, refusals by code, TLS
+//! handshakes, audit and session-lookup batches (size and time).
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Seconds, from 50 µs to about 26 s.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+/// Batch sizes 1, 2, 4 … 512.
+fn sizes() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 10))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    /// The audit action of the request (`auth.login`, `draft.confirm`, …).
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabel {
+    /// The refusal code (`hpki_protocol::ErrorCode`).
+    pub code: String,
+}
+
+/// Size and duration of each batch a grouped store task ran.
+#[derive(Clone)]
+pub struct BatchMetrics {
+    pub size: Histogram,
+    pub seconds: Histogram,
+}
+
+impl Default for BatchMetrics {
+    fn default() -> Self {
+        BatchMetrics::new()
+    }
+}
+
+impl BatchMetrics {
+    /// Histograms of their own (registered by `Metrics::new`).
+    pub fn new() -> BatchMetrics {
+        BatchMetrics { size: sizes(), seconds: seconds() }
+    }
+
+    pub fn observe(&self, size: usize, took: Duration) {
+        self.size.observe(size as f64);
+        self.seconds.observe(took.as_secs_f64());
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub connections_accepted: Counter,
+    pub connections_refused_source: Counter,
+    pub connections_refused_limit: Counter,
+    pub handshakes_failed: Counter,
+    pub handshake_timeouts: Counter,
+    pub requests: Counter,
+    pub requests_refused: Counter,
+    pub logins_ok: Counter,
+    pub logins_refused: Counter,
+    pub rate_limited: Counter,
+    pub bodies_too_large: Counter,
+    pub reloads: Counter,
+    pub reload_failures: Counter,
+    pub alerts_refused_logins: Counter,
+    pub alerts_institution_hopping: Counter,
+    pub alerts_outside_hours: Counter,
+    pub alert_webhook_failures: Counter,
+    pub audit_failures: Counter,
+    /// Time from a request's arrival to its answer, by action.
+    pub request_seconds: Family<ActionLabel, Histogram, fn() -> Histogram>,
+    /// Refused requests by refusal code.
+    pub refusals: Family<CodeLabel, Counter>,
+    /// Successful TLS handshakes of the institution listener.
+    pub handshake_seconds: Histogram,
+    pub audit_batches: BatchMetrics,
+    pub session_batches: BatchMetrics,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let mut counter = |name: &str, help: &str| {
+            let c = Counter::default();
+            // prometheus-client adds the `_total` of a counter's name.
+            registry.register(name, help, c.clone());
+            c
+        };
+        let connections_accepted = counter("hpki_connections_accepted", "TLS connections accepted");
+        let connections_refused_source =
+            counter("hpki_connections_refused_source", "connections refused before TLS: source not allowed");
+        let connections_refused_limit =
+            counter("hpki_connections_refused_limit", "connections refused: maximum reached");
+        let handshakes_failed = counter("hpki_handshakes_failed", "TLS handshakes refused or failed");
+        let handshake_timeouts = counter("hpki_handshake_timeouts", "TLS handshakes that timed out");
+        let requests = counter("hpki_requests", "requests served");
+        let requests_refused = counter("hpki_requests_refused", "requests refused");
+        let logins_ok = counter("hpki_logins", "successful logins");
+        let logins_refused = counter("hpki_logins_refused", "refused logins");
+        let rate_limited = counter("hpki_rate_limited", "requests over the per-terminal rate");
+        let bodies_too_large = counter("hpki_bodies_too_large", "requests over the body size limit");
+        let reloads = counter("hpki_reloads", "certificate and CRL reloads");
+        let reload_failures = counter("hpki_reload_failures", "reloads refused (old files kept)");
+        let alerts_refused_logins =
+            counter("hpki_alerts_refused_logins", "alerts: repeated refused logins from one terminal");
+        let alerts_institution_hopping =
+            counter("hpki_alerts_institution_hopping", "alerts: one card at two institutions within the window");
+        let alerts_outside_hours = counter("hpki_alerts_outside_hours", "alerts: logins outside opening hours");
+        let alert_webhook_failures =
+            counter("hpki_alert_webhook_failures", "alert webhooks that could not be delivered");
+        let audit_failures = counter(
+            "hpki_audit_failures",
+            "audit entries that could not be written (their requests were answered 503)",
+        );
+        let request_seconds = Family::<ActionLabel, Histogram, fn() -> Histogram>::new_with_constructor(seconds);
+        registry.register(
+            "hpki_request_duration_seconds",
+            "time from request to answer, by action",
+            request_seconds.clone(),
+        );
+        let refusals = Family::<CodeLabel, Counter>::default();
+        registry.register("hpki_refusals", "refused requests by refusal code", refusals.clone());
+        let handshake_seconds = seconds();
+        registry.register(
+            "hpki_tls_handshake_duration_seconds",
+            "successful TLS handshakes",
+            handshake_seconds.clone(),
+        );
+        let audit_batches = BatchMetrics::new();
+        registry.register("hpki_audit_batch_size", "audit entries committed per batch", audit_batches.size.clone());
+        registry.register(
+            "hpki_audit_batch_commit_seconds",
+            "time to commit one audit batch",
+            audit_batches.seconds.clone(),
+        );
+        let session_batches = BatchMetrics::new();
+        registry.register("hpki_session_batch_size", "session lookups per grouped query", session_batches.size.clone());
+        registry.register(
+            "hpki_session_batch_seconds",
+            "time of one grouped session lookup",
+            session_batches.seconds.clone(),
+        );
+        Metrics {
+            registry,
+            connections_accepted,
+            connections_refused_source,
+            connections_refused_limit,
+            handshakes_failed,
+            handshake_timeouts,
+            requests,
+            requests_refused,
+            logins_ok,
+            logins_refused,
+            rate_limited,
+            bodies_too_large,
+            reloads,
+            reload_failures,
+            alerts_refused_logins,
+            alerts_institution_hopping,
+            alerts_outside_hours,
+            alert_webhook_failures,
+            audit_failures,
+            request_seconds,
+            refusals,
+            handshake_seconds,
+            audit_batches,
+            session_batches,
+        }
+    }
+
+    pub fn inc(counter: &Counter) {
+        counter.inc();
+    }
+
+    /// A refused request, counted by its code.
+    pub fn refused(&self, code: &str) {
+        self.requests_refused.inc();
+        self.refusals.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
+    }
+
+    /// How long a request took, by action.
+    pub fn answered(&self, action: &str, took: Duration) {
+        self.request_seconds.get_or_create(&ActionLabel { action: action.to_owned() }).observe(took.as_secs_f64());
+    }
+
+    /// The text for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("cannot encode the metrics");
+        }
+        out
+    }
+}
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
