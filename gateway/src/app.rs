@@ -45,6 +45,28 @@ impl Stop {
     }
 }
 
+/// The next connection of `listener`, or `None` once `stop` is raised.
+/// Accept errors (out of file descriptors, …) are logged and waited out.
+pub async fn next_connection(
+    listener: &TcpListener,
+    stop: &mut Stop,
+    what: &str,
+) -> Option<(tokio::net::TcpStream, SocketAddr)> {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.raised() => return None,
+        };
+        match accepted {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "{what}: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("opening the store: {0}")]

@@ -19,7 +19,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::app::Stop;
+use crate::app::{Stop, next_connection};
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
 use crate::routes::workflow::Route;
@@ -75,20 +75,8 @@ fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent 
 pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut stop: Stop) {
     let limit = Arc::new(Semaphore::new(gw.config.listener.max_connections));
     let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.raised() => break,
-        };
+    while let Some((tcp, peer)) = next_connection(&listener, &mut stop, "institution listener").await {
         while connections.try_join_next().is_some() {}
-        let (tcp, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
         if !allowed_source(&gw, peer.ip()) {
             // NET-1, NET-3: refused before TLS, and recorded.
             Metrics::inc(&gw.metrics.connections_refused_source);

@@ -1,7 +1,7 @@
 //! The operations listener: `/healthz`, `/readyz` (store reachable, CRLs
 //! current) and `/metrics`, on loopback or a management network.
 
-use crate::app::Stop;
+use crate::app::{Stop, next_connection};
 use crate::gateway::Gateway;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -16,12 +16,7 @@ use tokio::net::TcpListener;
 /// /healthz (the process answers), /readyz (store reachable, CRLs fresh),
 /// /metrics (Prometheus).
 pub async fn serve_ops(gw: Arc<Gateway>, listener: TcpListener, mut stop: Stop) {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.raised() => return,
-        };
-        let Ok((tcp, _)) = accepted else { continue };
+    while let Some((tcp, _)) = next_connection(&listener, &mut stop, "ops listener").await {
         let gw = gw.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<Incoming>| {

@@ -25,7 +25,7 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::app::Stop;
+use crate::app::{Stop, next_connection};
 use crate::audit::AuditEvent;
 use crate::config::PatientSection;
 use crate::domain::passwords;
@@ -40,20 +40,8 @@ type Body = Full<Bytes>;
 pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<ServerConfig>, mut stop: Stop) {
     let acceptor = TlsAcceptor::from(tls);
     let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.raised() => break,
-        };
+    while let Some((tcp, peer)) = next_connection(&listener, &mut stop, "patient listener").await {
         while connections.try_join_next().is_some() {}
-        let (tcp, peer) = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "patient listener: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
         let gw = gw.clone();
         let acceptor = acceptor.clone();
         let stop = stop.clone();
