@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+pub use crate::shutdown::Stop;
 use tokio::task::JoinSet;
 
 use crate::clock::Clock;
@@ -21,51 +23,6 @@ use crate::credentials::LoadError;
 use crate::domain::keyring::KeyError;
 use crate::gateway::Gateway;
 use crate::store::{Store, StoreError};
-
-/// A signal every listener and connection watches: once raised, stop
-/// taking work and finish what is in hand.
-#[derive(Clone)]
-pub struct Stop(watch::Receiver<bool>);
-
-impl Stop {
-    /// A signal and the switch that raises it.
-    pub fn new() -> (watch::Sender<bool>, Stop) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Stop(rx))
-    }
-
-    /// Resolves once the signal is raised; never, if its switch is gone
-    /// without raising it.
-    pub async fn raised(&mut self) {
-        while !*self.0.borrow_and_update() {
-            if self.0.changed().await.is_err() {
-                std::future::pending::<()>().await;
-            }
-        }
-    }
-}
-
-/// The next connection of `listener`, or `None` once `stop` is raised.
-/// Accept errors (out of file descriptors, …) are logged and waited out.
-pub async fn next_connection(
-    listener: &TcpListener,
-    stop: &mut Stop,
-    what: &str,
-) -> Option<(tokio::net::TcpStream, SocketAddr)> {
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.raised() => return None,
-        };
-        match accepted {
-            Ok(c) => return Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "{what}: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -14,4 +14,5 @@ pub mod http;
 pub mod metrics;
 pub mod ops;
 pub mod routes;
+pub mod shutdown;
 pub mod store;

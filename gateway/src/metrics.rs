@@ -24,13 +24,13 @@ fn sizes() -> Histogram {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ActionLabel {
     /// The audit action of the request (`auth.login`, `draft.confirm`, …).
-    pub action: String,
+    pub action: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     /// The refusal code (`hpki_protocol::ErrorCode`).
-    pub code: String,
+    pub code: &'static str,
 }
 
 /// Size and duration of each batch a grouped store task ran.
@@ -190,14 +190,14 @@ impl Metrics {
     }
 
     /// A refused request, counted by its code.
-    pub fn refused(&self, code: &str) {
+    pub fn refused(&self, code: &'static str) {
         self.requests_refused.inc();
-        self.refusals.get_or_create(&CodeLabel { code: code.to_owned() }).inc();
+        self.refusals.get_or_create(&CodeLabel { code }).inc();
     }
 
     /// How long a request took, by action.
-    pub fn answered(&self, action: &str, took: Duration) {
-        self.request_seconds.get_or_create(&ActionLabel { action: action.to_owned() }).observe(took.as_secs_f64());
+    pub fn answered(&self, action: &'static str, took: Duration) {
+        self.request_seconds.get_or_create(&ActionLabel { action }).observe(took.as_secs_f64());
     }
 
     /// The text for `/metrics`.

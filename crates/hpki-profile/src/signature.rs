@@ -201,17 +201,6 @@ pub fn verify_with(
     UnparsedPublicKey::new(alg, &key.bytes).verify(message, signature).map_err(|_| SignatureError::Invalid)
 }
 
-/// Verifies `signature` over `message` with the key in `spki`.
-pub fn verify(
-    spki: &SubjectPublicKeyInfo<'_>,
-    algorithm: &AlgorithmIdentifier<'_>,
-    signature: &[u8],
-    message: &[u8],
-) -> Result<(), SignatureError> {
-    let key = PublicKey::from_spki(spki)?;
-    verify_with(&key, SignatureAlgorithm::from_identifier(algorithm)?, signature, message)
-}
-
 /// A readable name for a signature or hash algorithm OID.
 pub fn algorithm_name(oid: &str) -> &str {
     match oid {

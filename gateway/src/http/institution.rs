@@ -19,11 +19,11 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::app::{Stop, next_connection};
 use crate::audit::AuditEvent;
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
 use crate::routes::workflow::Route;
 use crate::routes::{self, Outcome, Refused};
+use crate::shutdown::{Stop, next_connection, until_stopped};
 use tokio::task::JoinSet;
 
 type Body = Full<Bytes>;
@@ -149,25 +149,6 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
     let connection = http1_settings(idle).serve_connection(TokioIo::new(tls), service);
     if let Err(e) = until_stopped(connection, stop).await {
         tracing::debug!(%peer, error = %e, "connection ended");
-    }
-}
-
-/// Drives an HTTP/1.1 connection; once `stop` is raised, lets it finish the
-/// request in hand and close (an idle one closes at once).
-pub async fn until_stopped<T, S>(connection: http1::Connection<T, S>, mut stop: Stop) -> Result<(), hyper::Error>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<Incoming>,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    tokio::pin!(connection);
-    tokio::select! {
-        r = connection.as_mut() => r,
-        _ = stop.raised() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! The operations listener: `/healthz`, `/readyz` (store reachable, CRLs
 //! current) and `/metrics`, on loopback or a management network.
 
-use crate::app::{Stop, next_connection};
 use crate::gateway::Gateway;
+use crate::shutdown::{Stop, next_connection};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;

@@ -25,13 +25,12 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::app::{Stop, next_connection};
 use crate::audit::AuditEvent;
 use crate::config::PatientSection;
 use crate::domain::passwords;
 use crate::gateway::Gateway;
-use crate::http::institution::until_stopped;
 use crate::routes::{Outcome, Refused, refused};
+use crate::shutdown::{Stop, next_connection, until_stopped};
 
 type Body = Full<Bytes>;
 

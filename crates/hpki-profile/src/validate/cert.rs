@@ -282,7 +282,7 @@ impl Cert {
     }
 }
 
-fn distribution_point(name: &DistributionPointName<'_>) -> DistributionPoint {
+pub(crate) fn distribution_point(name: &DistributionPointName<'_>) -> DistributionPoint {
     match name {
         DistributionPointName::FullName(names) => DistributionPoint::Full(names.iter().map(point_name).collect()),
         DistributionPointName::NameRelativeToCRLIssuer(rdn) => {

@@ -108,7 +108,7 @@ pub(crate) fn check(path: &[&Cert], at: i64, max_intermediates: usize, memo: &Si
         }
     }
     if counted_below > max_intermediates {
-        return Err(Refusal::ChainTooLong { limit: max_intermediates });
+        return Err(Refusal::TooManyIntermediates { limit: max_intermediates });
     }
 
     // §6.1.3 (b)-(c), §6.1.4 (g): each CA's name constraints hold for the

@@ -56,6 +56,8 @@ pub enum Refusal {
     Holder(#[from] HolderError),
     #[error("the chain is longer than {limit} certificates")]
     ChainTooLong { limit: usize },
+    #[error("the chain has more than {limit} intermediate CAs (self-issued ones not counted)")]
+    TooManyIntermediates { limit: usize },
     #[error(
         "path building gave up after {checks} signature checks: the certificates presented form too many candidate paths"
     )]
@@ -123,7 +125,7 @@ impl Refusal {
             Refusal::NoRevocationInfo { .. } => "no_revocation_info",
             Refusal::Holder(HolderError::HcRole(_)) => "malformed_hc_role",
             Refusal::Holder(_) => "malformed_certificate",
-            Refusal::ChainTooLong { .. } => "chain_too_long",
+            Refusal::ChainTooLong { .. } | Refusal::TooManyIntermediates { .. } => "chain_too_long",
             Refusal::PathBudgetExhausted { .. } => "path_budget_exhausted",
         }
     }
@@ -180,6 +182,7 @@ mod tests {
             Refusal::NoRevocationInfo { issuer: s(), detail: s() },
             Refusal::Holder(HolderError::HcRole(crate::HcRoleError::Missing)),
             Refusal::ChainTooLong { limit: 1 },
+            Refusal::TooManyIntermediates { limit: 1 },
             Refusal::PathBudgetExhausted { checks: 1 },
         ];
         for r in &all {
@@ -209,6 +212,7 @@ mod tests {
                 | Refusal::NoRevocationInfo { .. }
                 | Refusal::Holder(_)
                 | Refusal::ChainTooLong { .. }
+                | Refusal::TooManyIntermediates { .. }
                 | Refusal::PathBudgetExhausted { .. } => {}
             }
         }

@@ -21,7 +21,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use crate::holder::hex_serial;
 use crate::oid;
 use crate::signature::SignatureAlgorithm;
-use crate::validate::cert::{Cert, DistributionPoint, PointName, display_name, sha256};
+use crate::validate::cert::{Cert, DistributionPoint, PointName, display_name, distribution_point, sha256};
 use crate::validate::memo::SignatureMemo;
 use crate::validate::refusal::Refusal;
 use crate::validate::{RevocationEvidence, rfc3339};
@@ -145,16 +145,7 @@ impl Crl {
                             unusable.push("its scope is both user and CA certificates only (RFC 5280 §5.2.5)".into());
                         }
                         scope = Scope {
-                            point: idp.distribution_point.as_ref().map(|p| match p {
-                                x509_parser::extensions::DistributionPointName::FullName(names) => {
-                                    DistributionPoint::Full(
-                                        names.iter().map(crate::validate::cert::point_name).collect(),
-                                    )
-                                }
-                                x509_parser::extensions::DistributionPointName::NameRelativeToCRLIssuer(rdn) => {
-                                    DistributionPoint::RelativeToIssuer(crate::validate::names::dn_of_rdn(rdn))
-                                }
-                            }),
+                            point: idp.distribution_point.as_ref().map(distribution_point),
                             only_user: idp.only_contains_user_certs,
                             only_ca: idp.only_contains_ca_certs,
                         };
