@@ -37,3 +37,25 @@ impl Clock for OffsetClock {
         SystemClock.now_ms() + self.0.load(Ordering::SeqCst)
     }
 }
+
+/// A clock that moves only when told (the layers' tests).
+#[cfg(test)]
+pub struct ManualClock(AtomicI64);
+
+#[cfg(test)]
+impl ManualClock {
+    pub fn new(ms: i64) -> ManualClock {
+        ManualClock(AtomicI64::new(ms))
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,10 +1,11 @@
 //! The gateway's shared state: configuration, store, clock, TLS and HPKI
-//! validation (swappable on reload), metrics and rate limits.
+//! validation (swappable on reload), metrics, the store readers the layers
+//! use and the per-terminal rate limit.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use hpki_profile::Validator;
@@ -15,9 +16,11 @@ use crate::audit::writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::keyring::Keyring;
+use crate::domain::rate_limit::RateLimiter;
 
 use crate::store::Store;
 use crate::store::session_reader::SessionReader;
+use crate::store::snapshot::SnapshotReader;
 
 pub struct Gateway {
     pub config: Config,
@@ -27,15 +30,17 @@ pub struct Gateway {
     pub validator: ArcSwap<Validator>,
     /// Record keys; reloaded when the key file changes (rotation).
     keys: ArcSwap<Keyring>,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub rng: SystemRandom,
     /// Group-committing audit writer for requests.
     pub audit: AuditWriter,
-    /// Grouped session lookups for requests.
+    /// Grouped session lookups for requests, cached per store generation.
     pub sessions: SessionReader,
+    /// The store's generation and suspended terminals, read per batch.
+    pub snapshots: SnapshotReader,
+    pub rate_limiter: Arc<RateLimiter>,
     /// Earliest nextUpdate (Unix s) of the CRLs in force, for readiness.
     pub crl_next_update: AtomicI64,
-    rate: Mutex<HashMap<String, Bucket>>,
     /// When each terminal certificate (by serial) was last recorded.
     terminal_certs_noted: Mutex<HashMap<String, i64>>,
 }
@@ -66,11 +71,6 @@ pub struct ConnInfo {
 
 pub use crate::metrics::Metrics;
 
-struct Bucket {
-    tokens: f64,
-    last_ms: i64,
-}
-
 impl Gateway {
     /// A random id for one request (logs, audit, `x-request-id`).
     pub fn request_id(&self) -> String {
@@ -91,7 +91,7 @@ impl Gateway {
         // unreadable now means not ready.
         let next =
             crate::credentials::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
-        let metrics = Metrics::new();
+        let metrics = Arc::new(Metrics::new());
         // Starts the audit writer and the session reader: call inside a Tokio runtime.
         Gateway {
             crl_next_update: AtomicI64::new(next),
@@ -101,6 +101,12 @@ impl Gateway {
                 config.sessions.idle_timeout_seconds,
                 metrics.session_batches.clone(),
             ),
+            snapshots: SnapshotReader::start(store.clone(), metrics.admission_batches.clone()),
+            rate_limiter: Arc::new(RateLimiter::new(
+                config.listener.requests_per_second_per_terminal,
+                clock.clone(),
+                metrics.rate_limited.clone(),
+            )),
             config,
             store,
             clock,
@@ -109,7 +115,6 @@ impl Gateway {
             keys: ArcSwap::new(keys),
             metrics,
             rng: SystemRandom::new(),
-            rate: Mutex::new(HashMap::new()),
             terminal_certs_noted: Mutex::new(HashMap::new()),
         }
     }
@@ -142,21 +147,5 @@ impl Gateway {
         }
         self.keys.store(Arc::new(ring));
         Ok(())
-    }
-
-    /// Token bucket per terminal: `false` when over the configured rate.
-    pub fn take_rate_token(&self, terminal: &str) -> bool {
-        let rate = f64::from(self.config.listener.requests_per_second_per_terminal.max(1));
-        let now = self.clock.now_ms();
-        let mut buckets = self.rate.lock().unwrap_or_else(PoisonError::into_inner);
-        let b = buckets.entry(terminal.to_owned()).or_insert(Bucket { tokens: rate, last_ms: now });
-        b.tokens = (b.tokens + (now - b.last_ms).max(0) as f64 / 1000.0 * rate).min(rate);
-        b.last_ms = now;
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
     }
 }

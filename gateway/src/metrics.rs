@@ -33,11 +33,14 @@ pub struct CodeLabel {
     pub code: &'static str,
 }
 
-/// Size and duration of each batch a grouped store task ran.
+/// Size and duration of each batch a grouped store task ran, and how long
+/// each job waited for its batch to start (the request's wait for the
+/// store: the grouped tasks are how requests reach it on the hot path).
 #[derive(Clone)]
 pub struct BatchMetrics {
     pub size: Histogram,
     pub seconds: Histogram,
+    pub wait: Histogram,
 }
 
 impl Default for BatchMetrics {
@@ -49,7 +52,7 @@ impl Default for BatchMetrics {
 impl BatchMetrics {
     /// Histograms of their own (registered by `Metrics::new`).
     pub fn new() -> BatchMetrics {
-        BatchMetrics { size: sizes(), seconds: seconds() }
+        BatchMetrics { size: sizes(), seconds: seconds(), wait: seconds() }
     }
 
     pub fn observe(&self, size: usize, took: Duration) {
@@ -86,6 +89,7 @@ pub struct Metrics {
     pub handshake_seconds: Histogram,
     pub audit_batches: BatchMetrics,
     pub session_batches: BatchMetrics,
+    pub admission_batches: BatchMetrics,
 }
 
 impl Default for Metrics {
@@ -157,6 +161,24 @@ impl Metrics {
             "time of one grouped session lookup",
             session_batches.seconds.clone(),
         );
+        let admission_batches = BatchMetrics::new();
+        registry.register(
+            "hpki_admission_batch_size",
+            "requests per read of the store's generation and suspended terminals",
+            admission_batches.size.clone(),
+        );
+        registry.register(
+            "hpki_admission_batch_seconds",
+            "time of one read of the store's generation",
+            admission_batches.seconds.clone(),
+        );
+        for (name, help, b) in [
+            ("hpki_store_wait_audit_seconds", "time an audit entry waited for its commit to start", &audit_batches),
+            ("hpki_store_wait_session_seconds", "time a session lookup waited for its query to start", &session_batches),
+            ("hpki_store_wait_admission_seconds", "time a request waited for its generation read to start", &admission_batches),
+        ] {
+            registry.register(name, help, b.wait.clone());
+        }
         Metrics {
             registry,
             connections_accepted,
@@ -182,6 +204,7 @@ impl Metrics {
             handshake_seconds,
             audit_batches,
             session_batches,
+            admission_batches,
         }
     }
 

@@ -6,8 +6,11 @@
 //! at a place `verify` names. The database refuses UPDATE and DELETE on the
 //! table (triggers); the chain catches what bypasses them.
 
+pub mod action;
 pub mod recovery;
 pub mod writer;
+
+pub use action::{Action, Outcome};
 
 use ring::digest::{Context, SHA256};
 
@@ -28,6 +31,24 @@ pub struct AuditEvent {
     /// The refusal code, or `-`.
     pub reason: String,
     pub request_id: String,
+}
+
+impl AuditEvent {
+    /// An entry of `action` that ended `outcome`; every other field `-`
+    /// until set (`AuditEvent { actor, ..AuditEvent::new(…) }`).
+    pub fn new(action: Action, outcome: Outcome) -> AuditEvent {
+        let dash = || "-".to_owned();
+        AuditEvent {
+            actor: dash(),
+            terminal: dash(),
+            institution: dash(),
+            action: action.as_str().into(),
+            object: dash(),
+            outcome: outcome.as_str().into(),
+            reason: dash(),
+            request_id: dash(),
+        }
+    }
 }
 
 /// An entry as stored.

@@ -9,7 +9,7 @@
 //! appends a `record.recovered` entry for each one no entry names, with the
 //! signer (or author) as the actor and `committed_unanswered` as the reason.
 
-use crate::audit::AuditEvent;
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::store::{Store, StoreError};
 
 /// How far before the newest audit entry records are looked at. A record's
@@ -37,13 +37,10 @@ pub async fn audit_unanswered_records(store: &Store, now_ms: i64) -> Result<Vec<
         .map(|r| {
             let event = AuditEvent {
                 actor: r.signer.clone().unwrap_or_else(|| r.author.clone()),
-                terminal: "-".into(),
                 institution: r.institution.clone(),
-                action: "record.recovered".into(),
                 object: format!("{} record:{}", r.origin_reference, r.id),
-                outcome: "ok".into(),
                 reason: "committed_unanswered".into(),
-                request_id: "-".into(),
+                ..AuditEvent::new(Action::RecordRecovered, Outcome::Ok)
             };
             (event, now_ms)
         })

@@ -2,6 +2,7 @@
 //! terminal suspension, each audited with the operator.
 
 use crate::cli::{Operator, admin_audit};
+use hpki_gateway::audit::Action;
 use anyhow::Result;
 use clap::Subcommand;
 use hpki_gateway::clock::{Clock, SystemClock};
@@ -151,10 +152,10 @@ pub(crate) enum PatientCommand {
 pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
     let store = Store::open(&config.store_config()).await?;
     let now = SystemClock.now();
-    let (op, action, object, result): (Operator, &str, String, Result<Option<String>, String>) = match cmd {
+    let (op, action, object, result): (Operator, Action, String, Result<Option<String>, String>) = match cmd {
         AdminCommand::Unlink { assistant, doctor, op } => {
             let r = store.unlink_assistant(&assistant, &doctor).await.map(|_| None).map_err(|e| e.to_string());
-            (op, "admin.unlink", format!("{assistant}->{doctor}"), r)
+            (op, Action::AdminUnlink, format!("{assistant}->{doctor}"), r)
         }
         AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now).await,
         AdminCommand::RotateKey { settle_seconds, op } => {
@@ -168,7 +169,7 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
                     ))
                 })
                 .map_err(|e| e.to_string());
-            (op, "admin.key.rotate", path.display().to_string(), r)
+            (op, Action::AdminKeyRotate, path.display().to_string(), r)
         }
         AdminCommand::AddInstitution { name, name_kanji, op } => {
             let r = store
@@ -176,7 +177,7 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
                 .await
                 .map(|_| None)
                 .map_err(|e| e.to_string());
-            (op, "admin.institution.add", name, r)
+            (op, Action::AdminInstitutionAdd, name, r)
         }
         AdminCommand::AddPerson { cert, id, role, name, name_kanji, institution, op } => {
             let person = person_from(cert.as_deref(), id, role, name, name_kanji, &institution);
@@ -184,19 +185,19 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
                 Ok(p) => (p.id.clone(), store.add_person(&p, now).await.map(|_| None).map_err(|e| e.to_string())),
                 Err(e) => ("-".into(), Err(e)),
             };
-            (op, "admin.person.add", object, r)
+            (op, Action::AdminPersonAdd, object, r)
         }
         AdminCommand::Link { assistant, doctor, op } => {
             let r = store.link_assistant(&assistant, &doctor, now).await.map(|_| None).map_err(|e| e.to_string());
-            (op, "admin.link", format!("{assistant}->{doctor}"), r)
+            (op, Action::AdminLink, format!("{assistant}->{doctor}"), r)
         }
         AdminCommand::Deactivate { person, op } => {
             let r = store.set_person_active(&person, false, now).await.map(|_| None).map_err(|e| e.to_string());
-            (op, "admin.person.deactivate", person, r)
+            (op, Action::AdminPersonDeactivate, person, r)
         }
         AdminCommand::Activate { person, op } => {
             let r = store.set_person_active(&person, true, now).await.map(|_| None).map_err(|e| e.to_string());
-            (op, "admin.person.activate", person, r)
+            (op, Action::AdminPersonActivate, person, r)
         }
         AdminCommand::SuspendTerminal { institution, name, reason, lift, op } => {
             let r = store
@@ -206,7 +207,7 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
                 .map_err(|e| e.to_string());
             (
                 op,
-                if lift { "admin.terminal.unsuspend" } else { "admin.terminal.suspend" },
+                if lift { Action::AdminTerminalUnsuspend } else { Action::AdminTerminalSuspend },
                 format!("{institution}/{name}"),
                 r,
             )
@@ -226,7 +227,7 @@ pub(crate) async fn patient_admin(
     store: &Store,
     cmd: PatientCommand,
     now: i64,
-) -> (Operator, &'static str, String, Result<Option<String>, String>) {
+) -> (Operator, Action, String, Result<Option<String>, String>) {
     match cmd {
         PatientCommand::Add { name, name_kanji, birth_date, op } => {
             let req = hpki_protocol::workflow::NewPatient { name, name_kanji, birth_date };
@@ -237,12 +238,12 @@ pub(crate) async fn patient_admin(
                     let r = store.add_patient(&row, &format!("admin:{by}"), now).await;
                     (
                         op,
-                        "admin.patient.add",
+                        Action::AdminPatientAdd,
                         format!("patient:{}", row.id),
                         r.map(|_| Some(row.id)).map_err(|e| e.to_string()),
                     )
                 }
-                Err(r) => (op, "admin.patient.add", "-".into(), Err(r.message)),
+                Err(r) => (op, Action::AdminPatientAdd, "-".into(), Err(r.message)),
             }
         }
         PatientCommand::Consent { patient, institution, withdraw, op } => {
@@ -256,14 +257,14 @@ pub(crate) async fn patient_admin(
             } else {
                 store.grant_consent(&patient, &institution, &by, now).await.map(|_| None).map_err(|e| e.to_string())
             };
-            let action = if withdraw { "admin.patient.consent.withdraw" } else { "admin.patient.consent" };
+            let action = if withdraw { Action::AdminPatientConsentWithdraw } else { Action::AdminPatientConsent };
             (op, action, format!("patient:{patient} institution:{institution}"), r)
         }
         PatientCommand::Enroll { patient, consent, op } => {
             let object = format!("patient:{patient}");
             let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
             let r = enroll(store, &patient, &consent, &by, now).await;
-            (op, "admin.patient.enroll", object, r.map(Some))
+            (op, Action::AdminPatientEnroll, object, r.map(Some))
         }
     }
 }

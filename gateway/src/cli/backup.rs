@@ -13,6 +13,7 @@ use hpki_gateway::ops::backup::{self, BackupKind};
 use hpki_gateway::ops::backup_pg;
 use hpki_gateway::store::{Store, StoreConfig};
 
+use hpki_gateway::audit::Action;
 use crate::cli::{Operator, admin_audit};
 
 #[derive(Subcommand)]
@@ -71,13 +72,13 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
             let operator = op.name()?;
             let store = Store::open(&store_config).await?;
             let r = backup::full(&store, &store_config, &out, &operator).await;
-            recorded(&store, &operator, "backup.full", &out, r).await
+            recorded(&store, &operator, Action::BackupFull, &out, r).await
         }
         BackupCommand::Diff { since, out, op } => {
             let operator = op.name()?;
             let store = Store::open(&store_config).await?;
             let r = backup::diff(&store, &store_config, &since, &out, &operator).await;
-            recorded(&store, &operator, "backup.diff", &out, r).await
+            recorded(&store, &operator, Action::BackupDiff, &out, r).await
         }
         BackupCommand::Restore { from, full, op } => {
             let operator = op.name()?;
@@ -93,14 +94,14 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
                     if dir.join("identity.db").exists() {
                         let store = Store::open(&store_config).await?;
                         let what = format!("from:{}", from.display());
-                        admin_audit(&store, &operator, "backup.restore", &what, Err(e.to_string())).await?;
+                        admin_audit(&store, &operator, Action::BackupRestore, &what, Err(e.to_string())).await?;
                     }
                     return Err(e.into());
                 }
             };
             let store = Store::open(&store_config).await.context("opening the restored store")?;
             let what = format!("from:{} manifest-sha256:{sha}", from.display());
-            admin_audit(&store, &operator, "backup.restore", &what, Ok(())).await?;
+            admin_audit(&store, &operator, Action::BackupRestore, &what, Ok(())).await?;
             println!("restored the {} backup of {} into {}", kind(m.kind), m.created_at, dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -114,7 +115,7 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
             let store = Store::open(&store_config).await?;
             match backup_pg::inspect(&pg_basebackup) {
                 Ok(b) => {
-                    admin_audit(&store, &operator, "backup.pg_basebackup", &b.audit_object(), Ok(())).await?;
+                    admin_audit(&store, &operator, Action::BackupPgBasebackup, &b.audit_object(), Ok(())).await?;
                     let format = if b.plain { "plain" } else { "tar" };
                     println!(
                         "backup.pg_basebackup: {} ({format}, {} files, {} bytes, WAL {}), manifest sha256 {}",
@@ -128,7 +129,7 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
                 }
                 Err(e) => {
                     let what = pg_basebackup.display().to_string();
-                    admin_audit(&store, &operator, "backup.pg_basebackup", &what, Err(e.to_string())).await?;
+                    admin_audit(&store, &operator, Action::BackupPgBasebackup, &what, Err(e.to_string())).await?;
                     Err(e.into())
                 }
             }
@@ -165,7 +166,7 @@ fn kind(k: BackupKind) -> &'static str {
 async fn recorded(
     store: &Store,
     operator: &str,
-    action: &str,
+    action: Action,
     out: &std::path::Path,
     r: Result<backup::Written, backup::BackupError>,
 ) -> Result<ExitCode> {

@@ -13,7 +13,7 @@ use crate::cli::audit::{AuditCommand, audit};
 use crate::cli::serve::serve;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use hpki_gateway::audit::AuditEvent;
+use hpki_gateway::audit::{Action, AuditEvent, Outcome};
 use hpki_gateway::clock::{Clock, SystemClock};
 use hpki_gateway::config::Config;
 use hpki_gateway::store::Store;
@@ -79,19 +79,15 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
 pub(crate) async fn admin_audit(
     store: &Store,
     operator: &str,
-    action: &str,
+    action: Action,
     object: &str,
     outcome: Result<(), String>,
 ) -> Result<()> {
     let event = AuditEvent {
         actor: format!("admin:{operator}"),
-        terminal: "-".into(),
-        institution: "-".into(),
-        action: action.into(),
         object: object.into(),
-        outcome: if outcome.is_ok() { "ok".into() } else { "refused".into() },
         reason: outcome.as_ref().err().cloned().unwrap_or_else(|| "-".into()),
-        request_id: "-".into(),
+        ..AuditEvent::new(action, Outcome::of(&outcome))
     };
     store.append_audit(&event, SystemClock.now_ms()).await?;
     outcome.map_err(anyhow::Error::msg)

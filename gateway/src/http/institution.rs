@@ -1,45 +1,27 @@
-//! The listeners: the institution listener (mTLS, allowlist before TLS,
-//! limits) and the operations listener (/healthz, /readyz, /metrics), plus
-//! reloading certificates and CRLs without dropping connections.
+//! The institution listener: the source allowlist before TLS, the
+//! connection limit, mutual TLS with the terminal's certificate, the channel
+//! binding a login signs, then HTTP/1.1 keep-alive with the endpoint router
+//! (`endpoints::router`, its layers in `layers`) serving each request with
+//! the connection's facts in its extensions.
 
-use hpki_protocol::ErrorCode;
-use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
+use axum::Router;
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
-use tracing::Instrument;
-
-use crate::audit::AuditEvent;
-use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
-use crate::routes::workflow::Route;
-use crate::routes::{self, Outcome, Refused};
-use crate::shutdown::{Stop, next_connection, until_stopped};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
-type Body = Full<Bytes>;
-
-fn json(status: u16, body: Vec<u8>, request_id: &str) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    if status != 204 {
-        r.headers_mut()
-            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    }
-    if let Ok(v) = hyper::header::HeaderValue::from_str(request_id) {
-        r.headers_mut().insert("x-request-id", v);
-    }
-    r
-}
+use crate::audit::{Action, AuditEvent, Outcome};
+use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
+use crate::shutdown::{Stop, next_connection, until_stopped};
 
 fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
     // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
@@ -53,19 +35,14 @@ fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
 /// Appends the entry of a refused connection (there is no answer to
 /// withhold; `routes::record` logs a failure).
 async fn audit(gw: &Gateway, event: AuditEvent) {
-    let _ = routes::record(gw, event).await;
+    let _ = crate::routes::record(&gw.audit, &gw.metrics, event, gw.clock.now_ms()).await;
 }
 
-fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent {
+fn connection_event(action: Action, peer: SocketAddr, reason: &str) -> AuditEvent {
     AuditEvent {
-        actor: "-".into(),
-        terminal: "-".into(),
-        institution: "-".into(),
-        action: action.into(),
         object: format!("peer:{peer}"),
-        outcome: "refused".into(),
         reason: reason.into(),
-        request_id: "-".into(),
+        ..AuditEvent::new(action, Outcome::Refused)
     }
 }
 
@@ -74,6 +51,7 @@ fn connection_event(action: &str, peer: SocketAddr, reason: &str) -> AuditEvent 
 /// hand (idle keep-alive connections close at once).
 pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut stop: Stop) {
     let limit = Arc::new(Semaphore::new(gw.config.listener.max_connections));
+    let router = crate::http::endpoints::router(&gw);
     let mut connections = JoinSet::new();
     while let Some((tcp, peer)) = next_connection(&listener, &mut stop, "institution listener").await {
         while connections.try_join_next().is_some() {}
@@ -82,20 +60,21 @@ pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut sto
             Metrics::inc(&gw.metrics.connections_refused_source);
             tracing::warn!(%peer, "connection from outside the allowed networks refused");
             drop(tcp);
-            audit(&gw, connection_event("net.connect", peer, "source_not_allowed")).await;
+            audit(&gw, connection_event(Action::NetConnect, peer, "source_not_allowed")).await;
             continue;
         }
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             Metrics::inc(&gw.metrics.connections_refused_limit);
             tracing::warn!(%peer, "connection refused: maximum number of connections reached");
             drop(tcp);
-            audit(&gw, connection_event("net.connect", peer, "connection_limit")).await;
+            audit(&gw, connection_event(Action::NetConnect, peer, "connection_limit")).await;
             continue;
         };
         let gw = gw.clone();
         let stop = stop.clone();
+        let router = router.clone();
         connections.spawn(async move {
-            serve_connection(gw, tcp, peer, stop).await;
+            serve_connection(gw, router, tcp, peer, stop).await;
             drop(permit);
         });
     }
@@ -103,7 +82,7 @@ pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut sto
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: SocketAddr, stop: Stop) {
+async fn serve_connection(gw: Arc<Gateway>, router: Router, tcp: tokio::net::TcpStream, peer: SocketAddr, stop: Stop) {
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(gw.tls.load_full());
     let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
@@ -116,13 +95,13 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
         Ok(Err(e)) => {
             Metrics::inc(&gw.metrics.handshakes_failed);
             tracing::info!(%peer, error = %e, "TLS handshake refused");
-            audit(&gw, connection_event("tls.handshake", peer, &handshake_reason(&e))).await;
+            audit(&gw, connection_event(Action::TlsHandshake, peer, &handshake_reason(&e))).await;
             return;
         }
         Err(_) => {
             Metrics::inc(&gw.metrics.handshake_timeouts);
             tracing::info!(%peer, "TLS handshake timed out");
-            audit(&gw, connection_event("tls.handshake", peer, "handshake_timeout")).await;
+            audit(&gw, connection_event(Action::TlsHandshake, peer, "handshake_timeout")).await;
             return;
         }
     };
@@ -130,7 +109,7 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
     let seen = session.peer_certificates().and_then(|c| c.first()).and_then(|c| terminal_of(c.as_ref()));
     let Some((terminal, cert)) = seen else {
         Metrics::inc(&gw.metrics.handshakes_failed);
-        audit(&gw, connection_event("tls.handshake", peer, "terminal_certificate_unreadable")).await;
+        audit(&gw, connection_event(Action::TlsHandshake, peer, "terminal_certificate_unreadable")).await;
         return;
     };
     let mut binding = [0u8; hpki_protocol::CHANNEL_BINDING_LEN];
@@ -141,10 +120,11 @@ async fn serve_connection(gw: Arc<Gateway>, tcp: tokio::net::TcpStream, peer: So
     note_terminal_cert(&gw, &terminal, cert);
     let conn = Arc::new(ConnInfo { peer, terminal, channel_binding: binding });
     let idle = Duration::from_secs(gw.config.listener.idle_timeout_seconds);
-    let service = service_fn(move |req| {
-        let gw = gw.clone();
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(handle(gw, conn, req).await) }
+    // The connection's facts go with each of its requests; the router's
+    // layers and handlers take them from there.
+    let service = service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(conn.clone());
+        router.clone().oneshot(req)
     });
     let connection = http1_settings(idle).serve_connection(TokioIo::new(tls), service);
     if let Err(e) = until_stopped(connection, stop).await {
@@ -219,120 +199,4 @@ fn terminal_of(der: &[u8]) -> Option<(Terminal, CertFacts)> {
         not_after: cert.validity().not_after.timestamp(),
     };
     Some((Terminal { institution, name }, facts))
-}
-
-async fn handle(gw: Arc<Gateway>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
-    let rid = gw.request_id();
-    let span = tracing::info_span!("request", request_id = %rid, terminal = %conn.terminal.key(), path = %req.uri().path(), person = tracing::field::Empty);
-    async move {
-        let started = std::time::Instant::now();
-        Metrics::inc(&gw.metrics.requests);
-        let path = req.uri().path().to_owned();
-        let route = Route::of(req.method().as_str(), &path, req.uri().query());
-        let action = match (req.method(), path.as_str()) {
-            (&Method::POST, "/v1/auth/challenge") => "auth.challenge",
-            (&Method::POST, "/v1/auth/login") => "auth.login",
-            (&Method::POST, "/v1/auth/logout") => "auth.logout",
-            (&Method::GET, "/v1/auth/whoami") => "auth.whoami",
-            _ => route.as_ref().map(Route::action).unwrap_or("http.unknown"),
-        };
-        let outcome = dispatch(&gw, &conn, req, action, route).await;
-        tracing::Span::current().record("person", outcome.actor.as_str());
-        if let Some(code) = outcome.refusal {
-            gw.metrics.refused(code.as_str());
-        }
-        if action == "auth.login" {
-            Metrics::inc(if outcome.refusal.is_some() { &gw.metrics.logins_refused } else { &gw.metrics.logins_ok });
-        }
-        tracing::info!(status = outcome.status, refusal = outcome.refusal.map_or("-", ErrorCode::as_str), "{action}");
-        let audited = routes::record(&gw, routes::audit_event(&conn, action, &outcome, &rid)).await;
-        crate::ops::alerts::observe(&gw, &conn, action, outcome.refusal.is_some(), &outcome.actor).await;
-        gw.metrics.answered(action, started.elapsed());
-        if let Err(r) = audited {
-            return json(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default(), &rid);
-        }
-        json(outcome.status, outcome.body, &rid)
-    }
-    .instrument(span)
-    .await
-}
-
-async fn dispatch(
-    gw: &Gateway,
-    conn: &ConnInfo,
-    req: Request<Incoming>,
-    action: &str,
-    route: Option<Route>,
-) -> Outcome {
-    let deny = |r: Refused| Outcome {
-        status: r.status(),
-        body: serde_json::to_vec(&r.body()).unwrap_or_default(),
-        actor: "-".into(),
-        object: "-".into(),
-        refusal: Some(r.code),
-    };
-    let authorization =
-        req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    // A suspended terminal is refused first. Requests that use a session
-    // learn it from the session lookup (one query for both); the others
-    // ask on their own.
-    let uses_session = match action {
-        "auth.challenge" | "auth.login" => false,
-        "auth.logout" | "auth.whoami" => true,
-        _ => route.is_some(),
-    };
-    let session =
-        if uses_session { Some(routes::authenticate(gw, conn, authorization.as_deref()).await) } else { None };
-    match &session {
-        Some(Err((r, _))) if r.code == ErrorCode::TerminalSuspended => return deny(r.clone()),
-        Some(_) => {}
-        None => {
-            if let Err(r) = routes::check_terminal(gw, conn).await {
-                return deny(r);
-            }
-        }
-    }
-    if !gw.take_rate_token(&conn.terminal.key()) {
-        Metrics::inc(&gw.metrics.rate_limited);
-        return deny(Refused::new(ErrorCode::RateLimited, "too many requests from this terminal; slow down"));
-    }
-    let max = gw.config.listener.max_body_bytes;
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                Metrics::inc(&gw.metrics.bodies_too_large);
-                return deny(Refused::new(ErrorCode::BodyTooLarge, format!("the request body exceeds {max} bytes")));
-            }
-            return deny(Refused::new(ErrorCode::BadRequest, "the request body could not be read"));
-        }
-    };
-    match (action, session, route) {
-        ("auth.challenge", _, _) => routes::challenge(gw, conn).await,
-        ("auth.login", _, _) => routes::login(gw, conn, &body).await,
-        ("auth.logout", Some(session), _) => routes::logout(gw, session).await,
-        ("auth.whoami", Some(session), _) => routes::whoami(gw, conn, session),
-        (_, Some(session), Some(route)) => workflow(gw, conn, &route, session, &body).await,
-        _ => deny(Refused::new(ErrorCode::NotFound, "no such endpoint")),
-    }
-}
-
-/// A workflow request: the session first, then the route's own checks.
-async fn workflow(
-    gw: &Gateway,
-    conn: &ConnInfo,
-    route: &Route,
-    session: routes::Authentication,
-    body: &[u8],
-) -> Outcome {
-    let a = match session {
-        Ok(a) => a,
-        Err((r, who)) => return routes::refused(r, who.unwrap_or_else(|| "-".into()), "-".into()),
-    };
-    tracing::Span::current().record("person", a.person.id.as_str());
-    let mut object = "-".to_string();
-    match crate::routes::workflow::handle(gw, conn, &a, route, body, &mut object).await {
-        Ok((status, body)) => Outcome { status, body, actor: a.person.id, object, refusal: None },
-        Err(r) => routes::refused(r, a.person.id, object),
-    }
 }

@@ -1,7 +1,11 @@
-//! The listeners: the institution listener (source allowlist, mutual TLS
-//! with the terminal's certificate, the channel binding, HTTP/1.1, the route
-//! table), the ops listener, and the reload watcher.
+//! HTTP: the institution listener (source allowlist, mutual TLS with the
+//! terminal's certificate, the channel binding, HTTP/1.1, one axum router
+//! per connection), its endpoint table and layers, the wire form of
+//! answers and refusals, the ops listener and the reload watcher.
 
+pub mod endpoints;
+pub mod error;
 pub mod institution;
+pub mod layers;
 pub mod ops;
 pub mod reload;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::audit::AuditEvent;
+use crate::audit::{Action, AuditEvent, Outcome};
 use crate::config::AlertsSection;
 use crate::gateway::{ConnInfo, Gateway};
 
@@ -60,13 +60,10 @@ pub struct Alert {
     pub cut_off: Option<CutOff>,
 }
 
-/// Looks at one answered request; raises what the rules find. Runs after
-/// the request's own audit entry is durable, so the rules see it.
-pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, action: &str, refused: bool, actor: &str) {
+/// Looks at one answered login; raises what the rules find. Runs after the
+/// login's own audit entry is durable, so the rules see it.
+pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, refused: bool, actor: &str) {
     let Some(rules) = &gw.config.alerts else { return };
-    if action != "auth.login" {
-        return;
-    }
     let now = gw.clock.now_ms();
     let terminal = conn.terminal.key();
     let found = if refused {
@@ -149,38 +146,34 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
             let (institution, name) = terminal.split_once('/').unwrap_or((terminal.as_str(), ""));
             let reason = format!("alert {}: {}", alert.rule.name(), alert.detail);
             Some((
-                "terminal.suspend",
+                Action::TerminalSuspend,
                 terminal.clone(),
                 gw.store.set_terminal_suspended(institution, name, true, &reason, now).await,
             ))
         }
         Some(CutOff::Person { person }) => {
-            Some(("person.deactivate", person.clone(), gw.store.set_person_active(person, false, now).await))
+            Some((Action::PersonDeactivate, person.clone(), gw.store.set_person_active(person, false, now).await))
         }
     };
     let mut events = vec![AuditEvent {
         actor: "system:alerts".into(),
         terminal: alert.terminal.clone(),
         institution: institution.clone(),
-        action: "alert.raised".into(),
         object: format!("rule:{} person:{}", alert.rule.name(), alert.person),
-        outcome: "ok".into(),
         reason: alert.detail.clone(),
-        request_id: "-".into(),
+        ..AuditEvent::new(Action::AlertRaised, Outcome::Ok)
     }];
     if let Some((action, object, result)) = cut {
         events.push(AuditEvent {
             actor: "system:alerts".into(),
             terminal: alert.terminal.clone(),
             institution,
-            action: action.into(),
             object,
-            outcome: if result.is_ok() { "ok".into() } else { "refused".into() },
             reason: match &result {
                 Ok(()) => format!("alert {}", alert.rule.name()),
                 Err(e) => e.to_string(),
             },
-            request_id: "-".into(),
+            ..AuditEvent::new(action, Outcome::of(&result))
         });
     }
     for e in events {

@@ -3,10 +3,12 @@
 //! is checked in the order of the BRIEF; the CRLs its validation used are kept
 //! with the session it opens.
 
-use crate::domain::roles::{Action, Role};
+use axum::body::Bytes;
+
+use crate::domain::roles::Role;
 use crate::gateway::{ConnInfo, Gateway};
-use crate::routes::session::check_allowed;
-use crate::routes::{Authentication, Outcome, Refused, ok_json, random, refused};
+use crate::routes::workflow::json;
+use crate::routes::{ApiError, Ctx, Handled, Public, random};
 use crate::store::{NewSession, PersonRow, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
@@ -17,14 +19,15 @@ use hpki_protocol::{LoginTbs, NONCE_LEN};
 use ring::digest::{SHA256, digest};
 
 /// `POST /v1/auth/challenge`.
-pub async fn challenge(gw: &Gateway, conn: &ConnInfo) -> Outcome {
+pub async fn challenge(p: Public) -> Handled {
+    let (gw, conn) = (&p.gw, &p.conn);
     let result = async {
         let now = gw.clock.now();
         let nonce: [u8; NONCE_LEN] = random(gw)?;
         let id = B64URL.encode(random::<16>(gw)?);
         let expires_at = now + gw.config.sessions.challenge_lifetime_seconds;
         gw.store.create_challenge(&id, &nonce, &conn.terminal.key(), now, expires_at).await?;
-        Ok::<_, Refused>(Challenge {
+        Ok::<_, ApiError>(Challenge {
             id,
             nonce: B64.encode(nonce),
             expires_at: hpki_profile::validate::rfc3339(expires_at),
@@ -33,47 +36,41 @@ pub async fn challenge(gw: &Gateway, conn: &ConnInfo) -> Outcome {
     }
     .await;
     match result {
-        Ok(c) => {
-            let object = format!("challenge:{}", c.id);
-            ok_json(&c, "-".into(), object)
-        }
-        Err(r) => refused(r, "-".into(), "-".into()),
+        Ok(c) => Handled::about(format!("challenge:{}", c.id), json(200, &c)),
+        Err(r) => Handled::about("-", Err(r)),
     }
 }
 
 /// `POST /v1/auth/login`, checked in the order of the BRIEF.
-pub async fn login(gw: &Gateway, conn: &ConnInfo, body: &[u8]) -> Outcome {
-    let req: LoginRequest = match serde_json::from_slice(body) {
+pub async fn login(p: Public, body: Bytes) -> Handled {
+    let req: LoginRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return refused(
-                Refused::new(ErrorCode::MalformedJson, format!("the login request is not valid: {e}")),
-                "-".into(),
-                "-".into(),
-            );
+            let e = ApiError::new(ErrorCode::MalformedJson, format!("the login request is not valid: {e}"));
+            return Handled::about("-", Err(e));
         }
     };
     let object = format!("challenge:{}", req.challenge_id);
-    match login_checked(gw, conn, &req).await {
-        Ok((resp, person)) => ok_json(&resp, person, object),
-        Err((r, actor)) => refused(r, actor.unwrap_or_else(|| "-".into()), object),
+    match login_checked(&p.gw, &p.conn, &req).await {
+        Ok((resp, person)) => Handled { actor: Some(person), object, answer: json(200, &resp) },
+        Err((r, actor)) => Handled { actor, object, answer: Err(r) },
     }
 }
 
-pub(crate) type LoginResult = Result<(LoginResponse, String), (Refused, Option<String>)>;
+pub(crate) type LoginResult = Result<(LoginResponse, String), (ApiError, Option<String>)>;
 
 pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> LoginResult {
     let now = gw.clock.now();
-    let anon = |r: Refused| (r, None);
+    let anon = |r: ApiError| (r, None);
 
     // 1. The challenge: known, unused, unexpired, this terminal's.
     let challenge = match gw.store.take_challenge(&req.challenge_id, now).await {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return Err(anon(Refused::new(ErrorCode::UnknownChallenge, "no such challenge; ask for a new one")));
+            return Err(anon(ApiError::new(ErrorCode::UnknownChallenge, "no such challenge; ask for a new one")));
         }
         Err(StoreError::Conflict(_)) => {
-            return Err(anon(Refused::new(
+            return Err(anon(ApiError::new(
                 ErrorCode::ChallengeReplayed,
                 "this challenge was already used; ask for a new one",
             )));
@@ -81,10 +78,10 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
         Err(e) => return Err(anon(e.into())),
     };
     if now >= challenge.expires_at {
-        return Err(anon(Refused::new(ErrorCode::ChallengeExpired, "the challenge expired; ask for a new one")));
+        return Err(anon(ApiError::new(ErrorCode::ChallengeExpired, "the challenge expired; ask for a new one")));
     }
     if challenge.terminal != conn.terminal.key() {
-        return Err(anon(Refused::new(
+        return Err(anon(ApiError::new(
             ErrorCode::ChallengeOtherTerminal,
             "the challenge was issued to another terminal",
         )));
@@ -93,21 +90,21 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
         .nonce
         .as_slice()
         .try_into()
-        .map_err(|_| anon(Refused::new(ErrorCode::CorruptChallenge, "stored challenge is corrupt")))?;
+        .map_err(|_| anon(ApiError::new(ErrorCode::CorruptChallenge, "stored challenge is corrupt")))?;
 
     // 2. The signature, over this gateway, this challenge, this connection.
     let cert = B64
         .decode(&req.certificate)
-        .map_err(|_| anon(Refused::new(ErrorCode::MalformedCertificate, "certificate is not base64")))?;
+        .map_err(|_| anon(ApiError::new(ErrorCode::MalformedCertificate, "certificate is not base64")))?;
     let signature = B64
         .decode(&req.signature)
-        .map_err(|_| anon(Refused::new(ErrorCode::MalformedSignature, "signature is not base64")))?;
+        .map_err(|_| anon(ApiError::new(ErrorCode::MalformedSignature, "signature is not base64")))?;
     let intermediates = req
         .intermediates
         .iter()
         .map(|i| B64.decode(i))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| anon(Refused::new(ErrorCode::MalformedCertificate, "an intermediate is not base64")))?;
+        .map_err(|_| anon(ApiError::new(ErrorCode::MalformedCertificate, "an intermediate is not base64")))?;
     let tbs = LoginTbs {
         gateway_id: &gw.config.gateway_id,
         challenge_id: &req.challenge_id,
@@ -115,7 +112,7 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
         channel_binding: &conn.channel_binding,
     }
     .to_bytes()
-    .map_err(|e| anon(Refused::new(ErrorCode::MalformedRequest, e.to_string())))?;
+    .map_err(|e| anon(ApiError::new(ErrorCode::MalformedRequest, e.to_string())))?;
     verify_card_signature(
         &cert,
         &tbs,
@@ -129,38 +126,38 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
         .validator
         .load()
         .validate(&cert, &intermediates, Purpose::Authentication, now)
-        .map_err(|r| anon(Refused::certificate(&r, "the card's certificate was refused")))?;
+        .map_err(|r| anon(ApiError::certificate(&r, "the card's certificate was refused")))?;
     let holder = &validated.holder;
 
     // 4. Profession, or the assistant's institution.
     let (role, person_id) = match &holder.kind {
         HolderKind::Licensed(p) => {
             let role = Role::of_profession(*p).ok_or_else(|| {
-                anon(Refused::new(
+                anon(ApiError::new(
                     ErrorCode::ProfessionNotPermitted,
                     format!("{} cards have no access to this system", p.slug()),
                 ))
             })?;
             let id = holder
                 .person_id()
-                .ok_or_else(|| anon(Refused::new(ErrorCode::NoPersonId, "the certificate has no serialNumber")))?;
+                .ok_or_else(|| anon(ApiError::new(ErrorCode::NoPersonId, "the certificate has no serialNumber")))?;
             (role, id)
         }
         HolderKind::Assistant => {
             let inst = holder.institution.clone().unwrap_or_default();
             if inst != conn.terminal.institution {
-                return Err(anon(Refused::new(
+                return Err(anon(ApiError::new(
                     ErrorCode::AssistantWrongInstitution,
                     format!("this assistant card belongs to {inst:?}, the terminal to {:?}", conn.terminal.institution),
                 )));
             }
             let id = holder
                 .person_id()
-                .ok_or_else(|| anon(Refused::new(ErrorCode::NoPersonId, "the certificate has no serialNumber")))?;
+                .ok_or_else(|| anon(ApiError::new(ErrorCode::NoPersonId, "the certificate has no serialNumber")))?;
             (Role::Assistant, id)
         }
         HolderKind::Other => {
-            return Err(anon(Refused::new(
+            return Err(anon(ApiError::new(
                 ErrorCode::NotACardCertificate,
                 "this is neither an HPKI nor an assistant card",
             )));
@@ -172,16 +169,16 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
     let person = gw.store.person(&person_id).await.map_err(|e| (e.into(), who.clone()))?;
     let person = person.ok_or_else(|| {
         (
-            Refused::new(ErrorCode::PersonNotRegistered, format!("{person_id} is not registered at this gateway")),
+            ApiError::new(ErrorCode::PersonNotRegistered, format!("{person_id} is not registered at this gateway")),
             who.clone(),
         )
     })?;
     if !person.active {
-        return Err((Refused::new(ErrorCode::PersonDeactivated, format!("{person_id} is deactivated")), who));
+        return Err((ApiError::new(ErrorCode::PersonDeactivated, format!("{person_id} is deactivated")), who));
     }
     if person.role != role.name() {
         return Err((
-            Refused::new(
+            ApiError::new(
                 ErrorCode::RoleMismatch,
                 format!("{person_id} is registered as {} but the card says {role}", person.role),
             ),
@@ -230,13 +227,13 @@ pub fn revocation_evidence(validated: &hpki_profile::Validated) -> String {
 /// A card's PKCS#1 v1.5 SHA-256 signature over `message` with the key of
 /// `cert` (RSA, as HPKI cards have): `malformed_certificate`, or
 /// `signature_invalid` with `invalid` as the message.
-pub fn verify_card_signature(cert: &[u8], message: &[u8], signature: &[u8], invalid: &str) -> Result<(), Refused> {
+pub fn verify_card_signature(cert: &[u8], message: &[u8], signature: &[u8], invalid: &str) -> Result<(), ApiError> {
     let spki = hpki_profile::holder::parse_certificate(cert)
         .map(|c| c.public_key().subject_public_key.data.to_vec())
-        .map_err(|e| Refused::new(ErrorCode::MalformedCertificate, e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::MalformedCertificate, e.to_string()))?;
     ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &spki)
         .verify(message, signature)
-        .map_err(|_| Refused::new(ErrorCode::SignatureInvalid, invalid))
+        .map_err(|_| ApiError::new(ErrorCode::SignatureInvalid, invalid))
 }
 
 pub(crate) fn person_json(p: &PersonRow) -> Person {
@@ -251,35 +248,20 @@ pub(crate) fn person_json(p: &PersonRow) -> Person {
 }
 
 /// `GET /v1/auth/whoami`.
-pub fn whoami(gw: &Gateway, conn: &ConnInfo, session: Authentication) -> Outcome {
-    match session {
-        Ok(a) => {
-            if let Err(r) = check_allowed(&a, Action::WhoAmI) {
-                return refused(r, a.person.id.clone(), "session".into());
-            }
-            let w = WhoAmI {
-                person: person_json(&a.person),
-                terminal: conn.terminal.key(),
-                session_expires_at: hpki_profile::validate::rfc3339(a.session.expires_at),
-                idle_expires_at: hpki_profile::validate::rfc3339(
-                    a.session.last_seen + gw.config.sessions.idle_timeout_seconds,
-                ),
-            };
-            ok_json(&w, a.person.id.clone(), "session".into())
-        }
-        Err((r, who)) => refused(r, who.unwrap_or_else(|| "-".into()), "session".into()),
-    }
+pub async fn whoami(c: Ctx) -> Handled {
+    let w = WhoAmI {
+        person: person_json(&c.a.person),
+        terminal: c.conn.terminal.key(),
+        session_expires_at: hpki_profile::validate::rfc3339(c.a.session.expires_at),
+        idle_expires_at: hpki_profile::validate::rfc3339(
+            c.a.session.last_seen + c.gw.config.sessions.idle_timeout_seconds,
+        ),
+    };
+    Handled::about("session", json(200, &w))
 }
 
 /// `POST /v1/auth/logout` (the agent also calls it when the card is removed).
-pub async fn logout(gw: &Gateway, session: Authentication) -> Outcome {
-    match session {
-        Ok(a) => match gw.store.end_session(&a.token_hash, gw.clock.now(), "logout").await {
-            Ok(_) => {
-                Outcome { status: 204, body: Vec::new(), actor: a.person.id, object: "session".into(), refusal: None }
-            }
-            Err(e) => refused(e.into(), a.person.id, "session".into()),
-        },
-        Err((r, who)) => refused(r, who.unwrap_or_else(|| "-".into()), "session".into()),
-    }
+pub async fn logout(c: Ctx) -> Handled {
+    let ended = c.gw.store.end_session(&c.a.token_hash, c.gw.clock.now(), "logout").await;
+    Handled::about("session", ended.map(|_| (204, Vec::new())).map_err(ApiError::from))
 }

@@ -3,41 +3,43 @@
 //! one draft, or a batch under one PIN. The signature certificate is validated
 //! by the same validator as a login, for the signature purpose.
 
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery};
+
 use crate::domain::roles::Action;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::drafts::{find_draft, unknown_draft};
 use crate::routes::workflow::{
     Answer, document, draft_kind, hex, json, no_open_encounter, parse, random_id, record_view,
 };
-use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, check_allowed as require, naming_object};
 use crate::store::{DraftRow, PatientRow, RecordRow, SealedTable, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hpki_profile::Purpose;
 use hpki_protocol::DraftKind;
 use hpki_protocol::ErrorCode;
-use hpki_protocol::workflow::{BatchResult, ConfirmBatch, ConfirmBatchResponse, Record, SigningBytes};
+use hpki_protocol::workflow::{BatchResult, ConfirmBatch, ConfirmBatchResponse, ConfirmRequest, Record, SigningBytes};
 use ring::digest::{SHA256, digest};
 
-pub(crate) fn decode(b64: &str, what: &str) -> Result<Vec<u8>, Refused> {
-    B64.decode(b64).map_err(|_| Refused::new(ErrorCode::MalformedRequest, format!("{what} is not base64")))
+pub(crate) fn decode(b64: &str, what: &str) -> Result<Vec<u8>, ApiError> {
+    B64.decode(b64).map_err(|_| ApiError::new(ErrorCode::MalformedRequest, format!("{what} is not base64")))
 }
 
-pub(crate) fn decode_all(list: &[String]) -> Result<Vec<Vec<u8>>, Refused> {
+pub(crate) fn decode_all(list: &[String]) -> Result<Vec<Vec<u8>>, ApiError> {
     list.iter().map(|i| decode(i, "an intermediate certificate")).collect()
 }
 
-pub(crate) async fn signing_bytes(gw: &Gateway, a: &Authenticated, id: &str, version: Option<i64>) -> Answer {
-    require(a, Action::ReviewDrafts)?;
+pub(crate) async fn signing_bytes_of(gw: &Gateway, a: &Authenticated, id: &str, version: Option<i64>) -> Answer {
     let d = find_draft(gw, id).await?;
     if d.signer != a.person.id {
-        return Err(Refused::new(ErrorCode::NotYourDraft, "this draft awaits someone else"));
+        return Err(ApiError::new(ErrorCode::NotYourDraft, "this draft awaits someone else"));
     }
     if d.confirmed {
-        return Err(Refused::new(ErrorCode::AlreadyConfirmed, "the draft is already confirmed"));
+        return Err(ApiError::new(ErrorCode::AlreadyConfirmed, "the draft is already confirmed"));
     }
     if let Some(v) = version.filter(|v| *v != d.version) {
-        return Err(Refused::new(ErrorCode::StaleVersion, format!("the draft is at version {}, not {v}", d.version)));
+        return Err(ApiError::new(ErrorCode::StaleVersion, format!("the draft is at version {}, not {v}", d.version)));
     }
     let (_, bytes) = document(gw, &d)?;
     json(
@@ -63,7 +65,7 @@ pub(crate) async fn confirm_one(
     cert: &[u8],
     intermediates: &[Vec<u8>],
     signature: &[u8],
-) -> Result<Record, Refused> {
+) -> Result<Record, ApiError> {
     // Everything the checks below read, in one round trip.
     let ctx = gw
         .store
@@ -79,7 +81,7 @@ pub(crate) async fn confirm_one(
         DraftKind::Dispensing => require(a, Action::RegisterDispensing)?,
     }
     if d.signer != a.person.id {
-        return Err(Refused::new(
+        return Err(ApiError::new(
             ErrorCode::NotYourDraft,
             format!("this draft awaits {}, not {}", d.signer, a.person.id),
         ));
@@ -89,19 +91,19 @@ pub(crate) async fn confirm_one(
         return existing_record(gw, d, version, &patient).await;
     }
     if d.version != version {
-        return Err(Refused::new(
+        return Err(ApiError::new(
             ErrorCode::StaleVersion,
             format!("the draft changed: it is at version {}, the signature is for {version}", d.version),
         ));
     }
     if kind == DraftKind::Medical && !ctx.linked {
-        return Err(Refused::new(
+        return Err(ApiError::new(
             ErrorCode::NotLinked,
             format!("{} is no longer linked to {}", d.assistant, a.person.id),
         ));
     }
     if d.institution != conn.terminal.institution {
-        return Err(Refused::new(ErrorCode::DraftOtherInstitution, "the draft was entered at another institution"));
+        return Err(ApiError::new(ErrorCode::DraftOtherInstitution, "the draft was entered at another institution"));
     }
     let patient_id = ctx.patient_id.as_deref().ok_or_else(unregistered_patient)?;
     if !ctx.encounter_open {
@@ -121,9 +123,9 @@ pub(crate) async fn confirm_one(
         .validator
         .load()
         .validate(cert, intermediates, Purpose::Signature, now)
-        .map_err(|r| Refused::certificate(&r, "the signature certificate was refused"))?;
+        .map_err(|r| ApiError::certificate(&r, "the signature certificate was refused"))?;
     if validated.holder.person_id().as_deref() != Some(a.person.id.as_str()) {
-        return Err(Refused::new(
+        return Err(ApiError::new(
             ErrorCode::SignerOtherPerson,
             format!(
                 "the signature certificate belongs to {}, the session to {}",
@@ -160,18 +162,18 @@ pub(crate) async fn confirm_one(
             if d.confirmed {
                 existing_record(gw, &d, version, &patient).await
             } else {
-                Err(Refused::new(ErrorCode::StaleVersion, format!("the draft changed: it is at version {}", d.version)))
+                Err(ApiError::new(ErrorCode::StaleVersion, format!("the draft changed: it is at version {}", d.version)))
             }
         }
         Err(e) => Err(e.into()),
     }
 }
 
-pub(crate) fn unregistered_patient() -> Refused {
-    Refused::new(ErrorCode::CorruptDraft, "the draft's patient is not registered")
+pub(crate) fn unregistered_patient() -> ApiError {
+    ApiError::new(ErrorCode::CorruptDraft, "the draft's patient is not registered")
 }
 
-pub(crate) async fn patient_by_pseudonym(gw: &Gateway, pseudonym: &str) -> Result<PatientRow, Refused> {
+pub(crate) async fn patient_by_pseudonym(gw: &Gateway, pseudonym: &str) -> Result<PatientRow, ApiError> {
     gw.store.patient_by_pseudonym(pseudonym).await?.ok_or_else(unregistered_patient)
 }
 
@@ -182,18 +184,18 @@ pub(crate) async fn existing_record(
     d: &DraftRow,
     version: i64,
     patient: &str,
-) -> Result<Record, Refused> {
+) -> Result<Record, ApiError> {
     let record = match &d.record_id {
         Some(r) => gw.store.record(r).await?,
         None => None,
     };
     match record {
         Some(r) if r.draft_version == Some(version) => record_view(gw, &r, patient),
-        Some(r) => Err(Refused::new(
+        Some(r) => Err(ApiError::new(
             ErrorCode::AlreadyConfirmed,
             format!("version {} of this draft is already a record ({})", r.draft_version.unwrap_or_default(), r.id),
         )),
-        None => Err(Refused::new(ErrorCode::CorruptDraft, "a confirmed draft without its record")),
+        None => Err(ApiError::new(ErrorCode::CorruptDraft, "a confirmed draft without its record")),
     }
 }
 
@@ -206,7 +208,7 @@ pub(crate) async fn confirm_batch(
 ) -> Answer {
     let req: ConfirmBatch = parse(body)?;
     if req.items.is_empty() || req.items.len() > 100 {
-        return Err(Refused::new(ErrorCode::BadBatch, "a batch holds 1–100 drafts"));
+        return Err(ApiError::new(ErrorCode::BadBatch, "a batch holds 1–100 drafts"));
     }
     let cert = decode(&req.certificate, "certificate")?;
     let intermediates = decode_all(&req.intermediates)?;
@@ -230,4 +232,41 @@ pub(crate) async fn confirm_batch(
     }
     *object = format!("batch:{}", confirmed.join(","));
     json(200, &ConfirmBatchResponse { results })
+}
+
+/// `GET /v1/drafts/{draft}/signing-bytes[?version=N]`.
+pub async fn signing_bytes(c: Ctx, Path(draft): Path<String>, RawQuery(query): RawQuery) -> Handled {
+    let version = query
+        .as_deref()
+        .unwrap_or_default()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("version="))
+        .map(str::parse::<i64>)
+        .transpose()
+        .map_err(|_| ApiError::new(ErrorCode::MalformedRequest, "version must be a whole number"));
+    let answer = match version {
+        Ok(version) => signing_bytes_of(&c.gw, &c.a, &draft, version).await,
+        Err(e) => Err(e),
+    };
+    Handled::about(format!("draft:{draft}"), answer)
+}
+
+/// `POST /v1/drafts/{draft}/confirm`.
+pub async fn confirm(c: Ctx, Path(draft): Path<String>, body: Bytes) -> Handled {
+    naming_object(async |object| {
+        *object = format!("draft:{draft}");
+        let req: ConfirmRequest = parse(&body)?;
+        let cert = decode(&req.certificate, "certificate")?;
+        let intermediates = decode_all(&req.intermediates)?;
+        let signature = decode(&req.signature, "signature")?;
+        let record = confirm_one(&c.gw, &c.conn, &c.a, &draft, req.version, &cert, &intermediates, &signature).await?;
+        *object = format!("draft:{draft} record:{}", record.id);
+        json(200, &record)
+    })
+    .await
+}
+
+/// `POST /v1/confirm-batch`: drafts confirmed under one PIN entry.
+pub async fn batch(c: Ctx, body: Bytes) -> Handled {
+    naming_object(async |object| confirm_batch(&c.gw, &c.conn, &c.a, &body, object).await).await
 }

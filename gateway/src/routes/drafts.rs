@@ -2,11 +2,14 @@
 //! lists the own drafts and the linked doctors; the doctor reads the queue; a
 //! pharmacist drafts dispensing records for the own signature.
 
-use crate::domain::roles::{Action, Role};
+use axum::body::Bytes;
+use axum::extract::Path;
+
+use crate::domain::roles::Role;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::encounters::encounter_for_entry;
 use crate::routes::workflow::{Answer, content_object, draft_view, json, parse, random_id};
-use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
 use crate::store::{DraftRow, EncounterRow, SealedTable};
 use hpki_protocol::DraftKind;
 use hpki_protocol::ErrorCode;
@@ -19,10 +22,10 @@ pub(crate) async fn new_draft(
     assistant: &str,
     signer: &str,
     content: &serde_json::Value,
-) -> Result<Draft, Refused> {
+) -> Result<Draft, ApiError> {
     let now = gw.clock.now();
     let id = random_id(gw, "drf_")?;
-    let plain = serde_json::to_vec(content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
+    let plain = serde_json::to_vec(content).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(&id), &plain)?;
     let row = DraftRow {
         id,
@@ -51,7 +54,6 @@ pub(crate) async fn create_draft(
     body: &[u8],
     object: &mut String,
 ) -> Answer {
-    require(a, Action::WriteDraft)?;
     let req: NewDraft = parse(body)?;
     *object = format!("encounter:{} doctor:{}", req.encounter, req.doctor);
     content_object(&req.content)?;
@@ -59,16 +61,16 @@ pub(crate) async fn create_draft(
     // FLOW-1: only for a doctor this assistant is linked to.
     let doctor = gw.store.person(&req.doctor).await?.filter(|p| p.active);
     let Some(doctor) = doctor else {
-        return Err(Refused::new(ErrorCode::UnknownDoctor, format!("no active person {:?}", req.doctor)));
+        return Err(ApiError::new(ErrorCode::UnknownDoctor, format!("no active person {:?}", req.doctor)));
     };
     if !matches!(Role::from_name(&doctor.role), Some(Role::Doctor | Role::Dentist)) {
-        return Err(Refused::new(
+        return Err(ApiError::new(
             ErrorCode::NotADoctor,
             format!("{} is a {}, not a doctor or dentist", doctor.id, doctor.role),
         ));
     }
     if !gw.store.linked_doctors(&a.person.id).await?.contains(&doctor.id) {
-        return Err(Refused::new(ErrorCode::NotLinked, format!("{} is not linked to {}", a.person.id, doctor.id)));
+        return Err(ApiError::new(ErrorCode::NotLinked, format!("{} is not linked to {}", a.person.id, doctor.id)));
     }
     let d = new_draft(gw, &e, DraftKind::Medical, &a.person.id, &doctor.id, &req.content).await?;
     *object = format!("draft:{} encounter:{} doctor:{}", d.id, e.id, doctor.id);
@@ -82,7 +84,6 @@ pub(crate) async fn create_dispensing(
     body: &[u8],
     object: &mut String,
 ) -> Answer {
-    require(a, Action::RegisterDispensing)?;
     let req: NewDispensing = parse(body)?;
     *object = format!("encounter:{}", req.encounter);
     content_object(&req.content)?;
@@ -92,36 +93,35 @@ pub(crate) async fn create_dispensing(
     json(201, &d)
 }
 
-pub(crate) async fn find_draft(gw: &Gateway, id: &str) -> Result<DraftRow, Refused> {
+pub(crate) async fn find_draft(gw: &Gateway, id: &str) -> Result<DraftRow, ApiError> {
     gw.store.draft(id).await?.ok_or_else(|| unknown_draft(id))
 }
 
-pub(crate) fn unknown_draft(id: &str) -> Refused {
-    Refused::new(ErrorCode::UnknownDraft, format!("no draft {id:?}"))
+pub(crate) fn unknown_draft(id: &str) -> ApiError {
+    ApiError::new(ErrorCode::UnknownDraft, format!("no draft {id:?}"))
 }
 
 pub(crate) async fn read_draft(gw: &Gateway, a: &Authenticated, id: &str) -> Answer {
     let d = find_draft(gw, id).await?;
     if d.assistant != a.person.id && d.signer != a.person.id {
-        return Err(Refused::new(ErrorCode::NotYourDraft, "only the author and the signer see a draft"));
+        return Err(ApiError::new(ErrorCode::NotYourDraft, "only the author and the signer see a draft"));
     }
     json(200, &draft_view(gw, &d).await?)
 }
 
 /// FLOW-3: editing a pending draft needs no open encounter.
 pub(crate) async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: &[u8]) -> Answer {
-    require(a, Action::WriteDraft)?;
     let req: EditDraft = parse(body)?;
     content_object(&req.content)?;
     let d = find_draft(gw, id).await?;
     if d.assistant != a.person.id {
-        return Err(Refused::new(ErrorCode::NotYourDraft, "only the assistant who entered a draft edits it"));
+        return Err(ApiError::new(ErrorCode::NotYourDraft, "only the assistant who entered a draft edits it"));
     }
     if d.confirmed {
-        return Err(Refused::new(ErrorCode::AlreadyConfirmed, "the draft is confirmed; it is a record now"));
+        return Err(ApiError::new(ErrorCode::AlreadyConfirmed, "the draft is confirmed; it is a record now"));
     }
     let stale = || {
-        Refused::new(
+        ApiError::new(
             ErrorCode::StaleVersion,
             format!("the draft is at version {}, not {}; reload it", d.version, req.version),
         )
@@ -129,7 +129,7 @@ pub(crate) async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: 
     if d.version != req.version {
         return Err(stale());
     }
-    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
+    let plain = serde_json::to_vec(&req.content).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(id), &plain)?;
     if !gw.store.edit_draft(id, req.version, &key_id, &sealed, gw.clock.now()).await? {
         return Err(stale());
@@ -138,12 +138,11 @@ pub(crate) async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: 
 }
 
 pub(crate) async fn queue(gw: &Gateway, a: &Authenticated) -> Answer {
-    require(a, Action::ReviewDrafts)?;
     let drafts = draft_views(gw, &gw.store.queue(&a.person.id).await?).await?;
     json(200, &Queue { drafts })
 }
 
-pub(crate) async fn draft_views(gw: &Gateway, rows: &[DraftRow]) -> Result<Vec<Draft>, Refused> {
+pub(crate) async fn draft_views(gw: &Gateway, rows: &[DraftRow]) -> Result<Vec<Draft>, ApiError> {
     let mut drafts = Vec::with_capacity(rows.len());
     for d in rows {
         drafts.push(draft_view(gw, d).await?);
@@ -152,14 +151,12 @@ pub(crate) async fn draft_views(gw: &Gateway, rows: &[DraftRow]) -> Result<Vec<D
 }
 
 pub(crate) async fn my_drafts(gw: &Gateway, a: &Authenticated) -> Answer {
-    require(a, Action::WriteDraft)?;
     let drafts = draft_views(gw, &gw.store.drafts_by(&a.person.id).await?).await?;
     json(200, &Drafts { drafts })
 }
 
 /// FLOW-1 as the assistant's screen needs it: whom a draft may be for.
 pub(crate) async fn linked_doctors(gw: &Gateway, a: &Authenticated) -> Answer {
-    require(a, Action::WriteDraft)?;
     let mut doctors = Vec::new();
     for id in gw.store.linked_doctors(&a.person.id).await? {
         if let Some(p) = gw.store.person(&id).await?.filter(|p| p.active) {
@@ -167,4 +164,39 @@ pub(crate) async fn linked_doctors(gw: &Gateway, a: &Authenticated) -> Answer {
         }
     }
     json(200, &LinkedDoctors { doctors })
+}
+
+/// `POST /v1/drafts`.
+pub async fn create(c: Ctx, body: Bytes) -> Handled {
+    naming_object(async |object| create_draft(&c.gw, &c.conn, &c.a, &body, object).await).await
+}
+
+/// `POST /v1/dispensing`.
+pub async fn create_dispensing_draft(c: Ctx, body: Bytes) -> Handled {
+    naming_object(async |object| create_dispensing(&c.gw, &c.conn, &c.a, &body, object).await).await
+}
+
+/// `GET /v1/drafts/{draft}`.
+pub async fn read(c: Ctx, Path(draft): Path<String>) -> Handled {
+    Handled::about(format!("draft:{draft}"), read_draft(&c.gw, &c.a, &draft).await)
+}
+
+/// `PUT /v1/drafts/{draft}`.
+pub async fn edit(c: Ctx, Path(draft): Path<String>, body: Bytes) -> Handled {
+    Handled::about(format!("draft:{draft}"), edit_draft(&c.gw, &c.a, &draft, &body).await)
+}
+
+/// `GET /v1/queue`: the drafts awaiting the doctor's signature.
+pub async fn queue_of(c: Ctx) -> Handled {
+    Handled::about("queue", queue(&c.gw, &c.a).await)
+}
+
+/// `GET /v1/drafts`: the assistant's own pending drafts.
+pub async fn mine(c: Ctx) -> Handled {
+    Handled::about("drafts", my_drafts(&c.gw, &c.a).await)
+}
+
+/// `GET /v1/doctors`: the doctors the assistant may draft for.
+pub async fn doctors(c: Ctx) -> Handled {
+    Handled::about("doctors", linked_doctors(&c.gw, &c.a).await)
 }

@@ -3,9 +3,11 @@
 
 use crate::routes::workflow::{Answer, encounter_view, json, parse, patient, random_id};
 
-use crate::domain::roles::Action;
+use axum::body::Bytes;
+use axum::extract::Path;
+
 use crate::gateway::{ConnInfo, Gateway};
-use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
 use crate::store::EncounterRow;
 use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::OpenEncounter;
@@ -17,7 +19,6 @@ pub(crate) async fn open_encounter(
     body: &[u8],
     object: &mut String,
 ) -> Answer {
-    require(a, Action::OpenEncounter)?;
     let req: OpenEncounter = parse(body)?;
     *object = format!("patient:{}", req.patient);
     let p = patient(gw, &req.patient).await?;
@@ -41,31 +42,40 @@ pub(crate) async fn open_encounter(
 }
 
 pub(crate) async fn close_encounter(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, id: &str) -> Answer {
-    require(a, Action::OpenEncounter)?;
     let e =
         gw.store.encounter(id).await?.filter(|e| e.institution == conn.terminal.institution).ok_or_else(|| {
-            Refused::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?} at this institution"))
+            ApiError::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?} at this institution"))
         })?;
     let now = gw.clock.now();
     if !gw.store.close_encounter(id, &a.person.id, now).await? {
-        return Err(Refused::new(ErrorCode::EncounterClosed, "the encounter is already closed"));
+        return Err(ApiError::new(ErrorCode::EncounterClosed, "the encounter is already closed"));
     }
     let patient = gw.store.patient_by_pseudonym(&e.patient).await?.map(|p| p.id).unwrap_or_default();
     json(200, &encounter_view(&EncounterRow { closed_at: Some(now), ..e }, &patient))
 }
 
 /// The encounter named in a new draft or note: at this institution, open.
-pub(crate) async fn encounter_for_entry(gw: &Gateway, conn: &ConnInfo, id: &str) -> Result<EncounterRow, Refused> {
+pub(crate) async fn encounter_for_entry(gw: &Gateway, conn: &ConnInfo, id: &str) -> Result<EncounterRow, ApiError> {
     let e = gw
         .store
         .encounter(id)
         .await?
-        .ok_or_else(|| Refused::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?}")))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?}")))?;
     if e.institution != conn.terminal.institution {
-        return Err(Refused::new(ErrorCode::EncounterOtherInstitution, "the encounter belongs to another institution"));
+        return Err(ApiError::new(ErrorCode::EncounterOtherInstitution, "the encounter belongs to another institution"));
     }
     if !e.is_open(gw.clock.now()) {
-        return Err(Refused::new(ErrorCode::NoOpenEncounter, "the encounter is closed or has expired"));
+        return Err(ApiError::new(ErrorCode::NoOpenEncounter, "the encounter is closed or has expired"));
     }
     Ok(e)
+}
+
+/// `POST /v1/encounters`.
+pub async fn open(c: Ctx, body: Bytes) -> Handled {
+    naming_object(async |object| open_encounter(&c.gw, &c.conn, &c.a, &body, object).await).await
+}
+
+/// `POST /v1/encounters/{encounter}/close`.
+pub async fn close(c: Ctx, Path(encounter): Path<String>) -> Handled {
+    Handled::about(format!("encounter:{encounter}"), close_encounter(&c.gw, &c.conn, &c.a, &encounter).await)
 }

@@ -1,45 +1,47 @@
-//! The institution listener's endpoints, one file per group: `auth` (login),
-//! `session` (whose request it is), `workflow` (patients, encounters,
-//! drafts, confirm, notes, records), `patient_portal` (the patient listener).
-//! Shared here: the refusal (`Refused`), what a handler did (`Outcome`) and
-//! the request's audit entry.
+//! The endpoints' handlers, one file per group: `auth` (challenge, login,
+//! whoami, logout), `patients`, `encounters`, `drafts`, `confirm`, `notes`,
+//! and `patient_portal` (the patient listener). Which handler serves which
+//! method and path, with which role action and audit action, is the table in
+//! `http::endpoints`; the layers around every handler are in `http::layers`.
 //!
-//! Every request is audited with the terminal, the person (when known), the
-//! action, the object, the outcome and the refusal reason; every refusal has
-//! a stable code in the response body (`{"error": code, "message": …}`).
+//! Shared here: the error every handler and layer answers with
+//! ([`ApiError`], a stable code that gives the HTTP status), what a handler
+//! answers ([`Handled`]), what it is given ([`Public`], [`Ctx`]), and the
+//! facts a handler or layer leaves on its response for the audit layer
+//! ([`Actor`], [`Object`], [`Refusal`]).
 
 pub mod auth;
 pub mod confirm;
+pub mod ctx;
 pub mod drafts;
 pub mod encounters;
 pub mod notes;
 pub mod patient_portal;
 pub mod patients;
-pub mod session;
 pub mod workflow;
 
-pub use auth::{challenge, login, logout, revocation_evidence, verify_card_signature, whoami};
-pub use session::{Authenticated, Authentication, authenticate, check_allowed, check_terminal};
+pub use auth::{revocation_evidence, verify_card_signature};
+pub use ctx::{Authenticated, Ctx, Public, check_allowed};
 
 use hpki_protocol::ErrorCode;
 use hpki_protocol::wire::ErrorBody;
 use ring::rand::SecureRandom;
 
 use crate::audit::AuditEvent;
-use crate::gateway::{ConnInfo, Gateway, Metrics};
+use crate::gateway::{Gateway, Metrics};
 use crate::store::StoreError;
 
 /// A refusal: its code (which gives the HTTP status) and a message for
-/// people.
+/// people. Store, record-key and validation errors convert into it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
+pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
 }
 
-impl Refused {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refused {
-        Refused { code, message: message.into() }
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into() }
     }
 
     pub fn status(&self) -> u16 {
@@ -51,28 +53,78 @@ impl Refused {
     }
 
     /// A certificate the validator refused, with `context` before its reason.
-    pub fn certificate(r: &hpki_profile::Refusal, context: &str) -> Refused {
+    pub fn certificate(r: &hpki_profile::Refusal, context: &str) -> ApiError {
         let code = ErrorCode::from_wire(r.code()).unwrap_or_else(|| {
             tracing::error!(code = r.code(), "a validation refusal code missing from the protocol's ErrorCode");
             ErrorCode::Internal
         });
-        Refused::new(code, format!("{context}: {r}"))
+        ApiError::new(code, format!("{context}: {r}"))
     }
 }
 
-impl From<StoreError> for Refused {
-    fn from(e: StoreError) -> Refused {
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
         tracing::error!(error = %e, "store error");
         store_unavailable()
     }
 }
 
-pub(crate) fn store_unavailable() -> Refused {
-    Refused::new(ErrorCode::StoreUnavailable, "the gateway's store is not available; try again")
+impl From<hpki_profile::Refusal> for ApiError {
+    fn from(r: hpki_profile::Refusal) -> ApiError {
+        ApiError::certificate(&r, "the certificate was refused")
+    }
 }
 
-/// What a handler did, for the audit log.
-pub struct Outcome {
+impl From<crate::domain::keyring::KeyError> for ApiError {
+    fn from(e: crate::domain::keyring::KeyError) -> ApiError {
+        tracing::error!(error = %e, "record key error");
+        ApiError::new(ErrorCode::RecordKeyError, "stored health data cannot be opened or sealed; the operator is told")
+    }
+}
+
+pub(crate) fn store_unavailable() -> ApiError {
+    ApiError::new(ErrorCode::StoreUnavailable, "the gateway's store is not available; try again")
+}
+
+/// A handled request: status and JSON body, or the refusal.
+pub type Answer = Result<(u16, Vec<u8>), ApiError>;
+
+/// What a handler answers: the answer, and what the request was about and
+/// who made it (when the handler is the one who knows) for the audit log.
+pub struct Handled {
+    pub actor: Option<String>,
+    pub object: String,
+    pub answer: Answer,
+}
+
+impl Handled {
+    pub fn about(object: impl Into<String>, answer: Answer) -> Handled {
+        Handled { actor: None, object: object.into(), answer }
+    }
+}
+
+/// Runs a handler that names its object as it learns it (from the body,
+/// then from what it made), for the audit entry, even when it then refuses.
+pub async fn naming_object(handler: impl AsyncFnOnce(&mut String) -> Answer) -> Handled {
+    let mut object = "-".to_owned();
+    let answer = handler(&mut object).await;
+    Handled::about(object, answer)
+}
+
+/// Response facts for the audit layer: the person who made the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
+/// Response facts for the audit layer: what the request was about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object(pub String);
+
+/// Response facts for the audit layer: why the request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal(pub ErrorCode);
+
+/// What a patient-listener handler did, for its audit entry.
+pub struct Answered {
     pub status: u16,
     pub body: Vec<u8>,
     pub actor: String,
@@ -80,12 +132,8 @@ pub struct Outcome {
     pub refusal: Option<ErrorCode>,
 }
 
-pub(crate) fn ok_json<T: serde::Serialize>(value: &T, actor: String, object: String) -> Outcome {
-    Outcome { status: 200, body: serde_json::to_vec(value).unwrap_or_default(), actor, object, refusal: None }
-}
-
-pub fn refused(r: Refused, actor: String, object: String) -> Outcome {
-    Outcome {
+pub fn refused(r: ApiError, actor: String, object: String) -> Answered {
+    Answered {
         status: r.status(),
         body: serde_json::to_vec(&r.body()).unwrap_or_default(),
         actor,
@@ -94,9 +142,9 @@ pub fn refused(r: Refused, actor: String, object: String) -> Outcome {
     }
 }
 
-pub(crate) fn random<const N: usize>(gw: &Gateway) -> Result<[u8; N], Refused> {
+pub(crate) fn random<const N: usize>(gw: &Gateway) -> Result<[u8; N], ApiError> {
     let mut b = [0u8; N];
-    gw.rng.fill(&mut b).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
+    gw.rng.fill(&mut b).map_err(|_| ApiError::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
     Ok(b)
 }
 
@@ -105,13 +153,18 @@ pub(crate) fn random<const N: usize>(gw: &Gateway) -> Result<[u8; N], Refused> {
 /// the request's answer (LOG-1 fails closed: no access without a trace; a
 /// change the request made committed before its entry was due and is kept,
 /// so the client must look before repeating it).
-pub async fn record(gw: &Gateway, event: AuditEvent) -> Result<(), Refused> {
-    match gw.audit.append(event.clone(), gw.clock.now_ms()).await {
+pub async fn record(
+    audit: &crate::audit::writer::AuditWriter,
+    metrics: &Metrics,
+    event: AuditEvent,
+    at_ms: i64,
+) -> Result<(), ApiError> {
+    match audit.append(event.clone(), at_ms).await {
         Ok(_) => Ok(()),
         Err(e) => {
-            Metrics::inc(&gw.metrics.audit_failures);
+            Metrics::inc(&metrics.audit_failures);
             tracing::error!(error = %e, action = %event.action, "cannot write the audit log");
-            Err(Refused::new(
+            Err(ApiError::new(
                 ErrorCode::AuditUnavailable,
                 "the gateway could not record this request in its audit log and withholds the answer; \
                  anything the request changed is kept: check before repeating it",
@@ -119,23 +172,6 @@ pub async fn record(gw: &Gateway, event: AuditEvent) -> Result<(), Refused> {
         }
     }
 }
-
-/// The audit entry of one request.
-pub fn audit_event(conn: &ConnInfo, action: &str, outcome: &Outcome, request_id: &str) -> AuditEvent {
-    AuditEvent {
-        actor: outcome.actor.clone(),
-        terminal: conn.terminal.key(),
-        institution: conn.terminal.institution.clone(),
-        action: action.into(),
-        object: outcome.object.clone(),
-        outcome: if outcome.refusal.is_some() { "refused".into() } else { "ok".into() },
-        reason: outcome.refusal.map_or("-", ErrorCode::as_str).into(),
-        request_id: request_id.into(),
-    }
-}
-
-/// The channel-binding buffer type, for the listener.
-pub use crate::gateway::ChannelBinding;
 
 #[cfg(test)]
 mod tests {

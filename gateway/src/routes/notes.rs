@@ -1,12 +1,13 @@
 //! Notes: nurses, dietitians and clinicians add a record of kind `note`
 //! (author, no signature) within an open encounter.
 
-use crate::domain::roles::Action;
+use axum::body::Bytes;
+
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::confirm::patient_by_pseudonym;
 use crate::routes::encounters::encounter_for_entry;
 use crate::routes::workflow::{Answer, content_object, json, parse, random_id, record_view};
-use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
 use crate::store::{RecordRow, SealedTable};
 use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::NewNote;
@@ -18,14 +19,13 @@ pub(crate) async fn add_note(
     body: &[u8],
     object: &mut String,
 ) -> Answer {
-    require(a, Action::AddNote)?;
     let req: NewNote = parse(body)?;
     *object = format!("encounter:{}", req.encounter);
     content_object(&req.content)?;
     let e = encounter_for_entry(gw, conn, &req.encounter).await?;
     let p = patient_by_pseudonym(gw, &e.patient).await?;
     let id = random_id(gw, "rec_")?;
-    let plain = serde_json::to_vec(&req.content).map_err(|e| Refused::new(ErrorCode::MalformedJson, e.to_string()))?;
+    let plain = serde_json::to_vec(&req.content).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&id), &plain)?;
     let row = RecordRow {
         id: id.clone(),
@@ -47,4 +47,9 @@ pub(crate) async fn add_note(
     gw.store.add_record(&row).await?;
     *object = format!("encounter:{} record:{id}", e.id);
     json(201, &record_view(gw, &row, &p.id)?)
+}
+
+/// `POST /v1/notes`.
+pub async fn add(c: Ctx, body: Bytes) -> Handled {
+    naming_object(async |object| add_note(&c.gw, &c.conn, &c.a, &body, object).await).await
 }

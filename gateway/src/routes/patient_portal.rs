@@ -25,11 +25,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
-use crate::audit::AuditEvent;
+use crate::audit::{Action, AuditEvent, Outcome as AuditOutcome};
 use crate::config::PatientSection;
 use crate::domain::passwords;
 use crate::gateway::Gateway;
-use crate::routes::{Outcome, Refused, refused};
+use crate::routes::{Answered, ApiError, refused};
 use crate::shutdown::{Stop, next_connection, until_stopped};
 
 type Body = Full<Bytes>;
@@ -71,26 +71,25 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
     async move {
         let action = match (req.method(), req.uri().path()) {
             (&Method::GET, "/") => return page(),
-            (&Method::POST, "/p/v1/login") => "patient.login",
-            (&Method::POST, "/p/v1/password") => "patient.password",
-            (&Method::GET, "/p/v1/records") => "patient.records",
-            (&Method::POST, "/p/v1/logout") => "patient.logout",
-            _ => "patient.unknown",
+            (&Method::POST, "/p/v1/login") => Action::PatientLogin,
+            (&Method::POST, "/p/v1/password") => Action::PatientPassword,
+            (&Method::GET, "/p/v1/records") => Action::PatientRecords,
+            (&Method::POST, "/p/v1/logout") => Action::PatientLogout,
+            _ => Action::PatientUnknown,
         };
         let answer = dispatch(&gw, req, action).await;
         tracing::Span::current().record("person", answer.actor.as_str());
         tracing::info!(status = answer.status, refusal = answer.refusal.map_or("-", ErrorCode::as_str), "{action}");
+        let outcome = if answer.refusal.is_some() { AuditOutcome::Refused } else { AuditOutcome::Ok };
         let event = AuditEvent {
             actor: answer.actor.clone(),
             terminal: format!("patient-portal:{}", peer.ip()),
-            institution: "-".into(),
-            action: action.into(),
             object: answer.object.clone(),
-            outcome: if answer.refusal.is_some() { "refused".into() } else { "ok".into() },
             reason: answer.refusal.map_or("-", ErrorCode::as_str).into(),
             request_id: rid.clone(),
+            ..AuditEvent::new(action, outcome)
         };
-        if let Err(r) = crate::routes::record(&gw, event).await {
+        if let Err(r) = crate::routes::record(&gw.audit, &gw.metrics, event, gw.clock.now_ms()).await {
             return respond(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default());
         }
         respond(answer.status, answer.body)
@@ -127,10 +126,10 @@ fn page() -> Response<Body> {
     r
 }
 
-async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome {
-    let anon = |r: Refused| refused(r, "-".into(), "-".into());
+async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: Action) -> Answered {
+    let anon = |r: ApiError| refused(r, "-".into(), "-".into());
     let Some(cfg) = gw.config.patients.as_ref() else {
-        return anon(Refused::new(ErrorCode::NotFound, "no patient listener"));
+        return anon(ApiError::new(ErrorCode::NotFound, "no patient listener"));
     };
     let bearer = req
         .headers()
@@ -140,13 +139,13 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome
         .map(|t| t.trim().to_owned());
     let body = match Limited::new(req.into_body(), cfg.max_body_bytes).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return anon(Refused::new(ErrorCode::BodyTooLarge, "the request body is too large")),
+        Err(_) => return anon(ApiError::new(ErrorCode::BodyTooLarge, "the request body is too large")),
     };
     match action {
-        "patient.login" => login(gw, cfg, &body).await,
-        "patient.password" | "patient.records" | "patient.logout" => {
+        Action::PatientLogin => login(gw, cfg, &body).await,
+        Action::PatientPassword | Action::PatientRecords | Action::PatientLogout => {
             let Some(token) = bearer else {
-                return anon(Refused::new(ErrorCode::NoSession, "sign in first"));
+                return anon(ApiError::new(ErrorCode::NoSession, "sign in first"));
             };
             let token_hash = digest(&SHA256, token.as_bytes()).as_ref().to_vec();
             let patient = match session(gw, cfg, &token_hash).await {
@@ -155,36 +154,36 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: &str) -> Outcome
             };
             let actor = format!("patient:{patient}");
             let result = match action {
-                "patient.password" => change_password(gw, cfg, &patient, &body).await,
-                "patient.records" => records(gw, &patient).await,
+                Action::PatientPassword => change_password(gw, cfg, &patient, &body).await,
+                Action::PatientRecords => records(gw, &patient).await,
                 _ => gw
                     .store
                     .end_patient_session(&token_hash, gw.clock.now())
                     .await
                     .map(|_| (204, Vec::new()))
-                    .map_err(Refused::from),
+                    .map_err(ApiError::from),
             };
             match result {
                 Ok((status, body)) => {
-                    Outcome { status, body, actor, object: format!("patient:{patient}"), refusal: None }
+                    Answered { status, body, actor, object: format!("patient:{patient}"), refusal: None }
                 }
                 Err(r) => refused(r, actor, format!("patient:{patient}")),
             }
         }
-        _ => anon(Refused::new(ErrorCode::NotFound, "no such endpoint")),
+        _ => anon(ApiError::new(ErrorCode::NotFound, "no such endpoint")),
     }
 }
 
-fn bad_credentials() -> Refused {
-    Refused::new(ErrorCode::InvalidCredentials, "the ID or the password is wrong")
+fn bad_credentials() -> ApiError {
+    ApiError::new(ErrorCode::InvalidCredentials, "the ID or the password is wrong")
 }
 
-async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
+async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answered {
     let req: PatientLogin = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
             return refused(
-                Refused::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")),
+                ApiError::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")),
                 "-".into(),
                 "-".into(),
             );
@@ -207,7 +206,7 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
     };
     if account.locked_until > now {
         return refused(
-            Refused::new(
+            ApiError::new(
                 ErrorCode::AccountLocked,
                 format!(
                     "too many wrong passwords; try again after {}",
@@ -224,7 +223,7 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
         let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
         return match gw.store.record_failed_login(&id, |n| passwords::locked_until(n, max, base, now)).await {
             Ok(n) if n >= max => refused(
-                Refused::new(ErrorCode::AccountLocked, "too many wrong passwords; the account is locked for a while"),
+                ApiError::new(ErrorCode::AccountLocked, "too many wrong passwords; the account is locked for a while"),
                 actor,
                 object,
             ),
@@ -237,11 +236,11 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
         let mut token = [0u8; 32];
         gw.rng
             .fill(&mut token)
-            .map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
+            .map_err(|_| ApiError::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
         let token = B64URL.encode(token);
         let expires_at = now + cfg.session_max_seconds;
         gw.store.create_patient_session(digest(&SHA256, token.as_bytes()).as_ref(), &id, now, expires_at).await?;
-        Ok::<_, Refused>(PatientSession {
+        Ok::<_, ApiError>(PatientSession {
             session: token,
             must_change_password: account.must_change,
             expires_at: hpki_profile::validate::rfc3339(expires_at),
@@ -250,29 +249,29 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Outcome {
     .await;
     match result {
         Ok(s) => {
-            Outcome { status: 200, body: serde_json::to_vec(&s).unwrap_or_default(), actor, object, refusal: None }
+            Answered { status: 200, body: serde_json::to_vec(&s).unwrap_or_default(), actor, object, refusal: None }
         }
         Err(r) => refused(r, actor, object),
     }
 }
 
 /// The patient of a session, if it is usable now.
-async fn session(gw: &Gateway, cfg: &PatientSection, token_hash: &[u8]) -> Result<String, Refused> {
+async fn session(gw: &Gateway, cfg: &PatientSection, token_hash: &[u8]) -> Result<String, ApiError> {
     let now = gw.clock.now();
     let s = gw
         .store
         .patient_session(token_hash)
         .await?
-        .ok_or_else(|| Refused::new(ErrorCode::SessionUnknown, "sign in again"))?;
+        .ok_or_else(|| ApiError::new(ErrorCode::SessionUnknown, "sign in again"))?;
     if s.ended {
-        return Err(Refused::new(ErrorCode::SessionEnded, "the session has ended; sign in again"));
+        return Err(ApiError::new(ErrorCode::SessionEnded, "the session has ended; sign in again"));
     }
     if now >= s.expires_at {
-        return Err(Refused::new(ErrorCode::SessionExpired, "the session reached its maximum length; sign in again"));
+        return Err(ApiError::new(ErrorCode::SessionExpired, "the session reached its maximum length; sign in again"));
     }
     if now - s.last_seen >= cfg.session_idle_seconds {
         let _ = gw.store.end_patient_session(token_hash, now).await;
-        return Err(Refused::new(ErrorCode::SessionIdleTimeout, "no activity for too long; sign in again"));
+        return Err(ApiError::new(ErrorCode::SessionIdleTimeout, "no activity for too long; sign in again"));
     }
     gw.store.touch_patient_session(token_hash, now).await?;
     Ok(s.patient_id)
@@ -283,9 +282,9 @@ async fn change_password(
     cfg: &PatientSection,
     patient: &str,
     body: &[u8],
-) -> Result<(u16, Vec<u8>), Refused> {
+) -> Result<(u16, Vec<u8>), ApiError> {
     let req: PasswordChange = serde_json::from_slice(body)
-        .map_err(|e| Refused::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
+        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
     let (current, new) = (zeroize::Zeroizing::new(req.current.clone()), zeroize::Zeroizing::new(req.new.clone()));
     drop(req);
     let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
@@ -294,34 +293,34 @@ async fn change_password(
         let now = gw.clock.now();
         let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
         gw.store.record_failed_login(patient, |n| passwords::locked_until(n, max, base, now)).await?;
-        return Err(Refused::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
+        return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
     }
     if let Some(why) = passwords::weakness(&new, patient, &current) {
-        return Err(Refused::new(ErrorCode::WeakPassword, format!("the new password is refused: {why}")));
+        return Err(ApiError::new(ErrorCode::WeakPassword, format!("the new password is refused: {why}")));
     }
     let pw = new.clone();
     let hashed = tokio::task::spawn_blocking(move || passwords::hash(&pw))
         .await
-        .map_err(|_| Refused::new(ErrorCode::Internal, "hashing failed"))?
-        .map_err(|e| Refused::new(ErrorCode::Internal, e.to_string()))?;
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing failed"))?
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     gw.store.set_password(patient, &hashed, gw.clock.now()).await?;
     Ok((204, Vec::new()))
 }
 
 /// The patient's own records, only from institutions they consented to
 /// share (FLOW-4); nothing until the initial password is replaced (AUTH-4).
-async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), Refused> {
+async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
     let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
     if account.must_change {
-        return Err(Refused::new(
+        return Err(ApiError::new(
             ErrorCode::PasswordChangeRequired,
             "replace the initial password first (POST /p/v1/password)",
         ));
     }
     let p =
-        gw.store.patient(patient).await?.ok_or_else(|| Refused::new(ErrorCode::UnknownPatient, "no such patient"))?;
+        gw.store.patient(patient).await?.ok_or_else(|| ApiError::new(ErrorCode::UnknownPatient, "no such patient"))?;
     let records = crate::routes::patients::visible_records(gw, p, None).await?;
-    let body = serde_json::to_vec(&records).map_err(|e| Refused::new(ErrorCode::Internal, e.to_string()))?;
+    let body = serde_json::to_vec(&records).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Ok((200, body))
 }
 

@@ -4,16 +4,17 @@
 
 use crate::routes::workflow::{Answer, hex, json, open_encounter_here, parse, patient, patient_id, record_view};
 
-use crate::domain::roles::Action;
+use axum::body::Bytes;
+use axum::extract::Path;
+
 use crate::gateway::{ConnInfo, Gateway};
-use crate::routes::{Authenticated, Refused, check_allowed as require};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
 use crate::store::PatientRow;
 use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::{NewPatient, Patient, Records};
 use ring::rand::SecureRandom;
 
 pub(crate) async fn register_patient(gw: &Gateway, a: &Authenticated, body: &[u8], object: &mut String) -> Answer {
-    require(a, Action::RegisterPatient)?;
     let req: NewPatient = parse(body)?;
     let row = new_patient_row(&gw.rng, gw.clock.now(), &req)?;
     *object = format!("patient:{}", row.id);
@@ -22,19 +23,19 @@ pub(crate) async fn register_patient(gw: &Gateway, a: &Authenticated, body: &[u8
 }
 
 /// Checks a new patient's fields and draws the id and the pseudonym.
-pub fn new_patient_row(rng: &dyn SecureRandom, now: i64, req: &NewPatient) -> Result<PatientRow, Refused> {
+pub fn new_patient_row(rng: &dyn SecureRandom, now: i64, req: &NewPatient) -> Result<PatientRow, ApiError> {
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 200 {
-        return Err(Refused::new(ErrorCode::InvalidName, "the name must be 1–200 characters"));
+        return Err(ApiError::new(ErrorCode::InvalidName, "the name must be 1–200 characters"));
     }
     let format = time::macros::format_description!("[year]-[month]-[day]");
     let born = time::Date::parse(&req.birth_date, &format)
-        .map_err(|_| Refused::new(ErrorCode::InvalidBirthDate, "birth_date must be a date as YYYY-MM-DD"))?;
+        .map_err(|_| ApiError::new(ErrorCode::InvalidBirthDate, "birth_date must be a date as YYYY-MM-DD"))?;
     if born > time::OffsetDateTime::from_unix_timestamp(now).map(|t| t.date()).unwrap_or(time::Date::MAX) {
-        return Err(Refused::new(ErrorCode::InvalidBirthDate, "birth_date is in the future"));
+        return Err(ApiError::new(ErrorCode::InvalidBirthDate, "birth_date is in the future"));
     }
     let mut p = [0u8; 16];
-    rng.fill(&mut p).map_err(|_| Refused::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
+    rng.fill(&mut p).map_err(|_| ApiError::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
     Ok(PatientRow {
         id: patient_id(rng)?,
         pseudonym: hex(&p),
@@ -44,8 +45,7 @@ pub fn new_patient_row(rng: &dyn SecureRandom, now: i64, req: &NewPatient) -> Re
     })
 }
 
-pub(crate) async fn patient_records(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, id: &str) -> Answer {
-    require(a, Action::ReadPatientRecords)?;
+pub(crate) async fn patient_records(gw: &Gateway, conn: &ConnInfo, id: &str) -> Answer {
     let p = patient(gw, id).await?;
     open_encounter_here(gw, conn, &p).await?;
     json(200, &visible_records(gw, p, Some(&conn.terminal.institution)).await?)
@@ -53,7 +53,7 @@ pub(crate) async fn patient_records(gw: &Gateway, conn: &ConnInfo, a: &Authentic
 
 /// FLOW-4: a patient's records from the institutions the patient consented
 /// to share, plus those of `own_institution` (the reader's own, if staff).
-pub async fn visible_records(gw: &Gateway, p: PatientRow, own_institution: Option<&str>) -> Result<Records, Refused> {
+pub async fn visible_records(gw: &Gateway, p: PatientRow, own_institution: Option<&str>) -> Result<Records, ApiError> {
     let shared = gw.store.consented_institutions(&p.id).await?;
     let mut records = Vec::new();
     for r in gw.store.records_of(&p.pseudonym).await? {
@@ -62,4 +62,14 @@ pub async fn visible_records(gw: &Gateway, p: PatientRow, own_institution: Optio
         }
     }
     Ok(Records { patient: p.id, records })
+}
+
+/// `POST /v1/patients`.
+pub async fn register(c: Ctx, body: Bytes) -> Handled {
+    naming_object(async |object| register_patient(&c.gw, &c.a, &body, object).await).await
+}
+
+/// `GET /v1/patients/{patient}/records`.
+pub async fn records(c: Ctx, Path(patient): Path<String>) -> Handled {
+    Handled::about(format!("patient:{patient}"), patient_records(&c.gw, &c.conn, &patient).await)
 }

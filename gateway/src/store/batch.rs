@@ -10,7 +10,8 @@ use std::future::Future;
 
 use tokio::sync::{mpsc, oneshot};
 
-type Job<J, R> = (J, oneshot::Sender<Result<R, String>>);
+/// A job, when it was handed in, and where its result goes.
+type Job<J, R> = (J, std::time::Instant, oneshot::Sender<Result<R, String>>);
 
 pub struct Batcher<J, R> {
     jobs: mpsc::Sender<Job<J, R>>,
@@ -37,9 +38,15 @@ impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
         tokio::spawn(async move {
             let mut pending: Vec<Job<J, R>> = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut pending, max_batch).await > 0 {
-                let (batch, answers): (Vec<J>, Vec<_>) = pending.drain(..).unzip();
-                let n = batch.len();
                 let started = std::time::Instant::now();
+                let mut batch = Vec::with_capacity(pending.len());
+                let mut answers = Vec::with_capacity(pending.len());
+                for (job, handed_in, answer) in pending.drain(..) {
+                    metrics.wait.observe(started.duration_since(handed_in).as_secs_f64());
+                    batch.push(job);
+                    answers.push(answer);
+                }
+                let n = batch.len();
                 let ran = run(batch).await;
                 metrics.observe(n, started.elapsed());
                 match ran {
@@ -69,7 +76,7 @@ impl<J: Send + 'static, R: Send + 'static> Batcher<J, R> {
     pub async fn submit(&self, job: J) -> Result<R, String> {
         let stopped = || format!("{} has stopped", self.what);
         let (answer, wait) = oneshot::channel();
-        self.jobs.send((job, answer)).await.map_err(|_| stopped())?;
+        self.jobs.send((job, std::time::Instant::now(), answer)).await.map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod session_reader;
+pub mod snapshot;
 
 mod audit_rows;
 mod identity;
@@ -83,6 +84,7 @@ fn migrator(backend: Backend) -> Migrator {
             migration(2, "workflow", include_str!("../../migrations/sqlite/0002_workflow.sql")),
             migration(3, "monitoring", include_str!("../../migrations/sqlite/0003_monitoring.sql")),
             migration(4, "login evidence", include_str!("../../migrations/sqlite/0004_login_evidence.sql")),
+            migration(5, "store generation", include_str!("../../migrations/sqlite/0005_store_generation.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -91,6 +93,7 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(3, "monitoring", include_str!("../../migrations/postgres/0003_monitoring.sql")),
                 migration(4, "records inline", include_str!("../../migrations/postgres/0004_records_inline.sql")),
                 migration(5, "login evidence", include_str!("../../migrations/postgres/0005_login_evidence.sql")),
+                migration(6, "store generation", include_str!("../../migrations/postgres/0006_store_generation.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would

@@ -1,0 +1,123 @@
+//! The audit log's vocabulary: every action the gateway records and how it
+//! ended. The log stores their names (`docs/operations.md` lists them; the
+//! chain hashes the names), so a name, once written, never changes.
+
+macro_rules! actions {
+    ($( $(#[$doc:meta])* $variant:ident => $name:literal, )*) => {
+        /// An audited action.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Action {
+            pub const ALL: &'static [Action] = &[$(Action::$variant,)*];
+
+            /// The name in the log (`auth.login`).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $( Action::$variant => $name, )*
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    // The institution listener's endpoints (`routes::endpoint`).
+    AuthChallenge => "auth.challenge",
+    AuthLogin => "auth.login",
+    AuthLogout => "auth.logout",
+    AuthWhoAmI => "auth.whoami",
+    PatientRegister => "patient.register",
+    RecordsRead => "records.read",
+    EncounterOpen => "encounter.open",
+    EncounterClose => "encounter.close",
+    DraftCreate => "draft.create",
+    DispensingCreate => "dispensing.create",
+    DraftRead => "draft.read",
+    DraftEdit => "draft.edit",
+    DraftReview => "draft.review",
+    DraftConfirm => "draft.confirm",
+    DraftConfirmBatch => "draft.confirm_batch",
+    QueueRead => "queue.read",
+    NoteAdd => "note.add",
+    DraftsReadOwn => "drafts.read_own",
+    DoctorsReadLinked => "doctors.read_linked",
+    /// A request for no endpoint of the institution listener.
+    HttpUnknown => "http.unknown",
+    // Connections refused before any request.
+    NetConnect => "net.connect",
+    TlsHandshake => "tls.handshake",
+    // The patient listener.
+    PatientLogin => "patient.login",
+    PatientPassword => "patient.password",
+    PatientRecords => "patient.records",
+    PatientLogout => "patient.logout",
+    PatientUnknown => "patient.unknown",
+    // The gateway on its own.
+    AlertRaised => "alert.raised",
+    TerminalSuspend => "terminal.suspend",
+    PersonDeactivate => "person.deactivate",
+    /// A record committed before a crash, audited at the next start.
+    RecordRecovered => "record.recovered",
+    // The data-centre CLI.
+    AdminInstitutionAdd => "admin.institution.add",
+    AdminPersonAdd => "admin.person.add",
+    AdminPersonDeactivate => "admin.person.deactivate",
+    AdminPersonActivate => "admin.person.activate",
+    AdminLink => "admin.link",
+    AdminUnlink => "admin.unlink",
+    AdminTerminalSuspend => "admin.terminal.suspend",
+    AdminTerminalUnsuspend => "admin.terminal.unsuspend",
+    AdminKeyRotate => "admin.key.rotate",
+    AdminPatientAdd => "admin.patient.add",
+    AdminPatientEnroll => "admin.patient.enroll",
+    AdminPatientConsent => "admin.patient.consent",
+    AdminPatientConsentWithdraw => "admin.patient.consent.withdraw",
+    BackupFull => "backup.full",
+    BackupDiff => "backup.diff",
+    BackupRestore => "backup.restore",
+    BackupPgBasebackup => "backup.pg_basebackup",
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an audited action ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    Refused,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Refused => "refused",
+        }
+    }
+
+    /// `Ok` for success, `Refused` for any refusal.
+    pub fn of<T, E>(result: &Result<T, E>) -> Outcome {
+        if result.is_ok() { Outcome::Ok } else { Outcome::Refused }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_unique_and_dotted() {
+        let mut seen = std::collections::HashSet::new();
+        for a in Action::ALL {
+            assert!(seen.insert(a.as_str()), "{} twice", a.as_str());
+            assert!(a.as_str().contains('.'), "{}", a.as_str());
+        }
+    }
+}

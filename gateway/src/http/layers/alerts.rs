@@ -1,0 +1,45 @@
+//! Layer 2: the abnormal-access rules (LOG-4, `ops::alerts`) look at each
+//! answered login after its audit entry is durable (the rules count
+//! entries), and raise what they find: an alert, and where configured a
+//! suspension or a deactivation.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::gateway::{ConnInfo, Gateway};
+use crate::http::endpoints::Endpoint;
+use crate::http::layers::audit::Answered;
+use crate::routes::{Actor, Refusal};
+
+#[derive(Clone)]
+pub struct Alerts {
+    /// `None`: no rule is configured, or the endpoint is not a login.
+    gw: Option<Arc<Gateway>>,
+}
+
+impl Alerts {
+    pub fn of(gw: &Arc<Gateway>, endpoint: Endpoint) -> Alerts {
+        let watched = endpoint == Endpoint::Login && gw.config.alerts.is_some();
+        Alerts { gw: watched.then(|| gw.clone()) }
+    }
+}
+
+pub async fn layer(State(alerts): State<Alerts>, req: Request, next: Next) -> Response {
+    let Some(gw) = alerts.gw else {
+        return next.run(req).await;
+    };
+    let conn = req.extensions().get::<Arc<ConnInfo>>().cloned();
+    let resp = next.run(req).await;
+    let refused = match resp.extensions().get::<Answered>() {
+        Some(a) => a.refused,
+        None => resp.extensions().get::<Refusal>().is_some(),
+    };
+    let actor = resp.extensions().get::<Actor>().map_or("-", |a| a.0.as_str());
+    if let Some(conn) = conn {
+        crate::ops::alerts::observe(&gw, &conn, refused, actor).await;
+    }
+    resp
+}
