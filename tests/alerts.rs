@@ -53,15 +53,13 @@ async fn webhook() -> Result<(String, tokio::sync::mpsc::Receiver<Value>)> {
 }
 
 async fn world(rules: &str, hook: &str) -> Result<World> {
-    World::start(WorldOptions { extra_config: format!("[alerts]\nwebhook = {hook:?}\n{rules}"), ..Default::default() })
-        .await
+    World::start(WorldOptions { alerts: Some(format!("webhook = {hook:?}\n{rules}")), ..Default::default() }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_refused_logins_from_one_terminal_suspend_it_until_it_is_lifted() -> Result<()> {
     let (hook, mut alerts) = webhook().await?;
-    let mut world =
-        world("[alerts.refused_logins]\nmax = 3\nwindow_seconds = 300\nsuspend_terminal = true\n", &hook).await?;
+    let mut world = world("[refused_logins]\nmax = 3\nwindow_seconds = 300\nsuspend_terminal = true\n", &hook).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
     world.ensure_institution(CLINIC).await?;
     let mut client = world.connect(&creds).await?;
@@ -103,7 +101,7 @@ async fn repeated_refused_logins_from_one_terminal_suspend_it_until_it_is_lifted
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_card_at_two_institutions_within_minutes_deactivates_the_person_until_lifted() -> Result<()> {
     let (hook, mut alerts) = webhook().await?;
-    let mut world = world("[alerts.institution_hopping]\nwindow_seconds = 600\n", &hook).await?;
+    let mut world = world("[institution_hopping]\nwindow_seconds = 600\n", &hook).await?;
     let clinic = world.terminal(CLINIC, "desk-1")?;
     let hospital = world.terminal(HOSPITAL, "ward-1")?;
     world.ensure_institution(HOSPITAL).await?;
@@ -151,7 +149,7 @@ async fn one_card_at_two_institutions_within_minutes_deactivates_the_person_unti
 async fn a_login_outside_opening_hours_raises_an_alert_and_one_inside_does_not() -> Result<()> {
     let (hook, mut alerts) = webhook().await?;
     let mut world =
-        world("[alerts.opening_hours]\nopen = \"07:00\"\nclose = \"21:00\"\nutc_offset_minutes = 540\n", &hook).await?;
+        world("[opening_hours]\nopen = \"07:00\"\nclose = \"21:00\"\nutc_offset_minutes = 540\n", &hook).await?;
     let clinic = world.terminal(CLINIC, "desk-1")?;
     let image = world.card(Profession::Nurse, "N-5001", CLINIC).await?;
     let pcscd = hpki_e2e::private_pcscd()?;
@@ -187,13 +185,13 @@ async fn a_login_outside_opening_hours_raises_an_alert_and_one_inside_does_not()
 #[tokio::test]
 async fn bad_alert_rules_are_refused_with_the_reason() -> Result<()> {
     let cases = [
-        ("[alerts.opening_hours]\nopen = \"7:00\"\nclose = \"21:00\"\n", "HH:MM"),
-        ("[alerts.refused_logins]\nmax = 0\n", "max must be at least 1"),
+        ("[opening_hours]\nopen = \"7:00\"\nclose = \"21:00\"\n", "HH:MM"),
+        ("[refused_logins]\nmax = 0\n", "max must be at least 1"),
         ("webhook = \"https://relay.example\"\n", "only http://"),
-        ("[alerts.institution_hopping]\nwindow = 5\n", "unknown field"),
+        ("[institution_hopping]\nwindow = 5\n", "unknown field"),
     ];
     for (rules, says) in cases {
-        let e = World::start(WorldOptions { extra_config: format!("[alerts]\n{rules}"), ..Default::default() })
+        let e = World::start(WorldOptions { alerts: Some(rules.to_owned()), ..Default::default() })
             .await
             .err()
             .with_context(|| format!("{rules:?} accepted"))?;

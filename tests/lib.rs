@@ -46,8 +46,9 @@ pub struct WorldOptions {
     pub max_connections: usize,
     /// Also run the patient listener.
     pub patients: bool,
-    /// Appended to the configuration file (further sections).
-    pub extra_config: String,
+    /// The `[alerts]` table, as an operator writes it (TOML); `None`: no
+    /// rule runs.
+    pub alerts: Option<String>,
 }
 
 impl Default for WorldOptions {
@@ -60,7 +61,7 @@ impl Default for WorldOptions {
             handshake_timeout_seconds: 10,
             max_connections: 1024,
             patients: false,
-            extra_config: String::new(),
+            alerts: None,
         }
     }
 }
@@ -108,6 +109,84 @@ pub fn test_hierarchy_scopes() -> String {
     out
 }
 
+/// Relative paths of a test configuration (beside the file).
+fn p(path: &str) -> PathBuf {
+    PathBuf::from(path)
+}
+
+/// The configuration of a test world's gateway, typed: the world's PKI
+/// files beside it, listeners on free ports, `opts` applied.
+pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
+    use hpki_gateway::config::*;
+    let any_port: SocketAddr = "127.0.0.1:0".parse()?;
+    let alerts = match &opts.alerts {
+        Some(text) => Some(toml::from_str::<AlertsSection>(text).context("[alerts]")?),
+        None => None,
+    };
+    Ok(Config {
+        gateway_id: GATEWAY_ID.into(),
+        store: StoreSection { sqlite_dir: p("data"), postgres_url: opts.postgres.clone() },
+        listener: ListenerSection {
+            address: any_port,
+            certificate: p("server/server.pem"),
+            key: p("server/server.key"),
+            terminal_ca: vec![p("terminal.der")],
+            terminal_crls: vec![p("crl/terminal.crl")],
+            allow: opts.allow.iter().map(|a| a.parse()).collect::<Result<_, _>>()?,
+            handshake_timeout_seconds: opts.handshake_timeout_seconds,
+            idle_timeout_seconds: 60,
+            max_connections: opts.max_connections,
+            max_body_bytes: opts.max_body_bytes,
+            requests_per_second_per_terminal: opts.requests_per_second,
+        },
+        hpki: HpkiSection {
+            anchors: vec![p("root.der")],
+            intermediates: vec![p("hpki-auth.der"), p("hpki-sign.der"), p("institution.der")],
+            crls: vec![p("crl/root.crl"), p("crl/hpki-auth.crl"), p("crl/hpki-sign.crl"), p("crl/institution.crl")],
+            accept_test_policies: true,
+            accept_authentication_policies: Vec::new(),
+            scope: test_hierarchy_scope_sections(),
+        },
+        sessions: SessionSection::default(),
+        ops: OpsSection { address: any_port },
+        records: RecordsSection::default(),
+        patients: opts.patients.then(|| PatientSection {
+            address: any_port,
+            certificate: p("server/server.pem"),
+            key: p("server/server.key"),
+            session_idle_seconds: 900,
+            session_max_seconds: 28_800,
+            max_failed_logins: 5,
+            lockout_seconds: 30,
+            max_body_bytes: 8192,
+        }),
+        alerts,
+        base_dir: PathBuf::new(),
+    })
+}
+
+/// [`test_hierarchy_scopes`], typed.
+pub fn test_hierarchy_scope_sections() -> Vec<hpki_gateway::config::ScopeSection> {
+    use hpki_gateway::config::{Certifies, ScopeSection};
+    CaRole::ALL
+        .into_iter()
+        .map(|role| {
+            let (certifies, any_institution) = match role.grant() {
+                hpki_profile::Grant::Licensed { .. } => (Certifies::Licensed, false),
+                hpki_profile::Grant::Assistants { .. } => (Certifies::Assistants, true),
+                hpki_profile::Grant::Nothing => (Certifies::Nothing, false),
+            };
+            ScopeSection {
+                ca: PathBuf::from(format!("{}.der", role.name())),
+                certifies,
+                professions: None,
+                institutions: Vec::new(),
+                any_institution,
+            }
+        })
+        .collect()
+}
+
 impl World {
     pub async fn start(opts: WorldOptions) -> Result<World> {
         let dir = tempfile::tempdir()?;
@@ -121,32 +200,11 @@ impl World {
         for role in CaRole::ALL {
             std::fs::write(root.join(format!("{}.der", role.name())), ca.ca_cert_der(role)?)?;
         }
-        let store = match &opts.postgres {
-            Some(url) => format!("[store]\npostgres_url = {url:?}\n"),
-            None => "[store]\nsqlite_dir = \"data\"\n".into(),
-        };
-        let allow: Vec<String> = opts.allow.iter().map(|a| format!("{a:?}")).collect();
-        let config = format!(
-            "gateway_id = {GATEWAY_ID:?}\n{store}\n\
-             [listener]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
-             terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [{}]\nmax_body_bytes = {}\n\
-             requests_per_second_per_terminal = {}\nhandshake_timeout_seconds = {}\nmax_connections = {}\n\
-             [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\", \"hpki-sign.der\", \"institution.der\"]\n\
-             crls = [\"crl/root.crl\", \"crl/hpki-auth.crl\", \"crl/hpki-sign.crl\", \"crl/institution.crl\"]\naccept_test_policies = true\n\
-             {}[ops]\naddress = \"127.0.0.1:0\"\n",
-            allow.join(", "),
-            opts.max_body_bytes,
-            opts.requests_per_second,
-            opts.handshake_timeout_seconds,
-            opts.max_connections,
-            test_hierarchy_scopes(),
-        ) + if opts.patients {
-            "[patients]\naddress = \"127.0.0.1:0\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
-        } else {
-            ""
-        } + &opts.extra_config;
         let path = root.join("gateway.toml");
-        std::fs::write(&path, config)?;
+        let config = gateway_config(&opts)?;
+        // Written as the operator's file would be, and loaded as `serve`
+        // loads it (relative paths, checks).
+        config.save(&path)?;
         let config = Config::load(&path)?;
         let clock = OffsetClock::default();
         // The real start-up, as `hpki-gateway serve` runs it.
@@ -285,12 +343,11 @@ impl World {
 
     /// As `process_config`, listening on the given addresses.
     pub fn process_config_at(&self, listen: SocketAddr, ops: SocketAddr) -> Result<PathBuf> {
-        let text = std::fs::read_to_string(self.config_path())?;
-        let (head, tail) = text.split_once("[listener]\naddress = \"127.0.0.1:0\"").context("listener address")?;
-        let tail = tail.replacen("[ops]\naddress = \"127.0.0.1:0\"", &format!("[ops]\naddress = \"{ops}\""), 1);
-        let text = format!("{head}[listener]\naddress = \"{listen}\"{tail}");
+        let mut config = Config::load(&self.config_path())?;
+        config.listener.address = listen;
+        config.ops.address = ops;
         let path = self.path("gateway-process.toml");
-        std::fs::write(&path, text)?;
+        config.save(&path)?;
         Ok(path)
     }
 

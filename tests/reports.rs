@@ -26,7 +26,7 @@ fn report(world: &World, args: &[&str]) -> Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monthly_review_shows_logins_refusals_alerts_maintenance_expiry_and_crls() -> Result<()> {
     let mut world = World::start(WorldOptions {
-        extra_config: "[alerts.refused_logins]\nmax = 2\nsuspend_terminal = false\n".into(),
+        alerts: Some("[refused_logins]\nmax = 2\nsuspend_terminal = false\n".into()),
         ..Default::default()
     })
     .await?;

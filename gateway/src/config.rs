@@ -6,11 +6,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::store::StoreConfig;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The identity a card signs into its login (`gateway_id` in the TBS).
@@ -33,7 +33,7 @@ pub struct Config {
     pub base_dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// Directory of the SQLite files (the default store).
@@ -53,7 +53,7 @@ impl Default for StoreSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerSection {
     pub address: SocketAddr,
@@ -80,7 +80,7 @@ pub struct ListenerSection {
     pub requests_per_second_per_terminal: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HpkiSection {
     /// HPKI and institution-PKI trust anchors (PEM or DER).
@@ -104,7 +104,7 @@ pub struct HpkiSection {
 }
 
 /// One `[[hpki.scope]]`: a CA certificate and what it may certify.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeSection {
     /// The CA's certificate (PEM or DER): an anchor or an intermediate. It
@@ -126,7 +126,7 @@ pub struct ScopeSection {
     pub any_institution: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Certifies {
     /// Licensed professionals by hcRole (the HPKI roots and their CAs).
@@ -189,7 +189,7 @@ impl ScopeSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SessionSection {
     #[serde(default = "d300")]
@@ -206,7 +206,7 @@ impl Default for SessionSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpsSection {
     /// /healthz, /readyz and /metrics; loopback or a management network.
@@ -224,7 +224,7 @@ impl Default for OpsSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RecordsSection {
     /// AES-256-GCM record keys (TOML, mode 0600). Created with one fresh key
@@ -246,7 +246,7 @@ impl Default for RecordsSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatientSection {
     /// Where patients connect (TLS, no client certificate; NET-2).
@@ -268,7 +268,7 @@ pub struct PatientSection {
     pub max_body_bytes: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsSection {
     /// `http://` URL that receives every alert as JSON (POST).
@@ -279,7 +279,7 @@ pub struct AlertsSection {
 }
 
 /// `max` refused logins from one terminal within `window_seconds`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefusedLoginsRule {
     #[serde(default = "d5u")]
@@ -291,7 +291,7 @@ pub struct RefusedLoginsRule {
 }
 
 /// One card logged in at two institutions within `window_seconds`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HoppingRule {
     #[serde(default = "d600")]
@@ -302,7 +302,7 @@ pub struct HoppingRule {
 
 /// Logins outside `open`–`close` ("HH:MM", local time at
 /// `utc_offset_minutes`, Japan +540 by default).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpeningHoursRule {
     pub open: String,
@@ -385,6 +385,15 @@ const fn d120() -> i64 {
 }
 
 impl AlertsSection {
+    /// Writes the configuration as TOML to `path` (relative paths stay
+    /// relative to the file's directory) after the checks `load` makes.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate().map_err(|detail| ConfigError::Invalid { path: path.into(), detail })?;
+        let text =
+            toml::to_string(self).map_err(|e| ConfigError::Write { path: path.into(), detail: e.to_string() })?;
+        std::fs::write(path, text).map_err(|e| ConfigError::Write { path: path.into(), detail: e.to_string() })
+    }
+
     fn validate(&self) -> Result<(), String> {
         if let Some(url) = &self.webhook
             && !url.starts_with("http://")
@@ -421,6 +430,8 @@ pub enum ConfigError {
     Parse { path: PathBuf, detail: String },
     #[error("{path}: {detail}")]
     Invalid { path: PathBuf, detail: String },
+    #[error("cannot write {path}: {detail}")]
+    Write { path: PathBuf, detail: String },
 }
 
 impl Config {
@@ -431,6 +442,15 @@ impl Config {
         c.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         c.validate().map_err(|detail| ConfigError::Invalid { path: path.into(), detail })?;
         Ok(c)
+    }
+
+    /// Writes the configuration as TOML to `path` (relative paths stay
+    /// relative to the file's directory) after the checks `load` makes.
+    pub fn save(&self, path: &Path) -> Result<(), ConfigError> {
+        self.validate().map_err(|detail| ConfigError::Invalid { path: path.into(), detail })?;
+        let text =
+            toml::to_string(self).map_err(|e| ConfigError::Write { path: path.into(), detail: e.to_string() })?;
+        std::fs::write(path, text).map_err(|e| ConfigError::Write { path: path.into(), detail: e.to_string() })
     }
 
     fn validate(&self) -> Result<(), String> {

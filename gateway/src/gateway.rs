@@ -19,6 +19,7 @@ use crate::domain::keyring::Keyring;
 use crate::domain::rate_limit::RateLimiter;
 
 use crate::store::Store;
+use crate::store::login_writer::LoginWriter;
 use crate::store::session_reader::SessionReader;
 use crate::store::snapshot::SnapshotReader;
 
@@ -39,6 +40,8 @@ pub struct Gateway {
     /// The store's generation and suspended terminals, read per batch.
     pub snapshots: SnapshotReader,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Grouped login writes: challenges, and sessions taking them.
+    pub logins: LoginWriter,
     /// Earliest nextUpdate (Unix s) of the CRLs in force, for readiness.
     pub crl_next_update: AtomicI64,
     /// When each terminal certificate (by serial) was last recorded.
@@ -101,6 +104,7 @@ impl Gateway {
                 config.sessions.idle_timeout_seconds,
                 metrics.session_batches.clone(),
             ),
+            logins: LoginWriter::start(store.clone(), metrics.login_batches.clone()),
             snapshots: SnapshotReader::start(store.clone(), metrics.admission_batches.clone()),
             rate_limiter: Arc::new(RateLimiter::new(
                 config.listener.requests_per_second_per_terminal,

@@ -90,6 +90,7 @@ pub struct Metrics {
     pub audit_batches: BatchMetrics,
     pub session_batches: BatchMetrics,
     pub admission_batches: BatchMetrics,
+    pub login_batches: BatchMetrics,
 }
 
 impl Default for Metrics {
@@ -172,10 +173,26 @@ impl Metrics {
             "time of one read of the store's generation",
             admission_batches.seconds.clone(),
         );
+        let login_batches = BatchMetrics::new();
+        registry.register("hpki_login_batch_size", "login writes per transaction", login_batches.size.clone());
+        registry.register(
+            "hpki_login_batch_seconds",
+            "time of one login-write transaction",
+            login_batches.seconds.clone(),
+        );
         for (name, help, b) in [
             ("hpki_store_wait_audit_seconds", "time an audit entry waited for its commit to start", &audit_batches),
-            ("hpki_store_wait_session_seconds", "time a session lookup waited for its query to start", &session_batches),
-            ("hpki_store_wait_admission_seconds", "time a request waited for its generation read to start", &admission_batches),
+            (
+                "hpki_store_wait_session_seconds",
+                "time a session lookup waited for its query to start",
+                &session_batches,
+            ),
+            (
+                "hpki_store_wait_admission_seconds",
+                "time a request waited for its generation read to start",
+                &admission_batches,
+            ),
+            ("hpki_store_wait_login_seconds", "time a login write waited for its transaction to start", &login_batches),
         ] {
             registry.register(name, help, b.wait.clone());
         }
@@ -205,6 +222,7 @@ impl Metrics {
             audit_batches,
             session_batches,
             admission_batches,
+            login_batches,
         }
     }
 

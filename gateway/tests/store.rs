@@ -427,3 +427,44 @@ both_stores!(a_record_refuses_change_and_removal_even_from_raw_sql_data_6, |db| 
 fn session<'a>(token_hash: &'a [u8], person_id: &'a str, terminal: &'a str, card_cert: &'a [u8]) -> NewSession<'a> {
     NewSession { token_hash, person_id, terminal, card_cert, revocation: "[]" }
 }
+
+both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |db| {
+    use hpki_gateway::store::login_writer::{LoginWrite, OpenSession};
+    let store = db.store().await;
+    seed(&store).await;
+    let challenge = |id: &str| LoginWrite::Challenge {
+        id: id.into(),
+        nonce: vec![7; 32],
+        terminal: "Kanazawa Clinic/desk".into(),
+        now: 10,
+        expires_at: 130,
+    };
+    let session = |challenge: &str, token: u8| {
+        LoginWrite::Session(OpenSession {
+            challenge_id: challenge.into(),
+            token_hash: vec![token; 32],
+            person_id: "MD-1".into(),
+            terminal: "Kanazawa Clinic/desk".into(),
+            card_cert: vec![1; 32],
+            revocation: "[]".into(),
+            now: 20,
+            expires_at: 1000,
+        })
+    };
+    assert_eq!(store.login_writes(&[challenge("c1"), challenge("c2")]).await.expect("challenges"), [true, true]);
+    // Two logins with c1 in one batch, one with c2, one with an unknown id.
+    let won = store
+        .login_writes(&[session("c1", 1), session("c1", 2), session("c2", 3), session("nope", 4)])
+        .await
+        .expect("sessions");
+    assert_eq!(won, [true, false, true, false]);
+    // c1 again in a later batch: taken.
+    assert_eq!(store.login_writes(&[session("c1", 5)]).await.expect("again"), [false]);
+    let (_, used) = store.challenge("c1").await.expect("read").expect("c1");
+    assert!(used);
+    // Exactly the winners' sessions exist.
+    for (token, exists) in [(1u8, true), (2, false), (3, true), (4, false), (5, false)] {
+        let found = store.use_session(&[token; 32], ("Kanazawa Clinic", "desk"), 21, 300).await.expect("lookup");
+        assert_eq!(matches!(found, hpki_gateway::store::SessionUse::Usable(..)), exists, "token {token}");
+    }
+});

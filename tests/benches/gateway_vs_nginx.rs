@@ -18,7 +18,9 @@
 //! the audit entry and the log.
 //!
 //! The whoami test also runs nginx writing its access log (the nearest
-//! static-200 peer to a server that records every request), and once more
+//! static-200 peer to a server that records every request), nginx with
+//! `auth_request` to a second location answering 204 plus its access log
+//! (the cheapest session-checked, logged design nginx offers), and once more
 //! pinned: every server on CPU 0, oha on CPU 1 with one thread (bench-method
 //! point 2), after the unpinned tests.
 //!
@@ -110,7 +112,8 @@ fn oha_path() -> Result<PathBuf> {
 }
 
 /// A server under load: name, URL, and the CPU seconds of its processes.
-type Server = (&'static str, String, Box<dyn Fn() -> f64>);
+/// Name, URL, CPU seconds so far, bearer token.
+type Server = (&'static str, String, Box<dyn Fn() -> f64>, String);
 
 struct OhaResult {
     rps: f64,
@@ -233,56 +236,67 @@ async fn main() -> Result<()> {
     let gw_port = free_port()?;
     let ops_port = free_port()?;
     let config = dir.join("gateway.toml");
-    std::fs::write(
-        &config,
+    let config_text = |store: &str, port: u16, ops: u16| {
         format!(
-            "gateway_id = \"{GATEWAY_ID}\"\n[store]\nsqlite_dir = \"data\"\n\
-             [listener]\naddress = \"127.0.0.1:{gw_port}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
+            "gateway_id = \"{GATEWAY_ID}\"\n[store]\n{store}\n\
+             [listener]\naddress = \"127.0.0.1:{port}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
              terminal_ca = [\"terminal.der\"]\nterminal_crls = [\"crl/terminal.crl\"]\nallow = [\"127.0.0.0/8\"]\n\
              max_connections = 4096\nrequests_per_second_per_terminal = 10000000\n\
              [hpki]\nanchors = [\"root.der\"]\nintermediates = [\"hpki-auth.der\"]\ncrls = [\"crl/root.crl\", \"crl/hpki-auth.crl\"]\naccept_test_policies = true\n\
              {scopes}\
-             [ops]\naddress = \"127.0.0.1:{ops_port}\"\n",
+             [ops]\naddress = \"127.0.0.1:{ops}\"\n",
             scopes = hpki_e2e::test_hierarchy_scopes(),
-        ),
-    )?;
+        )
+    };
+    std::fs::write(&config, config_text("sqlite_dir = \"data\"", gw_port, ops_port))?;
+    // The same gateway on PostgreSQL (the machine's server, a database of
+    // its own), for whoami.
+    let pg = hpki_e2e::PgDatabase::create().await.context("PostgreSQL (scripts/ensure-postgres.sh)")?;
+    let pg_port = free_port()?;
+    let pg_config = dir.join("gateway-pg.toml");
+    std::fs::write(&pg_config, config_text(&format!("postgres_url = {:?}", pg.url), pg_port, free_port()?))?;
     let gateway_bin = testbed::bin_path("hpki-gateway")?;
-    let run = |args: &[&str]| -> Result<()> {
-        let o = Command::new(&gateway_bin)
-            .arg("--config")
-            .arg(&config)
-            .args(args)
-            .env("HPKI_OPERATOR", "bench")
-            .output()?;
+    let run = |config: &std::path::Path, args: &[&str]| -> Result<()> {
+        let o =
+            Command::new(&gateway_bin).arg("--config").arg(config).args(args).env("HPKI_OPERATOR", "bench").output()?;
         if !o.status.success() {
             bail!("{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         }
         Ok(())
     };
-    run(&["migrate"])?;
-    run(&["admin", "add-institution", "--name", "Bench Clinic"])?;
-    run(&[
-        "admin",
-        "add-person",
-        "--id",
-        &card.person_id,
-        "--role",
-        "doctor",
-        "--name",
-        "Bench Doctor",
-        "--institution",
-        "Bench Clinic",
-    ])?;
-    let gw = Proc(
-        Command::new(&gateway_bin)
-            .arg("--config")
-            .arg(&config)
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .spawn()?,
-    );
+    let serve = |config: &std::path::Path| -> Result<Proc> {
+        for args in [
+            &["migrate"][..],
+            &["admin", "add-institution", "--name", "Bench Clinic"],
+            &[
+                "admin",
+                "add-person",
+                "--id",
+                &card.person_id,
+                "--role",
+                "doctor",
+                "--name",
+                "Bench Doctor",
+                "--institution",
+                "Bench Clinic",
+            ],
+        ] {
+            run(config, args)?;
+        }
+        Ok(Proc(
+            Command::new(&gateway_bin)
+                .arg("--config")
+                .arg(config)
+                .arg("serve")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .spawn()?,
+        ))
+    };
+    let gw = serve(&config)?;
     wait_port(gw_port)?;
+    let gw_pg = serve(&pg_config)?;
+    wait_port(pg_port)?;
 
     // nginx with the same certificates.
     let ng_port = free_port()?;
@@ -290,6 +304,11 @@ async fn main() -> Result<()> {
     // request, unbuffered): the nearest nginx comes to "every request is
     // recorded" (the gateway's audit entry is more: committed and chained).
     let ng_log_port = free_port()?;
+    // And the cheapest session-checked, logged design nginx offers: every
+    // request first asks a second location (`auth_request`, a subrequest,
+    // answered 204 here — a real deployment would ask a session service)
+    // and is written to the access log.
+    let ng_auth_port = free_port()?;
     std::fs::create_dir_all(dir.join("nginx/logs"))?;
     let server_chain =
         std::fs::read_to_string(dir.join("server/server.pem"))? + &std::fs::read_to_string(dir.join("service.pem"))?;
@@ -317,7 +336,13 @@ async fn main() -> Result<()> {
              ssl_certificate {d}/nginx/server-chain.pem;\n    ssl_certificate_key {d}/server/server.key;\n\
              ssl_verify_client on;\n    ssl_verify_depth 2;\n    ssl_client_certificate {d}/nginx/client-cas.pem;\n    ssl_crl {d}/nginx/terminal.crl.pem;\n\
              ssl_session_cache off;\n    ssl_session_tickets off;\n    keepalive_requests 1000000;\n\
-             location / {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}\n  }}\n}}\n"
+             location / {{ default_type application/json; return 200 '{{\"ok\":true}}'; }}\n  }}\n\
+             server {{\n    listen 127.0.0.1:{ng_auth_port} ssl;\n    access_log {d}/nginx/logs/access-auth.log;\n    ssl_protocols TLSv1.3;\n    ssl_ecdh_curve X25519;\n\
+             ssl_certificate {d}/nginx/server-chain.pem;\n    ssl_certificate_key {d}/server/server.key;\n\
+             ssl_verify_client on;\n    ssl_verify_depth 2;\n    ssl_client_certificate {d}/nginx/client-cas.pem;\n    ssl_crl {d}/nginx/terminal.crl.pem;\n\
+             ssl_session_cache off;\n    ssl_session_tickets off;\n    keepalive_requests 1000000;\n\
+             location = /session-check {{ internal; return 204; }}\n\
+             location / {{ auth_request /session-check; default_type application/json; return 200 '{{\"ok\":true}}'; }}\n  }}\n}}\n"
         ),
     )?;
     let nginx = Proc(
@@ -329,13 +354,11 @@ async fn main() -> Result<()> {
     );
     wait_port(ng_port)?;
     wait_port(ng_log_port)?;
+    wait_port(ng_auth_port)?;
     // The floor: same TLS configuration, static 200, its own port.
     let floor_port = free_port()?;
     let floor_config = dir.join("floor.toml");
-    std::fs::write(
-        &floor_config,
-        std::fs::read_to_string(&config)?.replace(&format!("127.0.0.1:{gw_port}"), &format!("127.0.0.1:{floor_port}")),
-    )?;
+    std::fs::write(&floor_config, config_text("sqlite_dir = \"data\"", floor_port, free_port()?))?;
     let floor = Proc(
         Command::new(testbed::bin_path("tls-floor")?)
             .arg("--config")
@@ -387,19 +410,27 @@ async fn main() -> Result<()> {
     let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
     let (_, body) = soft.login(&mut client, GATEWAY_ID).await?;
     let token = body["session"].as_str().context("session")?.to_owned();
+    let pg_addr: std::net::SocketAddr = format!("127.0.0.1:{pg_port}").parse()?;
+    let mut pg_client = TerminalClient::connect(pg_addr, &server_ca, &creds).await?;
+    let (_, body) = soft.login(&mut pg_client, GATEWAY_ID).await?;
+    let pg_token = body["session"].as_str().context("session on PostgreSQL")?.to_owned();
+    let pg_pid = gw_pg.0.id();
 
     let url = |port: u16| format!("https://localhost:{port}/v1/auth/whoami");
-    let servers: [Server; 4] = [
-        ("gateway", url(gw_port), Box::new(move || cpu_seconds(gw_pid))),
-        ("nginx", url(ng_port), Box::new(move || nginx_cpu(ng_pid))),
-        ("nginx + access log", url(ng_log_port), Box::new(move || nginx_cpu(ng_pid))),
-        ("tls-floor", url(floor_port), Box::new(move || cpu_seconds(floor_pid))),
+    let t = || token.clone();
+    let servers: [Server; 6] = [
+        ("gateway", url(gw_port), Box::new(move || cpu_seconds(gw_pid)), t()),
+        ("nginx", url(ng_port), Box::new(move || nginx_cpu(ng_pid)), t()),
+        ("nginx + access log", url(ng_log_port), Box::new(move || nginx_cpu(ng_pid)), t()),
+        ("nginx auth_request", url(ng_auth_port), Box::new(move || nginx_cpu(ng_pid)), t()),
+        ("tls-floor", url(floor_port), Box::new(move || cpu_seconds(floor_pid)), t()),
+        ("gateway, PostgreSQL", url(pg_port), Box::new(move || cpu_seconds(pg_pid)), pg_token.clone()),
     ];
     // (label, keep-alive, pinned, which servers)
     let tests: [(&str, bool, bool, &[usize]); 3] = [
-        ("whoami, keep-alive", true, false, &[0, 1, 2, 3]),
-        ("full mTLS handshakes", false, false, &[0, 1, 3]),
-        ("whoami, keep-alive, server on CPU 0 and oha on CPU 1", true, true, &[0, 1, 2, 3]),
+        ("whoami, keep-alive", true, false, &[0, 1, 2, 3, 4, 5]),
+        ("full mTLS handshakes", false, false, &[0, 1, 4]),
+        ("whoami, keep-alive, server on CPU 0 and oha on CPU 1", true, true, &[0, 1, 2, 3, 4]),
     ];
 
     let mut results = Vec::new();
@@ -414,9 +445,9 @@ async fn main() -> Result<()> {
         let mut cpu = vec![Vec::new(); which.len()];
         for _ in 0..ROUNDS {
             for (k, &i) in which.iter().enumerate() {
-                let (name, url, cpu_of) = &servers[i];
+                let (name, url, cpu_of, token) = &servers[i];
                 let c0 = cpu_of();
-                let r = oha(url, &oha_creds, Some(&token), keepalive, pinned)?;
+                let r = oha(url, &oha_creds, Some(token), keepalive, pinned)?;
                 anyhow::ensure!(
                     r.ok == r.total && r.total > 0,
                     "{name}: {} of {} requests answered 200",
@@ -436,7 +467,7 @@ async fn main() -> Result<()> {
     }
 
     println!(
-        "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption, static 200; also with its access log) and tls-floor (the gateway's TLS + hyper, static 200); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; unpinned, all share this machine's 2 cores with oha"
+        "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption, static 200; also with its access log) nginx auth_request to a 204 location + access log, and tls-floor (the gateway's TLS + hyper, static 200); the gateway also on PostgreSQL (whoami); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; unpinned, all share this machine's 2 cores with oha"
     );
     println!(
         "logins end to end (challenge + login, keep-alive mTLS, SQLite, 16 clients): {:.0} logins/s, gateway CPU {:.0} µs per login",
@@ -445,13 +476,22 @@ async fn main() -> Result<()> {
     );
     for (label, rows) in results {
         println!("{label}:");
-        let nginx = rows.iter().find(|r| r.0 == "nginx").map_or(f64::NAN, |r| r.1);
-        for (name, rps, cpu) in rows {
-            println!("  {name:<20} {rps:>8.0}/s  {:>7.1} µs CPU each  ratio to nginx {:.2}", cpu * 1e6, rps / nginx);
+        let peer = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1);
+        let nginx = peer("nginx").unwrap_or(f64::NAN);
+        let auth = peer("nginx auth_request");
+        for (name, rps, cpu) in &rows {
+            let to_auth = auth.map(|a| format!("  ratio to auth_request {:.2}", rps / a)).unwrap_or_default();
+            println!(
+                "  {name:<20} {rps:>8.0}/s  {:>7.1} µs CPU each  ratio to nginx {:.2}{to_auth}",
+                cpu * 1e6,
+                rps / nginx
+            );
         }
     }
     drop(floor);
     drop(nginx);
     drop(gw);
+    drop(gw_pg);
+    pg.drop_db().await;
     Ok(())
 }

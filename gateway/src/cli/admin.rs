@@ -2,9 +2,9 @@
 //! terminal suspension, each audited with the operator.
 
 use crate::cli::{Operator, admin_audit};
-use hpki_gateway::audit::Action;
 use anyhow::Result;
 use clap::Subcommand;
+use hpki_gateway::audit::Action;
 use hpki_gateway::clock::{Clock, SystemClock};
 use hpki_gateway::config::Config;
 use hpki_gateway::domain::roles::Role;

@@ -13,8 +13,8 @@ use hpki_gateway::ops::backup::{self, BackupKind};
 use hpki_gateway::ops::backup_pg;
 use hpki_gateway::store::{Store, StoreConfig};
 
-use hpki_gateway::audit::Action;
 use crate::cli::{Operator, admin_audit};
+use hpki_gateway::audit::Action;
 
 #[derive(Subcommand)]
 pub enum BackupCommand {

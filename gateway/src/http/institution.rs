@@ -39,11 +39,7 @@ async fn audit(gw: &Gateway, event: AuditEvent) {
 }
 
 fn connection_event(action: Action, peer: SocketAddr, reason: &str) -> AuditEvent {
-    AuditEvent {
-        object: format!("peer:{peer}"),
-        reason: reason.into(),
-        ..AuditEvent::new(action, Outcome::Refused)
-    }
+    AuditEvent { object: format!("peer:{peer}"), reason: reason.into(), ..AuditEvent::new(action, Outcome::Refused) }
 }
 
 /// Serves the institution listener until `stop` is raised, then stops

@@ -9,7 +9,8 @@ use crate::domain::roles::Role;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::workflow::json;
 use crate::routes::{ApiError, Ctx, Handled, Public, random};
-use crate::store::{NewSession, PersonRow, StoreError};
+use crate::store::login_writer::{LoginWrite, OpenSession};
+use crate::store::{ChallengeRow, PersonRow};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use hpki_profile::{HolderKind, Purpose};
@@ -26,7 +27,14 @@ pub async fn challenge(p: Public) -> Handled {
         let nonce: [u8; NONCE_LEN] = random(gw)?;
         let id = B64URL.encode(random::<16>(gw)?);
         let expires_at = now + gw.config.sessions.challenge_lifetime_seconds;
-        gw.store.create_challenge(&id, &nonce, &conn.terminal.key(), now, expires_at).await?;
+        let write = LoginWrite::Challenge {
+            id: id.clone(),
+            nonce: nonce.to_vec(),
+            terminal: conn.terminal.key(),
+            now,
+            expires_at,
+        };
+        gw.logins.write(write).await.map_err(writer_failed)?;
         Ok::<_, ApiError>(Challenge {
             id,
             nonce: B64.encode(nonce),
@@ -61,22 +69,44 @@ pub(crate) type LoginResult = Result<(LoginResponse, String), (ApiError, Option<
 
 pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> LoginResult {
     let now = gw.clock.now();
-    let anon = |r: ApiError| (r, None);
-
     // 1. The challenge: known, unused, unexpired, this terminal's.
-    let challenge = match gw.store.take_challenge(&req.challenge_id, now).await {
-        Ok(Some(c)) => c,
+    let challenge = match gw.store.challenge(&req.challenge_id).await {
+        Ok(Some((_, true))) => return Err((replayed(), None)),
+        Ok(Some((c, false))) => c,
         Ok(None) => {
-            return Err(anon(ApiError::new(ErrorCode::UnknownChallenge, "no such challenge; ask for a new one")));
+            return Err((ApiError::new(ErrorCode::UnknownChallenge, "no such challenge; ask for a new one"), None));
         }
-        Err(StoreError::Conflict(_)) => {
-            return Err(anon(ApiError::new(
-                ErrorCode::ChallengeReplayed,
-                "this challenge was already used; ask for a new one",
-            )));
-        }
-        Err(e) => return Err(anon(e.into())),
+        Err(e) => return Err((e.into(), None)),
     };
+    let checked = checked_with(gw, conn, req, &challenge, now).await;
+    if checked.is_err() {
+        // A refused login spends its challenge as an accepted one does.
+        if let Err(e) = gw.store.spend_challenge(&req.challenge_id, now).await {
+            tracing::error!(error = %e, "cannot mark a refused login's challenge used");
+        }
+    }
+    checked
+}
+
+fn replayed() -> ApiError {
+    ApiError::new(ErrorCode::ChallengeReplayed, "this challenge was already used; ask for a new one")
+}
+
+fn writer_failed(e: String) -> ApiError {
+    tracing::error!(error = %e, "login writer");
+    crate::routes::store_unavailable()
+}
+
+/// Steps 1 (the challenge's own checks) to 6 of a login whose challenge
+/// was found unused.
+async fn checked_with(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    req: &LoginRequest,
+    challenge: &ChallengeRow,
+    now: i64,
+) -> LoginResult {
+    let anon = |r: ApiError| (r, None);
     if now >= challenge.expires_at {
         return Err(anon(ApiError::new(ErrorCode::ChallengeExpired, "the challenge expired; ask for a new one")));
     }
@@ -192,14 +222,23 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
     let expires_at = now + gw.config.sessions.max_lifetime_seconds;
     let card = digest(&SHA256, &cert);
     let token_hash = digest(&SHA256, token_text.as_bytes());
-    let session = NewSession {
-        token_hash: token_hash.as_ref(),
-        person_id: &person_id,
-        terminal: &conn.terminal.key(),
-        card_cert: card.as_ref(),
-        revocation: &revocation_evidence(&validated),
+    // The challenge is taken and the session opened in one transaction:
+    // of two logins racing with one challenge, one wins.
+    let session = OpenSession {
+        challenge_id: req.challenge_id.clone(),
+        token_hash: token_hash.as_ref().to_vec(),
+        person_id: person_id.clone(),
+        terminal: conn.terminal.key(),
+        card_cert: card.as_ref().to_vec(),
+        revocation: revocation_evidence(&validated),
+        now,
+        expires_at,
     };
-    gw.store.create_session(&session, now, expires_at).await.map_err(|e| (e.into(), who.clone()))?;
+    match gw.logins.write(LoginWrite::Session(session)).await {
+        Ok(true) => {}
+        Ok(false) => return Err((replayed(), who)),
+        Err(e) => return Err((writer_failed(e), who)),
+    }
     let resp = LoginResponse {
         session: token_text,
         person: person_json(&person),

@@ -162,7 +162,10 @@ pub(crate) async fn confirm_one(
             if d.confirmed {
                 existing_record(gw, &d, version, &patient).await
             } else {
-                Err(ApiError::new(ErrorCode::StaleVersion, format!("the draft changed: it is at version {}", d.version)))
+                Err(ApiError::new(
+                    ErrorCode::StaleVersion,
+                    format!("the draft changed: it is at version {}", d.version),
+                ))
             }
         }
         Err(e) => Err(e.into()),

@@ -42,10 +42,9 @@ pub(crate) async fn open_encounter(
 }
 
 pub(crate) async fn close_encounter(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, id: &str) -> Answer {
-    let e =
-        gw.store.encounter(id).await?.filter(|e| e.institution == conn.terminal.institution).ok_or_else(|| {
-            ApiError::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?} at this institution"))
-        })?;
+    let e = gw.store.encounter(id).await?.filter(|e| e.institution == conn.terminal.institution).ok_or_else(|| {
+        ApiError::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?} at this institution"))
+    })?;
     let now = gw.clock.now();
     if !gw.store.close_encounter(id, &a.person.id, now).await? {
         return Err(ApiError::new(ErrorCode::EncounterClosed, "the encounter is already closed"));
@@ -62,7 +61,10 @@ pub(crate) async fn encounter_for_entry(gw: &Gateway, conn: &ConnInfo, id: &str)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?}")))?;
     if e.institution != conn.terminal.institution {
-        return Err(ApiError::new(ErrorCode::EncounterOtherInstitution, "the encounter belongs to another institution"));
+        return Err(ApiError::new(
+            ErrorCode::EncounterOtherInstitution,
+            "the encounter belongs to another institution",
+        ));
     }
     if !e.is_open(gw.clock.now()) {
         return Err(ApiError::new(ErrorCode::NoOpenEncounter, "the encounter is closed or has expired"));

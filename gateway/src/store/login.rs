@@ -121,6 +121,38 @@ impl Store {
         }
     }
 
+    /// The challenge `id` and whether it was used, without taking it (the
+    /// login takes it with its session: `login_writer`).
+    pub async fn challenge(&self, id: &str) -> Result<Option<(ChallengeRow, bool)>, StoreError> {
+        let row = sqlx::query("SELECT nonce, terminal, expires_at, used_at FROM challenges WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            let used = r.try_get::<Option<i64>, _>("used_at")?.is_some();
+            Ok((
+                ChallengeRow {
+                    nonce: r.try_get("nonce")?,
+                    terminal: r.try_get("terminal")?,
+                    expires_at: r.try_get("expires_at")?,
+                },
+                used,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Marks the challenge used without a session (a refused login spends
+    /// its challenge as an accepted one does).
+    pub async fn spend_challenge(&self, id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
+            .bind(now)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Forgets challenges that expired before `before` (housekeeping).
     pub async fn purge_challenges(&self, before: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")

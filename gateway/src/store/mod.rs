@@ -8,6 +8,7 @@
 //! sqlx's `Any` driver; only the DDL differs (one migration set each).
 
 pub mod batch;
+pub mod login_writer;
 pub mod session_reader;
 pub mod snapshot;
 

@@ -131,7 +131,14 @@ mod tests {
             .iter()
             .map(|r| {
                 let e = &r.event;
-                (e.actor.as_str(), e.terminal.as_str(), e.action.as_str(), e.object.as_str(), e.outcome.as_str(), e.reason.as_str())
+                (
+                    e.actor.as_str(),
+                    e.terminal.as_str(),
+                    e.action.as_str(),
+                    e.object.as_str(),
+                    e.outcome.as_str(),
+                    e.reason.as_str(),
+                )
             })
             .collect();
         assert_eq!(

@@ -34,7 +34,7 @@ pub mod terminal;
 macro_rules! stack {
     ($gw:expr, $endpoint:expr) => {{
         use axum::middleware::{from_fn, from_fn_with_state};
-        use $crate::http::layers::{alerts, audit, body_limit, request_id, role, session, terminal, rate_limit};
+        use $crate::http::layers::{alerts, audit, body_limit, rate_limit, request_id, role, session, terminal};
         let gw: &std::sync::Arc<$crate::gateway::Gateway> = $gw;
         let endpoint: $crate::http::endpoints::Endpoint = $endpoint;
         tower::ServiceBuilder::new()

@@ -16,7 +16,8 @@ use crate::routes::ApiError;
 pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
     let terminal = req.extensions().get::<Arc<ConnInfo>>().map(|c| c.terminal.key()).unwrap_or_default();
     if !limiter.take(&terminal) {
-        return ApiError::new(ErrorCode::RateLimited, "too many requests from this terminal; slow down").into_response();
+        return ApiError::new(ErrorCode::RateLimited, "too many requests from this terminal; slow down")
+            .into_response();
     }
     next.run(req).await
 }
@@ -26,9 +27,9 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::http::layers::testing::{conn, refusal, request};
-    use prometheus_client::metrics::counter::Counter;
     use axum::Router;
     use axum::routing::post;
+    use prometheus_client::metrics::counter::Counter;
     use tower::ServiceExt;
 
     #[tokio::test]
