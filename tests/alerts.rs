@@ -199,3 +199,35 @@ async fn bad_alert_rules_are_refused_with_the_reason() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refused_logins_alert_fires_when_refusals_step_over_the_threshold_and_once_per_window() -> Result<()> {
+    let (hook, _alerts) = webhook().await?;
+    let mut world = world("[refused_logins]\nmax = 3\nwindow_seconds = 300\nsuspend_terminal = false\n", &hook).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    world.ensure_institution(CLINIC).await?;
+    let terminal = format!("{CLINIC}/desk-1");
+    // Refusals answered together: the count goes from 2 past 3 before the
+    // rule looks (entries appended as the audit layer appends them).
+    for _ in 0..3 {
+        let e = hpki_gateway::audit::AuditEvent {
+            terminal: terminal.clone(),
+            institution: CLINIC.into(),
+            reason: "malformed_json".into(),
+            ..hpki_gateway::audit::AuditEvent::new(
+                hpki_gateway::audit::Action::AuthLogin,
+                hpki_gateway::audit::Outcome::Refused,
+            )
+        };
+        world.gw.audit.append(e, world.gw.clock.now_ms()).await.map_err(anyhow::Error::msg)?;
+    }
+    let mut client = world.connect(&creds).await?;
+    for _ in 0..3 {
+        let (status, _) = client.post("/v1/auth/login", &json!({"challenge_id": "x"}), None).await?;
+        assert_eq!(status, 400);
+    }
+    let alerts = world.audit().await.into_iter().filter(|e| e.event.action == "alert.raised").count();
+    assert_eq!(alerts, 1, "one alert for 6 refusals over a threshold of 3 within the window");
+    assert_eq!(world.gw.metrics.alerts_refused_logins.get(), 1);
+    Ok(())
+}

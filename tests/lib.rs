@@ -150,6 +150,7 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
         sessions: SessionSection::default(),
         ops: OpsSection { address: any_port },
         records: RecordsSection::default(),
+        audit: AuditSection::default(),
         patients: opts.patients.then(|| PatientSection {
             address: any_port,
             certificate: p("server/server.pem"),
@@ -212,6 +213,11 @@ impl World {
         let (gw, addr, ops_addr, patient_addr) =
             (running.gw.clone(), running.institution_address, running.ops_address, running.patient_address);
         Ok(World { dir, ca, gw, clock, addr, ops_addr, patient_addr, running })
+    }
+
+    /// Checkpoints the audit head now, as the gateway's timer does.
+    pub async fn checkpoint(&self) {
+        self.running.checkpoint().await;
     }
 
     pub fn config_path(&self) -> PathBuf {

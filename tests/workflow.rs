@@ -726,3 +726,52 @@ async fn a_confirm_under_a_forged_doctor_certificate_is_refused() -> Result<()> 
     assert!(evidence.iter().all(|e| e["scope"].as_str().is_some_and(|s| !s.is_empty())), "{record}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_confirm_passes_the_institution_and_encounter_checks_too() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let elsewhere = world.terminal(OTHER, "desk-9")?;
+    let assistant_image = world.assistant_card(CLINIC, "A-017").await?;
+    let assistant = format!("{CLINIC}/A-017");
+    let (doctor_image, doctor) = world.person_card(Profession::Doctor, "170001", CLINIC).await?;
+    world.link(&assistant, &doctor).await?;
+    let pcscd = private_pcscd()?;
+    let mut a_slot = insert(&pcscd, 0, &assistant_image)?;
+    let mut d_slot = insert(&pcscd, 1, &doctor_image)?;
+    let mut client = world.connect(&creds).await?;
+    let a = session(&mut client, &mut a_slot.card).await?;
+    let d = session(&mut client, &mut d_slot.card).await?;
+    let pid = ok(client
+        .post("/v1/patients", &json!({"name": "Kato Jiro", "birth_date": "1950-03-12"}), Some(&a))
+        .await?)["id"]
+        .as_str()
+        .context("id")?
+        .to_owned();
+    let enc = ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
+    let draft = ok(client
+        .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": {"text": "処方 Y"}}), Some(&a))
+        .await?);
+    let did = draft["id"].as_str().context("id")?.to_owned();
+    let confirm_path = format!("/v1/drafts/{did}/confirm");
+    let signing = review(&mut client, &did, &d).await?;
+    let body = signed_confirm(&mut d_slot.card, &signing)?;
+    let record = ok(client.post(&confirm_path, &body, Some(&d)).await?);
+    // A retry is answered with the record while the encounter is open here…
+    assert_eq!(ok(client.post(&confirm_path, &body, Some(&d)).await?)["id"], record["id"]);
+    // …but not from another institution's terminal…
+    let mut there = world.connect(&elsewhere).await?;
+    let d_there = session(&mut there, &mut d_slot.card).await?;
+    refused(
+        &world,
+        there.post(&confirm_path, &body, Some(&d_there)).await?,
+        "draft.confirm",
+        "draft_other_institution",
+    )
+    .await;
+    // …nor once the encounter is closed: the record is read within one.
+    let enc_id = enc["id"].as_str().context("encounter id")?;
+    ok(client.post(&format!("/v1/encounters/{enc_id}/close"), &json!({}), Some(&a)).await?);
+    refused(&world, client.post(&confirm_path, &body, Some(&d)).await?, "draft.confirm", "no_open_encounter").await;
+    Ok(())
+}

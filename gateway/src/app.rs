@@ -17,6 +17,7 @@ use tokio::sync::watch;
 pub use crate::shutdown::Stop;
 use tokio::task::JoinSet;
 
+use crate::audit::checkpoint::CheckpointKey;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::credentials::LoadError;
@@ -34,6 +35,8 @@ pub enum StartError {
     Credentials(#[from] LoadError),
     #[error("record keys: {0}")]
     Keys(#[from] KeyError),
+    #[error("audit checkpoints: {0}")]
+    Checkpoint(#[from] crate::audit::checkpoint::CheckpointError),
     #[error("cannot listen on {address} ({what}): {source}")]
     Bind { what: &'static str, address: SocketAddr, source: std::io::Error },
 }
@@ -52,8 +55,39 @@ pub struct Running {
     stop: watch::Sender<bool>,
     /// The listeners: each ends after its connections have drained.
     listeners: JoinSet<()>,
-    /// Reload watcher and housekeeping: nothing to drain, stopped at once.
+    /// Reload watcher, housekeeping, checkpoints: nothing to drain, stopped
+    /// at once.
     background: JoinSet<()>,
+    checkpoints: Arc<Checkpoints>,
+}
+
+/// Where and how the audit head is checkpointed, and how far it is.
+struct Checkpoints {
+    key: CheckpointKey,
+    file: std::path::PathBuf,
+    origin: String,
+    last: tokio::sync::Mutex<i64>,
+}
+
+impl Checkpoints {
+    /// Checkpoints the head if it moved; failures are logged (the log
+    /// itself is intact; the next checkpoint covers this one's entries).
+    async fn write(&self, gw: &Gateway) {
+        let mut last = self.last.lock().await;
+        match crate::audit::checkpoint::write_head(
+            &gw.store,
+            &self.key,
+            &self.origin,
+            &self.file,
+            *last,
+            gw.clock.now_ms(),
+        )
+        .await
+        {
+            Ok(seq) => *last = seq,
+            Err(e) => tracing::error!(error = %e, "cannot write an audit checkpoint"),
+        }
+    }
 }
 
 async fn bind(what: &'static str, address: SocketAddr) -> Result<TcpListener, StartError> {
@@ -91,7 +125,16 @@ impl App {
             _ => None,
         };
         tracing::info!(address = %institution_address, ops = %ops_address, patients = ?patient_address, gateway_id = %config.gateway_id, store = ?store.backend(), "gateway listening");
+        let checkpoints = Arc::new(Checkpoints {
+            key: CheckpointKey::open_or_create(&config.path(&config.audit.checkpoint_key))?,
+            file: config.path(&config.audit.checkpoints),
+            origin: format!("{}/audit", config.gateway_id),
+            last: tokio::sync::Mutex::new(0),
+        });
+        let every = Duration::from_secs(config.audit.checkpoint_every_seconds.unsigned_abs());
         let gw = Arc::new(Gateway::new(config, store, clock, tls, validator, Arc::new(keys)));
+        // The head as found at start (recovered entries included).
+        checkpoints.write(&gw).await;
 
         let (stop, signal) = Stop::new();
         let mut listeners = JoinSet::new();
@@ -103,6 +146,15 @@ impl App {
         let mut background = JoinSet::new();
         background.spawn(crate::http::reload::watch_reloads(gw.clone(), Duration::from_secs(2)));
         background.spawn(crate::http::reload::housekeeping(gw.clone(), Duration::from_secs(600)));
+        let (c, g) = (checkpoints.clone(), gw.clone());
+        background.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                c.write(&g).await;
+            }
+        });
         Ok(Running {
             gw,
             institution_address,
@@ -112,6 +164,7 @@ impl App {
             stop,
             listeners,
             background,
+            checkpoints,
         })
     }
 }
@@ -126,18 +179,23 @@ pub enum Shutdown {
 }
 
 impl Running {
+    /// Checkpoints the audit head now (as the timer does).
+    pub async fn checkpoint(&self) {
+        self.checkpoints.write(&self.gw).await;
+    }
+
     /// Stops gracefully within `deadline`.
     pub async fn shutdown(mut self, deadline: Duration) -> Shutdown {
         let _ = self.stop.send(true);
         self.background.abort_all();
         let drained =
             tokio::time::timeout(deadline, async { while self.listeners.join_next().await.is_some() {} }).await.is_ok();
-        if drained {
-            Shutdown::Drained
-        } else {
+        if !drained {
             self.listeners.abort_all();
-            Shutdown::CutOff
         }
+        // The last entries answered, checkpointed before the process ends.
+        self.checkpoints.write(&self.gw).await;
+        if drained { Shutdown::Drained } else { Shutdown::CutOff }
     }
 
     /// Serves until SIGTERM or SIGINT, then shuts down within `deadline`.

@@ -25,6 +25,8 @@ pub struct Config {
     pub ops: OpsSection,
     #[serde(default)]
     pub records: RecordsSection,
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The patient listener (TLS, ID and password); absent: not served.
     pub patients: Option<PatientSection>,
     /// Abnormal-access rules (LOG-4); absent: no rule runs.
@@ -234,6 +236,40 @@ pub struct RecordsSection {
     /// An encounter closes by itself after this long (FLOW-3).
     #[serde(default = "d14400")]
     pub encounter_max_seconds: i64,
+}
+
+/// Signed checkpoints of the audit chain's head (`audit::checkpoint`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// The append-only checkpoint file: keep it off the database's disk and
+    /// out of the database administrator's reach (or ship it elsewhere).
+    #[serde(default = "default_checkpoints")]
+    pub checkpoints: PathBuf,
+    /// Ed25519 signing key (PKCS#8, mode 0600), created at the first start;
+    /// its public half is written beside it (`.pub`).
+    #[serde(default = "default_checkpoint_key")]
+    pub checkpoint_key: PathBuf,
+    #[serde(default = "d300")]
+    pub checkpoint_every_seconds: i64,
+}
+
+fn default_checkpoints() -> PathBuf {
+    PathBuf::from("audit-checkpoints.jsonl")
+}
+
+fn default_checkpoint_key() -> PathBuf {
+    PathBuf::from("audit-checkpoint.key")
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            checkpoints: default_checkpoints(),
+            checkpoint_key: default_checkpoint_key(),
+            checkpoint_every_seconds: 300,
+        }
+    }
 }
 
 fn default_key_file() -> PathBuf {
@@ -481,6 +517,9 @@ impl Config {
         }
         if !(1..=120).contains(&s.challenge_lifetime_seconds) {
             return Err("sessions.challenge_lifetime_seconds must be 1–120 (challenges live at most 2 minutes)".into());
+        }
+        if !(1..=86_400).contains(&self.audit.checkpoint_every_seconds) {
+            return Err("audit.checkpoint_every_seconds must be 1–86400".into());
         }
         if !(60..=86_400).contains(&self.records.encounter_max_seconds) {
             return Err("records.encounter_max_seconds must be 60–86400".into());

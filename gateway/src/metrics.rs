@@ -148,54 +148,34 @@ impl Metrics {
             "successful TLS handshakes",
             handshake_seconds.clone(),
         );
-        let audit_batches = BatchMetrics::new();
-        registry.register("hpki_audit_batch_size", "audit entries committed per batch", audit_batches.size.clone());
-        registry.register(
-            "hpki_audit_batch_commit_seconds",
-            "time to commit one audit batch",
-            audit_batches.seconds.clone(),
+        // Each grouped store task: (its histograms' names, what they count).
+        let mut batches = |size: (&str, &str), seconds: (&str, &str), wait: (&str, &str)| {
+            let b = BatchMetrics::new();
+            registry.register(size.0, size.1, b.size.clone());
+            registry.register(seconds.0, seconds.1, b.seconds.clone());
+            registry.register(wait.0, wait.1, b.wait.clone());
+            b
+        };
+        let audit_batches = batches(
+            ("hpki_audit_batch_size", "audit entries committed per batch"),
+            ("hpki_audit_batch_commit_seconds", "time to commit one audit batch"),
+            ("hpki_store_wait_audit_seconds", "time an audit entry waited for its commit to start"),
         );
-        let session_batches = BatchMetrics::new();
-        registry.register("hpki_session_batch_size", "session lookups per grouped query", session_batches.size.clone());
-        registry.register(
-            "hpki_session_batch_seconds",
-            "time of one grouped session lookup",
-            session_batches.seconds.clone(),
+        let session_batches = batches(
+            ("hpki_session_batch_size", "session lookups per grouped query"),
+            ("hpki_session_batch_seconds", "time of one grouped session lookup"),
+            ("hpki_store_wait_session_seconds", "time a session lookup waited for its query to start"),
         );
-        let admission_batches = BatchMetrics::new();
-        registry.register(
-            "hpki_admission_batch_size",
-            "requests per read of the store's generation and suspended terminals",
-            admission_batches.size.clone(),
+        let admission_batches = batches(
+            ("hpki_admission_batch_size", "requests per read of the store's generation and suspended terminals"),
+            ("hpki_admission_batch_seconds", "time of one read of the store's generation"),
+            ("hpki_store_wait_admission_seconds", "time a request waited for its generation read to start"),
         );
-        registry.register(
-            "hpki_admission_batch_seconds",
-            "time of one read of the store's generation",
-            admission_batches.seconds.clone(),
+        let login_batches = batches(
+            ("hpki_login_batch_size", "login writes per transaction"),
+            ("hpki_login_batch_seconds", "time of one login-write transaction"),
+            ("hpki_store_wait_login_seconds", "time a login write waited for its transaction to start"),
         );
-        let login_batches = BatchMetrics::new();
-        registry.register("hpki_login_batch_size", "login writes per transaction", login_batches.size.clone());
-        registry.register(
-            "hpki_login_batch_seconds",
-            "time of one login-write transaction",
-            login_batches.seconds.clone(),
-        );
-        for (name, help, b) in [
-            ("hpki_store_wait_audit_seconds", "time an audit entry waited for its commit to start", &audit_batches),
-            (
-                "hpki_store_wait_session_seconds",
-                "time a session lookup waited for its query to start",
-                &session_batches,
-            ),
-            (
-                "hpki_store_wait_admission_seconds",
-                "time a request waited for its generation read to start",
-                &admission_batches,
-            ),
-            ("hpki_store_wait_login_seconds", "time a login write waited for its transaction to start", &login_batches),
-        ] {
-            registry.register(name, help, b.wait.clone());
-        }
         Metrics {
             registry,
             connections_accepted,

@@ -442,10 +442,10 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
     let session = |challenge: &str, token: u8| {
         LoginWrite::Session(OpenSession {
             challenge_id: challenge.into(),
-            token_hash: vec![token; 32],
+            token_hash: [token; 32],
             person_id: "MD-1".into(),
             terminal: "Kanazawa Clinic/desk".into(),
-            card_cert: vec![1; 32],
+            card_cert: [1; 32],
             revocation: "[]".into(),
             now: 20,
             expires_at: 1000,
@@ -467,4 +467,43 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
         let found = store.use_session(&[token; 32], ("Kanazawa Clinic", "desk"), 21, 300).await.expect("lookup");
         assert_eq!(matches!(found, hpki_gateway::store::SessionUse::Usable(..)), exists, "token {token}");
     }
+});
+
+both_stores!(concurrent_password_guesses_are_admitted_at_most_up_to_the_limit, |db| {
+    use hpki_gateway::store::{Guess, PatientRow};
+    let store = db.store().await;
+    let p = PatientRow {
+        id: "PAAAAAAAAAA".into(),
+        pseudonym: "00".repeat(16),
+        name: "Mori Aki".into(),
+        name_kanji: None,
+        birth_date: "1980-05-05".into(),
+    };
+    store.add_patient(&p, "test", 0).await.expect("patient");
+    store.set_initial_password(&p.id, "$argon2id$x", 0).await.expect("account");
+    let tries: Vec<_> = (0..50)
+        .map(|_| {
+            let (store, id) = (store.clone(), p.id.clone());
+            tokio::spawn(async move { store.admit_password_guess(&id, 100, 5, 30).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    for t in tries {
+        match t.await.expect("task").expect("admit") {
+            Guess::Try(_) => admitted += 1,
+            Guess::Locked { until } => assert_eq!(until, 130),
+            Guess::Unknown => panic!("the account exists"),
+        }
+    }
+    assert_eq!(admitted, 5);
+    // Once the lock is over, one more guess; right, and all is forgiven.
+    assert!(
+        matches!(store.admit_password_guess(&p.id, 130, 5, 30).await.expect("admit"), Guess::Try(a) if a.failed_attempts == 6)
+    );
+    assert!(matches!(store.admit_password_guess(&p.id, 130, 5, 30).await.expect("admit"), Guess::Locked { .. }));
+    store.settle_password_guess(&p.id, true, 0).await.expect("settle");
+    assert!(
+        matches!(store.admit_password_guess(&p.id, 131, 5, 30).await.expect("admit"), Guess::Try(a) if a.failed_attempts == 1)
+    );
+    assert!(matches!(store.admit_password_guess("PNOSUCHPAT1", 131, 5, 30).await.expect("admit"), Guess::Unknown));
 });

@@ -81,15 +81,23 @@ pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, refused: bool, actor: &
 
 async fn refused_logins(gw: &Gateway, rules: &AlertsSection, terminal: &str, now: i64) -> Option<Finding> {
     let r = rules.refused_logins.as_ref()?;
-    let n = match gw.store.refused_logins_since(terminal, now - r.window_seconds * 1000).await {
-        Ok(n) => n,
+    let since = now - r.window_seconds * 1000;
+    let counted = async {
+        let n = gw.store.refused_logins_since(terminal, since).await?;
+        // At or past the threshold — refusals answered together can step
+        // over it — and once per window, not once per further attempt.
+        let due =
+            n >= i64::from(r.max) && !gw.store.alert_raised_since(terminal, Rule::RefusedLogins.name(), since).await?;
+        Ok::<_, crate::store::StoreError>((n, due))
+    };
+    let (n, due) = match counted.await {
+        Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "abnormal-access rule refused_logins could not read the audit log");
             return None;
         }
     };
-    // Exactly at the threshold: one alert, not one per further attempt.
-    (n == i64::from(r.max)).then(|| {
+    due.then(|| {
         (
             Rule::RefusedLogins,
             format!("{n} refused logins within {} s", r.window_seconds),

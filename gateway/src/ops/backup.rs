@@ -479,9 +479,12 @@ pub struct Verified {
 /// Checks every checksum of the backup in `from` (and of its full backup),
 /// rebuilds it in a scratch directory and verifies its audit chain.
 pub async fn verify(from: &Path, full: Option<&Path>) -> Result<Verified, BackupError> {
-    let scratch = std::env::temp_dir().join(format!("hpki-backup-verify-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&scratch);
-    fs::create_dir_all(&scratch).map_err(io(&scratch))?;
+    // A fresh directory of a random name, mode 0700, that nobody else made:
+    // the database copy in it is health data, and a directory planted under
+    // a predictable name could redirect the copy.
+    let tmp = std::env::temp_dir();
+    let scratch_dir = tempfile::Builder::new().prefix("hpki-backup-verify-").tempdir_in(&tmp).map_err(io(&tmp))?;
+    let scratch = scratch_dir.path().to_path_buf();
     let result = async {
         let (m, _) = rebuild(from, full, &scratch)?;
         let store = Store::connect(&StoreConfig::Sqlite { dir: scratch.clone() }).await?;
@@ -497,6 +500,24 @@ pub async fn verify(from: &Path, full: Option<&Path>) -> Result<Verified, Backup
         Ok(Verified { kind: m.kind, created_at: m.created_at, audit_entries, chain_break })
     }
     .await;
-    let _ = fs::remove_dir_all(&scratch);
+    drop(scratch_dir);
     result
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn backup_verify_uses_a_private_scratch_directory() {
+        // What a local user could plant under the name the scratch
+        // directory used to have.
+        let planted = std::env::temp_dir().join(format!("hpki-backup-verify-{}", std::process::id()));
+        fs::create_dir_all(&planted).expect("plant");
+        fs::write(planted.join("theirs"), b"x").expect("plant");
+        let missing = std::env::temp_dir().join("hpki-no-such-backup-here");
+        assert!(verify(&missing, None).await.is_err());
+        assert!(planted.join("theirs").exists(), "verify touched a directory it did not make");
+        let _ = fs::remove_dir_all(&planted);
+    }
 }

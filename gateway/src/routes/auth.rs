@@ -81,11 +81,20 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
     let checked = checked_with(gw, conn, req, &challenge, now).await;
     if checked.is_err() {
         // A refused login spends its challenge as an accepted one does.
-        if let Err(e) = gw.store.spend_challenge(&req.challenge_id, now).await {
+        if let Err(e) = gw.store.take_challenge(&req.challenge_id, now).await
+            && !matches!(e, crate::store::StoreError::Conflict(_))
+        {
             tracing::error!(error = %e, "cannot mark a refused login's challenge used");
         }
     }
     checked
+}
+
+/// SHA-256 of `data`, as the 32 bytes it always is.
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, data).as_ref());
+    out
 }
 
 fn replayed() -> ApiError {
@@ -220,16 +229,16 @@ async fn checked_with(
     let token: [u8; 32] = random(gw).map_err(|r| (r, who.clone()))?;
     let token_text = B64URL.encode(token);
     let expires_at = now + gw.config.sessions.max_lifetime_seconds;
-    let card = digest(&SHA256, &cert);
-    let token_hash = digest(&SHA256, token_text.as_bytes());
+    let card = sha256(&cert);
+    let token_hash = sha256(token_text.as_bytes());
     // The challenge is taken and the session opened in one transaction:
     // of two logins racing with one challenge, one wins.
     let session = OpenSession {
         challenge_id: req.challenge_id.clone(),
-        token_hash: token_hash.as_ref().to_vec(),
+        token_hash,
         person_id: person_id.clone(),
         terminal: conn.terminal.key(),
-        card_cert: card.as_ref().to_vec(),
+        card_cert: card,
         revocation: revocation_evidence(&validated),
         now,
         expires_at,

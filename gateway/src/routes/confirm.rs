@@ -86,7 +86,17 @@ pub(crate) async fn confirm_one(
             format!("this draft awaits {}, not {}", d.signer, a.person.id),
         ));
     }
-    let patient = ctx.patient_id.clone().unwrap_or_else(|| "-".into());
+    // Where and when a confirm may be made, a retry of one included: it
+    // answers with the record, which is read at this institution within an
+    // open encounter (FLOW-3) like any other.
+    if d.institution != conn.terminal.institution {
+        return Err(ApiError::new(ErrorCode::DraftOtherInstitution, "the draft was entered at another institution"));
+    }
+    let patient_id = ctx.patient_id.as_deref().ok_or_else(unregistered_patient)?;
+    if !ctx.encounter_open {
+        return Err(no_open_encounter(conn, patient_id));
+    }
+    let patient = patient_id.to_owned();
     if d.confirmed {
         return existing_record(gw, d, version, &patient).await;
     }
@@ -101,13 +111,6 @@ pub(crate) async fn confirm_one(
             ErrorCode::NotLinked,
             format!("{} is no longer linked to {}", d.assistant, a.person.id),
         ));
-    }
-    if d.institution != conn.terminal.institution {
-        return Err(ApiError::new(ErrorCode::DraftOtherInstitution, "the draft was entered at another institution"));
-    }
-    let patient_id = ctx.patient_id.as_deref().ok_or_else(unregistered_patient)?;
-    if !ctx.encounter_open {
-        return Err(no_open_encounter(conn, patient_id));
     }
 
     // The signature over the document as held now, then the certificate.

@@ -31,6 +31,7 @@ use crate::domain::passwords;
 use crate::gateway::Gateway;
 use crate::routes::{Answered, ApiError, refused};
 use crate::shutdown::{Stop, next_connection, until_stopped};
+use crate::store::{AccountRow, Guess};
 
 type Body = Full<Bytes>;
 
@@ -154,7 +155,7 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: Action) -> Answe
             };
             let actor = format!("patient:{patient}");
             let result = match action {
-                Action::PatientPassword => change_password(gw, cfg, &patient, &body).await,
+                Action::PatientPassword => change_password(gw, cfg, &patient, &token_hash, &body).await,
                 Action::PatientRecords => records(gw, &patient).await,
                 _ => gw
                     .store
@@ -195,44 +196,11 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answered {
     let actor = format!("patient:{id}");
     let object = format!("patient:{id}");
     let now = gw.clock.now();
-    let account = match gw.store.account(&id).await {
+    let account = match try_password(gw, cfg, &id, &password, now).await {
         Ok(a) => a,
-        Err(e) => return refused(e.into(), actor, object),
+        Err(r) => return refused(r, actor, object),
     };
-    let Some(account) = account else {
-        let pw = password.clone();
-        let _ = tokio::task::spawn_blocking(move || passwords::waste_time(&pw)).await;
-        return refused(bad_credentials(), actor, object);
-    };
-    if account.locked_until > now {
-        return refused(
-            ApiError::new(
-                ErrorCode::AccountLocked,
-                format!(
-                    "too many wrong passwords; try again after {}",
-                    hpki_profile::validate::rfc3339(account.locked_until)
-                ),
-            ),
-            actor,
-            object,
-        );
-    }
-    let (pw, hash) = (password.clone(), account.password_hash.clone());
-    let good = tokio::task::spawn_blocking(move || passwords::verify(&pw, &hash)).await.unwrap_or(false);
-    if !good {
-        let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
-        return match gw.store.record_failed_login(&id, |n| passwords::locked_until(n, max, base, now)).await {
-            Ok(n) if n >= max => refused(
-                ApiError::new(ErrorCode::AccountLocked, "too many wrong passwords; the account is locked for a while"),
-                actor,
-                object,
-            ),
-            Ok(_) => refused(bad_credentials(), actor, object),
-            Err(e) => refused(e.into(), actor, object),
-        };
-    }
     let result = async {
-        gw.store.record_good_login(&id).await?;
         let mut token = [0u8; 32];
         gw.rng
             .fill(&mut token)
@@ -252,6 +220,45 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answered {
             Answered { status: 200, body: serde_json::to_vec(&s).unwrap_or_default(), actor, object, refusal: None }
         }
         Err(r) => refused(r, actor, object),
+    }
+}
+
+/// Tries `password` for `patient` under the lockout (AUTH-5): the store
+/// admits the guess first — one conditional update, so concurrent guesses
+/// cannot slip past the limit — and the account is returned only when the
+/// password is right. An unknown ID costs the same time as a wrong password.
+async fn try_password(
+    gw: &Gateway,
+    cfg: &PatientSection,
+    patient: &str,
+    password: &zeroize::Zeroizing<String>,
+    now: i64,
+) -> Result<AccountRow, ApiError> {
+    let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
+    let account = match gw.store.admit_password_guess(patient, now, max, base).await? {
+        Guess::Try(a) => a,
+        Guess::Locked { until } => {
+            return Err(ApiError::new(
+                ErrorCode::AccountLocked,
+                format!("too many wrong passwords; try again after {}", hpki_profile::validate::rfc3339(until)),
+            ));
+        }
+        Guess::Unknown => {
+            let pw = password.clone();
+            let _ = tokio::task::spawn_blocking(move || passwords::waste_time(&pw)).await;
+            return Err(bad_credentials());
+        }
+    };
+    let (pw, hash) = (password.clone(), account.password_hash.clone());
+    let right = tokio::task::spawn_blocking(move || passwords::verify(&pw, &hash)).await.unwrap_or(false);
+    let n = account.failed_attempts;
+    gw.store.settle_password_guess(patient, right, passwords::locked_until(n, max, base, now)).await?;
+    if right {
+        Ok(account)
+    } else if n >= max {
+        Err(ApiError::new(ErrorCode::AccountLocked, "too many wrong passwords; the account is locked for a while"))
+    } else {
+        Err(bad_credentials())
     }
 }
 
@@ -277,24 +284,26 @@ async fn session(gw: &Gateway, cfg: &PatientSection, token_hash: &[u8]) -> Resul
     Ok(s.patient_id)
 }
 
+/// `POST /p/v1/password` in the session `session` (token hash): the other
+/// sessions of the patient end with the old password.
 async fn change_password(
     gw: &Gateway,
     cfg: &PatientSection,
     patient: &str,
+    session: &[u8],
     body: &[u8],
 ) -> Result<(u16, Vec<u8>), ApiError> {
     let req: PasswordChange = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
     let (current, new) = (zeroize::Zeroizing::new(req.current.clone()), zeroize::Zeroizing::new(req.new.clone()));
     drop(req);
-    let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
-    let (pw, hash) = (current.clone(), account.password_hash.clone());
-    if !tokio::task::spawn_blocking(move || passwords::verify(&pw, &hash)).await.unwrap_or(false) {
-        let now = gw.clock.now();
-        let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
-        gw.store.record_failed_login(patient, |n| passwords::locked_until(n, max, base, now)).await?;
-        return Err(ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"));
-    }
+    // The lockout holds here too: a stolen session cannot guess the
+    // current password without limit.
+    let now = gw.clock.now();
+    try_password(gw, cfg, patient, &current, now).await.map_err(|e| match e.code {
+        ErrorCode::InvalidCredentials => ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"),
+        _ => e,
+    })?;
     if let Some(why) = passwords::weakness(&new, patient, &current) {
         return Err(ApiError::new(ErrorCode::WeakPassword, format!("the new password is refused: {why}")));
     }
@@ -303,7 +312,7 @@ async fn change_password(
         .await
         .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing failed"))?
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    gw.store.set_password(patient, &hashed, gw.clock.now()).await?;
+    gw.store.set_password(patient, &hashed, now, session).await?;
     Ok((204, Vec::new()))
 }
 

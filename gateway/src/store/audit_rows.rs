@@ -61,6 +61,10 @@ impl Store {
 
     /// The newest entry's number and hash (0 and the genesis hash when
     /// the log is empty).
+    pub async fn audit_head(&self) -> Result<(i64, Vec<u8>), StoreError> {
+        self.audit_tail().await
+    }
+
     async fn audit_tail(&self) -> Result<(i64, Vec<u8>), StoreError> {
         let tail =
             sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(self.pool()).await?;
@@ -119,6 +123,12 @@ impl Store {
                 after = r.seq;
             }
         }
+    }
+
+    /// The hash of entry `seq`, if there is one.
+    pub async fn audit_hash(&self, seq: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = sqlx::query("SELECT hash FROM audit WHERE seq = $1").bind(seq).fetch_optional(self.pool()).await?;
+        Ok(row.map(|r| r.try_get("hash")).transpose()?)
     }
 
     /// The time (Unix ms) of the newest entry.

@@ -142,17 +142,6 @@ impl Store {
         .transpose()
     }
 
-    /// Marks the challenge used without a session (a refused login spends
-    /// its challenge as an accepted one does).
-    pub async fn spend_challenge(&self, id: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE challenges SET used_at = $1 WHERE id = $2 AND used_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
-
     /// Forgets challenges that expired before `before` (housekeeping).
     pub async fn purge_challenges(&self, before: i64) -> Result<u64, StoreError> {
         Ok(sqlx::query("DELETE FROM challenges WHERE expires_at < $1")

@@ -30,10 +30,13 @@ pub enum LoginWrite {
 #[derive(Debug, Clone)]
 pub struct OpenSession {
     pub challenge_id: String,
-    pub token_hash: Vec<u8>,
+    /// SHA-256 of the bearer token.
+    pub token_hash: [u8; 32],
     pub person_id: String,
     pub terminal: String,
-    pub card_cert: Vec<u8>,
+    /// SHA-256 of the card's authentication certificate.
+    pub card_cert: [u8; 32],
+    /// The CRLs of the login's validation (JSON list of evidence).
     pub revocation: String,
     pub now: i64,
     pub expires_at: i64,

@@ -30,7 +30,7 @@ use sqlx::{AnyPool, Executor, SqlStr};
 pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
-pub use patients::{AccountRow, PatientRow, PatientSessionRow};
+pub use patients::{AccountRow, Guess, PatientRow, PatientSessionRow};
 pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,6 +20,21 @@ impl Store {
         Ok(row.try_get("n")?)
     }
 
+    /// Whether an alert of `rule` was raised for `terminal` at or after
+    /// `since` (Unix ms).
+    pub async fn alert_raised_since(&self, terminal: &str, rule: &str, since: i64) -> Result<bool, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit WHERE terminal = $1 AND at >= $2 \
+             AND action = 'alert.raised' AND object LIKE $3",
+        )
+        .bind(terminal)
+        .bind(since)
+        .bind(format!("rule:{rule} %"))
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
     /// An institution other than `institution` where `person` logged in at
     /// or after `since`, if any.
     pub async fn login_elsewhere_since(

@@ -15,6 +15,18 @@ pub struct PatientRow {
     pub birth_date: String,
 }
 
+/// Whether a password guess may be tried (`admit_password_guess`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guess {
+    /// No such account.
+    Unknown,
+    Locked {
+        until: i64,
+    },
+    /// Try it: the account as it is with this guess counted.
+    Try(AccountRow),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRow {
     pub patient_id: String,
@@ -172,48 +184,90 @@ impl Store {
         .transpose()
     }
 
-    /// Counts a failed sign-in and sets the lock; returns the new count.
-    /// The increment happens in the database, so concurrent guesses each
-    /// count.
-    pub async fn record_failed_login(
+    /// Decides, in one conditional update, whether a password guess for
+    /// `patient` may be tried now: only when the account is not locked, and
+    /// the guess is counted as a failure *before* it is tried (settled by
+    /// [`Store::settle_password_guess`]). The guess that reaches `max`
+    /// failures locks the account for `base` seconds at once, so of any
+    /// number of concurrent guesses at most `max` are tried, then one per
+    /// lock period.
+    pub async fn admit_password_guess(
         &self,
         patient: &str,
-        locked_until: impl Fn(i64) -> i64,
-    ) -> Result<i64, StoreError> {
+        now: i64,
+        max: i64,
+        base: i64,
+    ) -> Result<Guess, StoreError> {
         let row = sqlx::query(
-            "UPDATE patient_accounts SET failed_attempts = failed_attempts + 1 WHERE patient_id = $1 \
-             RETURNING failed_attempts",
+            "UPDATE patient_accounts SET failed_attempts = failed_attempts + 1, \
+             locked_until = CASE WHEN failed_attempts + 1 >= $1 THEN $2 ELSE 0 END \
+             WHERE patient_id = $3 AND locked_until <= $4 \
+             RETURNING patient_id, password_hash, must_change, failed_attempts, locked_until",
         )
+        .bind(max)
+        .bind(now + base)
         .bind(patient)
-        .fetch_one(self.pool())
+        .bind(now)
+        .fetch_optional(self.pool())
         .await?;
-        let n: i64 = row.try_get("failed_attempts")?;
-        sqlx::query("UPDATE patient_accounts SET locked_until = $1 WHERE patient_id = $2")
-            .bind(locked_until(n))
-            .bind(patient)
-            .execute(self.pool())
-            .await?;
-        Ok(n)
+        if let Some(r) = row {
+            return Ok(Guess::Try(AccountRow {
+                patient_id: r.try_get("patient_id")?,
+                password_hash: r.try_get("password_hash")?,
+                must_change: r.try_get::<i64, _>("must_change")? != 0,
+                failed_attempts: r.try_get("failed_attempts")?,
+                locked_until: r.try_get("locked_until")?,
+            }));
+        }
+        Ok(match self.account(patient).await? {
+            Some(a) => Guess::Locked { until: a.locked_until },
+            None => Guess::Unknown,
+        })
     }
 
-    pub async fn record_good_login(&self, patient: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE patient_accounts SET failed_attempts = 0, locked_until = 0 WHERE patient_id = $1")
+    /// Settles an admitted guess: right, the failures are forgiven and the
+    /// lock lifted; wrong, the lock is lengthened to `locked_until` (never
+    /// shortened: a concurrent guess may have locked it longer).
+    pub async fn settle_password_guess(&self, patient: &str, right: bool, locked_until: i64) -> Result<(), StoreError> {
+        let q = if right {
+            sqlx::query("UPDATE patient_accounts SET failed_attempts = 0, locked_until = 0 WHERE patient_id = $1")
+                .bind(patient)
+        } else {
+            sqlx::query(
+                "UPDATE patient_accounts SET locked_until = CASE WHEN locked_until < $1 THEN $1 ELSE locked_until END \
+                 WHERE patient_id = $2",
+            )
+            .bind(locked_until)
             .bind(patient)
-            .execute(self.pool())
-            .await?;
+        };
+        q.execute(self.pool()).await?;
         Ok(())
     }
 
-    /// Replaces the password (the patient's own choice from now on).
-    pub async fn set_password(&self, patient: &str, hash: &str, now: i64) -> Result<(), StoreError> {
+    /// Replaces the password (the patient's own choice from now on) and ends
+    /// every session of the patient but `keep` (the one that changed it),
+    /// in one transaction: a session opened with the old password does not
+    /// outlive it.
+    pub async fn set_password(&self, patient: &str, hash: &str, now: i64, keep: &[u8]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE patient_accounts SET password_hash = $1, must_change = 0, changed_at = $2 WHERE patient_id = $3",
         )
         .bind(hash)
         .bind(now)
         .bind(patient)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "UPDATE patient_sessions SET ended_at = $1 \
+             WHERE patient_id = $2 AND token_hash <> $3 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(patient)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 
