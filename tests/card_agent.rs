@@ -382,7 +382,7 @@ async fn the_local_api_wants_its_token_and_a_loopback_host() -> Result<()> {
     let post = |extra: &str| {
         agent
             .raw(&format!(
-                "POST /ui/logout HTTP/1.1\r\nHost: {here}\r\n{extra}Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+                "POST /ui/login HTTP/1.1\r\nHost: {here}\r\n{extra}Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
             ))
             .map(|a| a.lines().next().unwrap_or_default().to_owned())
     };
@@ -396,8 +396,8 @@ async fn the_local_api_wants_its_token_and_a_loopback_host() -> Result<()> {
         .context("CSRF token in the page")?
         .to_owned();
     let with_csrf = format!("X-CSRF-Token: {csrf}\r\n");
-    // Nobody is logged in, so the logout itself is refused — but past the guard.
-    assert!(post(&with_csrf)?.contains(" 401 "), "the page's token passes the guard");
+    // A login without reader and PIN is refused — but past the guard.
+    assert!(post(&with_csrf)?.contains(" 400 "), "the page's token passes the guard");
     let foreign = format!("{with_csrf}Origin: http://evil.example\r\n");
     assert!(post(&foreign)?.contains(" 403 "), "a foreign Origin with a stolen token accepted");
     Ok(())
@@ -499,5 +499,46 @@ async fn a_doctor_confirms_through_the_agent_after_seeing_the_exact_bytes() -> R
     let (_, q) = agent.api("GET", "/api/v1/gateway/v1/queue", None).await?;
     assert_eq!(q["drafts"].as_array().map(Vec::len), Some(0), "{q}");
     assert!(!agent.log().contains(PIN), "the agent logged a PIN");
+    Ok(())
+}
+
+/// Issue 18, 5: any local process can read the page and its CSRF token; with
+/// it alone it must not act with the doctor's session, nor hold the idle
+/// lock off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_process_with_the_page_token_cannot_use_the_doctors_session_or_hold_off_the_lock() -> Result<()> {
+    let mut d = desk().await?;
+    let image = d.world.card(Profession::Doctor, "D-5005", CLINIC).await?;
+    let _card = start_card(&d.pcscd, 0, &image)?;
+    let reader = d.pcscd.reader(0);
+    let agent = d.agent(&d.terminal, 2).await?;
+    agent.wait_card_read(&reader).await?;
+    let (status, body) = login(&agent, &reader, PIN).await?;
+    assert_eq!(status, 200, "{body}");
+    let here = agent.address.to_string();
+    let page = agent.raw(&format!("GET / HTTP/1.1\r\nHost: {here}\r\nConnection: close\r\n\r\n"))?;
+    let csrf = page
+        .split("<meta name=\"csrf\" content=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .context("CSRF token in the page")?
+        .to_owned();
+    let status_line = |a: String| a.lines().next().unwrap_or_default().to_owned();
+    let whoami = agent.raw(&format!(
+        "GET /ui/gateway/v1/auth/whoami HTTP/1.1\r\nHost: {here}\r\nX-CSRF-Token: {csrf}\r\nConnection: close\r\n\r\n"
+    ))?;
+    assert!(status_line(whoami.clone()).contains(" 403 "), "the doctor's session used without a PIN: {whoami}");
+    assert!(whoami.contains("ui_proof"), "{whoami}");
+    // Pinging the page's activity endpoint does not keep the desk unlocked.
+    let ping = format!(
+        "POST /ui/activity HTTP/1.1\r\nHost: {here}\r\nX-CSRF-Token: {csrf}\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+    );
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        let answer = agent.raw(&ping)?;
+        assert!(status_line(answer.clone()).contains(" 403 "), "{answer}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(agent.status().await?["locked"], true, "the idle lock was held off by a process without input");
     Ok(())
 }

@@ -280,6 +280,32 @@ async fn a_revoked_terminal_gets_no_response() -> Result<()> {
     Ok(())
 }
 
+/// Issue 18, 8: a terminal is named `institution/name`; with a '/' in its
+/// O or CN two terminals could share that name, so such a certificate
+/// identifies nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_whose_o_or_cn_holds_a_slash_identifies_nobody() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let base = world.terminal(CLINIC, "desk-1")?;
+    let ca = world.path("ca");
+    // The same re-signing with plain names works: what follows is the '/'.
+    let plain = hpki_e2e::terminal_with_subject(&ca, &base, CLINIC, "desk-2", &world.path("plain"))?;
+    assert_eq!(world.connect(&plain).await?.get("/v1/auth/whoami", None).await?.0, 401);
+    for (institution, name) in [(format!("{CLINIC}/desk-1"), "x".to_owned()), (CLINIC.to_owned(), "a/b".to_owned())] {
+        let odd = hpki_e2e::terminal_with_subject(&ca, &base, &institution, &name, &world.path("odd"))?;
+        assert!(handshake_refused(&world, &odd).await, "O={institution:?} CN={name:?} was served");
+        let audited = world.last_audit("tls.handshake").await;
+        assert_eq!(audited.event.reason, "terminal_certificate_unreadable");
+    }
+    // And hpki-certs will not issue one.
+    let refused = world.ca.issue_terminal(
+        &hpki_ca::TerminalRequest { institution: CLINIC.into(), name: "a/b".into(), valid_days: 30 },
+        &world.path("never"),
+    );
+    assert!(refused.is_err_and(|e| e.to_string().contains("'/'")));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_terminal_certificate_gets_no_response() -> Result<()> {
     let world = World::start(WorldOptions::default()).await?;

@@ -620,22 +620,34 @@ pub fn forge_card(ca_dir: &Path, image: &Path, signer: CaRole, out: &Path) -> Re
 
 fn forged_certificate(real: &[u8], pkcs8: &[u8], issuer: &rcgen::Issuer<'_, rcgen::KeyPair>) -> Result<Vec<u8>> {
     const COPIED: [&str; 4] = ["2.5.29.15", "2.5.29.17", "2.5.29.32", "2.5.29.9"];
-    let (_, cert) = x509_parser::parse_x509_certificate(real)?;
     let holder = hpki_profile::read_holder(real)?;
-    let subject_key = rcgen::KeyPair::try_from(pkcs8)?;
-    let mut p = rcgen::CertificateParams::default();
-    p.distinguished_name = rcgen::DistinguishedName::new();
-    p.distinguished_name.push(rcgen::DnType::CountryName, "JP");
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CountryName, "JP");
     if let Some(o) = &holder.institution {
-        p.distinguished_name.push(rcgen::DnType::OrganizationName, o.as_str());
+        dn.push(rcgen::DnType::OrganizationName, o.as_str());
     }
-    p.distinguished_name.push(rcgen::DnType::CommonName, holder.name.as_deref().unwrap_or("Forged"));
+    dn.push(rcgen::DnType::CommonName, holder.name.as_deref().unwrap_or("Forged"));
     if let Some(sn) = &holder.serial_number {
-        p.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), sn.as_str());
+        dn.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), sn.as_str());
     }
+    resigned(real, &rcgen::KeyPair::try_from(pkcs8)?, issuer, dn, &COPIED)
+}
+
+/// `real` with subject `dn`, the extensions named in `copied` byte for
+/// byte, for the same key, signed by `issuer`.
+fn resigned(
+    real: &[u8],
+    subject_key: &rcgen::KeyPair,
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    dn: rcgen::DistinguishedName,
+    copied: &[&str],
+) -> Result<Vec<u8>> {
+    let (_, cert) = x509_parser::parse_x509_certificate(real)?;
+    let mut p = rcgen::CertificateParams::default();
+    p.distinguished_name = dn;
     for ext in cert.extensions() {
         let id = ext.oid.to_id_string();
-        if COPIED.contains(&id.as_str()) {
+        if copied.contains(&id.as_str()) {
             let arcs: Vec<u64> = ext.oid.iter().context("extension OID")?.collect();
             let mut copy = rcgen::CustomExtension::from_oid_content(&arcs, ext.value.to_vec());
             copy.set_criticality(ext.critical);
@@ -650,5 +662,31 @@ fn forged_certificate(real: &[u8], pkcs8: &[u8], issuer: &rcgen::Issuer<'_, rcge
         .map_err(|_| anyhow::anyhow!("no randomness"))?;
     serial[0] &= 0x7f;
     p.serial_number = Some(rcgen::SerialNumber::from_slice(&serial));
-    Ok(p.signed_by(&subject_key, issuer)?.der().to_vec())
+    Ok(p.signed_by(subject_key, issuer)?.der().to_vec())
+}
+
+/// Terminal credentials like `creds` (same key, same extensions) but with
+/// subject O=`institution`, CN=`name`, signed by the terminal CA of
+/// `ca_dir` — names `hpki-certs` would refuse to issue.
+pub fn terminal_with_subject(
+    ca_dir: &Path,
+    creds: &TerminalCreds,
+    institution: &str,
+    name: &str,
+    out: &Path,
+) -> Result<TerminalCreds> {
+    let signer = CaRole::Terminal;
+    let ca_key = hpki_ca::keys::load(&ca_dir.join(signer.name()).join("key.pem"), signer.key_kind())?;
+    let issuer = rcgen::Issuer::new(signer.params(), ca_key);
+    let real = hpki_ca::certificate_from_bytes(&std::fs::read(&creds.cert)?).map_err(anyhow::Error::msg)?;
+    let key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(&creds.key)?)?;
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CountryName, "JP");
+    dn.push(rcgen::DnType::OrganizationName, institution);
+    dn.push(rcgen::DnType::CommonName, name);
+    let der = resigned(&real, &key, &issuer, dn, &["2.5.29.15", "2.5.29.37", "2.5.29.32", "2.5.29.31"])?;
+    std::fs::create_dir_all(out)?;
+    let cert = out.join("terminal.pem");
+    std::fs::write(&cert, hpki_ca::keys::pem("CERTIFICATE", &der))?;
+    Ok(TerminalCreds { cert, ..creds.clone() })
 }

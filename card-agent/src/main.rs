@@ -131,7 +131,7 @@ async fn run(config: &Config) -> Result<()> {
     let address = listener.local_addr()?;
     agent.spawn_watcher();
     agent.spawn_idle_lock();
-    let server = Arc::new(Server { agent, csrf, api_token, address });
+    let server = Arc::new(Server { agent, csrf, api_token, address, ui_proof: Default::default() });
     tracing::info!(%address, gateway = %config.gateway.address, "card-agent ready: open http://{address}/");
     // Lets scripts and tests find the address when the port was 0.
     println!("card-agent listening on http://{address}/");

@@ -34,9 +34,36 @@ const MAX_BODY: usize = 1 << 20;
 
 pub struct Server {
     pub agent: Arc<Agent>,
+    /// In the page: proves a request comes from the agent's own page, not
+    /// from another site. Any local process can read the page, so it
+    /// proves nothing more.
     pub csrf: String,
     pub api_token: Zeroizing<String>,
     pub address: SocketAddr,
+    /// The browser's proof of a PIN entry through the page: minted by a
+    /// successful `/ui/login`, sent back only as an HttpOnly SameSite=Strict
+    /// cookie (no script, no other site and no process that did not enter
+    /// the PIN holds it); required where the page acts with a session.
+    pub ui_proof: std::sync::Mutex<Option<Zeroizing<String>>>,
+}
+
+/// The cookie that carries `Server::ui_proof`.
+const UI_PROOF_COOKIE: &str = "hpki_ui";
+
+/// UI paths that act with a logged-in session (or keep it alive): they need
+/// the proof cookie besides the CSRF token.
+fn needs_ui_proof(path: &str) -> bool {
+    path.starts_with("/ui/gateway/") || matches!(path, "/ui/activity" | "/ui/logout" | "/ui/confirm" | "/ui/select")
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find_map(|(k, v)| (k == name).then_some(v))
 }
 
 type Shared = Arc<Server>;
@@ -98,9 +125,10 @@ fn same_secret(given: Option<&str>, expected: &str) -> bool {
     given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(expected.as_bytes())))
 }
 
-/// Host check for everything; CSRF token for `/ui/…`; API token for
-/// `/api/…`. Accepted requests that change something or reach the gateway
-/// count as activity for the idle lock.
+/// Host check for everything; CSRF token for `/ui/…`, and the page's proof
+/// cookie where it acts with a session; API token for `/api/…`. Accepted
+/// requests that change something or reach the gateway count as activity
+/// for the idle lock.
 async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
     if !host_allowed(req.headers(), s.address) {
         return refuse(
@@ -126,7 +154,21 @@ async fn guard(State(s): State<Shared>, req: Request, next: Next) -> Response {
         if !same_secret(token, &s.csrf) {
             return refuse(StatusCode::FORBIDDEN, "csrf", "missing or wrong CSRF token; reload the page");
         }
-        if req.method() == Method::POST {
+        if needs_ui_proof(path) {
+            let proof = s.ui_proof.lock().ok().and_then(|p| p.clone());
+            let given = cookie(req.headers(), UI_PROOF_COOKIE);
+            if !proof.is_some_and(|p| same_secret(given, &p)) {
+                return refuse(
+                    StatusCode::FORBIDDEN,
+                    "ui_proof",
+                    "this page has not logged in with the card's PIN; log in on the page",
+                );
+            }
+        }
+        // Only what the proven page does counts as use: a process that can
+        // read the page (and so the CSRF token) cannot hold the idle lock
+        // off by posting to it.
+        if req.method() == Method::POST && needs_ui_proof(path) {
             s.agent.touch();
         }
     } else if path.starts_with("/api/") {
@@ -160,13 +202,7 @@ struct PageQuery {
 }
 
 fn cookie_lang(headers: &HeaderMap) -> Option<Lang> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().strip_prefix("lang="))
-        .find_map(Lang::from_tag)
+    cookie(headers, "lang").and_then(Lang::from_tag)
 }
 
 /// The language of a UI call: the page says it in `X-Lang`.
@@ -301,13 +337,28 @@ fn lang_of(s: &Server, uri: &Uri, headers: &HeaderMap) -> Lang {
     if uri.path().starts_with("/ui/") { ui_lang(s, headers) } else { api_lang(headers) }
 }
 
-/// `POST /ui/login`, `POST /api/v1/login`.
+/// `POST /ui/login`, `POST /api/v1/login`. A login through the page — the
+/// PIN typed there — gives the page its proof cookie.
 async fn login(State(s): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let result = match parse::<LoginBody>(&body) {
         Ok(b) => do_login(&s.agent, b).await,
         Err(e) => Err(e),
     };
-    ok_or_error(result, lang_of(&s, &uri, &headers))
+    let from_page = uri.path().starts_with("/ui/") && result.is_ok();
+    let mut resp = ok_or_error(result, lang_of(&s, &uri, &headers));
+    if from_page {
+        match crate::token::random_token() {
+            Ok(proof) => {
+                let cookie = format!("{UI_PROOF_COOKIE}={proof}; Path=/ui; HttpOnly; SameSite=Strict");
+                if let (Ok(v), Ok(mut slot)) = (HeaderValue::from_str(&cookie), s.ui_proof.lock()) {
+                    *slot = Some(Zeroizing::new(proof));
+                    resp.headers_mut().insert(header::SET_COOKIE, v);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "no proof for the page: the system random generator failed"),
+        }
+    }
+    resp
 }
 
 /// `POST /ui/logout`, `POST /api/v1/logout`; an empty body means the acting

@@ -406,6 +406,13 @@ impl CaDir {
     pub fn issue_terminal(&mut self, req: &TerminalRequest, out_dir: &Path) -> Result<IssuedTerminal, CaError> {
         check_romaji("--institution", &req.institution)?;
         check_romaji("--name", &req.name)?;
+        // The gateway names a terminal `institution/name`: a '/' in either
+        // would let two terminals share that name.
+        for (field, value) in [("--institution", &req.institution), ("--name", &req.name)] {
+            if value.contains('/') {
+                return Err(CaError::invalid(field, "a terminal's institution and name may not contain '/'"));
+            }
+        }
         check_days(req.valid_days)?;
         if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
             return Err(CaError::OutputExists(out_dir.into()));

@@ -190,6 +190,12 @@ fn terminal_of(der: &[u8]) -> Option<(Terminal, CertFacts)> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
     let institution = cert.subject().iter_organization().next()?.as_str().ok()?.to_owned();
     let name = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    // A terminal is named `institution/name` (sessions, suspension, the
+    // audit log): with a '/' in either, O="A/B", CN="c" and O="A", CN="B/c"
+    // would be one terminal. Such a certificate identifies nobody.
+    if institution.contains('/') || name.contains('/') {
+        return None;
+    }
     let facts = CertFacts {
         serial: hpki_profile::holder::hex_serial(cert.raw_serial()),
         not_after: cert.validity().not_after.timestamp(),
