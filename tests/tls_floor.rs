@@ -8,6 +8,11 @@
 //! benchmark can say which part of the gap is the stack and which the
 //! gateway's work. Benchmark use only: `tls-floor --config gateway.toml`.
 
+/// The gateway's allocator, so that the floor differs from it only in the
+/// gateway's work.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::time::Duration;

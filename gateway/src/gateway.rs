@@ -53,11 +53,19 @@ pub struct Gateway {
 pub struct Terminal {
     pub institution: String,
     pub name: String,
+    /// `institution/name`, made once per connection: every request names
+    /// its terminal several times (span, rate limit, session, audit).
+    key: String,
 }
 
 impl Terminal {
-    pub fn key(&self) -> String {
-        format!("{}/{}", self.institution, self.name)
+    pub fn new(institution: String, name: String) -> Terminal {
+        let key = format!("{institution}/{name}");
+        Terminal { institution, name, key }
+    }
+
+    pub fn key(&self) -> &str {
+        &self.key
     }
 }
 
@@ -79,7 +87,7 @@ impl Gateway {
     pub fn request_id(&self) -> String {
         let mut b = [0u8; 8];
         let _ = ring::rand::SecureRandom::fill(&self.rng, &mut b);
-        b.iter().map(|x| format!("{x:02x}")).collect()
+        hex::encode(b)
     }
 
     pub fn new(

@@ -200,5 +200,5 @@ fn terminal_of(der: &[u8]) -> Option<(Terminal, CertFacts)> {
         serial: hpki_profile::holder::hex_serial(cert.raw_serial()),
         not_after: cert.validity().not_after.timestamp(),
     };
-    Some((Terminal { institution, name }, facts))
+    Some((Terminal::new(institution, name), facts))
 }

@@ -65,7 +65,7 @@ pub struct Alert {
 pub async fn observe(gw: &Arc<Gateway>, conn: &ConnInfo, refused: bool, actor: &str) {
     let Some(rules) = &gw.config.alerts else { return };
     let now = gw.clock.now_ms();
-    let terminal = conn.terminal.key();
+    let terminal = conn.terminal.key().to_owned();
     let found = if refused {
         refused_logins(gw, rules, &terminal, now).await
     } else {

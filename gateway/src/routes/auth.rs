@@ -30,7 +30,7 @@ pub async fn challenge(p: Public) -> Handled {
         let write = LoginWrite::Challenge {
             id: id.clone(),
             nonce: nonce.to_vec(),
-            terminal: conn.terminal.key(),
+            terminal: conn.terminal.key().to_owned(),
             now,
             expires_at,
         };
@@ -237,7 +237,7 @@ async fn checked_with(
         challenge_id: req.challenge_id.clone(),
         token_hash,
         person_id: person_id.clone(),
-        terminal: conn.terminal.key(),
+        terminal: conn.terminal.key().to_owned(),
         card_cert: card,
         revocation: revocation_evidence(&validated),
         now,
@@ -299,7 +299,7 @@ pub(crate) fn person_json(p: &PersonRow) -> Person {
 pub async fn whoami(c: Ctx) -> Handled {
     let w = WhoAmI {
         person: person_json(&c.a.person),
-        terminal: c.conn.terminal.key(),
+        terminal: c.conn.terminal.key().to_owned(),
         session_expires_at: hpki_profile::validate::rfc3339(c.a.session.expires_at),
         idle_expires_at: hpki_profile::validate::rfc3339(
             c.a.session.last_seen + c.gw.config.sessions.idle_timeout_seconds,

@@ -27,8 +27,8 @@ impl Alerts {
     }
 }
 
-pub async fn layer(State(alerts): State<Alerts>, req: Request, next: Next) -> Response {
-    let Some(gw) = alerts.gw else {
+pub async fn layer(State(alerts): State<Arc<Alerts>>, req: Request, next: Next) -> Response {
+    let Some(gw) = alerts.gw.clone() else {
         return next.run(req).await;
     };
     let conn = req.extensions().get::<Arc<ConnInfo>>().cloned();

@@ -35,7 +35,7 @@ impl Auditing {
     }
 }
 
-pub async fn layer(State(a): State<Auditing>, req: Request, next: Next) -> Response {
+pub async fn layer(State(a): State<Arc<Auditing>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let action = a.endpoint.audit();
     Metrics::inc(&a.metrics.requests);
@@ -55,7 +55,7 @@ pub async fn layer(State(a): State<Auditing>, req: Request, next: Next) -> Respo
     tracing::info!(status = resp.status().as_u16(), refusal = refusal.map_or("-", ErrorCode::as_str), "{action}");
     let event = AuditEvent {
         actor: actor.clone(),
-        terminal: conn.as_ref().map_or_else(|| "-".to_owned(), |c| c.terminal.key()),
+        terminal: conn.as_ref().map_or("-", |c| c.terminal.key()).to_owned(),
         institution: conn.as_ref().map_or_else(|| "-".to_owned(), |c| c.terminal.institution.clone()),
         object,
         reason: refusal.map_or("-", ErrorCode::as_str).into(),
@@ -115,7 +115,7 @@ mod tests {
                     r
                 }),
             )
-            .layer(axum::middleware::from_fn_with_state(a.clone(), layer));
+            .layer(axum::middleware::from_fn_with_state(Arc::new(a.clone()), layer));
         (app, a)
     }
 

@@ -26,7 +26,7 @@ impl BodyLimit {
     }
 }
 
-pub async fn layer(State(limit): State<BodyLimit>, req: Request, next: Next) -> Response {
+pub async fn layer(State(limit): State<std::sync::Arc<BodyLimit>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, limit.max).collect().await {
         Ok(b) => b.to_bytes(),
@@ -53,7 +53,7 @@ mod tests {
         let limit = BodyLimit { max: 8, too_large: Counter::default() };
         let app = Router::new()
             .route("/x", post(|body: axum::body::Bytes| async move { body.len().to_string() }))
-            .layer(axum::middleware::from_fn_with_state(limit.clone(), layer));
+            .layer(axum::middleware::from_fn_with_state(std::sync::Arc::new(limit.clone()), layer));
         let r = app.clone().oneshot(request("12345678")).await.expect("answer");
         assert_eq!(r.status(), 200);
         assert_eq!(&axum::body::to_bytes(r.into_body(), 64).await.expect("body")[..], b"8");

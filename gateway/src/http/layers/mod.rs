@@ -39,12 +39,12 @@ macro_rules! stack {
         let endpoint: $crate::http::endpoints::Endpoint = $endpoint;
         tower::ServiceBuilder::new()
             .layer(from_fn(request_id::layer))
-            .layer(from_fn_with_state(alerts::Alerts::of(gw, endpoint), alerts::layer))
-            .layer(from_fn_with_state(audit::Auditing::of(gw, endpoint), audit::layer))
-            .layer(from_fn_with_state(terminal::Terminals::of(gw), terminal::layer))
+            .layer(from_fn_with_state(std::sync::Arc::new(alerts::Alerts::of(gw, endpoint)), alerts::layer))
+            .layer(from_fn_with_state(std::sync::Arc::new(audit::Auditing::of(gw, endpoint)), audit::layer))
+            .layer(from_fn_with_state(std::sync::Arc::new(terminal::Terminals::of(gw)), terminal::layer))
             .layer(from_fn_with_state(gw.rate_limiter.clone(), rate_limit::layer))
-            .layer(from_fn_with_state(body_limit::BodyLimit::of(gw), body_limit::layer))
-            .layer(from_fn_with_state(session::Sessions::of(gw, endpoint), session::layer))
+            .layer(from_fn_with_state(std::sync::Arc::new(body_limit::BodyLimit::of(gw)), body_limit::layer))
+            .layer(from_fn_with_state(std::sync::Arc::new(session::Sessions::of(gw, endpoint)), session::layer))
             .layer(from_fn_with_state(endpoint, role::layer))
     }};
 }
@@ -64,7 +64,7 @@ pub(crate) mod testing {
     pub fn conn(institution: &str, name: &str) -> Arc<ConnInfo> {
         Arc::new(ConnInfo {
             peer: "127.0.0.1:40000".parse().expect("address"),
-            terminal: Terminal { institution: institution.into(), name: name.into() },
+            terminal: Terminal::new(institution.into(), name.into()),
             channel_binding: [0; hpki_protocol::CHANNEL_BINDING_LEN],
         })
     }

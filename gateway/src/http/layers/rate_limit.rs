@@ -14,8 +14,8 @@ use crate::gateway::ConnInfo;
 use crate::routes::ApiError;
 
 pub async fn layer(State(limiter): State<Arc<RateLimiter>>, req: Request, next: Next) -> Response {
-    let terminal = req.extensions().get::<Arc<ConnInfo>>().map(|c| c.terminal.key()).unwrap_or_default();
-    if !limiter.take(&terminal) {
+    let terminal = req.extensions().get::<Arc<ConnInfo>>().map_or("", |c| c.terminal.key());
+    if !limiter.take(terminal) {
         return ApiError::new(ErrorCode::RateLimited, "too many requests from this terminal; slow down")
             .into_response();
     }

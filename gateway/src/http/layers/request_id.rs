@@ -21,17 +21,14 @@ impl RequestId {
         // Ids are for correlation, not secrets: a failed generator leaves
         // zeros rather than refusing the request.
         let _ = SystemRandom::new().fill(&mut b);
-        RequestId(hex(&b))
+        RequestId(hex::encode(b))
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 pub async fn layer(mut req: Request, next: Next) -> Response {
     let id = RequestId::fresh();
-    let terminal = req.extensions().get::<std::sync::Arc<ConnInfo>>().map(|c| c.terminal.key()).unwrap_or_default();
+    let conn = req.extensions().get::<std::sync::Arc<ConnInfo>>().cloned();
+    let terminal = conn.as_ref().map_or("-", |c| c.terminal.key());
     let span = tracing::info_span!("request", request_id = %id.0, %terminal, path = %req.uri().path(), person = tracing::field::Empty);
     let header = HeaderValue::from_str(&id.0).ok();
     req.extensions_mut().insert(id);

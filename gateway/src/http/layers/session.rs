@@ -36,7 +36,7 @@ impl Sessions {
     }
 }
 
-pub async fn layer(State(s): State<Sessions>, mut req: Request, next: Next) -> Response {
+pub async fn layer(State(s): State<Arc<Sessions>>, mut req: Request, next: Next) -> Response {
     if s.endpoint.access() == Access::Public {
         return next.run(req).await;
     }
@@ -186,7 +186,7 @@ mod tests {
                 "/x",
                 post(|axum::Extension(a): axum::Extension<Arc<Authenticated>>| async move { a.person.id.clone() }),
             )
-            .layer(axum::middleware::from_fn_with_state(sessions, layer))
+            .layer(axum::middleware::from_fn_with_state(Arc::new(sessions), layer))
             .layer(axum::middleware::from_fn(with_snapshot));
         Setup { app, store: s, _dir: dir }
     }

@@ -31,7 +31,7 @@ pub fn terminal_suspended() -> ApiError {
     ApiError::new(ErrorCode::TerminalSuspended, "this terminal is suspended; contact IT")
 }
 
-pub async fn layer(State(t): State<Terminals>, mut req: Request, next: Next) -> Response {
+pub async fn layer(State(t): State<Arc<Terminals>>, mut req: Request, next: Next) -> Response {
     let Some(conn) = req.extensions().get::<Arc<ConnInfo>>().cloned() else {
         // Every connection of the listener carries its terminal: a request
         // without one did not come through it.
@@ -66,8 +66,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let s = store(&dir).await;
         let t = Terminals { snapshots: SnapshotReader::start(s.clone(), BatchMetrics::new()) };
-        let app =
-            Router::new().route("/x", post(|| async { "ok" })).layer(axum::middleware::from_fn_with_state(t, layer));
+        let app = Router::new()
+            .route("/x", post(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(Arc::new(t), layer));
         assert_eq!(app.clone().oneshot(request("")).await.expect("answer").status(), 200);
         s.set_terminal_suspended("Clinic", "t1", true, "test", 1).await.expect("suspend");
         let r = app.clone().oneshot(request("")).await.expect("answer");
@@ -80,8 +81,9 @@ mod tests {
     async fn a_request_without_a_terminal_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Terminals { snapshots: SnapshotReader::start(store(&dir).await, BatchMetrics::new()) };
-        let app =
-            Router::new().route("/x", post(|| async { "ok" })).layer(axum::middleware::from_fn_with_state(t, layer));
+        let app = Router::new()
+            .route("/x", post(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(Arc::new(t), layer));
         let bare = axum::http::Request::post("/x").body(axum::body::Body::empty()).expect("request");
         let r = app.oneshot(bare).await.expect("answer");
         assert_eq!(refusal(&r), Some(ErrorCode::Internal));
