@@ -44,6 +44,11 @@ pub struct WorldOptions {
     pub requests_per_second: u32,
     pub handshake_timeout_seconds: u64,
     pub max_connections: usize,
+    pub max_handshakes: usize,
+    pub max_connections_per_source: usize,
+    pub body_timeout_seconds: u64,
+    /// The patient listener's limits (`[patients.limits]`).
+    pub patient_limits: hpki_gateway::config::PatientLimits,
     /// Also run the patient listener.
     pub patients: bool,
     /// The `[alerts]` table, as an operator writes it (TOML); `None`: no
@@ -60,6 +65,10 @@ impl Default for WorldOptions {
             requests_per_second: 1000,
             handshake_timeout_seconds: 10,
             max_connections: 1024,
+            max_handshakes: 256,
+            max_connections_per_source: 256,
+            body_timeout_seconds: 10,
+            patient_limits: hpki_gateway::config::PatientLimits::default(),
             patients: false,
             alerts: None,
         }
@@ -138,6 +147,10 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
             max_connections: opts.max_connections,
             max_body_bytes: opts.max_body_bytes,
             requests_per_second_per_terminal: opts.requests_per_second,
+            max_handshakes: opts.max_handshakes,
+            max_connections_per_source: opts.max_connections_per_source,
+            body_timeout_seconds: opts.body_timeout_seconds,
+            refusal_entries_per_second: 100,
         },
         hpki: HpkiSection {
             anchors: vec![p("root.der")],
@@ -160,6 +173,7 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
             max_failed_logins: 5,
             lockout_seconds: 30,
             max_body_bytes: 8192,
+            limits: opts.patient_limits.clone(),
         }),
         alerts,
         base_dir: PathBuf::new(),

@@ -25,6 +25,21 @@ async fn enrolled(world: &World) -> Result<(String, String)> {
     Ok((row.id, initial))
 }
 
+/// A world whose sign-in throttles and password queue stand aside, so that
+/// what these tests see is the lockout's own doing (the throttles and the
+/// pool have theirs in `hostile_load.rs`).
+async fn lockout_world() -> Result<World> {
+    let patient_limits = hpki_gateway::config::PatientLimits {
+        logins_per_minute_per_source: 10_000,
+        logins_per_minute_per_id: 10_000,
+        login_burst: 1_000,
+        password_queue: 100,
+        max_connections_per_source: 100,
+        ..Default::default()
+    };
+    World::start(WorldOptions { patients: true, patient_limits, ..Default::default() }).await
+}
+
 fn login(id: &str, pw: &str) -> Value {
     json!({"id": id, "password": pw})
 }
@@ -57,7 +72,7 @@ async fn a_password_change_ends_the_patients_other_sessions() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_wrong_guesses_try_at_most_the_limit() -> Result<()> {
-    let world = World::start(WorldOptions { patients: true, ..Default::default() }).await?;
+    let world = lockout_world().await?;
     let (id, initial) = enrolled(&world).await?;
     let guesses: Vec<_> = (0..50)
         .map(|i| {
@@ -88,7 +103,7 @@ async fn fifty_concurrent_wrong_guesses_try_at_most_the_limit() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lockout_holds_for_a_password_change() -> Result<()> {
-    let world = World::start(WorldOptions { patients: true, ..Default::default() }).await?;
+    let world = lockout_world().await?;
     let (id, initial) = enrolled(&world).await?;
     let session = signed_in(&world, &id, &initial).await?;
     // A session in hand guesses the current password.
@@ -110,5 +125,23 @@ async fn the_lockout_holds_for_a_password_change() -> Result<()> {
     let change = json!({"current": initial, "new": "kanazawa-spring-2026"});
     let (_, body) = session.request("POST", "/p/v1/password", Some(&change)).await?;
     assert_eq!(body["error"], "account_locked");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_throttled_per_id_before_anything_is_looked_up() -> Result<()> {
+    let world = World::start(WorldOptions { patients: true, ..Default::default() }).await?;
+    let (id, initial) = enrolled(&world).await?;
+    // The default burst is five a patient ID; the sixth is turned away
+    // before the store or argon2 is asked, and is no guess.
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let body = if i < 5 { login(&id, &initial) } else { login(&id, "wrong-guess") };
+        let (status, body) = PatientClient::new(&world)?.request("POST", "/p/v1/login", Some(&body)).await?;
+        answers.push((status, body["error"].as_str().unwrap_or("-").to_owned()));
+    }
+    assert_eq!(answers[..5].iter().filter(|(s, _)| *s == 200).count(), 5, "{answers:?}");
+    assert_eq!(answers[5], (429, "rate_limited".to_owned()));
+    assert_eq!(world.gw.store.account(&id).await?.context("account")?.failed_attempts, 0, "no guess was tried");
     Ok(())
 }

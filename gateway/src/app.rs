@@ -141,11 +141,22 @@ impl App {
         listeners.spawn(crate::http::institution::serve_institutions(gw.clone(), institutions, signal.clone()));
         listeners.spawn(crate::http::ops::serve_ops(gw.clone(), ops, signal.clone()));
         if let Some((l, tls)) = patients {
-            listeners.spawn(crate::routes::patient_portal::serve_patients(gw.clone(), l, tls, signal.clone()));
+            listeners.spawn(crate::http::patients::serve_patients(gw.clone(), l, tls, signal.clone()));
         }
         let mut background = JoinSet::new();
         background.spawn(crate::http::reload::watch_reloads(gw.clone(), Duration::from_secs(2)));
         background.spawn(crate::http::reload::housekeeping(gw.clone(), Duration::from_secs(600)));
+        let g = gw.clone();
+        background.spawn(async move {
+            // The refusals each listener counted past its audit budget, as
+            // one entry per kind and second (`audit::budget`).
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                crate::routes::write_coalesced(&g, &g.institution_refusals, false).await;
+                crate::routes::write_coalesced(&g, &g.patient_refusals, false).await;
+            }
+        });
         let (c, g) = (checkpoints.clone(), gw.clone());
         background.spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -193,7 +204,10 @@ impl Running {
         if !drained {
             self.listeners.abort_all();
         }
-        // The last entries answered, checkpointed before the process ends.
+        // The refusals still counted, then the last entries answered,
+        // checkpointed before the process ends.
+        crate::routes::write_coalesced(&self.gw, &self.gw.institution_refusals, true).await;
+        crate::routes::write_coalesced(&self.gw, &self.gw.patient_refusals, true).await;
         self.checkpoints.write(&self.gw).await;
         if drained { Shutdown::Drained } else { Shutdown::CutOff }
     }

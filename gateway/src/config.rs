@@ -80,6 +80,20 @@ pub struct ListenerSection {
     /// Requests per second per terminal (a burst of the same size allowed).
     #[serde(default = "d50")]
     pub requests_per_second_per_terminal: u32,
+    /// TLS handshakes in progress at once; they hold no connection slot, so
+    /// a flood of handshakes cannot take the terminals' slots.
+    #[serde(default = "d256")]
+    pub max_handshakes: usize,
+    /// Connections (handshaking or open) from one source address.
+    #[serde(default = "d256")]
+    pub max_connections_per_source: usize,
+    /// A request body must arrive whole within this (`body_timeout`, 408).
+    #[serde(default = "d10")]
+    pub body_timeout_seconds: u64,
+    /// Refused requests and connections audited one by one each second;
+    /// the rest of the second are written as counted entries.
+    #[serde(default = "d100u")]
+    pub refusal_entries_per_second: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -302,6 +316,55 @@ pub struct PatientSection {
     pub lockout_seconds: i64,
     #[serde(default = "d8192")]
     pub max_body_bytes: usize,
+    /// What one patient listener may take of the gateway (it faces the
+    /// internet): `[patients.limits]`.
+    #[serde(default)]
+    pub limits: PatientLimits,
+}
+
+/// The patient listener's own limits, apart from the institution
+/// listener's, so that a flood from the internet cannot take the clinics'
+/// connections, threads or audit disk.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PatientLimits {
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    pub handshake_timeout_seconds: u64,
+    /// The request headers must arrive within this.
+    pub header_timeout_seconds: u64,
+    /// The body must arrive whole within this.
+    pub body_timeout_seconds: u64,
+    /// Sign-ins (and password changes) a minute per source address, in
+    /// bursts of `login_burst`.
+    pub logins_per_minute_per_source: u32,
+    /// Sign-ins a minute per patient ID, known or not, in bursts of
+    /// `login_burst`.
+    pub logins_per_minute_per_id: u32,
+    pub login_burst: u32,
+    /// Password hashes computed at once, and waiting beyond those.
+    pub password_workers: usize,
+    pub password_queue: usize,
+    /// Refusals audited one by one each second; the rest are counted.
+    pub refusal_entries_per_second: u32,
+}
+
+impl Default for PatientLimits {
+    fn default() -> Self {
+        PatientLimits {
+            max_connections: 256,
+            max_connections_per_source: 8,
+            handshake_timeout_seconds: 5,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 10,
+            logins_per_minute_per_source: 30,
+            logins_per_minute_per_id: 10,
+            login_burst: 5,
+            password_workers: 2,
+            password_queue: 16,
+            refusal_entries_per_second: 20,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -404,6 +467,12 @@ const fn d60() -> u64 {
 const fn d1024() -> usize {
     1024
 }
+const fn d256() -> usize {
+    256
+}
+const fn d100u() -> u32 {
+    100
+}
 const fn d65536() -> usize {
     65_536
 }
@@ -496,6 +565,15 @@ impl Config {
         if self.listener.allow.is_empty() {
             return Err("listener.allow is empty: no terminal could connect".into());
         }
+        let l = &self.listener;
+        if l.max_connections == 0 || l.max_handshakes == 0 || l.max_connections_per_source == 0 {
+            return Err(
+                "listener: max_connections, max_handshakes and max_connections_per_source must be at least 1".into()
+            );
+        }
+        if !(1..=300).contains(&l.body_timeout_seconds) {
+            return Err("listener.body_timeout_seconds must be 1–300".into());
+        }
         if self.listener.terminal_ca.is_empty() {
             return Err("listener.terminal_ca is empty".into());
         }
@@ -530,6 +608,16 @@ impl Config {
             }
             if !(1..=100).contains(&p.max_failed_logins) || !(1..=86_400).contains(&p.lockout_seconds) {
                 return Err("patients: max_failed_logins must be 1–100 and lockout_seconds 1–86400".into());
+            }
+            let l = &p.limits;
+            if l.max_connections == 0 || l.max_connections_per_source == 0 || l.password_workers == 0 {
+                return Err("patients.limits: max_connections, max_connections_per_source and password_workers must be at least 1".into());
+            }
+            if [l.handshake_timeout_seconds, l.header_timeout_seconds, l.body_timeout_seconds]
+                .iter()
+                .any(|t| !(1..=300).contains(t))
+            {
+                return Err("patients.limits: the timeouts must be 1–300 seconds".into());
             }
             if p.address == self.listener.address && p.address.port() != 0 {
                 return Err("patients.address must differ from listener.address".into());

@@ -12,10 +12,12 @@ use hpki_profile::Validator;
 use ring::rand::SystemRandom;
 use rustls::ServerConfig;
 
+use crate::audit::budget::RefusalBudget;
 use crate::audit::writer::AuditWriter;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::domain::keyring::Keyring;
+use crate::domain::password_pool::PasswordPool;
 use crate::domain::rate_limit::RateLimiter;
 
 use crate::store::Store;
@@ -44,6 +46,14 @@ pub struct Gateway {
     pub logins: LoginWriter,
     /// Earliest nextUpdate (Unix s) of the CRLs in force, for readiness.
     pub crl_next_update: AtomicI64,
+    /// Each listener's audit budget for refusals (`audit::budget`).
+    pub institution_refusals: Arc<RefusalBudget>,
+    pub patient_refusals: Arc<RefusalBudget>,
+    /// The patient listener's password checks, bounded.
+    pub passwords: PasswordPool,
+    /// Patient sign-ins per source address and per patient ID.
+    pub patient_sources: RateLimiter,
+    pub patient_ids: RateLimiter,
     /// When each terminal certificate (by serial) was last recorded.
     terminal_certs_noted: Mutex<HashMap<String, i64>>,
 }
@@ -104,7 +114,31 @@ impl Gateway {
             crate::credentials::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
         let metrics = Arc::new(Metrics::new());
         // Starts the audit writer and the session reader: call inside a Tokio runtime.
+        let limits = config.patients.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
         Gateway {
+            institution_refusals: Arc::new(RefusalBudget::new(
+                crate::audit::budget::INSTITUTION_LISTENER,
+                config.listener.refusal_entries_per_second,
+            )),
+            patient_refusals: Arc::new(RefusalBudget::new(
+                crate::audit::budget::PATIENT_PORTAL,
+                limits.refusal_entries_per_second,
+            )),
+            passwords: PasswordPool::new(limits.password_workers, limits.password_queue),
+            patient_sources: RateLimiter::per_minute(
+                limits.logins_per_minute_per_source,
+                limits.login_burst,
+                100_000,
+                clock.clone(),
+                metrics.patient_logins_throttled.clone(),
+            ),
+            patient_ids: RateLimiter::per_minute(
+                limits.logins_per_minute_per_id,
+                limits.login_burst,
+                100_000,
+                clock.clone(),
+                metrics.patient_logins_throttled.clone(),
+            ),
             crl_next_update: AtomicI64::new(next),
             audit: AuditWriter::start(store.clone(), metrics.audit_batches.clone()),
             sessions: SessionReader::start(

@@ -81,6 +81,12 @@ pub struct Metrics {
     pub alerts_outside_hours: Counter,
     pub alert_webhook_failures: Counter,
     pub audit_failures: Counter,
+    /// Refusals counted into a `coalesced:N` entry instead of one each.
+    pub audit_refusals_coalesced: Counter,
+    pub bodies_timed_out: Counter,
+    pub patient_connections_refused: Counter,
+    pub patient_logins_throttled: Counter,
+    pub password_checks_busy: Counter,
     /// Time from a request's arrival to its answer, by action.
     pub request_seconds: Family<ActionLabel, Histogram, fn() -> Histogram>,
     /// Refused requests by refusal code.
@@ -130,6 +136,15 @@ impl Metrics {
         let alerts_outside_hours = counter("hpki_alerts_outside_hours", "alerts: logins outside opening hours");
         let alert_webhook_failures =
             counter("hpki_alert_webhook_failures", "alert webhooks that could not be delivered");
+        let audit_refusals_coalesced =
+            counter("hpki_audit_refusals_coalesced", "refusals past the audit budget, counted into coalesced entries");
+        let bodies_timed_out = counter("hpki_bodies_timed_out", "request bodies that did not arrive in time");
+        let patient_connections_refused =
+            counter("hpki_patient_connections_refused", "patient connections refused: a limit reached");
+        let patient_logins_throttled =
+            counter("hpki_patient_logins_throttled", "patient sign-ins over the per-source or per-ID rate");
+        let password_checks_busy =
+            counter("hpki_password_checks_busy", "password checks turned away: the pool's queue was full");
         let audit_failures = counter(
             "hpki_audit_failures",
             "audit entries that could not be written (their requests were answered 503)",
@@ -196,6 +211,11 @@ impl Metrics {
             alerts_outside_hours,
             alert_webhook_failures,
             audit_failures,
+            audit_refusals_coalesced,
+            bodies_timed_out,
+            patient_connections_refused,
+            patient_logins_throttled,
+            password_checks_busy,
             request_seconds,
             refusals,
             handshake_seconds,

@@ -57,6 +57,7 @@ codes! {
     WeakPassword = ("weak_password", 400),
     NotFound = ("not_found", 404),
     BodyTooLarge = ("body_too_large", 413),
+    BodyTimeout = ("body_timeout", 408),
     RateLimited = ("rate_limited", 429),
     // Login.
     UnknownChallenge = ("unknown_challenge", 401),
@@ -135,6 +136,9 @@ codes! {
     StoreUnavailable = ("store_unavailable", 503),
     AuditUnavailable = ("audit_unavailable", 503),
     NoRandomness = ("no_randomness", 503),
+    /// Too much work waiting (the patient listener's password checks);
+    /// try again in a moment.
+    Busy = ("busy", 503),
 }
 
 impl fmt::Display for ErrorCode {

@@ -7,6 +7,7 @@
 //! table (triggers); the chain catches what bypasses them.
 
 pub mod action;
+pub mod budget;
 pub mod checkpoint;
 pub mod recovery;
 pub mod writer;

@@ -1,7 +1,9 @@
 //! The gateway's rules without HTTP: who may do what (roles), patients'
-//! passwords, the record keys, and the per-terminal request rate.
+//! passwords and the bounded pool that checks them, the record keys, and
+//! the request rates (per terminal, per patient source and ID).
 
 pub mod keyring;
+pub mod password_pool;
 pub mod passwords;
 pub mod rate_limit;
 pub mod roles;

@@ -14,39 +14,59 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use crate::audit::{Action, AuditEvent, Outcome};
 use crate::gateway::{ConnInfo, Gateway, Metrics, Terminal};
+use crate::http::source_slots::SourceSlots;
 use crate::shutdown::{Stop, next_connection, until_stopped};
 
 fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
-    // An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
-        v4 => v4,
-    };
+    let ip = crate::http::source_slots::canonical(ip);
     gw.config.listener.allow.iter().any(|net| net.contains(&ip))
 }
 
-/// Appends the entry of a refused connection (there is no answer to
-/// withhold; `routes::record` logs a failure).
-async fn audit(gw: &Gateway, event: AuditEvent) {
-    let _ = crate::routes::record(&gw.audit, &gw.metrics, event, gw.clock.now_ms()).await;
+/// Audits a refused connection within the listener's refusal budget, off
+/// the accept loop and the connection's task: there is no answer to
+/// withhold, and a flood must not make the loop wait for commits.
+fn audit_refusal(gw: &Arc<Gateway>, event: AuditEvent) {
+    let now = gw.clock.now_ms();
+    let Some(event) = gw.institution_refusals.offer(event, now) else {
+        Metrics::inc(&gw.metrics.audit_refusals_coalesced);
+        return;
+    };
+    let gw = gw.clone();
+    tokio::spawn(async move {
+        let _ = crate::routes::record(&gw.audit, &gw.metrics, event, now).await;
+    });
 }
 
 fn connection_event(action: Action, peer: SocketAddr, reason: &str) -> AuditEvent {
     AuditEvent { object: format!("peer:{peer}"), reason: reason.into(), ..AuditEvent::new(action, Outcome::Refused) }
 }
 
+/// What a connection may hold: a slot of its source for its whole life, a
+/// handshake slot while it handshakes, then a connection slot.
+#[derive(Clone)]
+struct Slots {
+    handshakes: Arc<Semaphore>,
+    connections: Arc<Semaphore>,
+    sources: Arc<SourceSlots>,
+}
+
 /// Serves the institution listener until `stop` is raised, then stops
 /// accepting and returns once every connection has finished its request in
 /// hand (idle keep-alive connections close at once).
 pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut stop: Stop) {
-    let limit = Arc::new(Semaphore::new(gw.config.listener.max_connections));
+    let l = &gw.config.listener;
+    let slots = Slots {
+        handshakes: Arc::new(Semaphore::new(l.max_handshakes)),
+        connections: Arc::new(Semaphore::new(l.max_connections)),
+        sources: SourceSlots::new(l.max_connections_per_source),
+    };
     let router = crate::http::endpoints::router(&gw);
     let mut connections = JoinSet::new();
     while let Some((tcp, peer)) = next_connection(&listener, &mut stop, "institution listener").await {
@@ -56,29 +76,43 @@ pub async fn serve_institutions(gw: Arc<Gateway>, listener: TcpListener, mut sto
             Metrics::inc(&gw.metrics.connections_refused_source);
             tracing::warn!(%peer, "connection from outside the allowed networks refused");
             drop(tcp);
-            audit(&gw, connection_event(Action::NetConnect, peer, "source_not_allowed")).await;
+            audit_refusal(&gw, connection_event(Action::NetConnect, peer, "source_not_allowed"));
             continue;
         }
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
+        let refuse = |reason: &'static str| {
             Metrics::inc(&gw.metrics.connections_refused_limit);
-            tracing::warn!(%peer, "connection refused: maximum number of connections reached");
+            tracing::warn!(%peer, reason, "connection refused: a limit is reached");
+            audit_refusal(&gw, connection_event(Action::NetConnect, peer, reason));
+        };
+        let Some(source) = slots.sources.take(peer.ip()) else {
             drop(tcp);
-            audit(&gw, connection_event(Action::NetConnect, peer, "connection_limit")).await;
+            refuse("source_connection_limit");
             continue;
         };
-        let gw = gw.clone();
-        let stop = stop.clone();
-        let router = router.clone();
+        let Ok(handshake) = slots.handshakes.clone().try_acquire_owned() else {
+            drop(tcp);
+            refuse("handshake_limit");
+            continue;
+        };
+        let (gw, stop, router, slots) = (gw.clone(), stop.clone(), router.clone(), slots.clone());
         connections.spawn(async move {
-            serve_connection(gw, router, tcp, peer, stop).await;
-            drop(permit);
+            serve_connection(gw, router, tcp, peer, stop, handshake, &slots.connections).await;
+            drop(source);
         });
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
 }
 
-async fn serve_connection(gw: Arc<Gateway>, router: Router, tcp: tokio::net::TcpStream, peer: SocketAddr, stop: Stop) {
+async fn serve_connection(
+    gw: Arc<Gateway>,
+    router: Router,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    stop: Stop,
+    handshake_slot: OwnedSemaphorePermit,
+    connections: &Arc<Semaphore>,
+) {
     let _ = tcp.set_nodelay(true);
     let acceptor = TlsAcceptor::from(gw.tls.load_full());
     let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
@@ -91,13 +125,13 @@ async fn serve_connection(gw: Arc<Gateway>, router: Router, tcp: tokio::net::Tcp
         Ok(Err(e)) => {
             Metrics::inc(&gw.metrics.handshakes_failed);
             tracing::info!(%peer, error = %e, "TLS handshake refused");
-            audit(&gw, connection_event(Action::TlsHandshake, peer, &handshake_reason(&e))).await;
+            audit_refusal(&gw, connection_event(Action::TlsHandshake, peer, &handshake_reason(&e)));
             return;
         }
         Err(_) => {
             Metrics::inc(&gw.metrics.handshake_timeouts);
             tracing::info!(%peer, "TLS handshake timed out");
-            audit(&gw, connection_event(Action::TlsHandshake, peer, "handshake_timeout")).await;
+            audit_refusal(&gw, connection_event(Action::TlsHandshake, peer, "handshake_timeout"));
             return;
         }
     };
@@ -105,7 +139,16 @@ async fn serve_connection(gw: Arc<Gateway>, router: Router, tcp: tokio::net::Tcp
     let seen = session.peer_certificates().and_then(|c| c.first()).and_then(|c| terminal_of(c.as_ref()));
     let Some((terminal, cert)) = seen else {
         Metrics::inc(&gw.metrics.handshakes_failed);
-        audit(&gw, connection_event(Action::TlsHandshake, peer, "terminal_certificate_unreadable")).await;
+        audit_refusal(&gw, connection_event(Action::TlsHandshake, peer, "terminal_certificate_unreadable"));
+        return;
+    };
+    drop(handshake_slot);
+    // The connection slot is taken once the terminal has proven itself: a
+    // flood of handshakes, finished or not, holds none.
+    let Ok(_connection_slot) = connections.clone().try_acquire_owned() else {
+        Metrics::inc(&gw.metrics.connections_refused_limit);
+        tracing::warn!(%peer, "connection refused: maximum number of connections reached");
+        audit_refusal(&gw, connection_event(Action::NetConnect, peer, "connection_limit"));
         return;
     };
     let mut binding = [0u8; hpki_protocol::CHANNEL_BINDING_LEN];
@@ -129,7 +172,8 @@ async fn serve_connection(gw: Arc<Gateway>, router: Router, tcp: tokio::net::Tcp
 }
 
 /// The institution listener's HTTP/1.1 settings: keep-alive, and a
-/// connection that sends no request headers for `idle` is closed.
+/// connection that sends no request headers for `idle` is closed (the body
+/// has its own deadline: `layers::body_limit`).
 pub fn http1_settings(idle: Duration) -> http1::Builder {
     let mut b = http1::Builder::new();
     b.timer(TokioTimer::new()).header_read_timeout(idle).keep_alive(true);

@@ -173,6 +173,36 @@ pub async fn record(
     }
 }
 
+/// Appends the refusal `event` within `budget` (`audit::budget`): written
+/// and durable before this returns while the second's budget has room,
+/// otherwise counted into the second's coalesced entry (written by the
+/// gateway's budget timer).
+pub async fn record_refusal(
+    audit: &crate::audit::writer::AuditWriter,
+    metrics: &Metrics,
+    budget: &crate::audit::budget::RefusalBudget,
+    event: AuditEvent,
+    at_ms: i64,
+) -> Result<(), ApiError> {
+    match budget.offer(event, at_ms) {
+        Some(event) => record(audit, metrics, event, at_ms).await,
+        None => {
+            Metrics::inc(&metrics.audit_refusals_coalesced);
+            Ok(())
+        }
+    }
+}
+
+/// Writes the coalesced entries of `budget`'s seconds that are over (all of
+/// them with `all`, at shutdown).
+pub async fn write_coalesced(gw: &crate::gateway::Gateway, budget: &crate::audit::budget::RefusalBudget, all: bool) {
+    let now = gw.clock.now_ms();
+    let due = if all { budget.drain() } else { budget.due(now) };
+    for event in due {
+        let _ = record(&gw.audit, &gw.metrics, event, now).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

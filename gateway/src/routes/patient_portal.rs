@@ -1,10 +1,10 @@
-//! The patient listener (NET-2, AUTH-4, AUTH-5, FLOW-4): plain server TLS,
-//! sign-in with ID and password, the initial password replaced before
+//! The patient listener's routes (NET-2, AUTH-4, AUTH-5, FLOW-4; the
+//! listener itself is `http::patients`): sign-in with ID and password under
+//! per-source and per-ID throttles and a bounded password pool, the initial password replaced before
 //! anything else, lockout with backoff, and a patient's own consented
 //! records — as JSON and as one small self-contained page.
 
 use hpki_protocol::ErrorCode;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,61 +14,30 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use hpki_protocol::workflow::{PasswordChange, PatientLogin, PatientSession};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, header};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use ring::digest::{SHA256, digest};
 use ring::rand::SecureRandom;
-use rustls::ServerConfig;
-use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 
 use crate::audit::{Action, AuditEvent, Outcome as AuditOutcome};
 use crate::config::PatientSection;
 use crate::domain::passwords;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Metrics};
 use crate::routes::{Answered, ApiError, refused};
-use crate::shutdown::{Stop, next_connection, until_stopped};
 use crate::store::{AccountRow, Guess};
 
 type Body = Full<Bytes>;
 
-/// Serves the patient listener until `stop` is raised, then drains like
-/// the institution listener.
-pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<ServerConfig>, mut stop: Stop) {
-    let acceptor = TlsAcceptor::from(tls);
-    let mut connections = tokio::task::JoinSet::new();
-    while let Some((tcp, peer)) = next_connection(&listener, &mut stop, "patient listener").await {
-        while connections.try_join_next().is_some() {}
-        let gw = gw.clone();
-        let acceptor = acceptor.clone();
-        let stop = stop.clone();
-        connections.spawn(async move {
-            let handshake = Duration::from_secs(gw.config.listener.handshake_timeout_seconds);
-            let Ok(Ok(tls)) = tokio::time::timeout(handshake, acceptor.accept(tcp)).await else {
-                tracing::debug!(%peer, "patient TLS handshake failed");
-                return;
-            };
-            let service = service_fn(move |req| {
-                let gw = gw.clone();
-                async move { Ok::<_, Infallible>(handle(gw, peer, req).await) }
-            });
-            let connection = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(30))
-                .serve_connection(TokioIo::new(tls), service);
-            let _ = until_stopped(connection, stop).await;
-        });
-    }
-    drop(listener);
-    while connections.join_next().await.is_some() {}
-}
-
-async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+/// One request of the patient listener (`http::patients`), audited: an
+/// answer that grants anything is durable in the log before it leaves;
+/// refusals go through the listener's refusal budget, so a flood of them
+/// writes a bounded number of entries.
+pub async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let rid = gw.request_id();
-    let span = tracing::info_span!("patient_request", request_id = %rid, %peer, path = %req.uri().path(), person = tracing::field::Empty);
+    // The path is the client's: the log gets its first 64 bytes at most.
+    let path = req.uri().path();
+    let path = &path[..path.floor_char_boundary(64)];
+    let span = tracing::info_span!("patient_request", request_id = %rid, %peer, path, person = tracing::field::Empty);
     async move {
         let action = match (req.method(), req.uri().path()) {
             (&Method::GET, "/") => return page(),
@@ -78,19 +47,25 @@ async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) -> R
             (&Method::POST, "/p/v1/logout") => Action::PatientLogout,
             _ => Action::PatientUnknown,
         };
-        let answer = dispatch(&gw, req, action).await;
+        let answer = dispatch(&gw, req, peer, action).await;
         tracing::Span::current().record("person", answer.actor.as_str());
         tracing::info!(status = answer.status, refusal = answer.refusal.map_or("-", ErrorCode::as_str), "{action}");
         let outcome = if answer.refusal.is_some() { AuditOutcome::Refused } else { AuditOutcome::Ok };
         let event = AuditEvent {
             actor: answer.actor.clone(),
-            terminal: format!("patient-portal:{}", peer.ip()),
+            terminal: format!("{}:{}", crate::audit::budget::PATIENT_PORTAL, peer.ip()),
             object: answer.object.clone(),
             reason: answer.refusal.map_or("-", ErrorCode::as_str).into(),
             request_id: rid.clone(),
             ..AuditEvent::new(action, outcome)
         };
-        if let Err(r) = crate::routes::record(&gw.audit, &gw.metrics, event, gw.clock.now_ms()).await {
+        let now = gw.clock.now_ms();
+        let audited = if answer.refusal.is_some() {
+            crate::routes::record_refusal(&gw.audit, &gw.metrics, &gw.patient_refusals, event, now).await
+        } else {
+            crate::routes::record(&gw.audit, &gw.metrics, event, now).await
+        };
+        if let Err(r) = audited {
             return respond(r.status(), serde_json::to_vec(&r.body()).unwrap_or_default());
         }
         respond(answer.status, answer.body)
@@ -127,7 +102,7 @@ fn page() -> Response<Body> {
     r
 }
 
-async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: Action) -> Answered {
+async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, action: Action) -> Answered {
     let anon = |r: ApiError| refused(r, "-".into(), "-".into());
     let Some(cfg) = gw.config.patients.as_ref() else {
         return anon(ApiError::new(ErrorCode::NotFound, "no patient listener"));
@@ -138,12 +113,17 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: Action) -> Answe
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_owned());
-    let body = match Limited::new(req.into_body(), cfg.max_body_bytes).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return anon(ApiError::new(ErrorCode::BodyTooLarge, "the request body is too large")),
+    let deadline = Duration::from_secs(cfg.limits.body_timeout_seconds);
+    let body = match tokio::time::timeout(deadline, Limited::new(req.into_body(), cfg.max_body_bytes).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return anon(ApiError::new(ErrorCode::BodyTooLarge, "the request body is too large")),
+        Err(_) => {
+            Metrics::inc(&gw.metrics.bodies_timed_out);
+            return anon(ApiError::new(ErrorCode::BodyTimeout, "the request body did not arrive in time"));
+        }
     };
     match action {
-        Action::PatientLogin => login(gw, cfg, &body).await,
+        Action::PatientLogin => login(gw, cfg, peer, &body).await,
         Action::PatientPassword | Action::PatientRecords | Action::PatientLogout => {
             let Some(token) = bearer else {
                 return anon(ApiError::new(ErrorCode::NoSession, "sign in first"));
@@ -155,7 +135,7 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, action: Action) -> Answe
             };
             let actor = format!("patient:{patient}");
             let result = match action {
-                Action::PatientPassword => change_password(gw, cfg, &patient, &token_hash, &body).await,
+                Action::PatientPassword => change_password(gw, cfg, peer, &patient, &token_hash, &body).await,
                 Action::PatientRecords => records(gw, &patient).await,
                 _ => gw
                     .store
@@ -179,7 +159,7 @@ fn bad_credentials() -> ApiError {
     ApiError::new(ErrorCode::InvalidCredentials, "the ID or the password is wrong")
 }
 
-async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answered {
+async fn login(gw: &Gateway, cfg: &PatientSection, peer: SocketAddr, body: &[u8]) -> Answered {
     let req: PatientLogin = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -193,10 +173,15 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answered {
     let id = req.id.trim().to_owned();
     let password = zeroize::Zeroizing::new(req.password.clone());
     drop(req);
-    let actor = format!("patient:{id}");
-    let object = format!("patient:{id}");
+    // The ID is the client's to choose: the audit log gets at most a short,
+    // printable form of it.
+    let actor = format!("patient:{}", loggable_id(&id));
+    let object = actor.clone();
+    if id.len() > MAX_PATIENT_ID {
+        return refused(bad_credentials(), actor, object);
+    }
     let now = gw.clock.now();
-    let account = match try_password(gw, cfg, &id, &password, now).await {
+    let account = match try_password(gw, cfg, peer, &id, &password, now).await {
         Ok(a) => a,
         Err(r) => return refused(r, actor, object),
     };
@@ -230,10 +215,20 @@ async fn login(gw: &Gateway, cfg: &PatientSection, body: &[u8]) -> Answered {
 async fn try_password(
     gw: &Gateway,
     cfg: &PatientSection,
+    peer: SocketAddr,
     patient: &str,
     password: &zeroize::Zeroizing<String>,
     now: i64,
 ) -> Result<AccountRow, ApiError> {
+    // Before the store and argon2 are asked anything: one source cannot
+    // try many IDs, nor many sources one ID, faster than the throttles.
+    let source = crate::http::source_slots::canonical(peer.ip()).to_string();
+    if !gw.patient_sources.take(&source) || !gw.patient_ids.take(patient) {
+        return Err(ApiError::new(ErrorCode::RateLimited, "too many sign-in attempts; wait a minute"));
+    }
+    // A place for the hash first: a guess turned away busy is not tried
+    // and costs the account nothing.
+    let ticket = gw.passwords.admit().map_err(|e| pool_refusal(gw, e))?;
     let (max, base) = (cfg.max_failed_logins, cfg.lockout_seconds);
     let account = match gw.store.admit_password_guess(patient, now, max, base).await? {
         Guess::Try(a) => a,
@@ -245,12 +240,14 @@ async fn try_password(
         }
         Guess::Unknown => {
             let pw = password.clone();
-            let _ = tokio::task::spawn_blocking(move || passwords::waste_time(&pw)).await;
+            ticket.run(move || passwords::waste_time(&pw)).await.map_err(|e| pool_refusal(gw, e))?;
             return Err(bad_credentials());
         }
     };
     let (pw, hash) = (password.clone(), account.password_hash.clone());
-    let right = tokio::task::spawn_blocking(move || passwords::verify(&pw, &hash)).await.unwrap_or(false);
+    // A check that fails (its thread panicked) leaves the guess counted:
+    // fail closed.
+    let right = ticket.run(move || passwords::verify(&pw, &hash)).await.map_err(|e| pool_refusal(gw, e))?;
     let n = account.failed_attempts;
     gw.store.settle_password_guess(patient, right, passwords::locked_until(n, max, base, now)).await?;
     if right {
@@ -259,6 +256,36 @@ async fn try_password(
         Err(ApiError::new(ErrorCode::AccountLocked, "too many wrong passwords; the account is locked for a while"))
     } else {
         Err(bad_credentials())
+    }
+}
+
+/// The longest patient ID the gateway issues is far shorter; a longer one
+/// is refused before anything is looked up.
+const MAX_PATIENT_ID: usize = 64;
+
+/// A client-chosen ID as the audit log and the logs may carry it: at most
+/// 64 characters, anything but ASCII letters, digits and `-_.` as `?`.
+fn loggable_id(id: &str) -> String {
+    let mut out: String = id
+        .chars()
+        .take(MAX_PATIENT_ID)
+        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '?' })
+        .collect();
+    if id.chars().count() > MAX_PATIENT_ID {
+        out.push('…');
+    }
+    if out.is_empty() { "-".into() } else { out }
+}
+
+fn pool_refusal(gw: &Gateway, e: crate::domain::password_pool::PoolError) -> ApiError {
+    match e {
+        crate::domain::password_pool::PoolError::Busy => {
+            Metrics::inc(&gw.metrics.password_checks_busy);
+            ApiError::new(ErrorCode::Busy, "the gateway is busy; try again in a moment")
+        }
+        crate::domain::password_pool::PoolError::Failed => {
+            ApiError::new(ErrorCode::Internal, "the password check failed")
+        }
     }
 }
 
@@ -289,6 +316,7 @@ async fn session(gw: &Gateway, cfg: &PatientSection, token_hash: &[u8]) -> Resul
 async fn change_password(
     gw: &Gateway,
     cfg: &PatientSection,
+    peer: SocketAddr,
     patient: &str,
     session: &[u8],
     body: &[u8],
@@ -300,7 +328,7 @@ async fn change_password(
     // The lockout holds here too: a stolen session cannot guess the
     // current password without limit.
     let now = gw.clock.now();
-    try_password(gw, cfg, patient, &current, now).await.map_err(|e| match e.code {
+    try_password(gw, cfg, peer, patient, &current, now).await.map_err(|e| match e.code {
         ErrorCode::InvalidCredentials => ApiError::new(ErrorCode::InvalidCredentials, "the current password is wrong"),
         _ => e,
     })?;
@@ -308,9 +336,11 @@ async fn change_password(
         return Err(ApiError::new(ErrorCode::WeakPassword, format!("the new password is refused: {why}")));
     }
     let pw = new.clone();
-    let hashed = tokio::task::spawn_blocking(move || passwords::hash(&pw))
+    let hashed = gw
+        .passwords
+        .run(move || passwords::hash(&pw))
         .await
-        .map_err(|_| ApiError::new(ErrorCode::Internal, "hashing failed"))?
+        .map_err(|e| pool_refusal(gw, e))?
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     gw.store.set_password(patient, &hashed, now, session).await?;
     Ok((204, Vec::new()))

@@ -2,7 +2,10 @@
 //! person, action, object, outcome, refusal code, request id — written and
 //! durable before the answer leaves, whichever layer or handler gave it.
 //! When it cannot be written the answer is withheld and replaced by
-//! `audit_unavailable` (fail closed). Also the request metrics and the
+//! `audit_unavailable` (fail closed). A terminal's requests over its rate
+//! (`rate_limited`) are the one flood-shaped refusal here: they go through
+//! the listener's refusal budget (`audit::budget`), written one by one up
+//! to the budget and counted past it. Also the request metrics and the
 //! request's log line.
 
 use std::sync::Arc;
@@ -19,7 +22,7 @@ use crate::clock::Clock;
 use crate::gateway::{ConnInfo, Gateway, Metrics};
 use crate::http::endpoints::Endpoint;
 use crate::http::layers::request_id::RequestId;
-use crate::routes::{Actor, Object, Refusal, record};
+use crate::routes::{Actor, Object, Refusal, record, record_refusal};
 
 #[derive(Clone)]
 pub struct Auditing {
@@ -27,11 +30,18 @@ pub struct Auditing {
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
     pub endpoint: Endpoint,
+    pub refusals: Arc<crate::audit::budget::RefusalBudget>,
 }
 
 impl Auditing {
     pub fn of(gw: &Gateway, endpoint: Endpoint) -> Auditing {
-        Auditing { writer: gw.audit.clone(), clock: gw.clock.clone(), metrics: gw.metrics.clone(), endpoint }
+        Auditing {
+            writer: gw.audit.clone(),
+            clock: gw.clock.clone(),
+            metrics: gw.metrics.clone(),
+            endpoint,
+            refusals: gw.institution_refusals.clone(),
+        }
     }
 }
 
@@ -62,7 +72,11 @@ pub async fn layer(State(a): State<Arc<Auditing>>, req: Request, next: Next) -> 
         request_id,
         ..AuditEvent::new(action, if refusal.is_some() { Outcome::Refused } else { Outcome::Ok })
     };
-    let audited = record(&a.writer, &a.metrics, event, a.clock.now_ms()).await;
+    let audited = if refusal == Some(ErrorCode::RateLimited) {
+        record_refusal(&a.writer, &a.metrics, &a.refusals, event, a.clock.now_ms()).await
+    } else {
+        record(&a.writer, &a.metrics, event, a.clock.now_ms()).await
+    };
     a.metrics.answered(action.as_str(), started.elapsed());
     match audited {
         Ok(()) => resp,
@@ -100,6 +114,7 @@ mod tests {
             clock: Arc::new(ManualClock::new(1_000)),
             metrics: Arc::new(Metrics::new()),
             endpoint,
+            refusals: Arc::new(crate::audit::budget::RefusalBudget::new("institution-listener", 100)),
         };
         let app = Router::new()
             .route(
