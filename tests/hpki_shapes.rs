@@ -204,6 +204,26 @@ fn a_root_arl_with_a_critical_idp_and_a_scoped_ca_crl_validate_a_doctor() -> Res
     Ok(())
 }
 
+/// extendedKeyUsage restricts what a key may do (RFC 5280 §4.2.1.12):
+/// HPKI cards carry none, but a card certificate whose EKU does not name a
+/// purpose of the use is refused for it, and one that does is accepted.
+#[test]
+fn a_signature_certificate_whose_extended_key_usage_excludes_signing_is_refused() -> Result<()> {
+    let s = medis_like()?;
+    let key = s.key("eku")?;
+    let subject = "/C=JP/O=Shapes Clinic/CN=Shapes Jiro/serialNumber=MD-SHAPES-2";
+    s.issue("ca", subject, &key, "ee_sign_server_eku_ext", FROM, UNTIL, "server-eku")?;
+    s.issue("ca", subject, &key, "ee_sign_docsign_eku_ext", FROM, UNTIL, "docsign-eku")?;
+    s.crl("ca", "ca_crl_ext", EE_DP, "ca")?;
+    let r = s.validate(&["root.pem"], &["ca.pem"], &["arl.crl", "ca.crl"], "server-eku.pem")?;
+    let err = r.err().context("serverAuth only must not sign a confirmation")?;
+    assert_eq!(err.code(), "wrong_key_usage", "{err}");
+    assert!(err.to_string().contains("extendedKeyUsage"), "{err}");
+    let ok = s.validate(&["root.pem"], &["ca.pem"], &["arl.crl", "ca.crl"], "docsign-eku.pem")?;
+    assert!(ok.is_ok(), "{:?}", ok.err());
+    Ok(())
+}
+
 #[test]
 fn a_revoked_doctor_is_refused_under_the_same_shapes() -> Result<()> {
     let s = medis_like()?;

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod credentials;
 pub mod domain;
+pub mod file_modes;
 pub mod gateway;
 pub mod http;
 pub mod metrics;

@@ -20,6 +20,45 @@ pub enum HolderKind {
     Other,
 }
 
+/// The purposes of an extendedKeyUsage extension (dotted OIDs). HPKI card
+/// certificates carry none; one that does may be used only for what it
+/// names (RFC 5280 §4.2.1.12), critical or not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtendedKeyUsage {
+    pub critical: bool,
+    pub purposes: Vec<String>,
+}
+
+impl ExtendedKeyUsage {
+    pub const ANY: &'static str = "2.5.29.37.0";
+    pub const CLIENT_AUTH: &'static str = "1.3.6.1.5.5.7.3.2";
+    pub const EMAIL_PROTECTION: &'static str = "1.3.6.1.5.5.7.3.4";
+    /// id-kp-documentSigning (RFC 9336).
+    pub const DOCUMENT_SIGNING: &'static str = "1.3.6.1.5.5.7.3.36";
+    /// Microsoft smart-card logon, found on card authentication keys.
+    pub const SMARTCARD_LOGON: &'static str = "1.3.6.1.4.1.311.20.2.2";
+
+    fn of(critical: bool, eku: &x509_parser::extensions::ExtendedKeyUsage<'_>) -> ExtendedKeyUsage {
+        let flags = [
+            (eku.any, Self::ANY),
+            (eku.server_auth, "1.3.6.1.5.5.7.3.1"),
+            (eku.client_auth, Self::CLIENT_AUTH),
+            (eku.code_signing, "1.3.6.1.5.5.7.3.3"),
+            (eku.email_protection, Self::EMAIL_PROTECTION),
+            (eku.time_stamping, "1.3.6.1.5.5.7.3.8"),
+            (eku.ocsp_signing, "1.3.6.1.5.5.7.3.9"),
+        ];
+        let mut purposes: Vec<String> = flags.iter().filter(|(on, _)| *on).map(|(_, o)| (*o).to_owned()).collect();
+        purposes.extend(eku.other.iter().map(|o| o.to_id_string()));
+        ExtendedKeyUsage { critical, purposes }
+    }
+
+    /// Whether any of `wanted` (or anyExtendedKeyUsage) is named.
+    pub fn allows(&self, wanted: &[&str]) -> bool {
+        self.purposes.iter().any(|p| p == Self::ANY || wanted.contains(&p.as_str()))
+    }
+}
+
 /// Key usage bits that matter to the profile.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct KeyUsage {
@@ -69,6 +108,7 @@ pub struct CardHolder {
     pub not_before: i64,
     pub not_after: i64,
     pub key_usage: KeyUsage,
+    pub extended_key_usage: Option<ExtendedKeyUsage>,
     pub policies: Vec<Oid>,
     pub crl_distribution_points: Vec<String>,
 }
@@ -168,6 +208,7 @@ fn check_outer_structure(der: &[u8]) -> Result<(), String> {
 
 pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> {
     let mut key_usage = KeyUsage::default();
+    let mut extended_key_usage = None;
     let mut policies = Vec::new();
     let mut crl_dps = Vec::new();
     let mut san_dn: Option<&X509Name<'_>> = None;
@@ -184,6 +225,9 @@ pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> 
                     key_cert_sign: ku.key_cert_sign(),
                     crl_sign: ku.crl_sign(),
                 };
+            }
+            ParsedExtension::ExtendedKeyUsage(eku) => {
+                extended_key_usage = Some(ExtendedKeyUsage::of(ext.critical, eku));
             }
             ParsedExtension::CertificatePolicies(cp) => {
                 for p in cp.iter() {
@@ -255,6 +299,7 @@ pub fn holder_of(cert: &X509Certificate<'_>) -> Result<CardHolder, HolderError> 
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         key_usage,
+        extended_key_usage,
         policies,
         crl_distribution_points: crl_dps,
     })

@@ -9,7 +9,7 @@ pub mod signature;
 pub mod validate;
 
 pub use hcrole::HcRoleError;
-pub use holder::{CardHolder, HolderError, HolderKind, KeyUsage, read_holder};
+pub use holder::{CardHolder, ExtendedKeyUsage, HolderError, HolderKind, KeyUsage, read_holder};
 pub use oid::Oid;
 pub use profession::{Profession, UnknownProfession};
 pub use validate::{

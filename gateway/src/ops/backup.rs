@@ -127,7 +127,7 @@ fn empty_dir(dir: &Path) -> Result<(), BackupError> {
     if dir.exists() && fs::read_dir(dir).map_err(io(dir))?.next().is_some() {
         return Err(BackupError::NotEmpty(dir.into()));
     }
-    fs::create_dir_all(dir).map_err(io(dir))
+    crate::file_modes::private_dir(dir).map_err(io(dir))
 }
 
 pub fn sha256_file(path: &Path) -> Result<String, BackupError> {
@@ -188,11 +188,17 @@ async fn snapshot(store: &Store, data_dir: &Path, into: &Path) -> Result<(), Bac
     Ok(())
 }
 
+/// A new file only the gateway's user can read (mode 0600).
+fn private_create(path: &Path) -> Result<File, BackupError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path).map_err(io(path))
+}
+
 fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<String, BackupError> {
     let path = dir.join(MANIFEST);
     let text = serde_json::to_vec_pretty(manifest)
         .map_err(|e| BackupError::NotABackup { path: path.clone(), detail: e.to_string() })?;
-    let mut f = File::create(&path).map_err(io(&path))?;
+    let mut f = private_create(&path)?;
     f.write_all(&text).map_err(io(&path))?;
     f.sync_all().map_err(io(&path))?;
     Ok(hex(ring::digest::digest(&ring::digest::SHA256, &text).as_ref()))
@@ -336,7 +342,7 @@ fn page_size(path: &Path) -> Result<u64, BackupError> {
 fn changed_pages(base: &Path, current: &Path, page_size: u64, out: &Path) -> Result<Vec<u64>, BackupError> {
     let mut b = File::open(base).map_err(io(base))?;
     let mut c = File::open(current).map_err(io(current))?;
-    let mut o = File::create(out).map_err(io(out))?;
+    let mut o = private_create(out)?;
     let size = c.metadata().map_err(io(current))?.len();
     let mut pages = Vec::new();
     let (mut pb, mut pc) = (vec![0u8; page_size as usize], vec![0u8; page_size as usize]);
@@ -452,6 +458,7 @@ pub fn restore(from: &Path, full: Option<&Path>, target: &Path) -> Result<(Manif
     ));
     let _ = fs::remove_dir_all(&staging);
     fs::create_dir(&staging).map_err(io(&staging))?;
+    crate::file_modes::private_dir(&staging).map_err(io(&staging))?;
     let restored = match rebuild(from, full, &staging) {
         Ok(r) => r,
         Err(e) => {

@@ -20,6 +20,7 @@ mod patients;
 mod workflow;
 
 use std::path::PathBuf;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -120,9 +121,23 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, url, health) = match config {
             StoreConfig::Sqlite { dir } => {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
                 let identity = dir.join("identity.db");
                 let health = dir.join("health.db");
+                // Only the gateway's user reads the store (issue 18): SQLite
+                // gives its -wal and -shm files the mode of their database.
+                let private = || {
+                    crate::file_modes::private_dir(dir)?;
+                    for db in [&identity, &health] {
+                        crate::file_modes::private_file(db)?;
+                        for suffix in ["-wal", "-shm"] {
+                            let mut side = db.as_os_str().to_owned();
+                            side.push(suffix);
+                            crate::file_modes::tighten_if_present(Path::new(&side), 0o600)?;
+                        }
+                    }
+                    Ok::<(), std::io::Error>(())
+                };
+                private().map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
                 (Backend::Sqlite, format!("sqlite://{}?mode=rwc", identity.display()), Some(health))
             }
             StoreConfig::Postgres { url } => (Backend::Postgres, url.clone(), None),

@@ -420,6 +420,23 @@ impl Validator {
             let found = if holder.key_usage.present { holder.key_usage.names().join(", ") } else { "(none)".into() };
             return Err(Refusal::WrongKeyUsage { subject, purpose, required: purpose.key_usage(), found });
         }
+        if let Some(eku) = &holder.extended_key_usage {
+            use crate::holder::ExtendedKeyUsage as Eku;
+            let (wanted, required): (&[&str], &'static str) = match purpose {
+                Purpose::Authentication => {
+                    (&[Eku::CLIENT_AUTH, Eku::SMARTCARD_LOGON], "extendedKeyUsage clientAuth or smartcardLogon")
+                }
+                Purpose::Signature => (
+                    &[Eku::EMAIL_PROTECTION, Eku::DOCUMENT_SIGNING],
+                    "extendedKeyUsage emailProtection or documentSigning",
+                ),
+                Purpose::Any => (&[], ""),
+            };
+            if !eku.allows(wanted) {
+                let found = format!("extendedKeyUsage {}", eku.purposes.join(", "));
+                return Err(Refusal::WrongKeyUsage { subject, purpose, required, found });
+            }
+        }
         let accepted = self.policies.for_purpose(purpose);
         if !holder.policies.iter().any(|p| accepted.contains(p)) {
             let found = holder.policies.iter().map(Oid::to_string).collect::<Vec<_>>().join(", ");
