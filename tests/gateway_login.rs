@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hpki_card::{HpkiCard, PcscContext};
-use hpki_e2e::{World, WorldOptions, login, private_pcscd, signed_login};
+use hpki_e2e::{World, WorldOptions, login, private_pcscd, session, signed_login};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 use testbed::{CardProcess, PrivatePcscd};
@@ -176,6 +176,36 @@ async fn a_revoked_card_is_refused() -> Result<()> {
     let mut client = world.connect(&creds).await?;
     let r = login(&mut client, &mut desk.card).await?;
     assert_refused(&world, r, "revoked").await;
+    Ok(())
+}
+
+/// A session outlived its card's revocation by up to 12 h (issue 18,
+/// finding 8): revocation was checked only at login. Now the CRL that
+/// revokes the card ends its open session when the gateway picks it up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_when_a_new_crl_revokes_its_card() -> Result<()> {
+    let mut world = World::start(WorldOptions::default()).await?;
+    let creds = world.terminal(CLINIC, "desk-1")?;
+    let mut desk = desk(&mut world, Profession::Doctor).await?;
+    let mut client = world.connect(&creds).await?;
+    let token = session(&mut client, &mut desk.card).await?;
+    assert_eq!(client.get("/v1/auth/whoami", Some(&token)).await?.0, 200);
+    let cert = desk.card.read_certificate(hpki_card::Application::Authentication)?;
+    let serial = hpki_profile::read_holder(&cert)?.certificate_serial;
+    world.ca.revoke(&serial, hpki_ca::Reason::KeyCompromise)?;
+    world.publish_crls()?;
+    // The reload watcher looks at the CRL files every 2 s.
+    let mut answer = (0, serde_json::Value::Null);
+    for _ in 0..50 {
+        answer = client.get("/v1/auth/whoami", Some(&token)).await?;
+        if answer.0 != 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!((answer.0, answer.1["error"].as_str()), (401, Some("session_ended")), "{}", answer.1);
+    let ended = world.last_audit("auth.session.revoked").await;
+    assert_eq!((ended.event.outcome.as_str(), ended.event.reason.as_str()), ("ok", "revoked"));
     Ok(())
 }
 

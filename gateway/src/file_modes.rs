@@ -40,7 +40,10 @@ pub fn tighten_if_present(path: &Path, mode: u32) -> io::Result<()> {
 fn tighten(path: &Path, mode: u32) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if meta.file_type().is_symlink() {
-        return Err(io::Error::other(format!("{} is a symbolic link; the gateway's files must be its own", path.display())));
+        return Err(io::Error::other(format!(
+            "{} is a symbolic link; the gateway's files must be its own",
+            path.display()
+        )));
     }
     let was = meta.permissions().mode() & 0o777;
     if was & 0o077 != 0 {

@@ -446,6 +446,7 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
             person_id: "MD-1".into(),
             terminal: "Kanazawa Clinic/desk".into(),
             card_cert: [1; 32],
+            card_cert_der: vec![0x30, 0],
             revocation: "[]".into(),
             now: 20,
             expires_at: 1000,

@@ -29,6 +29,8 @@ actions! {
     AuthLogin => "auth.login",
     AuthLogout => "auth.logout",
     AuthWhoAmI => "auth.whoami",
+    /// A session ended by the gateway: its card certificate was revoked.
+    SessionRevoked => "auth.session.revoked",
     PatientRegister => "patient.register",
     RecordsRead => "records.read",
     EncounterOpen => "encounter.open",

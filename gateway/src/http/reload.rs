@@ -1,6 +1,7 @@
 //! Work a running gateway does beside answering: reloading certificates,
-//! CRLs and keys when their files change (nothing in flight is dropped), and
-//! housekeeping (expired challenges).
+//! CRLs and keys when their files change (nothing in flight is dropped),
+//! ending the sessions whose card a new CRL revokes, and housekeeping
+//! (expired challenges; the revocation check again).
 
 use crate::gateway::{Gateway, Metrics};
 use std::sync::Arc;
@@ -71,12 +72,19 @@ pub async fn watch_reloads(gw: Arc<Gateway>, every: Duration) {
             }
         };
         tokio::select! {
-            true = by_signal => { let _ = reload(&gw); last = stamps(&files); }
+            true = by_signal => {
+                if reload(&gw).is_ok() {
+                    end_revoked_sessions(&gw).await;
+                }
+                last = stamps(&files);
+            }
             _ = tokio::time::sleep(every) => {
                 let now = stamps(&files);
                 if now != last {
                     last = now;
-                    let _ = reload(&gw);
+                    if reload(&gw).is_ok() {
+                        end_revoked_sessions(&gw).await;
+                    }
                 }
             }
         }
@@ -93,5 +101,48 @@ pub async fn housekeeping(gw: Arc<Gateway>, every: Duration) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot purge expired challenges"),
         }
+        end_revoked_sessions(&gw).await;
     }
+}
+
+/// Ends every open session whose card certificate the CRLs in force now
+/// revoke, and audits each (a session was checked against the CRLs only at
+/// its login; without this a revoked card would keep its session up to its
+/// 12 h end). Only `revoked` ends a session here: a CRL that has gone stale
+/// refuses new logins but does not log everyone out.
+pub async fn end_revoked_sessions(gw: &Gateway) -> usize {
+    let now = gw.clock.now();
+    let open = match gw.store.open_session_certificates(now).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the open sessions' certificates");
+            return 0;
+        }
+    };
+    let validator = gw.validator.load_full();
+    let mut ended = 0;
+    for (token_hash, der) in open {
+        let Err(refusal) = validator.validate(&der, &[], hpki_profile::Purpose::Authentication, now) else { continue };
+        if refusal.code() != "revoked" {
+            continue;
+        }
+        match gw.store.end_session(&token_hash, now, "certificate_revoked").await {
+            Ok(true) => {
+                ended += 1;
+                let person =
+                    hpki_profile::read_holder(&der).ok().and_then(|h| h.person_id()).unwrap_or_else(|| "-".into());
+                tracing::warn!(person = %person, "session ended: its card certificate was revoked");
+                let event = crate::audit::AuditEvent {
+                    actor: person,
+                    object: format!("session:{}", &hex::encode(&token_hash)[..16]),
+                    reason: refusal.code().into(),
+                    ..crate::audit::AuditEvent::new(crate::audit::Action::SessionRevoked, crate::audit::Outcome::Ok)
+                };
+                let _ = crate::routes::record(&gw.audit, &gw.metrics, event, gw.clock.now_ms()).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot end a revoked card's session"),
+        }
+    }
+    ended
 }

@@ -239,6 +239,7 @@ async fn checked_with(
         person_id: person_id.clone(),
         terminal: conn.terminal.key().to_owned(),
         card_cert: card,
+        card_cert_der: cert.to_vec(),
         revocation: revocation_evidence(&validated),
         now,
         expires_at,

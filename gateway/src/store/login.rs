@@ -151,6 +151,19 @@ impl Store {
             .rows_affected())
     }
 
+    /// Token hash and certificate (DER) of every open session whose card
+    /// certificate is kept (sessions opened before it was are not).
+    pub async fn open_session_certificates(&self, now: i64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT token_hash, card_cert_der FROM sessions \
+             WHERE ended_at IS NULL AND expires_at > $1 AND card_cert_der IS NOT NULL",
+        )
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get("token_hash")?, r.try_get("card_cert_der")?))).collect()
+    }
+
     pub async fn create_session(&self, s: &NewSession<'_>, now: i64, expires_at: i64) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, revocation, created_at, last_seen, expires_at) \

@@ -36,6 +36,8 @@ pub struct OpenSession {
     pub terminal: String,
     /// SHA-256 of the card's authentication certificate.
     pub card_cert: [u8; 32],
+    /// The certificate itself (DER): a later CRL may revoke it.
+    pub card_cert_der: Vec<u8>,
     /// The CRLs of the login's validation (JSON list of evidence).
     pub revocation: String,
     pub now: i64,
@@ -123,9 +125,9 @@ impl Store {
             let opened: Vec<&&OpenSession> = sessions.iter().zip(&won).filter(|(_, w)| **w).map(|(s, _)| s).collect();
             if !opened.is_empty() {
                 let sql = format!(
-                    "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, revocation, created_at, last_seen, expires_at) \
+                    "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, card_cert_der, revocation, created_at, last_seen, expires_at) \
                      VALUES {}",
-                    values_placeholders(self.backend(), opened.len(), 8)
+                    values_placeholders(self.backend(), opened.len(), 9)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for s in opened {
@@ -134,6 +136,7 @@ impl Store {
                         .bind(s.person_id.as_str())
                         .bind(s.terminal.as_str())
                         .bind(s.card_cert.as_slice())
+                        .bind(s.card_cert_der.as_slice())
                         .bind(s.revocation.as_str())
                         .bind(s.now)
                         .bind(s.now)

@@ -19,8 +19,8 @@ mod monitoring;
 mod patients;
 mod workflow;
 
-use std::path::PathBuf;
 use std::path::Path;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -87,6 +87,7 @@ fn migrator(backend: Backend) -> Migrator {
             migration(3, "monitoring", include_str!("../../migrations/sqlite/0003_monitoring.sql")),
             migration(4, "login evidence", include_str!("../../migrations/sqlite/0004_login_evidence.sql")),
             migration(5, "store generation", include_str!("../../migrations/sqlite/0005_store_generation.sql")),
+            migration(6, "session certificates", include_str!("../../migrations/sqlite/0006_session_certificates.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -96,6 +97,11 @@ fn migrator(backend: Backend) -> Migrator {
                 migration(4, "records inline", include_str!("../../migrations/postgres/0004_records_inline.sql")),
                 migration(5, "login evidence", include_str!("../../migrations/postgres/0005_login_evidence.sql")),
                 migration(6, "store generation", include_str!("../../migrations/postgres/0006_store_generation.sql")),
+                migration(
+                    7,
+                    "session certificates",
+                    include_str!("../../migrations/postgres/0007_session_certificates.sql"),
+                ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
