@@ -24,20 +24,18 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use hpki_card::{HpkiCard, PcscContext};
 use hpki_e2e::{
-    PatientClient, TerminalClient, TerminalCreds, World, WorldOptions, private_pcscd, session, signed_confirm,
-    signed_login,
+    CardSlot, PatientClient, TerminalClient, TerminalCreds, World, WorldOptions, insert_card, private_pcscd, session,
+    signed_confirm, signed_login,
 };
 use hpki_profile::Profession;
 use serde_json::{Value, json};
-use testbed::{CardProcess, PrivatePcscd};
+use testbed::PrivatePcscd;
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinSet;
 
@@ -79,25 +77,12 @@ fn options() -> WorldOptions {
     }
 }
 
-struct Slot {
-    card: HpkiCard,
-    _process: CardProcess,
-}
-
-fn insert(pcscd: &PrivatePcscd, slot: u8, image: &Path) -> Result<Slot> {
-    let process = CardProcess::start(pcscd, slot, image)?;
-    let ctx = PcscContext::establish()?;
-    ctx.wait_for_card(process.reader(), Duration::from_secs(5))?;
-    let card = ctx.connect(process.reader())?;
-    Ok(Slot { card, _process: process })
-}
-
 /// The clinic: its terminal, both cards, an open encounter, and what it
 /// saw while the attack ran.
 struct Clinic {
     client: TerminalClient,
-    assistant: Slot,
-    doctor: Slot,
+    assistant: CardSlot,
+    doctor: CardSlot,
     doctor_session: String,
     doctor_id: String,
     encounter: String,
@@ -124,8 +109,8 @@ async fn clinic(world: &mut World, creds: &TerminalCreds) -> Result<Clinic> {
     let (doctor_image, doctor_id) = world.person_card(Profession::Doctor, "200001", CLINIC).await?;
     world.link(&format!("{CLINIC}/A-001"), &doctor_id).await?;
     let pcscd = private_pcscd()?;
-    let mut assistant = insert(&pcscd, 0, &assistant_image)?;
-    let mut doctor = insert(&pcscd, 1, &doctor_image)?;
+    let mut assistant = insert_card(&pcscd, 0, &assistant_image)?;
+    let mut doctor = insert_card(&pcscd, 1, &doctor_image)?;
     let mut client = world.connect(creds).await?;
     let a = session(&mut client, &mut assistant.card).await?;
     let doctor_session = session(&mut client, &mut doctor.card).await?;
@@ -536,7 +521,7 @@ async fn patient_unknown_id_sign_in_floods_cannot_take_the_clinics_gateway() -> 
     let world = under_attack("patient sign-in flood", PATIENT_BUDGET, |world, stop, stats, _| async move {
         let Some(to) = world.patient_addr else { return };
         let Ok(config) = patient_tls(&world) else { return };
-        let Ok(patient) = enrolled(&world).await else { return };
+        let Ok(patient) = world.enrolled_patient(CLINIC).await else { return };
         let mut tasks = JoinSet::new();
         // Unknown-ID sign-ins with attacker-sized IDs from 32 addresses, as
         // fast as they are answered; malformed bodies and unknown long
@@ -610,21 +595,6 @@ async fn patient_unknown_id_sign_in_floods_cannot_take_the_clinics_gateway() -> 
     assert_eq!(statuses.last(), Some(&200), "the real patient could not sign in: {statuses:?}");
     assert_eq!(world.gw.passwords.admitted(), 0, "password checks left running");
     Ok(())
-}
-
-/// A registered patient with a letter: (id, initial password).
-async fn enrolled(world: &World) -> Result<(String, String)> {
-    let req = hpki_protocol::workflow::NewPatient {
-        name: "Mori Aki".into(),
-        name_kanji: None,
-        birth_date: "1980-05-05".into(),
-    };
-    let row =
-        hpki_gateway::routes::patients::new_patient_row(&ring::rand::SystemRandom::new(), world.gw.clock.now(), &req)
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-    world.gw.store.add_patient(&row, "test", 0).await?;
-    let initial = world.enroll_patient(&row.id, CLINIC)?;
-    Ok((row.id, initial))
 }
 
 fn metric(text: &str, name: &str) -> u64 {

@@ -34,6 +34,22 @@ use serde_json::{Value, json};
 pub const GATEWAY_ID: &str = "gateway.test.invalid";
 pub const PIN: &str = "4826";
 
+/// A virtual card in a slot of a private pcscd, connected; the card's
+/// process ends with it.
+pub struct CardSlot {
+    pub card: HpkiCard,
+    _process: testbed::CardProcess,
+}
+
+/// Starts the card `image` in `slot` of `pcscd` and connects to it.
+pub fn insert_card(pcscd: &testbed::PrivatePcscd, slot: u8, image: &Path) -> Result<CardSlot> {
+    let process = testbed::CardProcess::start(pcscd, slot, image)?;
+    let ctx = hpki_card::PcscContext::establish()?;
+    ctx.wait_for_card(process.reader(), std::time::Duration::from_secs(5))?;
+    let card = ctx.connect(process.reader())?;
+    Ok(CardSlot { card, _process: process })
+}
+
 /// Options of a test world.
 #[derive(Clone)]
 pub struct WorldOptions {
@@ -382,6 +398,26 @@ impl World {
         let line =
             text.lines().find_map(|l| l.strip_prefix("initial password: ")).context("no initial password printed")?;
         Ok(line.trim().to_owned())
+    }
+
+    /// A new patient, registered and enrolled for the patient listener
+    /// with consent to `institution`: (id, initial password).
+    pub async fn enrolled_patient(&self, institution: &str) -> Result<(String, String)> {
+        self.ensure_institution(institution).await?;
+        let req = hpki_protocol::workflow::NewPatient {
+            name: "Mori Aki".into(),
+            name_kanji: None,
+            birth_date: "1980-05-05".into(),
+        };
+        let row = hpki_gateway::routes::patients::new_patient_row(
+            &ring::rand::SystemRandom::new(),
+            self.gw.clock.now(),
+            &req,
+        )
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+        self.gw.store.add_patient(&row, "test", 0).await?;
+        let initial = self.enroll_patient(&row.id, institution)?;
+        Ok((row.id, initial))
     }
 
     pub async fn connect(&self, creds: &TerminalCreds) -> Result<TerminalClient> {

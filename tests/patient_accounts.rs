@@ -11,18 +11,7 @@ const CLINIC: &str = "Kanazawa Clinic";
 
 /// A registered, enrolled patient: (id, initial password).
 async fn enrolled(world: &World) -> Result<(String, String)> {
-    world.gw.store.add_institution(CLINIC, None, 0).await?;
-    let req = hpki_protocol::workflow::NewPatient {
-        name: "Mori Aki".into(),
-        name_kanji: None,
-        birth_date: "1980-05-05".into(),
-    };
-    let row =
-        hpki_gateway::routes::patients::new_patient_row(&ring::rand::SystemRandom::new(), world.gw.clock.now(), &req)
-            .map_err(|e| anyhow::anyhow!(e.message))?;
-    world.gw.store.add_patient(&row, "test", 0).await?;
-    let initial = world.enroll_patient(&row.id, CLINIC)?;
-    Ok((row.id, initial))
+    world.enrolled_patient(CLINIC).await
 }
 
 /// A world whose sign-in throttles and password queue stand aside, so that
@@ -132,16 +121,16 @@ async fn the_lockout_holds_for_a_password_change() -> Result<()> {
 async fn sign_ins_are_throttled_per_id_before_anything_is_looked_up() -> Result<()> {
     let world = World::start(WorldOptions { patients: true, ..Default::default() }).await?;
     let (id, initial) = enrolled(&world).await?;
-    // The default burst is five a patient ID; the sixth is turned away
+    // The default burst is ten a patient ID; the eleventh is turned away
     // before the store or argon2 is asked, and is no guess.
     let mut answers = Vec::new();
-    for i in 0..6 {
-        let body = if i < 5 { login(&id, &initial) } else { login(&id, "wrong-guess") };
+    for i in 0..11 {
+        let body = if i < 10 { login(&id, &initial) } else { login(&id, "wrong-guess") };
         let (status, body) = PatientClient::new(&world)?.request("POST", "/p/v1/login", Some(&body)).await?;
         answers.push((status, body["error"].as_str().unwrap_or("-").to_owned()));
     }
-    assert_eq!(answers[..5].iter().filter(|(s, _)| *s == 200).count(), 5, "{answers:?}");
-    assert_eq!(answers[5], (429, "rate_limited".to_owned()));
+    assert_eq!(answers[..10].iter().filter(|(s, _)| *s == 200).count(), 10, "{answers:?}");
+    assert_eq!(answers[10], (429, "rate_limited".to_owned()));
     assert_eq!(world.gw.store.account(&id).await?.context("account")?.failed_attempts, 0, "no guess was tried");
     Ok(())
 }

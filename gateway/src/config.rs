@@ -359,7 +359,7 @@ impl Default for PatientLimits {
             body_timeout_seconds: 10,
             logins_per_minute_per_source: 30,
             logins_per_minute_per_id: 10,
-            login_burst: 5,
+            login_burst: 10,
             password_workers: 2,
             password_queue: 16,
             refusal_entries_per_second: 20,
