@@ -306,6 +306,23 @@ where
         seen.p99(),
         stats.attempts.load(Ordering::SeqCst),
     );
+    // What the gateway turned away, as its /metrics counted it.
+    let metrics = world.gw.metrics.render();
+    let counted: Vec<String> = [
+        "hpki_connections_refused_limit_total",
+        "hpki_handshake_timeouts_total",
+        "hpki_handshakes_failed_total",
+        "hpki_bodies_timed_out_total",
+        "hpki_bodies_too_large_total",
+        "hpki_patient_connections_refused_total",
+        "hpki_patient_logins_throttled_total",
+        "hpki_password_checks_busy_total",
+        "hpki_audit_refusals_coalesced_total",
+    ]
+    .iter()
+    .map(|m| format!("{}={}", m.trim_start_matches("hpki_").trim_end_matches("_total"), metric(&metrics, m)))
+    .collect();
+    println!("{name}: gateway counted {}", counted.join(" "));
     assert!(seen.failures.is_empty(), "{name}: the clinic was not served: {:?}", seen.failures);
     assert!(seen.confirmed.len() >= 2, "{name}: the clinic confirmed only {} drafts", seen.confirmed.len());
     assert!(seen.p99() < P99_BOUND, "{name}: clinic p99 {:?} ≥ {P99_BOUND:?}", seen.p99());

@@ -105,7 +105,10 @@ function render(){
     busy[reader]=true; messages[reader]=''; render();
     const res = await call('/ui/login',{reader:reader,pin:input.value});
     busy[reader]=false;
-    if(res.ok){ messages[reader]=''; const i=document.querySelector('input.pin[data-reader="'+CSS.escape(reader)+'"]'); if(i) i.value=''; }
+    // The state poll may have shown the new session, and the work area
+    // tried its loads, before this answer gave the page its proof cookie
+    // (they fail without it): load them again now that it has it.
+    if(res.ok){ messages[reader]=''; const i=document.querySelector('input.pin[data-reader="'+CSS.escape(reader)+'"]'); if(i) i.value=''; say(''); refresh(); }
     else { messages[reader]=res.body.message||('HTTP error'); }
     render();
   }));

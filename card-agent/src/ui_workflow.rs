@@ -56,6 +56,9 @@ function syncWork(){
 }
 async function refresh(){
   const p = actingPerson(); if(!p) return;
+  // Also called again when a login's answer arrives (`ui_page`): the state
+  // poll can show the new session before that answer has given the page
+  // its proof cookie, and these loads fail without it.
   if(p.role==='assistant'){
     const d = await gw('GET','doctors'); if(d.ok) wk.doctors=d.body.doctors; else say(failure(d));
     const m = await gw('GET','drafts'); if(m.ok) wk.drafts=m.body.drafts; else say(failure(m));
