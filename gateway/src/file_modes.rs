@@ -11,10 +11,17 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// `path` as a directory of mode 0700 (created if missing); a looser one
-/// is tightened with a warning.
+/// is tightened with a warning. The directory may be reached through a
+/// symbolic link (an operator's `/var/lib/hpki` → a data volume): the
+/// mode is the target's.
 pub fn private_dir(path: &Path) -> io::Result<()> {
     fs::create_dir_all(path)?;
-    tighten(path, 0o700)
+    let was = fs::metadata(path)?.permissions().mode() & 0o777;
+    if was & 0o077 != 0 {
+        tracing::warn!(path = %path.display(), was = format!("{was:o}"), now = "700", "others could read this; mode tightened");
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
 }
 
 /// `path` as a file of mode 0600: created empty if missing, tightened with
@@ -81,6 +88,12 @@ mod tests {
         // A planted link is refused, not followed.
         std::os::unix::fs::symlink(&loose, dir.join("link.db")).expect("symlink");
         assert!(private_file(&dir.join("link.db")).is_err());
+        // A data directory reached through a link is the operator's layout.
+        let linked = root.path().join("linked");
+        std::os::unix::fs::symlink(&dir, &linked).expect("symlink");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o750)).expect("chmod");
+        private_dir(&linked).expect("a linked directory");
+        assert_eq!(mode(&dir).expect("mode"), 0o700);
     }
 
     /// The findings' test: a store opened on a world-readable directory
