@@ -528,6 +528,15 @@ async fn patient_slowloris_and_connection_floods_cannot_take_the_clinics_gateway
     let timed_out = metric(&metrics, "hpki_bodies_timed_out_total");
     println!("patient slowloris + connections: {refused} connections refused, {timed_out} bodies timed out");
     assert!(refused > 0, "no connection was over the patient listener's limits");
+    // Each refused connection is in the log: one by one up to the budget,
+    // counted past it.
+    let audit = world.audit().await;
+    let logged: u64 = audit
+        .iter()
+        .filter(|r| r.event.action == "net.connect" && r.event.terminal == "patient-portal")
+        .map(|r| r.event.object.strip_prefix("coalesced:").and_then(|n| n.parse().ok()).unwrap_or(1))
+        .sum();
+    assert_eq!(logged, refused, "refused patient connections in the audit log");
     Ok(())
 }
 

@@ -16,12 +16,7 @@ use std::path::Path;
 /// mode is the target's.
 pub fn private_dir(path: &Path) -> io::Result<()> {
     fs::create_dir_all(path)?;
-    let was = fs::metadata(path)?.permissions().mode() & 0o777;
-    if was & 0o077 != 0 {
-        tracing::warn!(path = %path.display(), was = format!("{was:o}"), now = "700", "others could read this; mode tightened");
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
+    set_if_loose(path, fs::metadata(path)?.permissions().mode(), 0o700)
 }
 
 /// `path` as a file of mode 0600: created empty if missing, tightened with
@@ -52,7 +47,13 @@ fn tighten(path: &Path, mode: u32) -> io::Result<()> {
             path.display()
         )));
     }
-    let was = meta.permissions().mode() & 0o777;
+    set_if_loose(path, meta.permissions().mode(), mode)
+}
+
+/// Sets `mode` on `path` when its mode `was` gives group or others any
+/// access, with a warning.
+fn set_if_loose(path: &Path, was: u32, mode: u32) -> io::Result<()> {
+    let was = was & 0o777;
     if was & 0o077 != 0 {
         tracing::warn!(path = %path.display(), was = format!("{was:o}"), now = format!("{mode:o}"), "others could read this; mode tightened");
         fs::set_permissions(path, fs::Permissions::from_mode(mode))?;

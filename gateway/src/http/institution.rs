@@ -30,21 +30,12 @@ fn allowed_source(gw: &Gateway, ip: IpAddr) -> bool {
 }
 
 /// Audits a refused connection within the listener's refusal budget, off
-/// the accept loop and the connection's task: there is no answer to
-/// withhold, and a flood must not make the loop wait for commits.
+/// the accept loop and the connection's task.
 fn audit_refusal(gw: &Arc<Gateway>, event: AuditEvent) {
-    let now = gw.clock.now_ms();
-    let Some(event) = gw.institution_refusals.offer(event, now) else {
-        Metrics::inc(&gw.metrics.audit_refusals_coalesced);
-        return;
-    };
-    let gw = gw.clone();
-    tokio::spawn(async move {
-        let _ = crate::routes::record(&gw.audit, &gw.metrics, event, now).await;
-    });
+    crate::routes::record_refusal_detached(gw, &gw.institution_refusals, event);
 }
 
-fn connection_event(action: Action, peer: SocketAddr, reason: &str) -> AuditEvent {
+pub(crate) fn connection_event(action: Action, peer: SocketAddr, reason: &str) -> AuditEvent {
     AuditEvent { object: format!("peer:{peer}"), reason: reason.into(), ..AuditEvent::new(action, Outcome::Refused) }
 }
 

@@ -1,8 +1,9 @@
 //! The patient listener (NET-2): plain server TLS from the internet, under
 //! its own limits (`[patients.limits]`) apart from the institution
 //! listener's, so that a flood here cannot take the clinics' connections:
-//! connections in all and per source address (TLS handshakes included), a
-//! handshake deadline, a header deadline; the body's deadline, the sign-in
+//! connections in all and per source address (TLS handshakes included;
+//! refusals audited within the listener's refusal budget), a handshake
+//! deadline, a header deadline; the body's deadline, the sign-in
 //! throttles, the bounded password pool and the refusal budget are the
 //! routes' (`routes::patient_portal`).
 
@@ -18,7 +19,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
+use crate::audit::{Action, AuditEvent};
 use crate::gateway::{Gateway, Metrics};
+use crate::http::institution::connection_event;
 use crate::http::source_slots::SourceSlots;
 use crate::shutdown::{Stop, next_connection, until_stopped};
 
@@ -34,13 +37,25 @@ pub async fn serve_patients(gw: Arc<Gateway>, listener: TcpListener, tls: Arc<Se
     let mut connections = tokio::task::JoinSet::new();
     while let Some((tcp, peer)) = next_connection(&listener, &mut stop, "patient listener").await {
         while connections.try_join_next().is_some() {}
-        // Refused without a word and without an audit entry each: counted
-        // (`hpki_patient_connections_refused`); the connections this
-        // listener serves are audited request by request.
-        let (Some(source), Ok(slot)) = (sources.take(peer.ip()), connections_left.clone().try_acquire_owned()) else {
-            Metrics::inc(&gw.metrics.patient_connections_refused);
-            drop(tcp);
-            continue;
+        // Refused without a word, counted (`hpki_patient_connections_refused`)
+        // and audited within the listener's refusal budget.
+        let refused = match (sources.take(peer.ip()), connections_left.clone().try_acquire_owned()) {
+            (Some(source), Ok(slot)) => Ok((source, slot)),
+            (None, _) => Err("source_connection_limit"),
+            (Some(_), Err(_)) => Err("connection_limit"),
+        };
+        let (source, slot) = match refused {
+            Ok(held) => held,
+            Err(reason) => {
+                Metrics::inc(&gw.metrics.patient_connections_refused);
+                drop(tcp);
+                let event = AuditEvent {
+                    terminal: crate::audit::budget::PATIENT_PORTAL.into(),
+                    ..connection_event(Action::NetConnect, peer, reason)
+                };
+                crate::routes::record_refusal_detached(&gw, &gw.patient_refusals, event);
+                continue;
+            }
         };
         let (gw, acceptor, stop) = (gw.clone(), acceptor.clone(), stop.clone());
         connections.spawn(async move {

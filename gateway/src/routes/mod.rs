@@ -193,6 +193,26 @@ pub async fn record_refusal(
     }
 }
 
+/// Audits the refusal `event` of a connection within `budget`, without
+/// waiting: there is no answer to withhold, and a flood must not make an
+/// accept loop wait for commits. The budget is asked first, so the tasks
+/// spawned are bounded by it.
+pub fn record_refusal_detached(
+    gw: &std::sync::Arc<crate::gateway::Gateway>,
+    budget: &crate::audit::budget::RefusalBudget,
+    event: AuditEvent,
+) {
+    let now = gw.clock.now_ms();
+    let Some(event) = budget.offer(event, now) else {
+        Metrics::inc(&gw.metrics.audit_refusals_coalesced);
+        return;
+    };
+    let gw = gw.clone();
+    tokio::spawn(async move {
+        let _ = record(&gw.audit, &gw.metrics, event, now).await;
+    });
+}
+
 /// Writes the coalesced entries of `budget`'s seconds that are over (all of
 /// them with `all`, at shutdown).
 pub async fn write_coalesced(gw: &crate::gateway::Gateway, budget: &crate::audit::budget::RefusalBudget, all: bool) {

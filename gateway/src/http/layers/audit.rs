@@ -114,7 +114,10 @@ mod tests {
             clock: Arc::new(ManualClock::new(1_000)),
             metrics: Arc::new(Metrics::new()),
             endpoint,
-            refusals: Arc::new(crate::audit::budget::RefusalBudget::new("institution-listener", 100)),
+            refusals: Arc::new(crate::audit::budget::RefusalBudget::new(
+                crate::audit::budget::INSTITUTION_LISTENER,
+                100,
+            )),
         };
         let app = Router::new()
             .route(
