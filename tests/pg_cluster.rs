@@ -68,7 +68,7 @@ impl PgCluster {
         let conf = format!(
             "\nport = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{root}'\n\
              wal_level = replica\narchive_mode = on\n\
-             archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'\nfsync = off\n",
+             archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f.part && mv {archive}/%f.part {archive}/%f'\nfsync = off\n",
             root = cluster.root.display(),
         );
         append(&cluster.data().join("postgresql.conf"), &conf)?;
