@@ -175,7 +175,7 @@ async fn kill_nine_while_confirming(mut world: World) -> Result<()> {
     let committed_unanswered = unanswered.iter().filter(|d| per_draft.contains_key(&format!("draft:{d}"))).count();
     println!("in flight at the kill and committed all the same: {committed_unanswered}");
     // Every record is named in the audit log — those committed unanswered
-    // by the restarted gateway's `record.recovered` entries.
+    // by the restarted gateway's entries from the audit outbox.
     let audit = world.audit().await;
     for r in &records {
         anyhow::ensure!(
@@ -216,19 +216,31 @@ async fn kill_nine_while_confirming(mut world: World) -> Result<()> {
     Ok(())
 }
 
-/// The crash window itself, made on purpose: a record committed with no
-/// audit entry (as when the process dies between the two commits) is
-/// audited as `record.recovered` when the gateway next starts.
+/// The crash window itself, made on purpose (LOG-1, issue 18): changes
+/// committed with their staged entries (as the handlers commit them) and no
+/// entry — the process died between the two commits. The next start appends
+/// each one's entry, with its own action, actor, object and request id and
+/// the reason `committed_unanswered`; a staged row whose entry did reach the
+/// chain (the crash came after it) is only cleared. Before the outbox only
+/// records were looked for, so the encounter below stayed unaudited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_record_committed_without_its_answer_is_audited_at_the_next_start() -> Result<()> {
+async fn a_change_committed_without_its_audit_entry_is_audited_at_the_next_start_log_1() -> Result<()> {
+    use hpki_gateway::audit::outbox::Staging;
+    use hpki_gateway::audit::{Action, AuditEvent, Outcome};
     let world = World::start(options(None)).await?;
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let staging = |request_id: &str, action| Staging {
+        request_id: request_id.into(),
+        terminal: format!("{CLINIC}/desk-1"),
+        institution: CLINIC.into(),
+        action,
+    };
     let record = hpki_gateway::store::RecordRow {
         id: "rec_committed_unanswered".into(),
         kind: "note".into(),
         patient: "0123456789abcdef0123456789abcdef".into(),
         institution: CLINIC.into(),
-        origin_reference: "note:committed_unanswered".into(),
+        origin_reference: "note:rec_committed_unanswered".into(),
         draft_version: None,
         author: "MD-300001".into(),
         signer: None,
@@ -240,24 +252,72 @@ async fn a_record_committed_without_its_answer_is_audited_at_the_next_start() ->
         revocation: "[]".into(),
         created_at: now,
     };
-    world.gw.store.add_record(&record).await?;
-    anyhow::ensure!(!world.audit().await.iter().any(|e| e.event.object.contains(&record.id)), "audited already");
+    let note = staging("req-note", Action::NoteAdd).stage(
+        "MD-300001",
+        "encounter:enc_1 record:rec_committed_unanswered",
+        now * 1000,
+    );
+    world.gw.store.add_record(&record, &note).await?;
+    let encounter = hpki_gateway::store::EncounterRow {
+        id: "enc_committed_unanswered".into(),
+        patient: record.patient.clone(),
+        institution: CLINIC.into(),
+        opened_by: "A-001".into(),
+        opened_at: now,
+        expires_at: now + 3600,
+        closed_at: None,
+    };
+    let opened = staging("req-encounter", Action::EncounterOpen).stage(
+        "A-001",
+        "patient:P1 encounter:enc_committed_unanswered",
+        now * 1000,
+    );
+    world.gw.store.open_encounter(&encounter, &opened).await?;
+    // A third change whose entry did reach the chain before the crash.
+    let third = hpki_gateway::store::EncounterRow { id: "enc_entry_written".into(), ..encounter.clone() };
+    let written = staging("req-written", Action::EncounterOpen).stage(
+        "A-001",
+        "patient:P1 encounter:enc_entry_written",
+        now * 1000,
+    );
+    world.gw.store.open_encounter(&third, &written).await?;
+    let entry = AuditEvent {
+        actor: "A-001".into(),
+        terminal: written.terminal.clone(),
+        institution: CLINIC.into(),
+        object: written.object.clone(),
+        request_id: "req-written".into(),
+        ..AuditEvent::new(Action::EncounterOpen, Outcome::Ok)
+    };
+    world.gw.store.append_audit(&entry, now * 1000).await?;
+    anyhow::ensure!(world.gw.store.outbox_rows().await?.len() == 3, "the three changes staged their entries");
+    let before = world.audit().await.len();
+
     let (config, _, ops) = world.process_config()?;
     let _gateway = GatewayProcess::start(&config, ops)?;
     let audit = world.audit().await;
-    let named: Vec<_> = audit.iter().filter(|e| e.event.object.contains(&record.id)).collect();
-    anyhow::ensure!(named.len() == 1, "entries naming the record: {named:?}");
-    let e = &named[0].event;
+    let added: Vec<_> = audit[before..].iter().map(|e| &e.event).collect();
+    let recovered: Vec<_> = added.iter().filter(|e| e.reason == "committed_unanswered").collect();
+    let seen: Vec<_> = recovered
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.as_str(), e.object.as_str(), e.request_id.as_str()))
+        .collect();
     anyhow::ensure!(
-        (e.action.as_str(), e.actor.as_str(), e.reason.as_str(), e.object.as_str())
-            == (
-                "record.recovered",
-                "MD-300001",
-                "committed_unanswered",
-                "note:committed_unanswered record:rec_committed_unanswered"
-            ),
-        "{e:?}"
+        seen == [
+            ("note.add", "MD-300001", "encounter:enc_1 record:rec_committed_unanswered", "req-note"),
+            ("encounter.open", "A-001", "patient:P1 encounter:enc_committed_unanswered", "req-encounter"),
+        ],
+        "recovered entries: {seen:?}"
     );
+    anyhow::ensure!(
+        recovered.iter().all(|e| e.outcome == "ok" && e.terminal == format!("{CLINIC}/desk-1")),
+        "{recovered:?}"
+    );
+    anyhow::ensure!(
+        audit.iter().filter(|e| e.event.object.contains("enc_entry_written")).count() == 1,
+        "the change whose entry was written got a second one"
+    );
+    anyhow::ensure!(world.gw.store.outbox_rows().await?.is_empty(), "the outbox was not emptied");
     gateway_cli(&config, &["audit", "verify"])?;
     Ok(())
 }

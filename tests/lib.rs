@@ -415,7 +415,27 @@ impl World {
             &req,
         )
         .map_err(|e| anyhow::anyhow!(e.message))?;
-        self.gw.store.add_patient(&row, "test", 0).await?;
+        // As the admin command does it: the change with its staged entry,
+        // then the entry, then the staged row cleared.
+        use hpki_gateway::audit::{Action, AuditEvent, Outcome, outbox::Staging};
+        let request_id = format!("test-{}", row.id);
+        let staging = Staging {
+            request_id: request_id.clone(),
+            terminal: "-".into(),
+            institution: "-".into(),
+            action: Action::AdminPatientAdd,
+        };
+        let object = format!("patient:{}", row.id);
+        let at = self.gw.clock.now_ms();
+        self.gw.store.add_patient(&row, "test", 0, &staging.stage("admin:test", object.as_str(), at)).await?;
+        let entry = AuditEvent {
+            actor: "admin:test".into(),
+            object,
+            request_id: request_id.clone(),
+            ..AuditEvent::new(Action::AdminPatientAdd, Outcome::Ok)
+        };
+        self.gw.store.append_audit(&entry, at).await?;
+        self.gw.store.clear_outbox(&[request_id.as_str()]).await?;
         let initial = self.enroll_patient(&row.id, institution)?;
         Ok((row.id, initial))
     }

@@ -29,7 +29,7 @@ use crate::store::{Store, StoreError};
 pub enum StartError {
     #[error("opening the store: {0}")]
     Store(#[from] StoreError),
-    #[error("auditing records committed before a crash: {0}")]
+    #[error("auditing changes committed before a crash (the audit outbox): {0}")]
     Recovery(StoreError),
     #[error(transparent)]
     Credentials(#[from] LoadError),
@@ -49,8 +49,8 @@ pub struct Running {
     pub institution_address: SocketAddr,
     pub ops_address: SocketAddr,
     pub patient_address: Option<SocketAddr>,
-    /// Records found committed without their audit entry (a crash between
-    /// commit and answer), now audited.
+    /// Changes found committed without their audit entry (a crash between
+    /// the change's commit and the entry's), now audited from the outbox.
     pub recovered: usize,
     stop: watch::Sender<bool>,
     /// The listeners: each ends after its connections have drained.
@@ -101,11 +101,10 @@ fn local(what: &'static str, l: &TcpListener, address: SocketAddr) -> Result<Soc
 impl App {
     pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<Running, StartError> {
         let store = Store::open(&config.store_config()).await?;
-        let recovered = crate::audit::recovery::audit_unanswered_records(&store, clock.now_ms())
-            .await
-            .map_err(StartError::Recovery)?;
+        // Changes committed before a crash whose entries were not (LOG-1).
+        let recovered = crate::audit::outbox::drain(&store, clock.now_ms()).await.map_err(StartError::Recovery)?;
         if !recovered.is_empty() {
-            tracing::warn!(records = recovered.len(), "audited records whose answer was lost in a crash");
+            tracing::warn!(changes = recovered.len(), "audited changes whose entry was lost in a crash");
         }
         let tls = crate::credentials::server_config(&config)?;
         let validator = crate::credentials::validator(&config)?;

@@ -7,6 +7,17 @@ use hpki_gateway::audit::{AuditEvent, ChainBreak, ChainVerifier};
 use hpki_gateway::store::{Backend, NewPerson, NewSession, SessionEnd, SessionQuery, SessionUse, Store, StoreError};
 use sqlx::Connection;
 
+/// The audit entry a change stages with it, as a handler makes it.
+fn staged(request_id: &str) -> hpki_gateway::audit::outbox::Staged {
+    hpki_gateway::audit::outbox::Staging {
+        request_id: request_id.into(),
+        terminal: "Clinic/t1".into(),
+        institution: "Clinic".into(),
+        action: hpki_gateway::audit::Action::DraftConfirm,
+    }
+    .stage("D1", "-", 1_000)
+}
+
 async fn verify(store: &Store) -> Result<u64, ChainBreak> {
     let mut v = ChainVerifier::default();
     let mut after = 0;
@@ -397,7 +408,7 @@ both_stores!(a_record_refuses_change_and_removal_even_from_raw_sql_data_6, |db| 
         revocation: "[]".into(),
         created_at: 5,
     };
-    s.add_record(&row).await.expect("add record");
+    s.add_record(&row, &staged("r")).await.expect("add record");
     // Records live in the health area: on SQLite another file than the
     // identity one pool_of opens.
     let raw: Box<sqlx::AnyPool> = match &db.config {
@@ -424,6 +435,75 @@ both_stores!(a_record_refuses_change_and_removal_even_from_raw_sql_data_6, |db| 
     db.drop_db().await;
 });
 
+both_stores!(a_change_and_its_staged_audit_entry_commit_together_log_1, |db| {
+    use hpki_gateway::store::{DraftRow, EncounterRow, RecordRow};
+    let s = db.store().await;
+    let requests =
+        |s: Vec<hpki_gateway::audit::outbox::Staged>| -> Vec<String> { s.into_iter().map(|r| r.request_id).collect() };
+    let e = EncounterRow {
+        id: "enc_1".into(),
+        patient: "pseud_1".into(),
+        institution: "Kanazawa Clinic".into(),
+        opened_by: "Kanazawa Clinic/S-1".into(),
+        opened_at: 1,
+        expires_at: 10_000,
+        closed_at: None,
+    };
+    s.open_encounter(&e, &staged("open")).await.expect("encounter");
+    let d = DraftRow {
+        id: "drf_1".into(),
+        kind: "medical".into(),
+        patient: "pseud_1".into(),
+        encounter: "enc_1".into(),
+        institution: "Kanazawa Clinic".into(),
+        assistant: "Kanazawa Clinic/S-1".into(),
+        signer: "MD-1".into(),
+        version: 1,
+        key_id: "k1".into(),
+        content: vec![1],
+        confirmed: false,
+        record_id: None,
+        created_at: 2,
+        updated_at: 2,
+    };
+    s.create_draft(&d, &staged("create")).await.expect("draft");
+    // A refused change stages nothing: the draft with the same id again.
+    assert!(matches!(s.create_draft(&d, &staged("create-again")).await, Err(StoreError::Conflict(_))));
+    let record = |id: &str| RecordRow {
+        id: id.into(),
+        kind: "medical".into(),
+        patient: "pseud_1".into(),
+        institution: "Kanazawa Clinic".into(),
+        origin_reference: "draft:drf_1".into(),
+        draft_version: Some(1),
+        author: "Kanazawa Clinic/S-1".into(),
+        signer: Some("MD-1".into()),
+        key_id: "k1".into(),
+        content: vec![2],
+        document_sha256: Some(vec![7; 32]),
+        signature: Some(vec![9; 256]),
+        signature_cert: Some(vec![0x30, 0x00]),
+        revocation: "[]".into(),
+        created_at: 3,
+    };
+    s.confirm_draft("drf_1", 1, &record("rec_1"), &staged("confirm")).await.expect("confirm");
+    // The losing confirm (PostgreSQL: the one-statement path) stages nothing.
+    assert!(matches!(
+        s.confirm_draft("drf_1", 1, &record("rec_2"), &staged("confirm-lost")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(!s.edit_draft("drf_1", 1, "k1", &[3], 4, &staged("edit-lost")).await.expect("edit"));
+    assert!(!s.close_encounter("enc_nope", "x", 4, &staged("close-lost")).await.expect("close"));
+    assert_eq!(requests(s.outbox_rows().await.expect("outbox")), ["open", "create", "confirm"]);
+    // The writer's clearing: by request, the others stay.
+    s.clear_outbox(&["open", "confirm"]).await.expect("clear");
+    assert_eq!(requests(s.outbox_rows().await.expect("outbox")), ["create"]);
+    s.clear_outbox(&["create"]).await.expect("clear");
+    assert!(s.outbox_rows().await.expect("outbox").is_empty());
+    s.close().await;
+    db.drop_db().await;
+});
+
 fn session<'a>(token_hash: &'a [u8], person_id: &'a str, terminal: &'a str, card_cert: &'a [u8]) -> NewSession<'a> {
     NewSession { token_hash, person_id, terminal, card_cert, revocation: "[]" }
 }
@@ -440,7 +520,7 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
         expires_at: 130,
     };
     let session = |challenge: &str, token: u8| {
-        LoginWrite::Session(OpenSession {
+        LoginWrite::Session(Box::new(OpenSession {
             challenge_id: challenge.into(),
             token_hash: [token; 32],
             person_id: "MD-1".into(),
@@ -450,7 +530,8 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
             revocation: "[]".into(),
             now: 20,
             expires_at: 1000,
-        })
+            staged: staged(&format!("login-{token}")),
+        }))
     };
     assert_eq!(store.login_writes(&[challenge("c1"), challenge("c2")]).await.expect("challenges"), [true, true]);
     // Two logins with c1 in one batch, one with c2, one with an unknown id.
@@ -468,6 +549,9 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
         let found = store.use_session(&[token; 32], ("Kanazawa Clinic", "desk"), 21, 300).await.expect("lookup");
         assert_eq!(matches!(found, hpki_gateway::store::SessionUse::Usable(..)), exists, "token {token}");
     }
+    // Exactly the winners staged their login's audit entry, with the session.
+    let staged: Vec<String> = store.outbox_rows().await.expect("outbox").into_iter().map(|r| r.request_id).collect();
+    assert_eq!(staged, ["login-1", "login-3"]);
 });
 
 both_stores!(concurrent_password_guesses_are_admitted_at_most_up_to_the_limit, |db| {
@@ -480,7 +564,7 @@ both_stores!(concurrent_password_guesses_are_admitted_at_most_up_to_the_limit, |
         name_kanji: None,
         birth_date: "1980-05-05".into(),
     };
-    store.add_patient(&p, "test", 0).await.expect("patient");
+    store.add_patient(&p, "test", 0, &staged("p")).await.expect("patient");
     store.set_initial_password(&p.id, "$argon2id$x", 0).await.expect("account");
     let tries: Vec<_> = (0..50)
         .map(|_| {

@@ -9,7 +9,7 @@
 pub mod action;
 pub mod budget;
 pub mod checkpoint;
-pub mod recovery;
+pub mod outbox;
 pub mod writer;
 
 pub use action::{Action, Outcome};

@@ -12,6 +12,23 @@ use crate::store::batch::Batcher;
 /// Most entries in one commit.
 const MAX_BATCH: usize = 512;
 
+/// Deletes the outbox rows of the requests whose entries were just
+/// committed (`audit::outbox`). A failure leaves rows whose entries are in
+/// the chain: the next start finds the entries and only deletes the rows.
+async fn clear_staged(store: &Store, events: &[(AuditEvent, i64)]) {
+    let ids: Vec<&str> = events
+        .iter()
+        .filter(|(e, _)| crate::audit::outbox::stages(&e.action))
+        .map(|(e, _)| e.request_id.as_str())
+        .collect();
+    if ids.is_empty() {
+        return;
+    }
+    if let Err(e) = store.clear_outbox(&ids).await {
+        tracing::warn!(error = %e, "cannot clear the audit outbox; the next start will");
+    }
+}
+
 #[derive(Clone)]
 pub struct AuditWriter {
     batches: Batcher<(AuditEvent, i64), AuditRecord>,
@@ -22,7 +39,11 @@ impl AuditWriter {
     pub fn start(store: Store, metrics: BatchMetrics) -> AuditWriter {
         let batches = Batcher::start("the audit writer", MAX_BATCH, metrics, move |events: Vec<(AuditEvent, i64)>| {
             let store = store.clone();
-            async move { store.append_audit_batch(&events).await.map_err(|e| format!("audit append failed: {e}")) }
+            async move {
+                let done = store.append_audit_batch(&events).await.map_err(|e| format!("audit append failed: {e}"))?;
+                clear_staged(&store, &events).await;
+                Ok(done)
+            }
         });
         AuditWriter { batches }
     }

@@ -1,7 +1,7 @@
 //! `hpki-gateway admin`: institutions, people, links, patients, record keys and
 //! terminal suspension, each audited with the operator.
 
-use crate::cli::{Operator, admin_audit};
+use crate::cli::{Operator, admin_audit_of};
 use anyhow::Result;
 use clap::Subcommand;
 use hpki_gateway::audit::Action;
@@ -152,12 +152,13 @@ pub(crate) enum PatientCommand {
 pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode> {
     let store = Store::open(&config.store_config()).await?;
     let now = SystemClock.now();
+    let request_id = super::cli_request_id();
     let (op, action, object, result): (Operator, Action, String, Result<Option<String>, String>) = match cmd {
         AdminCommand::Unlink { assistant, doctor, op } => {
             let r = store.unlink_assistant(&assistant, &doctor).await.map(|_| None).map_err(|e| e.to_string());
             (op, Action::AdminUnlink, format!("{assistant}->{doctor}"), r)
         }
-        AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now).await,
+        AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now, &request_id).await,
         AdminCommand::RotateKey { settle_seconds, op } => {
             let path = config.path(&config.records.key_file);
             let r = hpki_gateway::ops::key_rotation::rotate(&path, &store, now, Duration::from_secs(settle_seconds))
@@ -215,7 +216,7 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
     };
     let operator = op.name()?;
     let output = result.as_ref().ok().cloned().flatten();
-    admin_audit(&store, &operator, action, &object, result.map(|_| ())).await?;
+    admin_audit_of(&store, &request_id, &operator, action, &object, result.map(|_| ())).await?;
     match output {
         Some(text) => println!("{text}"),
         None => println!("{action} {object}: done"),
@@ -227,6 +228,7 @@ pub(crate) async fn patient_admin(
     store: &Store,
     cmd: PatientCommand,
     now: i64,
+    request_id: &str,
 ) -> (Operator, Action, String, Result<Option<String>, String>) {
     match cmd {
         PatientCommand::Add { name, name_kanji, birth_date, op } => {
@@ -235,7 +237,15 @@ pub(crate) async fn patient_admin(
             match hpki_gateway::routes::patients::new_patient_row(&rng, now, &req) {
                 Ok(row) => {
                     let by = op.name().unwrap_or_else(|_| "-".into());
-                    let r = store.add_patient(&row, &format!("admin:{by}"), now).await;
+                    let staging = hpki_gateway::audit::outbox::Staging {
+                        request_id: request_id.into(),
+                        terminal: "-".into(),
+                        institution: "-".into(),
+                        action: Action::AdminPatientAdd,
+                    };
+                    let object = format!("patient:{}", row.id);
+                    let staged = staging.stage(&format!("admin:{by}"), object, SystemClock.now_ms());
+                    let r = store.add_patient(&row, &format!("admin:{by}"), now, &staged).await;
                     (
                         op,
                         Action::AdminPatientAdd,

@@ -83,14 +83,43 @@ pub(crate) async fn admin_audit(
     object: &str,
     outcome: Result<(), String>,
 ) -> Result<()> {
+    admin_audit_of(store, "-", operator, action, object, outcome).await
+}
+
+/// [`admin_audit`] for the run `request_id`, whose change may have staged
+/// its entry (`audit::outbox`): the staged row is deleted once the entry
+/// is in the chain.
+pub(crate) async fn admin_audit_of(
+    store: &Store,
+    request_id: &str,
+    operator: &str,
+    action: Action,
+    object: &str,
+    outcome: Result<(), String>,
+) -> Result<()> {
     let event = AuditEvent {
         actor: format!("admin:{operator}"),
         object: object.into(),
         reason: outcome.as_ref().err().cloned().unwrap_or_else(|| "-".into()),
+        request_id: request_id.into(),
         ..AuditEvent::new(action, Outcome::of(&outcome))
     };
     store.append_audit(&event, SystemClock.now_ms()).await?;
+    if request_id != "-"
+        && let Err(e) = store.clear_outbox(&[request_id]).await
+    {
+        tracing::warn!(error = %e, "cannot clear the audit outbox; the gateway's next start will");
+    }
     outcome.map_err(anyhow::Error::msg)
+}
+
+/// The id of one CLI run, in its audit entry (and staged rows).
+pub(crate) fn cli_request_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    // For correlation only, as the listener's request ids.
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    format!("cli-{}", hex::encode(b))
 }
 
 impl Operator {

@@ -5,10 +5,11 @@
 
 use axum::body::Bytes;
 
+use crate::audit::outbox::Staging;
 use crate::domain::roles::Role;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::workflow::json;
-use crate::routes::{ApiError, Ctx, Handled, Public, random};
+use crate::routes::{ApiError, Ctx, Handled, Public, random, staging};
 use crate::store::login_writer::{LoginWrite, OpenSession};
 use crate::store::{ChallengeRow, PersonRow};
 use base64::Engine;
@@ -59,7 +60,11 @@ pub async fn login(p: Public, body: Bytes) -> Handled {
         }
     };
     let object = format!("challenge:{}", req.challenge_id);
-    match login_checked(&p.gw, &p.conn, &req).await {
+    let st = match staging(&p.staging) {
+        Ok(st) => st,
+        Err(e) => return Handled::about(object, Err(e)),
+    };
+    match login_checked(&p.gw, &p.conn, &req, st).await {
         Ok((resp, person)) => Handled { actor: Some(person), object, answer: json(200, &resp) },
         Err((r, actor)) => Handled { actor, object, answer: Err(r) },
     }
@@ -67,7 +72,7 @@ pub async fn login(p: Public, body: Bytes) -> Handled {
 
 pub(crate) type LoginResult = Result<(LoginResponse, String), (ApiError, Option<String>)>;
 
-pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest) -> LoginResult {
+pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequest, st: &Staging) -> LoginResult {
     let now = gw.clock.now();
     // 1. The challenge: known, unused, unexpired, this terminal's.
     let challenge = match gw.store.challenge(&req.challenge_id).await {
@@ -78,7 +83,7 @@ pub(crate) async fn login_checked(gw: &Gateway, conn: &ConnInfo, req: &LoginRequ
         }
         Err(e) => return Err((e.into(), None)),
     };
-    let checked = checked_with(gw, conn, req, &challenge, now).await;
+    let checked = checked_with(gw, conn, req, &challenge, now, st).await;
     if checked.is_err() {
         // A refused login spends its challenge as an accepted one does.
         if let Err(e) = gw.store.take_challenge(&req.challenge_id, now).await
@@ -114,6 +119,7 @@ async fn checked_with(
     req: &LoginRequest,
     challenge: &ChallengeRow,
     now: i64,
+    st: &Staging,
 ) -> LoginResult {
     let anon = |r: ApiError| (r, None);
     if now >= challenge.expires_at {
@@ -243,8 +249,9 @@ async fn checked_with(
         revocation: revocation_evidence(&validated),
         now,
         expires_at,
+        staged: st.stage(&person_id, format!("challenge:{}", req.challenge_id), gw.clock.now_ms()),
     };
-    match gw.logins.write(LoginWrite::Session(session)).await {
+    match gw.logins.write(LoginWrite::Session(Box::new(session))).await {
         Ok(true) => {}
         Ok(false) => return Err((replayed(), who)),
         Err(e) => return Err((writer_failed(e), who)),
@@ -311,6 +318,9 @@ pub async fn whoami(c: Ctx) -> Handled {
 
 /// `POST /v1/auth/logout` (the agent also calls it when the card is removed).
 pub async fn logout(c: Ctx) -> Handled {
-    let ended = c.gw.store.end_session(&c.a.token_hash, c.gw.clock.now(), "logout").await;
-    Handled::about("session", ended.map(|_| (204, Vec::new())).map_err(ApiError::from))
+    let ended = match c.stage("session") {
+        Ok(staged) => c.gw.store.log_out(&c.a.token_hash, c.gw.clock.now(), &staged).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    Handled::about("session", ended.map(|_| (204, Vec::new())))
 }

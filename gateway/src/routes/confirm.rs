@@ -6,13 +6,14 @@
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery};
 
+use crate::audit::outbox::Staging;
 use crate::domain::roles::Action;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::drafts::{find_draft, unknown_draft};
 use crate::routes::workflow::{
     Answer, document, draft_kind, hex, json, no_open_encounter, parse, random_id, record_view,
 };
-use crate::routes::{ApiError, Authenticated, Ctx, Handled, check_allowed as require, naming_object};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, check_allowed as require, naming_object, staging};
 use crate::store::{DraftRow, PatientRow, RecordRow, SealedTable, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -65,6 +66,7 @@ pub(crate) async fn confirm_one(
     cert: &[u8],
     intermediates: &[Vec<u8>],
     signature: &[u8],
+    st: &Staging,
 ) -> Result<Record, ApiError> {
     // Everything the checks below read, in one round trip.
     let ctx = gw
@@ -157,7 +159,8 @@ pub(crate) async fn confirm_one(
         revocation: evidence,
         created_at: now,
     };
-    match gw.store.confirm_draft(&d.id, d.version, &row).await {
+    let staged = st.stage(&a.person.id, format!("draft:{} record:{}", d.id, row.id), gw.clock.now_ms());
+    match gw.store.confirm_draft(&d.id, d.version, &row, &staged).await {
         Ok(()) => record_view(gw, &row, &patient),
         // A concurrent confirm or edit won the race: answer as a retry would.
         Err(StoreError::Conflict(_)) => {
@@ -211,6 +214,7 @@ pub(crate) async fn confirm_batch(
     a: &Authenticated,
     body: &[u8],
     object: &mut String,
+    st: &Staging,
 ) -> Answer {
     let req: ConfirmBatch = parse(body)?;
     if req.items.is_empty() || req.items.len() > 100 {
@@ -222,7 +226,7 @@ pub(crate) async fn confirm_batch(
     let mut confirmed = Vec::new();
     for item in &req.items {
         let outcome = match decode(&item.signature, "signature") {
-            Ok(sig) => confirm_one(gw, conn, a, &item.draft, item.version, &cert, &intermediates, &sig).await,
+            Ok(sig) => confirm_one(gw, conn, a, &item.draft, item.version, &cert, &intermediates, &sig, st).await,
             Err(r) => Err(r),
         };
         match outcome {
@@ -265,7 +269,9 @@ pub async fn confirm(c: Ctx, Path(draft): Path<String>, body: Bytes) -> Handled 
         let cert = decode(&req.certificate, "certificate")?;
         let intermediates = decode_all(&req.intermediates)?;
         let signature = decode(&req.signature, "signature")?;
-        let record = confirm_one(&c.gw, &c.conn, &c.a, &draft, req.version, &cert, &intermediates, &signature).await?;
+        let st = staging(&c.staging)?;
+        let record =
+            confirm_one(&c.gw, &c.conn, &c.a, &draft, req.version, &cert, &intermediates, &signature, st).await?;
         *object = format!("draft:{draft} record:{}", record.id);
         json(200, &record)
     })
@@ -274,5 +280,5 @@ pub async fn confirm(c: Ctx, Path(draft): Path<String>, body: Bytes) -> Handled 
 
 /// `POST /v1/confirm-batch`: drafts confirmed under one PIN entry.
 pub async fn batch(c: Ctx, body: Bytes) -> Handled {
-    naming_object(async |object| confirm_batch(&c.gw, &c.conn, &c.a, &body, object).await).await
+    naming_object(async |object| confirm_batch(&c.gw, &c.conn, &c.a, &body, object, staging(&c.staging)?).await).await
 }

@@ -9,6 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use hpki_protocol::ErrorCode;
 
+use crate::audit::outbox::{Staged, Staging};
 use crate::domain::roles::{Action, Role, allowed};
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::ApiError;
@@ -37,6 +38,7 @@ pub fn check_allowed(a: &Authenticated, action: Action) -> Result<(), ApiError> 
 pub struct Public {
     pub gw: Arc<Gateway>,
     pub conn: Arc<ConnInfo>,
+    pub staging: Option<Staging>,
 }
 
 /// The handler of a session endpoint.
@@ -44,6 +46,21 @@ pub struct Ctx {
     pub gw: Arc<Gateway>,
     pub conn: Arc<ConnInfo>,
     pub a: Arc<Authenticated>,
+    /// For the endpoints that change state (`audit::outbox`).
+    pub staging: Option<Staging>,
+}
+
+/// The staging of an endpoint that changes state; a handler that changes
+/// state without one is refused (the audit layer was not mounted).
+pub fn staging(s: &Option<Staging>) -> Result<&Staging, ApiError> {
+    s.as_ref().ok_or_else(|| unmounted("audit staging"))
+}
+
+impl Ctx {
+    /// The entry this request's change owes, made by the session's person.
+    pub fn stage(&self, object: impl Into<String>) -> Result<Staged, ApiError> {
+        Ok(staging(&self.staging)?.stage(&self.a.person.id, object, self.gw.clock.now_ms()))
+    }
 }
 
 /// A handler mounted without the layer that provides its input: a bug in
@@ -58,7 +75,7 @@ impl FromRequestParts<Arc<Gateway>> for Public {
 
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Public, ApiError> {
         let conn = parts.extensions.get::<Arc<ConnInfo>>().cloned().ok_or_else(|| unmounted("connection"))?;
-        Ok(Public { gw: gw.clone(), conn })
+        Ok(Public { gw: gw.clone(), conn, staging: parts.extensions.get::<Staging>().cloned() })
     }
 }
 
@@ -68,6 +85,6 @@ impl FromRequestParts<Arc<Gateway>> for Ctx {
     async fn from_request_parts(parts: &mut Parts, gw: &Arc<Gateway>) -> Result<Ctx, ApiError> {
         let conn = parts.extensions.get::<Arc<ConnInfo>>().cloned().ok_or_else(|| unmounted("connection"))?;
         let a = parts.extensions.get::<Arc<Authenticated>>().cloned().ok_or_else(|| unmounted("session"))?;
-        Ok(Ctx { gw: gw.clone(), conn, a })
+        Ok(Ctx { gw: gw.clone(), conn, a, staging: parts.extensions.get::<Staging>().cloned() })
     }
 }

@@ -5,11 +5,12 @@
 use axum::body::Bytes;
 use axum::extract::Path;
 
+use crate::audit::outbox::Staging;
 use crate::domain::roles::Role;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::encounters::encounter_for_entry;
 use crate::routes::workflow::{Answer, content_object, draft_view, json, parse, random_id};
-use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object, staging};
 use crate::store::{DraftRow, EncounterRow, SealedTable};
 use hpki_protocol::DraftKind;
 use hpki_protocol::ErrorCode;
@@ -22,6 +23,7 @@ pub(crate) async fn new_draft(
     assistant: &str,
     signer: &str,
     content: &serde_json::Value,
+    st: &Staging,
 ) -> Result<Draft, ApiError> {
     let now = gw.clock.now();
     let id = random_id(gw, "drf_")?;
@@ -43,7 +45,8 @@ pub(crate) async fn new_draft(
         created_at: now,
         updated_at: now,
     };
-    gw.store.create_draft(&row).await?;
+    let object = format!("draft:{} encounter:{} doctor:{signer}", row.id, e.id);
+    gw.store.create_draft(&row, &st.stage(assistant, object, gw.clock.now_ms())).await?;
     draft_view(gw, &row).await
 }
 
@@ -53,6 +56,7 @@ pub(crate) async fn create_draft(
     a: &Authenticated,
     body: &[u8],
     object: &mut String,
+    st: &Staging,
 ) -> Answer {
     let req: NewDraft = parse(body)?;
     *object = format!("encounter:{} doctor:{}", req.encounter, req.doctor);
@@ -72,7 +76,7 @@ pub(crate) async fn create_draft(
     if !gw.store.linked_doctors(&a.person.id).await?.contains(&doctor.id) {
         return Err(ApiError::new(ErrorCode::NotLinked, format!("{} is not linked to {}", a.person.id, doctor.id)));
     }
-    let d = new_draft(gw, &e, DraftKind::Medical, &a.person.id, &doctor.id, &req.content).await?;
+    let d = new_draft(gw, &e, DraftKind::Medical, &a.person.id, &doctor.id, &req.content, st).await?;
     *object = format!("draft:{} encounter:{} doctor:{}", d.id, e.id, doctor.id);
     json(201, &d)
 }
@@ -83,12 +87,13 @@ pub(crate) async fn create_dispensing(
     a: &Authenticated,
     body: &[u8],
     object: &mut String,
+    st: &Staging,
 ) -> Answer {
     let req: NewDispensing = parse(body)?;
     *object = format!("encounter:{}", req.encounter);
     content_object(&req.content)?;
     let e = encounter_for_entry(gw, conn, &req.encounter).await?;
-    let d = new_draft(gw, &e, DraftKind::Dispensing, &a.person.id, &a.person.id, &req.content).await?;
+    let d = new_draft(gw, &e, DraftKind::Dispensing, &a.person.id, &a.person.id, &req.content, st).await?;
     *object = format!("draft:{} encounter:{}", d.id, e.id);
     json(201, &d)
 }
@@ -110,7 +115,7 @@ pub(crate) async fn read_draft(gw: &Gateway, a: &Authenticated, id: &str) -> Ans
 }
 
 /// FLOW-3: editing a pending draft needs no open encounter.
-pub(crate) async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: &[u8]) -> Answer {
+pub(crate) async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: &[u8], st: &Staging) -> Answer {
     let req: EditDraft = parse(body)?;
     content_object(&req.content)?;
     let d = find_draft(gw, id).await?;
@@ -131,7 +136,8 @@ pub(crate) async fn edit_draft(gw: &Gateway, a: &Authenticated, id: &str, body: 
     }
     let plain = serde_json::to_vec(&req.content).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
     let (key_id, sealed) = gw.keys().seal(&SealedTable::Drafts.aad(id), &plain)?;
-    if !gw.store.edit_draft(id, req.version, &key_id, &sealed, gw.clock.now()).await? {
+    let staged = st.stage(&a.person.id, format!("draft:{id}"), gw.clock.now_ms());
+    if !gw.store.edit_draft(id, req.version, &key_id, &sealed, gw.clock.now(), &staged).await? {
         return Err(stale());
     }
     json(200, &draft_view(gw, &find_draft(gw, id).await?).await?)
@@ -168,12 +174,13 @@ pub(crate) async fn linked_doctors(gw: &Gateway, a: &Authenticated) -> Answer {
 
 /// `POST /v1/drafts`.
 pub async fn create(c: Ctx, body: Bytes) -> Handled {
-    naming_object(async |object| create_draft(&c.gw, &c.conn, &c.a, &body, object).await).await
+    naming_object(async |object| create_draft(&c.gw, &c.conn, &c.a, &body, object, staging(&c.staging)?).await).await
 }
 
 /// `POST /v1/dispensing`.
 pub async fn create_dispensing_draft(c: Ctx, body: Bytes) -> Handled {
-    naming_object(async |object| create_dispensing(&c.gw, &c.conn, &c.a, &body, object).await).await
+    naming_object(async |object| create_dispensing(&c.gw, &c.conn, &c.a, &body, object, staging(&c.staging)?).await)
+        .await
 }
 
 /// `GET /v1/drafts/{draft}`.
@@ -183,7 +190,11 @@ pub async fn read(c: Ctx, Path(draft): Path<String>) -> Handled {
 
 /// `PUT /v1/drafts/{draft}`.
 pub async fn edit(c: Ctx, Path(draft): Path<String>, body: Bytes) -> Handled {
-    Handled::about(format!("draft:{draft}"), edit_draft(&c.gw, &c.a, &draft, &body).await)
+    let answer = match staging(&c.staging) {
+        Ok(st) => edit_draft(&c.gw, &c.a, &draft, &body, st).await,
+        Err(e) => Err(e),
+    };
+    Handled::about(format!("draft:{draft}"), answer)
 }
 
 /// `GET /v1/queue`: the drafts awaiting the doctor's signature.

@@ -6,8 +6,9 @@ use crate::routes::workflow::{Answer, encounter_view, json, parse, patient, rand
 use axum::body::Bytes;
 use axum::extract::Path;
 
+use crate::audit::outbox::Staging;
 use crate::gateway::{ConnInfo, Gateway};
-use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object, staging};
 use crate::store::EncounterRow;
 use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::OpenEncounter;
@@ -18,6 +19,7 @@ pub(crate) async fn open_encounter(
     a: &Authenticated,
     body: &[u8],
     object: &mut String,
+    st: &Staging,
 ) -> Answer {
     let req: OpenEncounter = parse(body)?;
     *object = format!("patient:{}", req.patient);
@@ -36,17 +38,24 @@ pub(crate) async fn open_encounter(
         expires_at: now + gw.config.records.encounter_max_seconds,
         closed_at: None,
     };
-    gw.store.open_encounter(&e).await?;
     *object = format!("patient:{} encounter:{}", p.id, e.id);
+    gw.store.open_encounter(&e, &st.stage(&a.person.id, object.as_str(), gw.clock.now_ms())).await?;
     json(201, &encounter_view(&e, &p.id))
 }
 
-pub(crate) async fn close_encounter(gw: &Gateway, conn: &ConnInfo, a: &Authenticated, id: &str) -> Answer {
+pub(crate) async fn close_encounter(
+    gw: &Gateway,
+    conn: &ConnInfo,
+    a: &Authenticated,
+    id: &str,
+    st: &Staging,
+) -> Answer {
     let e = gw.store.encounter(id).await?.filter(|e| e.institution == conn.terminal.institution).ok_or_else(|| {
         ApiError::new(ErrorCode::UnknownEncounter, format!("no encounter {id:?} at this institution"))
     })?;
     let now = gw.clock.now();
-    if !gw.store.close_encounter(id, &a.person.id, now).await? {
+    let staged = st.stage(&a.person.id, format!("encounter:{id}"), gw.clock.now_ms());
+    if !gw.store.close_encounter(id, &a.person.id, now, &staged).await? {
         return Err(ApiError::new(ErrorCode::EncounterClosed, "the encounter is already closed"));
     }
     let patient = gw.store.patient_by_pseudonym(&e.patient).await?.map(|p| p.id).unwrap_or_default();
@@ -74,10 +83,14 @@ pub(crate) async fn encounter_for_entry(gw: &Gateway, conn: &ConnInfo, id: &str)
 
 /// `POST /v1/encounters`.
 pub async fn open(c: Ctx, body: Bytes) -> Handled {
-    naming_object(async |object| open_encounter(&c.gw, &c.conn, &c.a, &body, object).await).await
+    naming_object(async |object| open_encounter(&c.gw, &c.conn, &c.a, &body, object, staging(&c.staging)?).await).await
 }
 
 /// `POST /v1/encounters/{encounter}/close`.
 pub async fn close(c: Ctx, Path(encounter): Path<String>) -> Handled {
-    Handled::about(format!("encounter:{encounter}"), close_encounter(&c.gw, &c.conn, &c.a, &encounter).await)
+    let answer = match staging(&c.staging) {
+        Ok(st) => close_encounter(&c.gw, &c.conn, &c.a, &encounter, st).await,
+        Err(e) => Err(e),
+    };
+    Handled::about(format!("encounter:{encounter}"), answer)
 }

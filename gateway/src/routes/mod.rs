@@ -21,7 +21,7 @@ pub mod patients;
 pub mod workflow;
 
 pub use auth::{revocation_evidence, verify_card_signature};
-pub use ctx::{Authenticated, Ctx, Public, check_allowed};
+pub use ctx::{Authenticated, Ctx, Public, check_allowed, staging};
 
 use hpki_protocol::ErrorCode;
 use hpki_protocol::wire::ErrorBody;

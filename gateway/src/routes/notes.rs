@@ -3,11 +3,12 @@
 
 use axum::body::Bytes;
 
+use crate::audit::outbox::Staging;
 use crate::gateway::{ConnInfo, Gateway};
 use crate::routes::confirm::patient_by_pseudonym;
 use crate::routes::encounters::encounter_for_entry;
 use crate::routes::workflow::{Answer, content_object, json, parse, random_id, record_view};
-use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object, staging};
 use crate::store::{RecordRow, SealedTable};
 use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::NewNote;
@@ -18,6 +19,7 @@ pub(crate) async fn add_note(
     a: &Authenticated,
     body: &[u8],
     object: &mut String,
+    st: &Staging,
 ) -> Answer {
     let req: NewNote = parse(body)?;
     *object = format!("encounter:{}", req.encounter);
@@ -44,12 +46,12 @@ pub(crate) async fn add_note(
         revocation: "[]".into(),
         created_at: gw.clock.now(),
     };
-    gw.store.add_record(&row).await?;
     *object = format!("encounter:{} record:{id}", e.id);
+    gw.store.add_record(&row, &st.stage(&a.person.id, object.as_str(), gw.clock.now_ms())).await?;
     json(201, &record_view(gw, &row, &p.id)?)
 }
 
 /// `POST /v1/notes`.
 pub async fn add(c: Ctx, body: Bytes) -> Handled {
-    naming_object(async |object| add_note(&c.gw, &c.conn, &c.a, &body, object).await).await
+    naming_object(async |object| add_note(&c.gw, &c.conn, &c.a, &body, object, staging(&c.staging)?).await).await
 }

@@ -19,6 +19,7 @@ use ring::digest::{SHA256, digest};
 use ring::rand::SecureRandom;
 use tracing::Instrument;
 
+use crate::audit::outbox::{Staged, Staging};
 use crate::audit::{Action, AuditEvent, Outcome as AuditOutcome};
 use crate::config::PatientSection;
 use crate::domain::passwords;
@@ -47,13 +48,19 @@ pub async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) 
             (&Method::POST, "/p/v1/logout") => Action::PatientLogout,
             _ => Action::PatientUnknown,
         };
-        let answer = dispatch(&gw, req, peer, action).await;
+        let st = Staging {
+            request_id: rid.clone(),
+            terminal: format!("{}:{}", crate::audit::budget::PATIENT_PORTAL, peer.ip()),
+            institution: "-".into(),
+            action,
+        };
+        let answer = dispatch(&gw, req, peer, &st).await;
         tracing::Span::current().record("person", answer.actor.as_str());
         tracing::info!(status = answer.status, refusal = answer.refusal.map_or("-", ErrorCode::as_str), "{action}");
         let outcome = if answer.refusal.is_some() { AuditOutcome::Refused } else { AuditOutcome::Ok };
         let event = AuditEvent {
             actor: answer.actor.clone(),
-            terminal: format!("{}:{}", crate::audit::budget::PATIENT_PORTAL, peer.ip()),
+            terminal: st.terminal.clone(),
             object: answer.object.clone(),
             reason: answer.refusal.map_or("-", ErrorCode::as_str).into(),
             request_id: rid.clone(),
@@ -102,7 +109,8 @@ fn page() -> Response<Body> {
     r
 }
 
-async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, action: Action) -> Answered {
+async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, st: &Staging) -> Answered {
+    let action = st.action;
     let anon = |r: ApiError| refused(r, "-".into(), "-".into());
     let Some(cfg) = gw.config.patients.as_ref() else {
         return anon(ApiError::new(ErrorCode::NotFound, "no patient listener"));
@@ -123,7 +131,7 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, action
         }
     };
     match action {
-        Action::PatientLogin => login(gw, cfg, peer, &body).await,
+        Action::PatientLogin => login(gw, cfg, peer, &body, st).await,
         Action::PatientPassword | Action::PatientRecords | Action::PatientLogout => {
             let Some(token) = bearer else {
                 return anon(ApiError::new(ErrorCode::NoSession, "sign in first"));
@@ -135,11 +143,18 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, action
             };
             let actor = format!("patient:{patient}");
             let result = match action {
-                Action::PatientPassword => change_password(gw, cfg, peer, &patient, &token_hash, &body).await,
+                Action::PatientPassword => {
+                    let staged = st.stage(&actor, format!("patient:{patient}"), gw.clock.now_ms());
+                    change_password(gw, cfg, peer, &patient, &token_hash, &body, &staged).await
+                }
                 Action::PatientRecords => records(gw, &patient).await,
                 _ => gw
                     .store
-                    .end_patient_session(&token_hash, gw.clock.now())
+                    .patient_log_out(
+                        &token_hash,
+                        gw.clock.now(),
+                        &st.stage(&actor, format!("patient:{patient}"), gw.clock.now_ms()),
+                    )
                     .await
                     .map(|_| (204, Vec::new()))
                     .map_err(ApiError::from),
@@ -159,7 +174,7 @@ fn bad_credentials() -> ApiError {
     ApiError::new(ErrorCode::InvalidCredentials, "the ID or the password is wrong")
 }
 
-async fn login(gw: &Gateway, cfg: &PatientSection, peer: SocketAddr, body: &[u8]) -> Answered {
+async fn login(gw: &Gateway, cfg: &PatientSection, peer: SocketAddr, body: &[u8], st: &Staging) -> Answered {
     let req: PatientLogin = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) => {
@@ -192,7 +207,9 @@ async fn login(gw: &Gateway, cfg: &PatientSection, peer: SocketAddr, body: &[u8]
             .map_err(|_| ApiError::new(ErrorCode::NoRandomness, "the system random generator failed"))?;
         let token = B64URL.encode(token);
         let expires_at = now + cfg.session_max_seconds;
-        gw.store.create_patient_session(digest(&SHA256, token.as_bytes()).as_ref(), &id, now, expires_at).await?;
+        let staged = st.stage(&actor, object.as_str(), gw.clock.now_ms());
+        let token_hash = digest(&SHA256, token.as_bytes());
+        gw.store.create_patient_session(token_hash.as_ref(), &id, now, expires_at, &staged).await?;
         Ok::<_, ApiError>(PatientSession {
             session: token,
             must_change_password: account.must_change,
@@ -320,6 +337,7 @@ async fn change_password(
     patient: &str,
     session: &[u8],
     body: &[u8],
+    staged: &Staged,
 ) -> Result<(u16, Vec<u8>), ApiError> {
     let req: PasswordChange = serde_json::from_slice(body)
         .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
@@ -342,7 +360,7 @@ async fn change_password(
         .await
         .map_err(|e| pool_refusal(gw, e))?
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    gw.store.set_password(patient, &hashed, now, session).await?;
+    gw.store.set_password(patient, &hashed, now, session, staged).await?;
     Ok((204, Vec::new()))
 }
 

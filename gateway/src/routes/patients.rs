@@ -7,18 +7,26 @@ use crate::routes::workflow::{Answer, hex, json, open_encounter_here, parse, pat
 use axum::body::Bytes;
 use axum::extract::Path;
 
+use crate::audit::outbox::Staging;
 use crate::gateway::{ConnInfo, Gateway};
-use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object};
+use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object, staging};
 use crate::store::PatientRow;
 use hpki_protocol::ErrorCode;
 use hpki_protocol::workflow::{NewPatient, Patient, Records};
 use ring::rand::SecureRandom;
 
-pub(crate) async fn register_patient(gw: &Gateway, a: &Authenticated, body: &[u8], object: &mut String) -> Answer {
+pub(crate) async fn register_patient(
+    gw: &Gateway,
+    a: &Authenticated,
+    body: &[u8],
+    object: &mut String,
+    st: &Staging,
+) -> Answer {
     let req: NewPatient = parse(body)?;
     let row = new_patient_row(&gw.rng, gw.clock.now(), &req)?;
     *object = format!("patient:{}", row.id);
-    gw.store.add_patient(&row, &a.person.id, gw.clock.now()).await?;
+    let staged = st.stage(&a.person.id, object.as_str(), gw.clock.now_ms());
+    gw.store.add_patient(&row, &a.person.id, gw.clock.now(), &staged).await?;
     json(201, &Patient { id: row.id, name: row.name, name_kanji: row.name_kanji, birth_date: row.birth_date })
 }
 
@@ -66,7 +74,7 @@ pub async fn visible_records(gw: &Gateway, p: PatientRow, own_institution: Optio
 
 /// `POST /v1/patients`.
 pub async fn register(c: Ctx, body: Bytes) -> Handled {
-    naming_object(async |object| register_patient(&c.gw, &c.a, &body, object).await).await
+    naming_object(async |object| register_patient(&c.gw, &c.a, &body, object, staging(&c.staging)?).await).await
 }
 
 /// `GET /v1/patients/{patient}/records`.

@@ -283,6 +283,30 @@ impl Store {
         Ok(())
     }
 
+    /// A logout: ends the session with its audit entry staged
+    /// (`audit::outbox`); `false` if it was unknown or already ended.
+    pub async fn log_out(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+        staged: &crate::audit::outbox::Staged,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = 'logout' WHERE token_hash = $2 AND ended_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.stage_in(&mut tx, crate::audit::outbox::Area::Identity, staged).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Ends a session; `false` if it was unknown or already ended.
     pub async fn end_session(&self, token_hash: &[u8], now: i64, reason: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(

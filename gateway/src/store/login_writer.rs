@@ -5,7 +5,8 @@
 //! UPDATE … RETURNING, the sessions of the challenges won in one INSERT. A
 //! challenge is taken at most once: of two logins racing for it — in one
 //! batch, in two, or in two gateway processes — exactly one opens a
-//! session.
+//! session. Each session's login stages its audit entry in the same
+//! transaction (`audit::outbox`), one more multi-row INSERT.
 
 use sqlx::Row;
 
@@ -24,7 +25,7 @@ pub enum LoginWrite {
     Challenge { id: String, nonce: Vec<u8>, terminal: String, now: i64, expires_at: i64 },
     /// Takes the challenge and opens the session: `Ok(false)` when the
     /// challenge was taken already (nothing written).
-    Session(OpenSession),
+    Session(Box<OpenSession>),
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct OpenSession {
     pub revocation: String,
     pub now: i64,
     pub expires_at: i64,
+    /// The login's audit entry, staged with the session (`audit::outbox`).
+    pub staged: crate::audit::outbox::Staged,
 }
 
 #[derive(Clone)]
@@ -81,7 +84,7 @@ impl Store {
         let sessions: Vec<&OpenSession> = writes
             .iter()
             .filter_map(|w| match w {
-                LoginWrite::Session(s) => Some(s),
+                LoginWrite::Session(s) => Some(&**s),
                 LoginWrite::Challenge { .. } => None,
             })
             .collect();
@@ -130,7 +133,7 @@ impl Store {
                     values_placeholders(self.backend(), opened.len(), 9)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for s in opened {
+                for s in &opened {
                     q = q
                         .bind(s.token_hash.as_slice())
                         .bind(s.person_id.as_str())
@@ -143,6 +146,10 @@ impl Store {
                         .bind(s.expires_at);
                 }
                 q.execute(&mut *tx).await?;
+                let staged: Vec<_> = opened.iter().map(|s| &s.staged).collect();
+                super::outbox::stage(self.backend(), crate::audit::outbox::Area::Identity, &staged)
+                    .execute(&mut *tx)
+                    .await?;
             }
         }
         tx.commit().await?;

@@ -16,6 +16,7 @@ mod audit_rows;
 mod identity;
 mod login;
 mod monitoring;
+mod outbox;
 mod patients;
 mod workflow;
 
@@ -88,6 +89,7 @@ fn migrator(backend: Backend) -> Migrator {
             migration(4, "login evidence", include_str!("../../migrations/sqlite/0004_login_evidence.sql")),
             migration(5, "store generation", include_str!("../../migrations/sqlite/0005_store_generation.sql")),
             migration(6, "session certificates", include_str!("../../migrations/sqlite/0006_session_certificates.sql")),
+            migration(7, "audit outbox", include_str!("../../migrations/sqlite/0007_audit_outbox.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -102,6 +104,7 @@ fn migrator(backend: Backend) -> Migrator {
                     "session certificates",
                     include_str!("../../migrations/postgres/0007_session_certificates.sql"),
                 ),
+                migration(8, "audit outbox", include_str!("../../migrations/postgres/0008_audit_outbox.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would

@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, conflict};
+use crate::audit::outbox::{Area, Staged};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientRow {
@@ -57,7 +58,14 @@ fn patient_of(r: &sqlx::any::AnyRow) -> Result<PatientRow, sqlx::Error> {
 }
 
 impl Store {
-    pub async fn add_patient(&self, p: &PatientRow, registered_by: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn add_patient(
+        &self,
+        p: &PatientRow,
+        registered_by: &str,
+        now: i64,
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO patients (id, pseudonym, name, name_kanji, birth_date, registered_by, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -69,9 +77,11 @@ impl Store {
         .bind(&p.birth_date)
         .bind(registered_by)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, format!("patient {:?}", p.id)))?;
+        self.stage_in(&mut tx, Area::Identity, staged).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -248,7 +258,14 @@ impl Store {
     /// every session of the patient but `keep` (the one that changed it),
     /// in one transaction: a session opened with the old password does not
     /// outlive it.
-    pub async fn set_password(&self, patient: &str, hash: &str, now: i64, keep: &[u8]) -> Result<(), StoreError> {
+    pub async fn set_password(
+        &self,
+        patient: &str,
+        hash: &str,
+        now: i64,
+        keep: &[u8],
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
             "UPDATE patient_accounts SET password_hash = $1, must_change = 0, changed_at = $2 WHERE patient_id = $3",
@@ -267,6 +284,7 @@ impl Store {
         .bind(keep)
         .execute(&mut *tx)
         .await?;
+        self.stage_in(&mut tx, Area::Identity, staged).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -277,7 +295,9 @@ impl Store {
         patient: &str,
         now: i64,
         expires_at: i64,
+        staged: &Staged,
     ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO patient_sessions (token_hash, patient_id, created_at, last_seen, expires_at) \
              VALUES ($1, $2, $3, $3, $4)",
@@ -286,8 +306,10 @@ impl Store {
         .bind(patient)
         .bind(now)
         .bind(expires_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
+        self.stage_in(&mut tx, Area::Identity, staged).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -324,6 +346,22 @@ impl Store {
             .bind(token_hash)
             .execute(self.pool())
             .await?;
+        Ok(())
+    }
+
+    /// A patient's logout: ends the session with its audit entry staged
+    /// (`audit::outbox`).
+    pub async fn patient_log_out(&self, token_hash: &[u8], now: i64, staged: &Staged) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE patient_sessions SET ended_at = $1 WHERE token_hash = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 1 {
+            self.stage_in(&mut tx, Area::Identity, staged).await?;
+            tx.commit().await?;
+        }
         Ok(())
     }
 

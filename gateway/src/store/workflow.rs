@@ -5,6 +5,7 @@
 use sqlx::Row;
 
 use super::{Backend, Store, StoreError, conflict};
+use crate::audit::outbox::{Area, Staged};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncounterRow {
@@ -148,7 +149,9 @@ fn record_of(r: &sqlx::any::AnyRow) -> Result<RecordRow, sqlx::Error> {
 }
 
 impl Store {
-    pub async fn open_encounter(&self, e: &EncounterRow) -> Result<(), StoreError> {
+    /// Opens `e`, its audit entry staged with it (`audit::outbox`).
+    pub async fn open_encounter(&self, e: &EncounterRow, staged: &Staged) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO encounters (id, patient, institution, opened_by, opened_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -159,9 +162,11 @@ impl Store {
         .bind(&e.opened_by)
         .bind(e.opened_at)
         .bind(e.expires_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|err| conflict(err, format!("encounter {:?}", e.id)))?;
+        self.stage_in(&mut tx, Area::Health, staged).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -193,18 +198,25 @@ impl Store {
     }
 
     /// Closes an open encounter; `false` if it was already closed.
-    pub async fn close_encounter(&self, id: &str, by: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn close_encounter(&self, id: &str, by: &str, now: i64, staged: &Staged) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done =
             sqlx::query("UPDATE encounters SET closed_at = $1, closed_by = $2 WHERE id = $3 AND closed_at IS NULL")
                 .bind(now)
                 .bind(by)
                 .bind(id)
-                .execute(self.pool())
+                .execute(&mut *tx)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.stage_in(&mut tx, Area::Health, staged).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    pub async fn create_draft(&self, d: &DraftRow) -> Result<(), StoreError> {
+    pub async fn create_draft(&self, d: &DraftRow, staged: &Staged) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO drafts (id, kind, patient, encounter, institution, assistant, signer, version, key_id, \
              content, status, record_id, created_at, updated_at) \
@@ -221,9 +233,11 @@ impl Store {
         .bind(&d.key_id)
         .bind(&d.content)
         .bind(d.created_at)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await
         .map_err(|e| conflict(e, format!("draft {:?}", d.id)))?;
+        self.stage_in(&mut tx, Area::Health, staged).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -245,7 +259,9 @@ impl Store {
         key_id: &str,
         content: &[u8],
         now: i64,
+        staged: &Staged,
     ) -> Result<bool, StoreError> {
+        let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE drafts SET version = version + 1, key_id = $1, content = $2, updated_at = $3 \
              WHERE id = $4 AND version = $5 AND status = 'pending'",
@@ -255,9 +271,14 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(version)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.stage_in(&mut tx, Area::Health, staged).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Pending drafts awaiting `signer`, oldest first.
@@ -328,9 +349,15 @@ impl Store {
     /// Turns draft `id` at `version` into `record`, in one transaction: the
     /// draft must still be pending at that version. `Err(Conflict)` when it
     /// is not (a concurrent confirm or edit won).
-    pub async fn confirm_draft(&self, id: &str, version: i64, record: &RecordRow) -> Result<(), StoreError> {
+    pub async fn confirm_draft(
+        &self,
+        id: &str,
+        version: i64,
+        record: &RecordRow,
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
         if self.backend() == Backend::Postgres {
-            return self.confirm_draft_in_one_statement(id, version, record).await;
+            return self.confirm_draft_in_one_statement(id, version, record, staged).await;
         }
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
@@ -348,6 +375,7 @@ impl Store {
             return Err(StoreError::Conflict(format!("draft {id:?} at version {version}")));
         }
         insert_record(&mut tx, record).await?;
+        self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -356,16 +384,34 @@ impl Store {
     /// data-modifying CTE is atomic on its own), one round trip instead of
     /// four (BEGIN, UPDATE, INSERT, COMMIT) — the server is a network hop
     /// away and round trips are most of a confirm's cost there.
-    async fn confirm_draft_in_one_statement(&self, id: &str, version: i64, r: &RecordRow) -> Result<(), StoreError> {
+    /// The audit entry is staged by a third data-modifying CTE, from the
+    /// same `confirmed` row: staged exactly when the record is written.
+    async fn confirm_draft_in_one_statement(
+        &self,
+        id: &str,
+        version: i64,
+        r: &RecordRow,
+        s: &Staged,
+    ) -> Result<(), StoreError> {
         let sql = format!(
             "WITH confirmed AS (UPDATE drafts SET status = 'confirmed', record_id = $1, updated_at = $15 \
-             WHERE id = $16 AND version = $17 AND status = 'pending' RETURNING id) \
+             WHERE id = $16 AND version = $17 AND status = 'pending' RETURNING id), \
+             staged AS (INSERT INTO health.audit_outbox \
+             (request_id, at, actor, terminal, institution, action, object) \
+             SELECT $18, $19, $20, $21, $22, $23, $24 FROM confirmed) \
              INSERT INTO records ({RECORD_INSERT_COLS}) \
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM confirmed"
         );
         let done = bind_record(sqlx::query(sqlx::AssertSqlSafe(sql)), r)
             .bind(id)
             .bind(version)
+            .bind(s.request_id.as_str())
+            .bind(s.at)
+            .bind(s.actor.as_str())
+            .bind(s.terminal.as_str())
+            .bind(s.institution.as_str())
+            .bind(s.action.as_str())
+            .bind(s.object.as_str())
             .execute(self.pool())
             .await
             .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
@@ -376,9 +422,10 @@ impl Store {
     }
 
     /// A record with no draft behind it (a clinician's note).
-    pub async fn add_record(&self, record: &RecordRow) -> Result<(), StoreError> {
+    pub async fn add_record(&self, record: &RecordRow, staged: &Staged) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
         insert_record(&mut tx, record).await?;
+        self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
     }

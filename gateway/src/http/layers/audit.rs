@@ -6,7 +6,10 @@
 //! (`rate_limited`) are the one flood-shaped refusal here: they go through
 //! the listener's refusal budget (`audit::budget`), written one by one up
 //! to the budget and counted past it. Also the request metrics and the
-//! request's log line.
+//! request's log line. For the endpoints that change state, the request is
+//! given the [`Staging`] its handler stages the entry with, inside the
+//! change's transaction (`audit::outbox`): the writer deletes the staged row
+//! once this layer's entry is committed.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hpki_protocol::ErrorCode;
 
+use crate::audit::outbox::Staging;
 use crate::audit::writer::AuditWriter;
 use crate::audit::{AuditEvent, Outcome};
 use crate::clock::Clock;
@@ -45,12 +49,21 @@ impl Auditing {
     }
 }
 
-pub async fn layer(State(a): State<Arc<Auditing>>, req: Request, next: Next) -> Response {
+pub async fn layer(State(a): State<Arc<Auditing>>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let action = a.endpoint.audit();
     Metrics::inc(&a.metrics.requests);
     let conn = req.extensions().get::<Arc<ConnInfo>>().cloned();
     let request_id = req.extensions().get::<RequestId>().map_or_else(|| "-".to_owned(), |r| r.0.clone());
+    if crate::audit::outbox::STAGING.contains(&action) {
+        // What a handler that changes state stages with its change.
+        req.extensions_mut().insert(Staging {
+            request_id: request_id.clone(),
+            terminal: conn.as_ref().map_or("-", |c| c.terminal.key()).to_owned(),
+            institution: conn.as_ref().map_or_else(|| "-".to_owned(), |c| c.terminal.institution.clone()),
+            action,
+        });
+    }
     let resp = next.run(req).await;
 
     let refusal = resp.extensions().get::<Refusal>().map(|r| r.0);

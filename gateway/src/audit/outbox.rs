@@ -1,0 +1,140 @@
+//! The audit outbox (issue 18, LOG-1): no committed change without its
+//! audit entry.
+//!
+//! A change cannot share a transaction with its entry: entries are chained
+//! and group-committed by one writer (`audit::writer`), and on SQLite the
+//! health area is another file, which a WAL transaction does not cover
+//! atomically. So a change writes the entry it owes — a [`Staged`] entry —
+//! into the outbox of its own area, inside its own transaction. After the
+//! request's entry is in the chain, the writer deletes the outbox row. A
+//! crash between the change's commit and the entry's leaves the row; the
+//! next start ([`drain`]) appends the entry it stands for, with the reason
+//! `committed_unanswered`, unless the chain holds the request's entry
+//! already (the crash came between the entry and the row's deletion).
+
+use crate::audit::{Action, AuditEvent, Outcome};
+use crate::store::{Store, StoreError};
+
+/// The reason of an entry the outbox supplied after a crash.
+pub const COMMITTED_UNANSWERED: &str = "committed_unanswered";
+
+/// How far before the oldest staged entry the chain is searched for the
+/// request's own entry (which follows the change; a clock step back is
+/// the only way it can be earlier).
+const SEARCH_MARGIN_MS: i64 = 60_000;
+
+/// The actions whose requests may stage an entry: the writer deletes the
+/// staged rows of these requests once their entries are in the chain.
+pub const STAGING: &[Action] = &[
+    Action::AuthLogin,
+    Action::AuthLogout,
+    Action::PatientRegister,
+    Action::EncounterOpen,
+    Action::EncounterClose,
+    Action::DraftCreate,
+    Action::DispensingCreate,
+    Action::DraftEdit,
+    Action::DraftConfirm,
+    Action::DraftConfirmBatch,
+    Action::NoteAdd,
+    Action::PatientLogin,
+    Action::PatientPassword,
+    Action::PatientLogout,
+];
+
+/// Whether an entry of `action` may have a staged row to delete.
+pub fn stages(action: &str) -> bool {
+    STAGING.iter().any(|a| a.as_str() == action)
+}
+
+/// Which area's transaction a change runs in, so which outbox its entry
+/// goes into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    Identity,
+    Health,
+}
+
+/// What the audit layer knows of a request before its handler runs; the
+/// handler completes it into a [`Staged`] entry once it knows the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staging {
+    pub request_id: String,
+    pub terminal: String,
+    pub institution: String,
+    pub action: Action,
+}
+
+impl Staging {
+    pub fn stage(&self, actor: &str, object: impl Into<String>, at_ms: i64) -> Staged {
+        Staged {
+            request_id: self.request_id.clone(),
+            at: at_ms,
+            actor: actor.to_owned(),
+            terminal: self.terminal.clone(),
+            institution: self.institution.clone(),
+            action: self.action.as_str().to_owned(),
+            object: object.into(),
+        }
+    }
+}
+
+/// The audit entry a change owes, written with the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staged {
+    pub request_id: String,
+    /// Unix ms.
+    pub at: i64,
+    pub actor: String,
+    pub terminal: String,
+    pub institution: String,
+    /// An [`Action`]'s name (as stored).
+    pub action: String,
+    pub object: String,
+}
+
+impl Staged {
+    /// The entry appended for this row when its request's entry is missing.
+    pub fn recovered_event(&self) -> AuditEvent {
+        AuditEvent {
+            actor: self.actor.clone(),
+            terminal: self.terminal.clone(),
+            institution: self.institution.clone(),
+            action: self.action.clone(),
+            object: self.object.clone(),
+            reason: COMMITTED_UNANSWERED.into(),
+            request_id: self.request_id.clone(),
+            ..AuditEvent::new(Action::RecordRecovered, Outcome::Ok)
+        }
+    }
+}
+
+/// At start, before serving: appends the entry of every staged change whose
+/// request's entry is not in the chain, then deletes those rows. Returns
+/// the rows whose entries it appended.
+///
+/// Rows another gateway process (PostgreSQL) staged for a request still in
+/// flight look the same as a crashed one's: their entries may then be
+/// written twice (once here, once by that request) — twice, never not.
+pub async fn drain(store: &Store, now_ms: i64) -> Result<Vec<Staged>, StoreError> {
+    let rows = store.outbox_rows().await?;
+    let Some(oldest) = rows.iter().map(|r| r.at).min() else {
+        return Ok(Vec::new());
+    };
+    let entries = store.audit_since(oldest - SEARCH_MARGIN_MS).await?;
+    let (present, missing): (Vec<Staged>, Vec<Staged>) = rows
+        .into_iter()
+        .partition(|r| entries.iter().any(|e| e.event.request_id == r.request_id && e.event.action == r.action));
+    if !missing.is_empty() {
+        let events: Vec<_> = missing.iter().map(|r| (r.recovered_event(), now_ms)).collect();
+        store.append_audit_batch(&events).await?;
+        for r in &missing {
+            tracing::warn!(action = %r.action, object = %r.object, request_id = %r.request_id,
+                "a change committed before a crash had no audit entry; recorded now");
+        }
+    }
+    // Only now: a crash before this line finds the entries and just clears.
+    let done: Vec<&str> = present.iter().chain(&missing).map(|r| r.request_id.as_str()).collect();
+    store.clear_outbox(&done).await?;
+    Ok(missing)
+}

@@ -1,0 +1,96 @@
+//! The two audit outboxes (`audit::outbox`): staging an entry inside a
+//! change's transaction, reading and clearing them.
+
+use sqlx::Row;
+
+use super::{Backend, Store, StoreError, placeholders, values_placeholders};
+use crate::audit::outbox::{Area, Staged};
+
+const OUTBOX_COLS: &str = "request_id, at, actor, terminal, institution, action, object";
+
+fn table(area: Area) -> &'static str {
+    match area {
+        // Unqualified: the main database (SQLite) or the `identity` schema
+        // first on the search path (PostgreSQL).
+        Area::Identity => "audit_outbox",
+        Area::Health => "health.audit_outbox",
+    }
+}
+
+/// The INSERT staging `rows` into `area`'s outbox; run it in the change's
+/// transaction.
+pub(super) fn stage<'q>(
+    backend: Backend,
+    area: Area,
+    rows: &[&'q Staged],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let sql =
+        format!("INSERT INTO {} ({OUTBOX_COLS}) VALUES {}", table(area), values_placeholders(backend, rows.len(), 7));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in rows {
+        q = q
+            .bind(r.request_id.as_str())
+            .bind(r.at)
+            .bind(r.actor.as_str())
+            .bind(r.terminal.as_str())
+            .bind(r.institution.as_str())
+            .bind(r.action.as_str())
+            .bind(r.object.as_str());
+    }
+    q
+}
+
+impl Store {
+    /// Stages `staged` into `area`'s outbox inside `tx`.
+    pub(super) async fn stage_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        area: Area,
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
+        stage(self.backend(), area, &[staged]).execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    /// Every staged entry of both outboxes, oldest first.
+    pub async fn outbox_rows(&self) -> Result<Vec<Staged>, StoreError> {
+        let mut out = Vec::new();
+        for area in [Area::Identity, Area::Health] {
+            let sql = format!("SELECT {OUTBOX_COLS} FROM {} ORDER BY id", table(area));
+            for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await? {
+                out.push(Staged {
+                    request_id: r.try_get("request_id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    terminal: r.try_get("terminal")?,
+                    institution: r.try_get("institution")?,
+                    action: r.try_get("action")?,
+                    object: r.try_get("object")?,
+                });
+            }
+        }
+        out.sort_by_key(|r| r.at);
+        Ok(out)
+    }
+
+    /// Deletes the staged entries of these requests (their entries are in
+    /// the chain).
+    pub async fn clear_outbox(&self, request_ids: &[&str]) -> Result<(), StoreError> {
+        // Well under both backends' parameter limits per statement.
+        for chunk in request_ids.chunks(500) {
+            for area in [Area::Identity, Area::Health] {
+                let sql = format!(
+                    "DELETE FROM {} WHERE request_id IN ({})",
+                    table(area),
+                    placeholders(self.backend(), 1, chunk.len()).join(", ")
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                q.execute(self.pool()).await?;
+            }
+        }
+        Ok(())
+    }
+}
