@@ -631,6 +631,55 @@ impl PatientClient {
     }
 }
 
+/// One kept-alive connection of a [`PatientClient`] (for many requests;
+/// opened again when the server closes it).
+pub struct PatientConnection {
+    client: PatientClient,
+    sender: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+}
+
+impl PatientClient {
+    pub async fn keep_alive(&self) -> Result<PatientConnection> {
+        let client = PatientClient { addr: self.addr, config: self.config.clone(), token: self.token.clone() };
+        Ok(PatientConnection { client, sender: None })
+    }
+}
+
+impl PatientConnection {
+    async fn open(&self) -> Result<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>> {
+        let tcp = tokio::net::TcpStream::connect(self.client.addr).await?;
+        let name = rustls_pki_types::ServerName::try_from("localhost")?;
+        let tls = tokio_rustls::TlsConnector::from(self.client.config.clone()).connect(name, tcp).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls)).await?;
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    /// Sends raw `body`; `(status, JSON body or the text as a string)`.
+    pub async fn send(&mut self, method: &str, path: &str, body: Vec<u8>) -> Result<(u16, Value)> {
+        use http_body_util::BodyExt;
+        let mut sender = match self.sender.take() {
+            Some(s) if !s.is_closed() => s,
+            _ => self.open().await?,
+        };
+        sender.ready().await?;
+        let mut req = hyper::Request::builder().method(method).uri(path).header("host", "localhost");
+        if let Some(t) = &self.client.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = sender.send_request(req.body(http_body_util::Full::new(bytes::Bytes::from(body)))?).await?;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await?.to_bytes();
+        self.sender = Some(sender);
+        let value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+        };
+        Ok((status, value))
+    }
+}
+
 /// A fresh database on the machine's PostgreSQL server (`HPKI_TEST_PG_URL`
 /// overrides the server), dropped by `drop_db`.
 pub struct PgDatabase {
