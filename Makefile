@@ -15,7 +15,7 @@ TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic \
 	charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki nftables iproute2
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
-.PHONY: demo test deps tools build lint audit bench-card bench-validation bench-gateway bench-confirms fuzz clean
+.PHONY: demo test deps tools build lint audit bench-card bench-validation bench-gateway bench-confirms fuzz fuzz-api clean
 
 demo: deps build
 	./target/debug/hpki-demo
@@ -86,6 +86,15 @@ fuzz:
 	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run hc_role -- -max_total_time=$(FUZZ_SECONDS)
 	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run crl -- -max_total_time=$(FUZZ_SECONDS)
 	cd crates/hpki-profile/fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run path_builder -- -max_total_time=$(FUZZ_SECONDS)
+
+# Fuzz both listeners' request bodies over their real TLS listeners
+# (tests/api_fuzz.rs), API_FUZZ_INPUTS each; the store on tmpfs so that the
+# run measures the gateway, not the disk's fsync.
+API_FUZZ_INPUTS ?= 1000000
+fuzz-api: deps tools
+	@scripts/ensure-postgres.sh
+	$(CARGO) build --workspace --bins
+	API_FUZZ_INPUTS=$(API_FUZZ_INPUTS) TMPDIR=/dev/shm $(CARGO) nextest run -p hpki-e2e --test api_fuzz --no-capture
 
 clean:
 	$(CARGO) clean
