@@ -94,7 +94,7 @@ API_FUZZ_INPUTS ?= 1000000
 fuzz-api: deps tools
 	@scripts/ensure-postgres.sh
 	$(CARGO) build --workspace --bins
-	API_FUZZ_INPUTS=$(API_FUZZ_INPUTS) TMPDIR=/dev/shm $(CARGO) nextest run -p hpki-e2e --test api_fuzz --no-capture
+	API_FUZZ_INPUTS=$(API_FUZZ_INPUTS) TMPDIR=/dev/shm $(CARGO) nextest run --profile fuzz -p hpki-e2e --test api_fuzz
 
 clean:
 	$(CARGO) clean

@@ -287,3 +287,122 @@ async fn the_patient_api_answers_every_mutated_body_with_a_protocol_answer() -> 
     anyhow::ensure!(world.gw.store.outbox_rows().await?.is_empty(), "staged entries left in the outbox");
     Ok(())
 }
+
+/// The card agent's answers: its own codes (`card-agent/src/error.rs`), the
+/// gateway's refusal of its own calls (`gateway_refused:…`), or the
+/// gateway's answer passed through as it is.
+const AGENT_CODES: &[&str] = &[
+    "unknown_reader",
+    "no_card",
+    "card_changed",
+    "card_blocked",
+    "wrong_pin",
+    "pin_format",
+    "card_removed",
+    "not_logged_in",
+    "locked",
+    "bad_request",
+    "content_changed",
+];
+
+fn judge_agent(status: u16, body: &Value) -> Result<String> {
+    if (200..300).contains(&status) {
+        return Ok(format!("{status}"));
+    }
+    let code = body["error"].as_str().with_context(|| format!("{status} without an error code: {body}"))?;
+    anyhow::ensure!(body["message"].is_string(), "{code} without a message: {body}");
+    if let Some(gateway) = code.strip_prefix("gateway_refused:") {
+        let known = ErrorCode::from_wire(gateway).with_context(|| format!("the gateway's unknown code {gateway:?}"))?;
+        anyhow::ensure!(known.status() == status, "{code} passed on as {status}");
+        anyhow::ensure!(known != ErrorCode::Internal, "an internal error at the gateway: {body}");
+        return Ok(code.to_owned());
+    }
+    if AGENT_CODES.contains(&code) {
+        return Ok(code.to_owned());
+    }
+    // The pass-through answers with the gateway's own answer.
+    if let Some(known) = ErrorCode::from_wire(code) {
+        anyhow::ensure!(known.status() == status, "the gateway's {code} passed through as {status}");
+        anyhow::ensure!(known != ErrorCode::Internal, "an internal error at the gateway: {body}");
+        return Ok(format!("gateway {code}"));
+    }
+    // gateway_unreachable, gateway_error, bad_document, card_error: the
+    // gateway and the card are right there; none of them may happen here.
+    anyhow::bail!("{status} {code}: {body}")
+}
+
+/// The agent's local API (`/api/v1/…`, with its token): login, select,
+/// logout, confirm and the gateway pass-through, with a doctor's card in
+/// the reader and logged in. Mutated PINs may block the card: the answers
+/// must stay well-formed all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_local_api_answers_every_mutated_body_with_a_well_formed_answer() -> Result<()> {
+    use hpki_e2e::{AgentOptions, AgentProcess, PIN};
+    let mut world = World::start(WorldOptions { requests_per_second: 1_000_000, ..Default::default() }).await?;
+    let terminal = world.terminal(CLINIC, "desk-1")?;
+    world.ensure_institution(CLINIC).await?;
+    let pcscd = testbed::PrivatePcscd::start()?;
+    let image = world.card(Profession::Doctor, "D-7001", CLINIC).await?;
+    let _card = testbed::CardProcess::start(&pcscd, 0, &image)?;
+    let reader = pcscd.reader(0);
+    let ca = world.path("server/ca-chain.pem");
+    let agent = AgentProcess::start(
+        &pcscd,
+        AgentOptions {
+            gateway: world.addr,
+            gateway_ca: &ca,
+            terminal: &terminal,
+            idle_lock_seconds: 3600,
+            language: "en",
+        },
+    )
+    .await?;
+    agent.wait_card_read(&reader).await?;
+    let (status, who) = agent.api("POST", "/api/v1/login", Some(json!({"reader": reader, "pin": PIN}))).await?;
+    anyhow::ensure!(status == 200, "login: {who}");
+    let (_, p) = agent
+        .api("POST", "/api/v1/gateway/v1/patients", Some(json!({"name": "Fuzz Hanako", "birth_date": "1960-02-02"})))
+        .await?;
+    let pid = p["id"].as_str().with_context(|| format!("patient: {p}"))?.to_owned();
+
+    let to_vec = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
+    let targets: Vec<(&str, &str, Vec<Vec<u8>>)> = vec![
+        ("POST", "/api/v1/login", vec![to_vec(&json!({"reader": reader, "pin": PIN}))]),
+        ("POST", "/api/v1/select", vec![to_vec(&json!({"reader": reader}))]),
+        ("POST", "/api/v1/logout", vec![to_vec(&json!({"reader": reader}))]),
+        (
+            "POST",
+            "/api/v1/confirm",
+            vec![to_vec(&json!({"items": [{"draft": "drf_x", "version": 1, "sha256": "00".repeat(32)}], "pin": PIN}))],
+        ),
+        ("POST", "/api/v1/gateway/v1/encounters", vec![to_vec(&json!({"patient": pid}))]),
+        (
+            "POST",
+            "/api/v1/gateway/v1/patients",
+            vec![to_vec(&json!({"name": "Yamada Hanako", "name_kanji": "山田 花子", "birth_date": "1950-04-01"}))],
+        ),
+    ];
+    let all_seeds: Vec<Vec<u8>> = targets.iter().flat_map(|t| t.2.clone()).collect();
+    let (n, seed) = (inputs(), seed());
+    let mut rng = Rng(seed);
+    let mut tally = BTreeMap::new();
+    let started = std::time::Instant::now();
+    for i in 0..n {
+        let (method, path, seeds) = &targets[i % targets.len()];
+        let body = if rng.below(8) == 0 { mutate(&mut rng, &all_seeds) } else { mutate(&mut rng, seeds) };
+        let answer =
+            card_agent::local_client::call(agent.address, agent.token(), method, path, Some(body.clone()), "en").await;
+        let (status, answer) = match answer {
+            Ok(a) => a,
+            Err(e) => anyhow::bail!("input {i} (seed {seed}) to {path}: {e}\n{}", String::from_utf8_lossy(&body)),
+        };
+        let label = judge_agent(status, &answer)
+            .with_context(|| format!("input {i} (seed {seed}) to {path}: {}", String::from_utf8_lossy(&body)))?;
+        *tally.entry(format!("{path} {label}")).or_insert(0) += 1;
+    }
+    print_tally("agent local API", n, seed, &tally, started.elapsed().as_secs_f64());
+    // The agent still answers, the gateway's chain is whole.
+    anyhow::ensure!(agent.status().await?["readers"].is_array(), "the agent's status after the run");
+    anyhow::ensure!(world.chain_verifies().await, "the audit chain does not verify after the run");
+    Ok(())
+}

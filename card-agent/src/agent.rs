@@ -110,6 +110,11 @@ pub struct Reviewed {
     pub sha256: String,
 }
 
+/// A draft id as the gateway makes them: 1–64 of `A–Z a–z 0–9 _ -`.
+fn is_draft_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Reads of a card that was busy or being reset (about 6 s in all).
 const READ_RETRIES: u32 = 20;
 
@@ -601,6 +606,12 @@ impl Agent {
         if items.is_empty() || items.len() > 100 {
             return Err(AgentError::BadRequest("confirm 1–100 drafts at a time".into()));
         }
+        // The id goes into the gateway paths below: only what the gateway
+        // hands out (a prefix and base64url), so that no id can reach
+        // another path or break the request (found by tests/api_fuzz.rs).
+        if let Some(bad) = items.iter().find(|i| !is_draft_id(&i.draft)) {
+            return Err(AgentError::BadRequest(format!("{:?} is not a draft id", bad.draft)));
+        }
         let _one = self.login_lock.lock().await;
         let (reader, identity, person) = {
             let st = lock(&self.state);
@@ -712,5 +723,23 @@ impl Agent {
             }
         }
         Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_draft_id;
+
+    #[test]
+    fn only_gateway_made_draft_ids_reach_a_gateway_path() {
+        for ok in ["drf_AbC-09_x", "d", &"a".repeat(64)] {
+            assert!(is_draft_id(ok), "{ok}");
+        }
+        // Found by the API fuzzing: a space broke the request (502), and
+        // `/`, `?`, `#`, `..` would have aimed the doctor's session at
+        // another gateway path.
+        for bad in ["", "drf _x", "x/../../auth/logout", "x?version=9", "x#y", "..", "drf_é", &"a".repeat(65)] {
+            assert!(!is_draft_id(bad), "{bad:?}");
+        }
     }
 }
