@@ -177,6 +177,10 @@ async fn admin_commands_are_audited_with_the_operator_and_bad_input_changes_noth
     let (code, out, _) = gateway(&world, &["audit", "verify"])?;
     assert_eq!(code, 0);
     assert!(out.starts_with("audit chain intact: 7 entries"), "{out}");
+    // Each change staged its entry with it; each run's entry carries the
+    // run's id and cleared what it staged (LOG-1, the audit outbox).
+    assert_eq!(world.gw.store.outbox_rows().await?, []);
+    assert!(entries.iter().all(|e| e["request_id"].as_str().is_some_and(|r| r.starts_with("cli-"))), "{entries:?}");
     Ok(())
 }
 

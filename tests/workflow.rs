@@ -416,7 +416,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     // after the link ends, the pending draft cannot be confirmed.
     let a = session(&mut client, &mut a_slot.card).await?;
     ok(client.post("/v1/encounters", &json!({"patient": pid}), Some(&a)).await?);
-    world.gw.store.unlink_assistant(&assistant, &d1).await?;
+    world.gw.store.unlink_assistant(&assistant, &d1, None).await?;
     refused(&world, client.post(&confirm_path, &body, Some(&d1_token)).await?, "draft.confirm", "not_linked").await;
     world.link(&assistant, &d1).await?;
     let rec = ok(client.post(&confirm_path, &body, Some(&d1_token)).await?);
@@ -468,7 +468,7 @@ async fn other_institutions_read_only_consented_records() -> Result<()> {
     ok(c2.post("/v1/encounters", &json!({"patient": pid}), Some(&n2)).await?);
     let seen = ok(c2.get(&format!("/v1/patients/{pid}/records"), Some(&n2)).await?);
     assert_eq!(seen["records"].as_array().map(Vec::len), Some(0), "no consent, nothing shared: {seen}");
-    world.gw.store.grant_consent(&pid, CLINIC, "support desk", 0).await?;
+    world.gw.store.grant_consent(&pid, CLINIC, "support desk", 0, None).await?;
     let seen = ok(c2.get(&format!("/v1/patients/{pid}/records"), Some(&n2)).await?);
     assert_eq!(seen["records"][0]["content"]["text"], "アレルギー: ペニシリン");
     assert_eq!(seen["records"][0]["institution"], CLINIC);
@@ -562,7 +562,7 @@ async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_rec
     assert_eq!(records[0]["content"]["text"], "Mori Aki の所見");
     assert_eq!(records[0]["institution"], CLINIC);
     // Consent to the other institution: its record appears.
-    world.gw.store.grant_consent(&patients[0], OTHER, "support desk", 0).await?;
+    world.gw.store.grant_consent(&patients[0], OTHER, "support desk", 0, None).await?;
     let mine = ok(p.request("GET", "/p/v1/records", None).await?);
     assert_eq!(mine["records"].as_array().map(Vec::len), Some(2), "{mine}");
     assert!(!mine.to_string().contains("Ueda Ken"), "never another patient's record");

@@ -565,7 +565,7 @@ both_stores!(concurrent_password_guesses_are_admitted_at_most_up_to_the_limit, |
         birth_date: "1980-05-05".into(),
     };
     store.add_patient(&p, "test", 0, &staged("p")).await.expect("patient");
-    store.set_initial_password(&p.id, "$argon2id$x", 0).await.expect("account");
+    store.set_initial_password(&p.id, "$argon2id$x", 0, None).await.expect("account");
     let tries: Vec<_> = (0..50)
         .map(|_| {
             let (store, id) = (store.clone(), p.id.clone());

@@ -40,6 +40,11 @@ pub const STAGING: &[Action] = &[
     Action::PatientLogin,
     Action::PatientPassword,
     Action::PatientLogout,
+    // The gateway's own: sessions of revoked cards (`http::reload`), the
+    // alert rules' cut-offs (`ops::alerts`).
+    Action::SessionRevoked,
+    Action::TerminalSuspend,
+    Action::PersonDeactivate,
 ];
 
 /// Whether an entry of `action` may have a staged row to delete.

@@ -5,6 +5,7 @@ use crate::cli::{Operator, admin_audit_of};
 use anyhow::Result;
 use clap::Subcommand;
 use hpki_gateway::audit::Action;
+use hpki_gateway::audit::outbox::{Staged, Staging};
 use hpki_gateway::clock::{Clock, SystemClock};
 use hpki_gateway::config::Config;
 use hpki_gateway::domain::roles::Role;
@@ -155,8 +156,11 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
     let request_id = super::cli_request_id();
     let (op, action, object, result): (Operator, Action, String, Result<Option<String>, String>) = match cmd {
         AdminCommand::Unlink { assistant, doctor, op } => {
-            let r = store.unlink_assistant(&assistant, &doctor).await.map(|_| None).map_err(|e| e.to_string());
-            (op, Action::AdminUnlink, format!("{assistant}->{doctor}"), r)
+            let object = format!("{assistant}->{doctor}");
+            let s = staged(&request_id, &op, Action::AdminUnlink, &object);
+            let r =
+                store.unlink_assistant(&assistant, &doctor, Some(&s)).await.map(|_| None).map_err(|e| e.to_string());
+            (op, Action::AdminUnlink, object, r)
         }
         AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now, &request_id).await,
         AdminCommand::RotateKey { settle_seconds, op } => {
@@ -173,8 +177,9 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
             (op, Action::AdminKeyRotate, path.display().to_string(), r)
         }
         AdminCommand::AddInstitution { name, name_kanji, op } => {
+            let s = staged(&request_id, &op, Action::AdminInstitutionAdd, &name);
             let r = store
-                .add_institution(name.trim(), name_kanji.as_deref(), now)
+                .add_institution_staged(name.trim(), name_kanji.as_deref(), now, Some(&s))
                 .await
                 .map(|_| None)
                 .map_err(|e| e.to_string());
@@ -183,35 +188,55 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
         AdminCommand::AddPerson { cert, id, role, name, name_kanji, institution, op } => {
             let person = person_from(cert.as_deref(), id, role, name, name_kanji, &institution);
             let (object, r) = match person {
-                Ok(p) => (p.id.clone(), store.add_person(&p, now).await.map(|_| None).map_err(|e| e.to_string())),
+                Ok(p) => {
+                    let s = staged(&request_id, &op, Action::AdminPersonAdd, &p.id);
+                    (
+                        p.id.clone(),
+                        store.add_person_staged(&p, now, Some(&s)).await.map(|_| None).map_err(|e| e.to_string()),
+                    )
+                }
                 Err(e) => ("-".into(), Err(e)),
             };
             (op, Action::AdminPersonAdd, object, r)
         }
         AdminCommand::Link { assistant, doctor, op } => {
-            let r = store.link_assistant(&assistant, &doctor, now).await.map(|_| None).map_err(|e| e.to_string());
-            (op, Action::AdminLink, format!("{assistant}->{doctor}"), r)
-        }
-        AdminCommand::Deactivate { person, op } => {
-            let r = store.set_person_active(&person, false, now).await.map(|_| None).map_err(|e| e.to_string());
-            (op, Action::AdminPersonDeactivate, person, r)
-        }
-        AdminCommand::Activate { person, op } => {
-            let r = store.set_person_active(&person, true, now).await.map(|_| None).map_err(|e| e.to_string());
-            (op, Action::AdminPersonActivate, person, r)
-        }
-        AdminCommand::SuspendTerminal { institution, name, reason, lift, op } => {
+            let object = format!("{assistant}->{doctor}");
+            let s = staged(&request_id, &op, Action::AdminLink, &object);
             let r = store
-                .set_terminal_suspended(&institution, &name, !lift, &reason, now)
+                .link_assistant_staged(&assistant, &doctor, now, Some(&s))
                 .await
                 .map(|_| None)
                 .map_err(|e| e.to_string());
-            (
-                op,
-                if lift { Action::AdminTerminalUnsuspend } else { Action::AdminTerminalSuspend },
-                format!("{institution}/{name}"),
-                r,
-            )
+            (op, Action::AdminLink, object, r)
+        }
+        AdminCommand::Deactivate { person, op } => {
+            let s = staged(&request_id, &op, Action::AdminPersonDeactivate, &person);
+            let r = store
+                .set_person_active_staged(&person, false, now, Some(&s))
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
+            (op, Action::AdminPersonDeactivate, person, r)
+        }
+        AdminCommand::Activate { person, op } => {
+            let s = staged(&request_id, &op, Action::AdminPersonActivate, &person);
+            let r = store
+                .set_person_active_staged(&person, true, now, Some(&s))
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
+            (op, Action::AdminPersonActivate, person, r)
+        }
+        AdminCommand::SuspendTerminal { institution, name, reason, lift, op } => {
+            let action = if lift { Action::AdminTerminalUnsuspend } else { Action::AdminTerminalSuspend };
+            let object = format!("{institution}/{name}");
+            let s = staged(&request_id, &op, action, &object);
+            let r = store
+                .set_terminal_suspended_staged(&institution, &name, !lift, &reason, now, Some(&s))
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
+            (op, action, object, r)
         }
     };
     let operator = op.name()?;
@@ -237,15 +262,8 @@ pub(crate) async fn patient_admin(
             match hpki_gateway::routes::patients::new_patient_row(&rng, now, &req) {
                 Ok(row) => {
                     let by = op.name().unwrap_or_else(|_| "-".into());
-                    let staging = hpki_gateway::audit::outbox::Staging {
-                        request_id: request_id.into(),
-                        terminal: "-".into(),
-                        institution: "-".into(),
-                        action: Action::AdminPatientAdd,
-                    };
-                    let object = format!("patient:{}", row.id);
-                    let staged = staging.stage(&format!("admin:{by}"), object, SystemClock.now_ms());
-                    let r = store.add_patient(&row, &format!("admin:{by}"), now, &staged).await;
+                    let s = staged(request_id, &op, Action::AdminPatientAdd, &format!("patient:{}", row.id));
+                    let r = store.add_patient(&row, &format!("admin:{by}"), now, &s).await;
                     (
                         op,
                         Action::AdminPatientAdd,
@@ -258,25 +276,44 @@ pub(crate) async fn patient_admin(
         }
         PatientCommand::Consent { patient, institution, withdraw, op } => {
             let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let action = if withdraw { Action::AdminPatientConsentWithdraw } else { Action::AdminPatientConsent };
+            let object = format!("patient:{patient} institution:{institution}");
+            let s = staged(request_id, &op, action, &object);
             let r = if withdraw {
-                match store.withdraw_consent(&patient, &institution, now).await {
+                match store.withdraw_consent(&patient, &institution, now, Some(&s)).await {
                     Ok(true) => Ok(None),
                     Ok(false) => Err(format!("no consent of {patient} for {institution:?} in force")),
                     Err(e) => Err(e.to_string()),
                 }
             } else {
-                store.grant_consent(&patient, &institution, &by, now).await.map(|_| None).map_err(|e| e.to_string())
+                store
+                    .grant_consent(&patient, &institution, &by, now, Some(&s))
+                    .await
+                    .map(|_| None)
+                    .map_err(|e| e.to_string())
             };
-            let action = if withdraw { Action::AdminPatientConsentWithdraw } else { Action::AdminPatientConsent };
-            (op, action, format!("patient:{patient} institution:{institution}"), r)
+            (op, action, object, r)
         }
         PatientCommand::Enroll { patient, consent, op } => {
             let object = format!("patient:{patient}");
             let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
-            let r = enroll(store, &patient, &consent, &by, now).await;
+            let s = staged(request_id, &op, Action::AdminPatientEnroll, &object);
+            let r = enroll(store, &patient, &consent, &by, now, &s).await;
             (op, Action::AdminPatientEnroll, object, r.map(Some))
         }
     }
+}
+
+/// The entry a CLI change owes, staged with it (`audit::outbox`): the run's
+/// request id, the operator, the command's action and object — what
+/// `admin_audit_of` writes once the command is done.
+fn staged(request_id: &str, op: &Operator, action: Action, object: &str) -> Staged {
+    let actor = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+    Staging { request_id: request_id.into(), terminal: "-".into(), institution: "-".into(), action }.stage(
+        &actor,
+        object,
+        SystemClock.now_ms(),
+    )
 }
 
 /// Consent first, then the account with an initial password (AUTH-4).
@@ -286,19 +323,20 @@ pub(crate) async fn enroll(
     consent: &[String],
     by: &str,
     now: i64,
+    staged: &Staged,
 ) -> Result<String, String> {
     if store.patient(patient).await.map_err(|e| e.to_string())?.is_none() {
         return Err(format!("no patient {patient:?}; register with `admin patient add` first"));
     }
     for institution in consent {
-        store.grant_consent(patient, institution, by, now).await.map_err(|e| e.to_string())?;
+        store.grant_consent(patient, institution, by, now, Some(staged)).await.map_err(|e| e.to_string())?;
     }
     if store.consented_institutions(patient).await.map_err(|e| e.to_string())?.is_empty() {
         return Err("record the patient's consent first: --consent INSTITUTION".into());
     }
     let password = hpki_gateway::domain::passwords::initial_password().map_err(|e| e.to_string())?;
     let hash = hpki_gateway::domain::passwords::hash(&password).map_err(|e| e.to_string())?;
-    store.set_initial_password(patient, &hash, now).await.map_err(|e| e.to_string())?;
+    store.set_initial_password(patient, &hash, now, Some(staged)).await.map_err(|e| e.to_string())?;
     Ok(format!(
         "patient ID: {patient}\ninitial password: {}\n(hand it over once; it must be replaced at the first sign-in)",
         password.as_str()

@@ -126,16 +126,25 @@ pub async fn end_revoked_sessions(gw: &Gateway) -> usize {
         if refusal.code() != "revoked" {
             continue;
         }
-        match gw.store.end_session(&token_hash, now, "certificate_revoked").await {
+        let person = hpki_profile::read_holder(&der).ok().and_then(|h| h.person_id()).unwrap_or_else(|| "-".into());
+        let object = format!("session:{}", &hex::encode(&token_hash)[..16]);
+        let request_id = gw.request_id();
+        let staged = crate::audit::outbox::Staging {
+            request_id: request_id.clone(),
+            terminal: "-".into(),
+            institution: "-".into(),
+            action: crate::audit::Action::SessionRevoked,
+        }
+        .stage(&person, object.as_str(), gw.clock.now_ms());
+        match gw.store.end_session_staged(&token_hash, now, "certificate_revoked", Some(&staged)).await {
             Ok(true) => {
                 ended += 1;
-                let person =
-                    hpki_profile::read_holder(&der).ok().and_then(|h| h.person_id()).unwrap_or_else(|| "-".into());
                 tracing::warn!(person = %person, "session ended: its card certificate was revoked");
                 let event = crate::audit::AuditEvent {
                     actor: person,
-                    object: format!("session:{}", &hex::encode(&token_hash)[..16]),
+                    object,
                     reason: refusal.code().into(),
+                    request_id,
                     ..crate::audit::AuditEvent::new(crate::audit::Action::SessionRevoked, crate::audit::Outcome::Ok)
                 };
                 let _ = crate::routes::record(&gw.audit, &gw.metrics, event, gw.clock.now_ms()).await;

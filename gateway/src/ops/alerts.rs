@@ -148,19 +148,36 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
     tracing::warn!(rule = alert.rule.name(), terminal = %alert.terminal, person = %alert.person, detail = %alert.detail, cut_off = ?alert.cut_off, "ALERT: abnormal access");
     let now = alert.at_ms;
     let institution = alert.terminal.split_once('/').map_or(alert.terminal.as_str(), |(i, _)| i).to_owned();
+    // The cut-off is a change: its entry is staged with it (`audit::outbox`).
+    let request_id = gw.request_id();
+    let stage = |action: Action, object: &str| {
+        crate::audit::outbox::Staging {
+            request_id: request_id.clone(),
+            terminal: alert.terminal.clone(),
+            institution: institution.clone(),
+            action,
+        }
+        .stage("system:alerts", object, now)
+    };
     let cut = match &alert.cut_off {
         None => None,
         Some(CutOff::Terminal { terminal }) => {
             let (institution, name) = terminal.split_once('/').unwrap_or((terminal.as_str(), ""));
             let reason = format!("alert {}: {}", alert.rule.name(), alert.detail);
+            let staged = stage(Action::TerminalSuspend, terminal);
             Some((
                 Action::TerminalSuspend,
                 terminal.clone(),
-                gw.store.set_terminal_suspended(institution, name, true, &reason, now).await,
+                gw.store.set_terminal_suspended_staged(institution, name, true, &reason, now, Some(&staged)).await,
             ))
         }
         Some(CutOff::Person { person }) => {
-            Some((Action::PersonDeactivate, person.clone(), gw.store.set_person_active(person, false, now).await))
+            let staged = stage(Action::PersonDeactivate, person);
+            Some((
+                Action::PersonDeactivate,
+                person.clone(),
+                gw.store.set_person_active_staged(person, false, now, Some(&staged)).await,
+            ))
         }
     };
     let mut events = vec![AuditEvent {
@@ -169,6 +186,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
         institution: institution.clone(),
         object: format!("rule:{} person:{}", alert.rule.name(), alert.person),
         reason: alert.detail.clone(),
+        request_id: request_id.clone(),
         ..AuditEvent::new(Action::AlertRaised, Outcome::Ok)
     }];
     if let Some((action, object, result)) = cut {
@@ -181,6 +199,7 @@ pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
                 Ok(()) => format!("alert {}", alert.rule.name()),
                 Err(e) => e.to_string(),
             },
+            request_id: request_id.clone(),
             ..AuditEvent::new(action, Outcome::of(&result))
         });
     }

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError, conflict};
+use crate::audit::outbox::{Area, Staged};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPerson {
@@ -25,12 +26,24 @@ pub struct PersonRow {
 }
 
 impl Store {
+    /// Without an audit entry staged: for setting up tests.
     pub async fn add_institution(&self, name: &str, name_kanji: Option<&str>, now: i64) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO institutions (name, name_kanji, created_at) VALUES ($1, $2, $3)")
+        self.add_institution_staged(name, name_kanji, now, None).await
+    }
+
+    /// Adds an institution, `staged` with it (`audit::outbox`).
+    pub async fn add_institution_staged(
+        &self,
+        name: &str,
+        name_kanji: Option<&str>,
+        now: i64,
+        staged: Option<&Staged>,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query("INSERT INTO institutions (name, name_kanji, created_at) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(name_kanji)
-            .bind(now)
-            .execute(self.pool())
+            .bind(now);
+        self.execute_staging(q, Area::Identity, staged)
             .await
             .map_err(|e| conflict(e, format!("institution {name:?}")))?;
         Ok(())
@@ -44,11 +57,17 @@ impl Store {
             .is_some())
     }
 
+    /// Without an audit entry staged: for setting up tests.
     pub async fn add_person(&self, p: &NewPerson, now: i64) -> Result<(), StoreError> {
+        self.add_person_staged(p, now, None).await
+    }
+
+    /// Registers a person, `staged` with it (`audit::outbox`).
+    pub async fn add_person_staged(&self, p: &NewPerson, now: i64, staged: Option<&Staged>) -> Result<(), StoreError> {
         if !self.institution_exists(&p.institution).await? {
             return Err(StoreError::NotFound(format!("institution {:?}", p.institution)));
         }
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO persons (id, role, name, name_kanji, institution, active, created_at, changed_at) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6)",
         )
@@ -57,10 +76,8 @@ impl Store {
         .bind(&p.name)
         .bind(&p.name_kanji)
         .bind(&p.institution)
-        .bind(now)
-        .execute(self.pool())
-        .await
-        .map_err(|e| conflict(e, format!("person {:?}", p.id)))?;
+        .bind(now);
+        self.execute_staging(q, Area::Identity, staged).await.map_err(|e| conflict(e, format!("person {:?}", p.id)))?;
         Ok(())
     }
 
@@ -84,14 +101,24 @@ impl Store {
 
     /// Activates or deactivates a person (hire, leave); their sessions end
     /// at the next request.
+    /// Without an audit entry staged: for setting up tests.
     pub async fn set_person_active(&self, id: &str, active: bool, now: i64) -> Result<(), StoreError> {
-        let done = sqlx::query("UPDATE persons SET active = $1, changed_at = $2 WHERE id = $3")
+        self.set_person_active_staged(id, active, now, None).await
+    }
+
+    /// [`Store::set_person_active`], `staged` with it (`audit::outbox`).
+    pub async fn set_person_active_staged(
+        &self,
+        id: &str,
+        active: bool,
+        now: i64,
+        staged: Option<&Staged>,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query("UPDATE persons SET active = $1, changed_at = $2 WHERE id = $3")
             .bind(i64::from(active))
             .bind(now)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
+            .bind(id);
+        if self.execute_staging(q, Area::Identity, staged).await? == 0 {
             return Err(StoreError::NotFound(format!("person {id:?}")));
         }
         Ok(())
@@ -100,6 +127,17 @@ impl Store {
     /// Links an assistant to a doctor (or dentist) of the same institution
     /// (FLOW-1).
     pub async fn link_assistant(&self, assistant: &str, doctor: &str, now: i64) -> Result<(), StoreError> {
+        self.link_assistant_staged(assistant, doctor, now, None).await
+    }
+
+    /// [`Store::link_assistant`], `staged` with it (`audit::outbox`).
+    pub async fn link_assistant_staged(
+        &self,
+        assistant: &str,
+        doctor: &str,
+        now: i64,
+        staged: Option<&Staged>,
+    ) -> Result<(), StoreError> {
         let a = self.person(assistant).await?.ok_or_else(|| StoreError::NotFound(format!("person {assistant:?}")))?;
         let d = self.person(doctor).await?.ok_or_else(|| StoreError::NotFound(format!("person {doctor:?}")))?;
         if a.role != "assistant" {
@@ -117,11 +155,11 @@ impl Store {
                 a.institution, d.institution
             )));
         }
-        sqlx::query("INSERT INTO assistant_links (assistant_id, doctor_id, created_at) VALUES ($1, $2, $3)")
+        let q = sqlx::query("INSERT INTO assistant_links (assistant_id, doctor_id, created_at) VALUES ($1, $2, $3)")
             .bind(assistant)
             .bind(doctor)
-            .bind(now)
-            .execute(self.pool())
+            .bind(now);
+        self.execute_staging(q, Area::Identity, staged)
             .await
             .map_err(|e| conflict(e, format!("link {assistant:?} → {doctor:?}")))?;
         Ok(())
@@ -129,13 +167,16 @@ impl Store {
 
     /// Ends a link (the assistant no longer works for that doctor); their
     /// pending drafts can then no longer be confirmed.
-    pub async fn unlink_assistant(&self, assistant: &str, doctor: &str) -> Result<(), StoreError> {
-        let done = sqlx::query("DELETE FROM assistant_links WHERE assistant_id = $1 AND doctor_id = $2")
+    pub async fn unlink_assistant(
+        &self,
+        assistant: &str,
+        doctor: &str,
+        staged: Option<&Staged>,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query("DELETE FROM assistant_links WHERE assistant_id = $1 AND doctor_id = $2")
             .bind(assistant)
-            .bind(doctor)
-            .execute(self.pool())
-            .await?;
-        if done.rows_affected() == 0 {
+            .bind(doctor);
+        if self.execute_staging(q, Area::Identity, staged).await? == 0 {
             return Err(StoreError::NotFound(format!("link {assistant:?} → {doctor:?}")));
         }
         Ok(())
@@ -149,6 +190,7 @@ impl Store {
         rows.iter().map(|r| r.try_get("doctor_id").map_err(StoreError::from)).collect()
     }
 
+    /// Without an audit entry staged: for setting up tests.
     pub async fn set_terminal_suspended(
         &self,
         institution: &str,
@@ -157,7 +199,20 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        self.set_terminal_suspended_staged(institution, name, suspended, reason, now, None).await
+    }
+
+    /// Suspends a terminal or lifts it, `staged` with it (`audit::outbox`).
+    pub async fn set_terminal_suspended_staged(
+        &self,
+        institution: &str,
+        name: &str,
+        suspended: bool,
+        reason: &str,
+        now: i64,
+        staged: Option<&Staged>,
+    ) -> Result<(), StoreError> {
+        let q = sqlx::query(
             "INSERT INTO terminal_status (institution, name, suspended, changed_at, reason) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (institution, name) DO UPDATE SET suspended = excluded.suspended, \
              changed_at = excluded.changed_at, reason = excluded.reason",
@@ -166,9 +221,8 @@ impl Store {
             .bind(name)
             .bind(i64::from(suspended))
             .bind(now)
-            .bind(reason)
-            .execute(self.pool())
-            .await?;
+            .bind(reason);
+        self.execute_staging(q, Area::Identity, staged).await?;
         Ok(())
     }
 

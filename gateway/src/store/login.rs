@@ -309,15 +309,24 @@ impl Store {
 
     /// Ends a session; `false` if it was unknown or already ended.
     pub async fn end_session(&self, token_hash: &[u8], now: i64, reason: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+        self.end_session_staged(token_hash, now, reason, None).await
+    }
+
+    /// [`Store::end_session`], `staged` with it (`audit::outbox`).
+    pub async fn end_session_staged(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+        reason: &str,
+        staged: Option<&crate::audit::outbox::Staged>,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query(
             "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE token_hash = $3 AND ended_at IS NULL",
         )
         .bind(now)
         .bind(reason)
-        .bind(token_hash)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(token_hash);
+        Ok(self.execute_staging(q, crate::audit::outbox::Area::Identity, staged).await? == 1)
     }
 }
 

@@ -41,6 +41,27 @@ pub(super) fn stage<'q>(
 }
 
 impl Store {
+    /// Runs the one-statement change `q`; with `staged`, in a transaction
+    /// that stages it into `area`'s outbox when `q` changed a row (a change
+    /// that changed nothing owes no entry). The rows `q` changed.
+    pub(super) async fn execute_staging(
+        &self,
+        q: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+        area: Area,
+        staged: Option<&Staged>,
+    ) -> Result<u64, sqlx::Error> {
+        let Some(staged) = staged else {
+            return Ok(q.execute(self.pool()).await?.rows_affected());
+        };
+        let mut tx = self.pool().begin().await?;
+        let changed = q.execute(&mut *tx).await?.rows_affected();
+        if changed > 0 {
+            stage(self.backend(), area, &[staged]).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(changed)
+    }
+
     /// Stages `staged` into `area`'s outbox inside `tx`.
     pub(super) async fn stage_in(
         &self,

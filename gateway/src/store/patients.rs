@@ -109,6 +109,7 @@ impl Store {
         institution: &str,
         recorded_by: &str,
         now: i64,
+        staged: Option<&Staged>,
     ) -> Result<(), StoreError> {
         if self.patient(patient).await?.is_none() {
             return Err(StoreError::NotFound(format!("patient {patient:?}")));
@@ -116,7 +117,7 @@ impl Store {
         if !self.institution_exists(institution).await? {
             return Err(StoreError::NotFound(format!("institution {institution:?}")));
         }
-        sqlx::query(
+        let q = sqlx::query(
             "INSERT INTO patient_consents (patient_id, institution, granted_at, recorded_by, withdrawn_at) \
              VALUES ($1, $2, $3, $4, NULL) \
              ON CONFLICT (patient_id, institution) DO UPDATE SET granted_at = $3, recorded_by = $4, withdrawn_at = NULL",
@@ -124,24 +125,27 @@ impl Store {
         .bind(patient)
         .bind(institution)
         .bind(now)
-        .bind(recorded_by)
-        .execute(self.pool())
-        .await?;
+        .bind(recorded_by);
+        self.execute_staging(q, Area::Identity, staged).await?;
         Ok(())
     }
 
     /// Withdraws a consent; `false` when there was none in force.
-    pub async fn withdraw_consent(&self, patient: &str, institution: &str, now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
+    pub async fn withdraw_consent(
+        &self,
+        patient: &str,
+        institution: &str,
+        now: i64,
+        staged: Option<&Staged>,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query(
             "UPDATE patient_consents SET withdrawn_at = $1 WHERE patient_id = $2 AND institution = $3 \
              AND withdrawn_at IS NULL",
         )
         .bind(now)
         .bind(patient)
-        .bind(institution)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .bind(institution);
+        Ok(self.execute_staging(q, Area::Identity, staged).await? == 1)
     }
 
     /// The institutions whose records the patient consented to see and share.
@@ -157,7 +161,16 @@ impl Store {
 
     /// Creates (or re-issues) the patient's account with an initial password
     /// that must be replaced at the first sign-in.
-    pub async fn set_initial_password(&self, patient: &str, hash: &str, now: i64) -> Result<(), StoreError> {
+    /// In one transaction with `staged` (`audit::outbox`) and the end of
+    /// every session of the old password.
+    pub async fn set_initial_password(
+        &self,
+        patient: &str,
+        hash: &str,
+        now: i64,
+        staged: Option<&Staged>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO patient_accounts (patient_id, password_hash, must_change, failed_attempts, locked_until, \
              enrolled_at, changed_at) VALUES ($1, $2, 1, 0, 0, $3, $3) \
@@ -167,10 +180,18 @@ impl Store {
         .bind(patient)
         .bind(hash)
         .bind(now)
-        .execute(self.pool())
+        .execute(&mut *tx)
         .await?;
         // A re-issued password ends every session of the old one.
-        self.end_patient_sessions(patient, now).await?;
+        sqlx::query("UPDATE patient_sessions SET ended_at = $1 WHERE patient_id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(patient)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(staged) = staged {
+            self.stage_in(&mut tx, Area::Identity, staged).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -362,15 +383,6 @@ impl Store {
             self.stage_in(&mut tx, Area::Identity, staged).await?;
             tx.commit().await?;
         }
-        Ok(())
-    }
-
-    pub async fn end_patient_sessions(&self, patient: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE patient_sessions SET ended_at = $1 WHERE patient_id = $2 AND ended_at IS NULL")
-            .bind(now)
-            .bind(patient)
-            .execute(self.pool())
-            .await?;
         Ok(())
     }
 }
