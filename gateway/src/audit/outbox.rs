@@ -126,10 +126,25 @@ pub async fn drain(store: &Store, now_ms: i64) -> Result<Vec<Staged>, StoreError
     let Some(oldest) = rows.iter().map(|r| r.at).min() else {
         return Ok(Vec::new());
     };
-    let entries = store.audit_since(oldest - SEARCH_MARGIN_MS).await?;
-    let (present, missing): (Vec<Staged>, Vec<Staged>) = rows
-        .into_iter()
-        .partition(|r| entries.iter().any(|e| e.event.request_id == r.request_id && e.event.action == r.action));
+    // The requests' own entries, looked for from the newest back to the
+    // oldest row's time: a page at a time, so that an old row (a gateway up
+    // for months since an audit failure) does not load months of log.
+    let mut pending: std::collections::HashSet<(String, String)> =
+        rows.iter().map(|r| (r.request_id.clone(), r.action.clone())).collect();
+    let mut before = i64::MAX;
+    'back: while !pending.is_empty() {
+        let page = store.audit_page_back(before, 1000).await?;
+        let Some(last) = page.last() else { break };
+        before = last.seq;
+        for e in &page {
+            if e.at < oldest - SEARCH_MARGIN_MS {
+                break 'back;
+            }
+            pending.remove(&(e.event.request_id.clone(), e.event.action.clone()));
+        }
+    }
+    let (missing, present): (Vec<&Staged>, Vec<&Staged>) =
+        rows.iter().partition(|r| pending.contains(&(r.request_id.clone(), r.action.clone())));
     if !missing.is_empty() {
         let events: Vec<_> = missing.iter().map(|r| (r.recovered_event(), now_ms)).collect();
         store.append_audit_batch(&events).await?;
@@ -139,7 +154,8 @@ pub async fn drain(store: &Store, now_ms: i64) -> Result<Vec<Staged>, StoreError
         }
     }
     // Only now: a crash before this line finds the entries and just clears.
+    // By request: rows another gateway process staged meanwhile stay.
     let done: Vec<&str> = present.iter().chain(&missing).map(|r| r.request_id.as_str()).collect();
     store.clear_outbox(&done).await?;
-    Ok(missing)
+    Ok(missing.into_iter().cloned().collect())
 }

@@ -106,6 +106,18 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// Entries with `seq < before`, newest first, at most `limit`.
+    pub async fn audit_page_back(&self, before: i64, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {AUDIT_COLS} FROM audit WHERE seq < $1 ORDER BY seq DESC LIMIT $2"
+        )))
+        .bind(before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
     /// Walks the whole hash chain: the number of entries, or where it breaks
     /// (with the number checked before the break).
     pub async fn verify_audit_chain(&self) -> Result<Result<u64, (u64, String)>, StoreError> {
