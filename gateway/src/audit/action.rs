@@ -61,7 +61,8 @@ actions! {
     AlertRaised => "alert.raised",
     TerminalSuspend => "terminal.suspend",
     PersonDeactivate => "person.deactivate",
-    /// A record committed before a crash, audited at the next start.
+    /// A record committed before a crash, audited at the next start by
+    /// gateways before the audit outbox; kept: older logs hold the name.
     RecordRecovered => "record.recovered",
     // The data-centre CLI.
     AdminInstitutionAdd => "admin.institution.add",

@@ -107,9 +107,9 @@ impl Staged {
             institution: self.institution.clone(),
             action: self.action.clone(),
             object: self.object.clone(),
+            outcome: Outcome::Ok.as_str().into(),
             reason: COMMITTED_UNANSWERED.into(),
             request_id: self.request_id.clone(),
-            ..AuditEvent::new(Action::RecordRecovered, Outcome::Ok)
         }
     }
 }
