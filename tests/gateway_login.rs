@@ -477,13 +477,33 @@ async fn a_request_whose_audit_entry_cannot_be_written_gets_no_answer_log_1() ->
     let (status, body) = client.request("POST", "/v1/auth/challenge", b"{}".to_vec(), None).await?;
     assert_eq!((status, body["error"].as_str()), (503, Some("audit_unavailable")), "{body}");
     assert!(body.get("nonce").is_none(), "{body}");
+    // A change whose entry cannot be written: kept, its answer withheld,
+    // its entry staged with it (the audit outbox).
+    let (status, body) = client
+        .post("/v1/patients", &serde_json::json!({"name": "Abe Jun", "birth_date": "1990-09-09"}), Some(&token))
+        .await?;
+    assert_eq!((status, body["error"].as_str()), (503, Some("audit_unavailable")), "{body}");
     let after = world.gw.metrics.audit_failures.get();
-    assert_eq!(after - before, 2);
+    assert_eq!(after - before, 3);
+    let staged = world.gw.store.outbox_rows().await?;
+    assert_eq!(staged.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), ["patient.register"], "{staged:?}");
+    // A minute on, the operator is told.
+    world.clock.advance_secs(61);
+    hpki_gateway::http::reload::watch_outbox(&world.gw).await;
+    assert_eq!(world.gw.metrics.audit_outbox_stale.get(), 1);
     // The disk has room again: answers come back and the chain has no gap.
     raw.execute("DROP TRIGGER test_disk_full").await?;
     let (status, body) = client.get("/v1/auth/whoami", Some(&token)).await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(world.last_audit("auth.whoami").await.event.outcome, "ok");
+    // What the next start does: the registration gets its entry.
+    let recovered = hpki_gateway::audit::outbox::drain(&world.gw.store, world.gw.clock.now_ms()).await?;
+    assert_eq!(recovered.len(), 1);
+    let entry = world.last_audit("patient.register").await;
+    assert_eq!((entry.event.outcome.as_str(), entry.event.reason.as_str()), ("ok", "committed_unanswered"));
+    assert!(entry.event.object.starts_with("patient:P"), "{:?}", entry.event);
+    hpki_gateway::http::reload::watch_outbox(&world.gw).await;
+    assert_eq!(world.gw.metrics.audit_outbox_stale.get(), 0);
     assert!(world.chain_verifies().await);
     Ok(())
 }

@@ -81,6 +81,10 @@ pub struct Metrics {
     pub alerts_outside_hours: Counter,
     pub alert_webhook_failures: Counter,
     pub audit_failures: Counter,
+    /// Staged audit entries (`audit::outbox`) older than a minute at the
+    /// last look: changes whose entries could not be written, waiting for
+    /// the next start. Should be 0.
+    pub audit_outbox_stale: prometheus_client::metrics::gauge::Gauge,
     /// Refusals counted into a `coalesced:N` entry instead of one each.
     pub audit_refusals_coalesced: Counter,
     pub bodies_timed_out: Counter,
@@ -149,6 +153,12 @@ impl Metrics {
             "hpki_audit_failures",
             "audit entries that could not be written (their requests were answered 503)",
         );
+        let audit_outbox_stale = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "hpki_audit_outbox_stale",
+            "staged audit entries older than a minute: changes whose entries are not written yet (should be 0)",
+            audit_outbox_stale.clone(),
+        );
         let request_seconds = Family::<ActionLabel, Histogram, fn() -> Histogram>::new_with_constructor(seconds);
         registry.register(
             "hpki_request_duration_seconds",
@@ -211,6 +221,7 @@ impl Metrics {
             alerts_outside_hours,
             alert_webhook_failures,
             audit_failures,
+            audit_outbox_stale,
             audit_refusals_coalesced,
             bodies_timed_out,
             patient_connections_refused,

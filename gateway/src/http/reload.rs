@@ -102,6 +102,23 @@ pub async fn housekeeping(gw: Arc<Gateway>, every: Duration) {
             Err(e) => tracing::warn!(error = %e, "cannot purge expired challenges"),
         }
         end_revoked_sessions(&gw).await;
+        watch_outbox(&gw).await;
+    }
+}
+
+/// Staged audit entries older than a minute are changes whose entries
+/// failed (the request was answered `audit_unavailable`): the next start
+/// writes them; until then the operator is told (log and
+/// `hpki_audit_outbox_stale`).
+pub async fn watch_outbox(gw: &Gateway) {
+    match gw.store.stale_outbox_rows(gw.clock.now_ms() - 60_000).await {
+        Ok(n) => {
+            gw.metrics.audit_outbox_stale.set(n);
+            if n > 0 {
+                tracing::error!(staged = n, "changes without their audit entry yet; the next start writes them");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot look at the audit outbox"),
     }
 }
 

@@ -94,6 +94,20 @@ impl Store {
         Ok(out)
     }
 
+    /// How many staged entries are older than `before` (Unix ms).
+    pub async fn stale_outbox_rows(&self, before: i64) -> Result<i64, StoreError> {
+        let mut n = 0;
+        for area in [Area::Identity, Area::Health] {
+            let sql = format!("SELECT COUNT(*) AS n FROM {} WHERE at < $1", table(area));
+            n += sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(before)
+                .fetch_one(self.pool())
+                .await?
+                .try_get::<i64, _>("n")?;
+        }
+        Ok(n)
+    }
+
     /// Deletes the staged entries of these requests (their entries are in
     /// the chain).
     pub async fn clear_outbox(&self, request_ids: &[&str]) -> Result<(), StoreError> {
