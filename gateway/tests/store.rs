@@ -504,6 +504,53 @@ both_stores!(a_change_and_its_staged_audit_entry_commit_together_log_1, |db| {
     db.drop_db().await;
 });
 
+both_stores!(an_identity_change_s_staged_row_goes_with_the_insert_of_its_entry_log_1, |db| {
+    use hpki_gateway::audit::Action;
+    use hpki_gateway::audit::outbox::Staging;
+    let s = db.store().await;
+    let staging = |request_id: &str, action: Action| Staging {
+        request_id: request_id.into(),
+        terminal: "-".into(),
+        institution: "-".into(),
+        action,
+    };
+    let added = staging("cli-1", Action::AdminInstitutionAdd).stage("it-desk", "Kanazawa Clinic", 1_000);
+    s.add_institution_staged("Kanazawa Clinic", None, 1, Some(&added)).await.expect("institution");
+    let other = staging("cli-2", Action::AdminInstitutionAdd).stage("it-desk", "Noto Clinic", 1_000);
+    s.add_institution_staged("Noto Clinic", None, 1, Some(&other)).await.expect("institution");
+    let rows =
+        |s: Vec<hpki_gateway::audit::outbox::Staged>| -> Vec<String> { s.into_iter().map(|r| r.request_id).collect() };
+    assert_eq!(rows(s.outbox_rows().await.expect("outbox")), ["cli-1", "cli-2"]);
+    let entry = |request_id: &str, action: Action| AuditEvent {
+        request_id: request_id.into(),
+        ..AuditEvent::new(action, hpki_gateway::audit::Outcome::Ok)
+    };
+    // Another action of the same request clears nothing; the entry the row
+    // stands for clears it in its own INSERT, with no second statement.
+    s.append_audit_batch(&[(entry("cli-1", Action::AdminPersonAdd), 2_000)]).await.expect("append");
+    assert_eq!(rows(s.outbox_rows().await.expect("outbox")), ["cli-1", "cli-2"]);
+    s.append_audit_batch(&[(entry("cli-1", Action::AdminInstitutionAdd), 2_001)]).await.expect("append");
+    assert_eq!(rows(s.outbox_rows().await.expect("outbox")), ["cli-2"]);
+    // A health row is the writer's to delete (a trigger cannot reach the
+    // health file on SQLite): the entry alone leaves it.
+    let encounter = hpki_gateway::store::EncounterRow {
+        id: "enc_h".into(),
+        patient: "pseud_1".into(),
+        institution: "Kanazawa Clinic".into(),
+        opened_by: "Kanazawa Clinic/S-1".into(),
+        opened_at: 1,
+        expires_at: 10_000,
+        closed_at: None,
+    };
+    s.open_encounter(&encounter, &staged("req-h")).await.expect("encounter");
+    s.append_audit_batch(&[(entry("req-h", Action::DraftConfirm), 2_002)]).await.expect("append");
+    assert_eq!(rows(s.outbox_rows().await.expect("outbox")), ["cli-2", "req-h"]);
+    s.clear_health_outbox(&["req-h"]).await.expect("clear");
+    assert_eq!(rows(s.outbox_rows().await.expect("outbox")), ["cli-2"]);
+    s.close().await;
+    db.drop_db().await;
+});
+
 fn session<'a>(token_hash: &'a [u8], person_id: &'a str, terminal: &'a str, card_cert: &'a [u8]) -> NewSession<'a> {
     NewSession { token_hash, person_id, terminal, card_cert, revocation: "[]" }
 }

@@ -12,19 +12,20 @@ use crate::store::batch::Batcher;
 /// Most entries in one commit.
 const MAX_BATCH: usize = 512;
 
-/// Deletes the outbox rows of the requests whose entries were just
-/// committed (`audit::outbox`). A failure leaves rows whose entries are in
-/// the chain: the next start finds the entries and only deletes the rows.
+/// Deletes the health outbox's rows of the requests whose entries were
+/// just committed (`audit::outbox`); the identity outbox's rows went with
+/// the entries' INSERT (a trigger). A failure leaves rows whose entries are
+/// in the chain: the next start finds the entries and only deletes the rows.
 async fn clear_staged(store: &Store, events: &[(AuditEvent, i64)]) {
     let ids: Vec<&str> = events
         .iter()
-        .filter(|(e, _)| crate::audit::outbox::stages(&e.action))
+        .filter(|(e, _)| crate::audit::outbox::stages_in_health(&e.action))
         .map(|(e, _)| e.request_id.as_str())
         .collect();
     if ids.is_empty() {
         return;
     }
-    if let Err(e) = store.clear_outbox(&ids).await {
+    if let Err(e) = store.clear_health_outbox(&ids).await {
         tracing::warn!(error = %e, "cannot clear the audit outbox; the next start will");
     }
 }

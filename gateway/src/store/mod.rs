@@ -90,6 +90,11 @@ fn migrator(backend: Backend) -> Migrator {
             migration(5, "store generation", include_str!("../../migrations/sqlite/0005_store_generation.sql")),
             migration(6, "session certificates", include_str!("../../migrations/sqlite/0006_session_certificates.sql")),
             migration(7, "audit outbox", include_str!("../../migrations/sqlite/0007_audit_outbox.sql")),
+            migration(
+                8,
+                "outbox cleared by entry",
+                include_str!("../../migrations/sqlite/0008_outbox_cleared_by_entry.sql"),
+            ),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -105,6 +110,11 @@ fn migrator(backend: Backend) -> Migrator {
                     include_str!("../../migrations/postgres/0007_session_certificates.sql"),
                 ),
                 migration(8, "audit outbox", include_str!("../../migrations/postgres/0008_audit_outbox.sql")),
+                migration(
+                    9,
+                    "outbox cleared by entry",
+                    include_str!("../../migrations/postgres/0009_outbox_cleared_by_entry.sql"),
+                ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would

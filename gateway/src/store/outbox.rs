@@ -111,9 +111,20 @@ impl Store {
     /// Deletes the staged entries of these requests (their entries are in
     /// the chain).
     pub async fn clear_outbox(&self, request_ids: &[&str]) -> Result<(), StoreError> {
+        self.clear_outbox_of(&[Area::Identity, Area::Health], request_ids).await
+    }
+
+    /// Deletes the health outbox's rows of these requests: the identity
+    /// outbox's rows go with their entries' INSERT (a trigger, migration
+    /// sqlite 0008 / postgres 0009), which cannot reach the health file.
+    pub async fn clear_health_outbox(&self, request_ids: &[&str]) -> Result<(), StoreError> {
+        self.clear_outbox_of(&[Area::Health], request_ids).await
+    }
+
+    async fn clear_outbox_of(&self, areas: &[Area], request_ids: &[&str]) -> Result<(), StoreError> {
         // Well under both backends' parameter limits per statement.
         for chunk in request_ids.chunks(500) {
-            for area in [Area::Identity, Area::Health] {
+            for &area in areas {
                 let sql = format!(
                     "DELETE FROM {} WHERE request_id IN ({})",
                     table(area),
