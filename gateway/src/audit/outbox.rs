@@ -26,8 +26,8 @@ pub const COMMITTED_UNANSWERED: &str = "committed_unanswered";
 /// the only way it can be earlier).
 const SEARCH_MARGIN_MS: i64 = 60_000;
 
-/// The actions whose requests may stage an entry: the writer deletes the
-/// staged rows of these requests once their entries are in the chain.
+/// The actions whose requests may stage an entry (the audit layer hands
+/// their handlers a [`Staging`]).
 pub const STAGING: &[Action] = &[
     Action::AuthLogin,
     Action::AuthLogout,

@@ -8,8 +8,8 @@
 //! to the budget and counted past it. Also the request metrics and the
 //! request's log line. For the endpoints that change state, the request is
 //! given the [`Staging`] its handler stages the entry with, inside the
-//! change's transaction (`audit::outbox`): the writer deletes the staged row
-//! once this layer's entry is committed.
+//! change's transaction (`audit::outbox`): this layer's entry clears the
+//! staged row once it is committed.
 
 use std::sync::Arc;
 use std::time::Instant;
