@@ -580,15 +580,15 @@ both_stores!(a_challenge_opens_at_most_one_session_however_logins_race_for_it, |
             staged: staged(&format!("login-{token}")),
         }))
     };
-    assert_eq!(store.login_writes(&[challenge("c1"), challenge("c2")]).await.expect("challenges"), [true, true]);
+    assert_eq!(store.login_writes(vec![challenge("c1"), challenge("c2")]).await.expect("challenges"), [true, true]);
     // Two logins with c1 in one batch, one with c2, one with an unknown id.
     let won = store
-        .login_writes(&[session("c1", 1), session("c1", 2), session("c2", 3), session("nope", 4)])
+        .login_writes(vec![session("c1", 1), session("c1", 2), session("c2", 3), session("nope", 4)])
         .await
         .expect("sessions");
     assert_eq!(won, [true, false, true, false]);
     // c1 again in a later batch: taken.
-    assert_eq!(store.login_writes(&[session("c1", 5)]).await.expect("again"), [false]);
+    assert_eq!(store.login_writes(vec![session("c1", 5)]).await.expect("again"), [false]);
     let (_, used) = store.challenge("c1").await.expect("read").expect("c1");
     assert!(used);
     // Exactly the winners' sessions exist.

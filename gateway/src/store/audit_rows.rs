@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError, conflict};
+use super::statement::Statement;
+use super::{Backend, Store, StoreError, conflict, sqlite_lane};
 use crate::audit::{AuditEvent, AuditRecord, GENESIS, entry_hash};
 
 /// The newest entry a store appended: (seq, hash).
@@ -44,8 +45,8 @@ impl Store {
                 None => self.audit_tail().await?,
             };
             let out = chained(events, seq, prev);
-            match self.insert_audit(&out).await {
-                Ok(()) => {
+            match self.insert_audit(out).await {
+                Ok(out) => {
                     *tail = out.last().map(|r| (r.seq, r.hash.clone()));
                     return Ok(out);
                 }
@@ -66,32 +67,59 @@ impl Store {
     }
 
     async fn audit_tail(&self) -> Result<(i64, Vec<u8>), StoreError> {
-        let tail =
-            sqlx::query("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetch_optional(self.pool()).await?;
-        Ok(match tail {
-            Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("hash")?),
-            None => (0, GENESIS.to_vec()),
-        })
+        const TAIL: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+        let tail = match self.lanes() {
+            Some(lanes) => {
+                lanes
+                    .reader
+                    .run(|c| {
+                        use rusqlite::OptionalExtension;
+                        Ok(c.prepare_cached(TAIL)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+                    })
+                    .await?
+            }
+            None => match sqlx::query(TAIL).fetch_optional(self.pool()).await? {
+                Some(r) => Some((r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("hash")?)),
+                None => None,
+            },
+        };
+        Ok(tail.unwrap_or_else(|| (0, GENESIS.to_vec())))
     }
 
-    /// Inserts `rows` atomically: one multi-row INSERT (one round trip)
-    /// per chunk, in a transaction when there is more than one chunk.
-    async fn insert_audit(&self, rows: &[AuditRecord]) -> Result<(), StoreError> {
-        let what = || format!("audit entries from {}", rows.first().map_or(0, |r| r.seq));
+    /// Inserts `rows` atomically — one multi-row INSERT per chunk, in one
+    /// transaction — and hands them back.
+    async fn insert_audit(&self, rows: Vec<AuditRecord>) -> Result<Vec<AuditRecord>, StoreError> {
+        let what = |rows: &[AuditRecord]| format!("audit entries from {}", rows.first().map_or(0, |r| r.seq));
+        if let Some(lanes) = self.lanes() {
+            return lanes
+                .writer
+                .run(move |c| {
+                    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    for chunk in rows.chunks(INSERT_ROWS) {
+                        audit_insert(Backend::Sqlite, chunk)
+                            .execute(&tx)
+                            .map_err(|e| sqlite_lane::conflict(e, what(&rows)))?;
+                    }
+                    tx.commit()?;
+                    Ok(rows)
+                })
+                .await;
+        }
         if rows.len() <= INSERT_ROWS {
-            return audit_insert(self.backend(), rows)
+            audit_insert(self.backend(), &rows)
+                .sqlx()
                 .execute(self.pool())
                 .await
-                .map(|_| ())
-                .map_err(|e| conflict(e, what()));
+                .map_err(|e| conflict(e, what(&rows)))?;
+            return Ok(rows);
         }
         let mut tx = self.pool().begin().await?;
         for chunk in rows.chunks(INSERT_ROWS) {
             // Dropping the transaction on an error rolls it back.
-            audit_insert(self.backend(), chunk).execute(&mut *tx).await.map_err(|e| conflict(e, what()))?;
+            audit_insert(self.backend(), chunk).sqlx().execute(&mut *tx).await.map_err(|e| conflict(e, what(&rows)))?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(rows)
     }
 
     /// Entries with `seq > after`, in order, at most `limit`.
@@ -206,24 +234,28 @@ fn chained(events: &[(AuditEvent, i64)], mut seq: i64, mut prev: Vec<u8>) -> Vec
 
 /// One multi-row INSERT of `rows` (12 parameters a row; SQLite allows
 /// 32766 parameters, PostgreSQL 65535).
-fn audit_insert(backend: Backend, rows: &[AuditRecord]) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
-    let sql =
-        format!("INSERT INTO audit ({AUDIT_COLS}) VALUES {}", super::values_placeholders(backend, rows.len(), 12));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+fn audit_insert(backend: Backend, rows: &[AuditRecord]) -> Statement<'_> {
+    let mut st = Statement::new(format!(
+        "INSERT INTO audit ({AUDIT_COLS}) VALUES {}",
+        super::values_placeholders(backend, rows.len(), 12)
+    ));
     for r in rows {
-        q = q
-            .bind(r.seq)
-            .bind(r.at)
-            .bind(&r.event.actor)
-            .bind(&r.event.terminal)
-            .bind(&r.event.institution)
-            .bind(&r.event.action)
-            .bind(&r.event.object)
-            .bind(&r.event.outcome)
-            .bind(&r.event.reason)
-            .bind(&r.event.request_id)
-            .bind(&r.prev_hash)
-            .bind(&r.hash);
+        st.push(r.seq);
+        st.push(r.at);
+        for text in [
+            &r.event.actor,
+            &r.event.terminal,
+            &r.event.institution,
+            &r.event.action,
+            &r.event.object,
+            &r.event.outcome,
+            &r.event.reason,
+            &r.event.request_id,
+        ] {
+            st.push(text);
+        }
+        st.push(&r.prev_hash);
+        st.push(&r.hash);
     }
-    q
+    st
 }

@@ -82,10 +82,30 @@ impl Store {
     }
 
     pub async fn person(&self, id: &str) -> Result<Option<PersonRow>, StoreError> {
-        let row = sqlx::query("SELECT id, role, name, name_kanji, institution, active FROM persons WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        const PERSON: &str = "SELECT id, role, name, name_kanji, institution, active FROM persons WHERE id = $1";
+        if let Some(lanes) = self.lanes() {
+            let id = id.to_owned();
+            return lanes
+                .reader
+                .run(move |c| {
+                    use rusqlite::OptionalExtension;
+                    let mut st = c.prepare_cached(PERSON)?;
+                    Ok(st
+                        .query_row([id], |r| {
+                            Ok(PersonRow {
+                                id: r.get(0)?,
+                                role: r.get(1)?,
+                                name: r.get(2)?,
+                                name_kanji: r.get(3)?,
+                                institution: r.get(4)?,
+                                active: r.get::<_, i64>(5)? != 0,
+                            })
+                        })
+                        .optional()?)
+                })
+                .await;
+        }
+        let row = sqlx::query(PERSON).bind(id).fetch_optional(self.pool()).await?;
         row.map(|r| {
             Ok(PersonRow {
                 id: r.try_get("id")?,

@@ -124,10 +124,24 @@ impl Store {
     /// The challenge `id` and whether it was used, without taking it (the
     /// login takes it with its session: `login_writer`).
     pub async fn challenge(&self, id: &str) -> Result<Option<(ChallengeRow, bool)>, StoreError> {
-        let row = sqlx::query("SELECT nonce, terminal, expires_at, used_at FROM challenges WHERE id = $1")
-            .bind(id)
-            .fetch_optional(self.pool())
-            .await?;
+        const CHALLENGE: &str = "SELECT nonce, terminal, expires_at, used_at FROM challenges WHERE id = $1";
+        if let Some(lanes) = self.lanes() {
+            let id = id.to_owned();
+            return lanes
+                .reader
+                .run(move |c| {
+                    use rusqlite::OptionalExtension;
+                    let mut st = c.prepare_cached(CHALLENGE)?;
+                    Ok(st
+                        .query_row([id], |r| {
+                            let row = ChallengeRow { nonce: r.get(0)?, terminal: r.get(1)?, expires_at: r.get(2)? };
+                            Ok((row, r.get::<_, Option<i64>>(3)?.is_some()))
+                        })
+                        .optional()?)
+                })
+                .await;
+        }
+        let row = sqlx::query(CHALLENGE).bind(id).fetch_optional(self.pool()).await?;
         row.map(|r| {
             let used = r.try_get::<Option<i64>, _>("used_at")?.is_some();
             Ok((

@@ -6,13 +6,17 @@
 //! challenge is taken at most once: of two logins racing for it — in one
 //! batch, in two, or in two gateway processes — exactly one opens a
 //! session. Each session's login stages its audit entry in the same
-//! transaction (`audit::outbox`), one more multi-row INSERT.
+//! transaction (`audit::outbox`), one more multi-row INSERT. On SQLite the
+//! whole transaction is one job of the writer lane (`sqlite_lane`): one
+//! hand-off to another thread for the batch instead of one per statement.
 
 use sqlx::Row;
 
+use crate::audit::outbox::Area;
 use crate::metrics::BatchMetrics;
 use crate::store::batch::Batcher;
-use crate::store::{Store, StoreError, placeholders, values_placeholders};
+use crate::store::statement::Statement;
+use crate::store::{Backend, Store, StoreError, outbox, placeholders, values_placeholders};
 
 /// Most writes in one transaction (the statements' parameters stay well
 /// under SQLite's limit of 32766).
@@ -57,7 +61,7 @@ impl LoginWriter {
     pub fn start(store: Store, metrics: BatchMetrics) -> LoginWriter {
         let batches = Batcher::start("the login writer", MAX_BATCH, metrics, move |writes: Vec<LoginWrite>| {
             let store = store.clone();
-            async move { store.login_writes(&writes).await.map_err(|e| format!("login write failed: {e}")) }
+            async move { store.login_writes(writes).await.map_err(|e| format!("login write failed: {e}")) }
         });
         LoginWriter { batches }
     }
@@ -71,12 +75,83 @@ impl LoginWriter {
 
 impl Store {
     /// The writes of one batch, in one transaction; one answer per write.
-    pub async fn login_writes(&self, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
+    pub async fn login_writes(&self, writes: Vec<LoginWrite>) -> Result<Vec<bool>, StoreError> {
+        let won = match self.lanes() {
+            // The whole transaction in one trip to the writer lane.
+            Some(lanes) => {
+                lanes.writer.run(move |c| sqlite_login_writes(c, &writes).map(|won| answers(&writes, won))).await?
+            }
+            None => {
+                let won = self.sqlx_login_writes(&writes).await?;
+                answers(&writes, won)
+            }
+        };
+        Ok(won)
+    }
+
+    async fn sqlx_login_writes(&self, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
+        let plan = Plan::of(self.backend(), writes);
+        let mut tx = self.pool().begin().await?;
+        if let Some(st) = &plan.challenges {
+            st.sqlx().execute(&mut *tx).await?;
+        }
+        let mut won = Vec::new();
+        if let Some(st) = &plan.take {
+            let rows = st.sqlx().fetch_all(&mut *tx).await?;
+            let taken = rows.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
+            won = winners(&plan.sessions, taken);
+            let opened = opened(&plan.sessions, &won);
+            if !opened.is_empty() {
+                session_insert(self.backend(), &opened).sqlx().execute(&mut *tx).await?;
+                outbox::stage(self.backend(), Area::Identity, &staged_of(&opened)).sqlx().execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(won)
+    }
+}
+
+/// The batch's writes on the SQLite writer lane: the winners among its
+/// sessions, in order.
+fn sqlite_login_writes(c: &mut rusqlite::Connection, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
+    let plan = Plan::of(Backend::Sqlite, writes);
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(st) = &plan.challenges {
+        st.execute(&tx)?;
+    }
+    let mut won = Vec::new();
+    if let Some(st) = &plan.take {
+        let taken = tx
+            .prepare_cached(&st.sql)?
+            .query_map(rusqlite::params_from_iter(&st.params), |r| r.get::<_, String>(0))?
+            .collect::<Result<_, _>>()?;
+        won = winners(&plan.sessions, taken);
+        let opened = opened(&plan.sessions, &won);
+        if !opened.is_empty() {
+            session_insert(Backend::Sqlite, &opened).execute(&tx)?;
+            outbox::stage(Backend::Sqlite, Area::Identity, &staged_of(&opened)).execute(&tx)?;
+        }
+    }
+    tx.commit()?;
+    Ok(won)
+}
+
+/// What a batch writes, decided before any statement runs: the new
+/// challenges in one INSERT, and the challenges the sessions take in one
+/// UPDATE … RETURNING.
+struct Plan<'a> {
+    challenges: Option<Statement<'a>>,
+    sessions: Vec<&'a OpenSession>,
+    take: Option<Statement<'a>>,
+}
+
+impl<'a> Plan<'a> {
+    fn of(backend: Backend, writes: &'a [LoginWrite]) -> Plan<'a> {
         let challenges: Vec<_> = writes
             .iter()
             .filter_map(|w| match w {
                 LoginWrite::Challenge { id, nonce, terminal, now, expires_at } => {
-                    Some((id, nonce, terminal, now, expires_at))
+                    Some((id, nonce, terminal, *now, *expires_at))
                 }
                 LoginWrite::Session(_) => None,
             })
@@ -88,78 +163,92 @@ impl Store {
                 LoginWrite::Challenge { .. } => None,
             })
             .collect();
-        let mut tx = self.pool().begin().await?;
-        if !challenges.is_empty() {
-            let sql = format!(
+        let challenges = (!challenges.is_empty()).then(|| {
+            let mut st = Statement::new(format!(
                 "INSERT INTO challenges (id, nonce, terminal, created_at, expires_at) VALUES {}",
-                values_placeholders(self.backend(), challenges.len(), 5)
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                values_placeholders(backend, challenges.len(), 5)
+            ));
             for (id, nonce, terminal, now, expires_at) in &challenges {
-                q = q.bind(id.as_str()).bind(nonce.as_slice()).bind(terminal.as_str()).bind(**now).bind(**expires_at);
+                st.push(*id);
+                st.push(*nonce);
+                st.push(*terminal);
+                st.push(*now);
+                st.push(*expires_at);
             }
-            q.execute(&mut *tx).await?;
-        }
-        let mut won: Vec<bool> = vec![false; sessions.len()];
-        if !sessions.is_empty() {
+            st
+        });
+        let take = (!sessions.is_empty()).then(|| {
             // One `now` for the batch's UPDATE: the latest of its logins
             // (they arrived within the batch's wait).
             let now = sessions.iter().map(|s| s.now).max().unwrap_or_default();
-            let p = placeholders(self.backend(), 1, sessions.len() + 1);
-            let sql = format!(
+            let p = placeholders(backend, 1, sessions.len() + 1);
+            let mut st = Statement::new(format!(
                 "UPDATE challenges SET used_at = {} WHERE used_at IS NULL AND id IN ({}) RETURNING id",
                 p[0],
                 p[1..].join(", ")
-            );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+            ))
+            .bind(now);
             for s in &sessions {
-                q = q.bind(s.challenge_id.as_str());
+                st.push(&s.challenge_id);
             }
-            let mut taken: Vec<String> =
-                q.fetch_all(&mut *tx).await?.iter().map(|r| r.try_get("id")).collect::<Result<_, _>>()?;
-            // The first login of the batch with a challenge gets it; any
-            // other with the same one lost.
-            for (i, s) in sessions.iter().enumerate() {
-                if let Some(k) = taken.iter().position(|id| *id == s.challenge_id) {
-                    taken.swap_remove(k);
-                    won[i] = true;
-                }
-            }
-            let opened: Vec<&&OpenSession> = sessions.iter().zip(&won).filter(|(_, w)| **w).map(|(s, _)| s).collect();
-            if !opened.is_empty() {
-                let sql = format!(
-                    "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, card_cert_der, revocation, created_at, last_seen, expires_at) \
-                     VALUES {}",
-                    values_placeholders(self.backend(), opened.len(), 9)
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for s in &opened {
-                    q = q
-                        .bind(s.token_hash.as_slice())
-                        .bind(s.person_id.as_str())
-                        .bind(s.terminal.as_str())
-                        .bind(s.card_cert.as_slice())
-                        .bind(s.card_cert_der.as_slice())
-                        .bind(s.revocation.as_str())
-                        .bind(s.now)
-                        .bind(s.now)
-                        .bind(s.expires_at);
-                }
-                q.execute(&mut *tx).await?;
-                let staged: Vec<_> = opened.iter().map(|s| &s.staged).collect();
-                super::outbox::stage(self.backend(), crate::audit::outbox::Area::Identity, &staged)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        let mut won = won.into_iter();
-        Ok(writes
-            .iter()
-            .map(|w| match w {
-                LoginWrite::Challenge { .. } => true,
-                LoginWrite::Session(_) => won.next().unwrap_or(false),
-            })
-            .collect())
+            st
+        });
+        Plan { challenges, sessions, take }
     }
+}
+
+/// Which sessions won their challenge: the first of the batch with a
+/// challenge that was `taken` gets it; any other with the same one lost.
+fn winners(sessions: &[&OpenSession], mut taken: Vec<String>) -> Vec<bool> {
+    sessions
+        .iter()
+        .map(|s| match taken.iter().position(|id| *id == s.challenge_id) {
+            Some(k) => {
+                taken.swap_remove(k);
+                true
+            }
+            None => false,
+        })
+        .collect()
+}
+
+fn opened<'a>(sessions: &[&'a OpenSession], won: &[bool]) -> Vec<&'a OpenSession> {
+    sessions.iter().zip(won).filter(|(_, w)| **w).map(|(s, _)| *s).collect()
+}
+
+fn staged_of<'a>(opened: &[&'a OpenSession]) -> Vec<&'a crate::audit::outbox::Staged> {
+    opened.iter().map(|s| &s.staged).collect()
+}
+
+fn session_insert<'a>(backend: Backend, opened: &[&'a OpenSession]) -> Statement<'a> {
+    let mut st = Statement::new(format!(
+        "INSERT INTO sessions (token_hash, person_id, terminal, card_cert, card_cert_der, revocation, created_at, last_seen, expires_at) \
+         VALUES {}",
+        values_placeholders(backend, opened.len(), 9)
+    ));
+    for s in opened {
+        st.push(s.token_hash.as_slice());
+        st.push(&s.person_id);
+        st.push(&s.terminal);
+        st.push(s.card_cert.as_slice());
+        st.push(&s.card_cert_der);
+        st.push(&s.revocation);
+        st.push(s.now);
+        st.push(s.now);
+        st.push(s.expires_at);
+    }
+    st
+}
+
+/// One answer per write: `true` for a challenge, whether it won for a
+/// session.
+fn answers(writes: &[LoginWrite], won: Vec<bool>) -> Vec<bool> {
+    let mut won = won.into_iter();
+    writes
+        .iter()
+        .map(|w| match w {
+            LoginWrite::Challenge { .. } => true,
+            LoginWrite::Session(_) => won.next().unwrap_or(false),
+        })
+        .collect()
 }

@@ -18,6 +18,8 @@ mod login;
 mod monitoring;
 mod outbox;
 mod patients;
+mod sqlite_lane;
+mod statement;
 mod workflow;
 
 use std::path::Path;
@@ -53,6 +55,8 @@ pub enum Backend {
 pub enum StoreError {
     #[error("{0}")]
     Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the data directory {path}: {source}")]
@@ -74,6 +78,9 @@ pub struct Store {
     /// serialised through it, and chained to it until another writer's
     /// entry is found in the way.
     audit_tail: std::sync::Arc<tokio::sync::Mutex<audit_rows::AuditTail>>,
+    /// SQLite only: the connections of the hot path (`sqlite_lane`).
+    /// Taken out by `close`.
+    lanes: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<sqlite_lane::Lanes>>>>,
 }
 
 fn migration(version: i64, description: &'static str, sql: &'static str) -> Migration {
@@ -138,7 +145,7 @@ impl Store {
     /// Connects without migrating.
     pub async fn connect(config: &StoreConfig) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (backend, url, health) = match config {
+        let (backend, url, health, lanes_dir) = match config {
             StoreConfig::Sqlite { dir } => {
                 let identity = dir.join("identity.db");
                 let health = dir.join("health.db");
@@ -157,9 +164,9 @@ impl Store {
                     Ok::<(), std::io::Error>(())
                 };
                 private().map_err(|source| StoreError::DataDir { path: dir.clone(), source })?;
-                (Backend::Sqlite, format!("sqlite://{}?mode=rwc", identity.display()), Some(health))
+                (Backend::Sqlite, format!("sqlite://{}?mode=rwc", identity.display()), Some(health), Some(dir))
             }
-            StoreConfig::Postgres { url } => (Backend::Postgres, url.clone(), None),
+            StoreConfig::Postgres { url } => (Backend::Postgres, url.clone(), None, None),
         };
         let options = AnyConnectOptions::from_str(&url)?;
         let pool = AnyPoolOptions::new()
@@ -202,7 +209,9 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        Ok(Store { pool, backend, audit_tail: Default::default() })
+        // After the pool: its first connection created the files.
+        let lanes = lanes_dir.map(|dir| sqlite_lane::Lanes::open(dir).map(std::sync::Arc::new)).transpose()?;
+        Ok(Store { pool, backend, audit_tail: Default::default(), lanes: std::sync::Arc::new(lanes.into()) })
     }
 
     pub fn backend(&self) -> Backend {
@@ -219,7 +228,18 @@ impl Store {
         &self.pool
     }
 
+    /// The hot path's connections, on SQLite (until `close`).
+    fn lanes(&self) -> Option<std::sync::Arc<sqlite_lane::Lanes>> {
+        self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     pub async fn close(&self) {
+        let lanes = self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        // The lanes' threads finish and close their connections (off the
+        // runtime's threads: that may wait for a commit).
+        if let Some(lanes) = lanes {
+            let _ = tokio::task::spawn_blocking(move || drop(lanes)).await;
+        }
         self.pool.close().await;
     }
 }

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::statement::Statement;
 use super::{Backend, Store, StoreError, placeholders, values_placeholders};
 use crate::audit::outbox::{Area, Staged};
 
@@ -19,25 +20,22 @@ fn table(area: Area) -> &'static str {
 
 /// The INSERT staging `rows` into `area`'s outbox; run it in the change's
 /// transaction.
-pub(super) fn stage<'q>(
-    backend: Backend,
-    area: Area,
-    rows: &[&'q Staged],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    let sql =
-        format!("INSERT INTO {} ({OUTBOX_COLS}) VALUES {}", table(area), values_placeholders(backend, rows.len(), 7));
-    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+pub(super) fn stage<'q>(backend: Backend, area: Area, rows: &[&'q Staged]) -> Statement<'q> {
+    let mut st = Statement::new(format!(
+        "INSERT INTO {} ({OUTBOX_COLS}) VALUES {}",
+        table(area),
+        values_placeholders(backend, rows.len(), 7)
+    ));
     for r in rows {
-        q = q
-            .bind(r.request_id.as_str())
-            .bind(r.at)
-            .bind(r.actor.as_str())
-            .bind(r.terminal.as_str())
-            .bind(r.institution.as_str())
-            .bind(r.action.as_str())
-            .bind(r.object.as_str());
+        st.push(&r.request_id);
+        st.push(r.at);
+        st.push(&r.actor);
+        st.push(&r.terminal);
+        st.push(&r.institution);
+        st.push(r.action.as_str());
+        st.push(&r.object);
     }
-    q
+    st
 }
 
 impl Store {
@@ -56,7 +54,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let changed = q.execute(&mut *tx).await?.rows_affected();
         if changed > 0 {
-            stage(self.backend(), area, &[staged]).execute(&mut *tx).await?;
+            stage(self.backend(), area, &[staged]).sqlx().execute(&mut *tx).await?;
             tx.commit().await?;
         }
         Ok(changed)
@@ -69,7 +67,7 @@ impl Store {
         area: Area,
         staged: &Staged,
     ) -> Result<(), StoreError> {
-        stage(self.backend(), area, &[staged]).execute(&mut **tx).await?;
+        stage(self.backend(), area, &[staged]).sqlx().execute(&mut **tx).await?;
         Ok(())
     }
 

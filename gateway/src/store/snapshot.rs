@@ -76,7 +76,11 @@ async fn read(store: &Store, last: &Mutex<Option<Snapshot>>) -> Result<Snapshot,
 impl Store {
     /// The store's generation (see the module documentation).
     pub async fn generation(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT n FROM store_generation WHERE id = 1").fetch_one(self.pool()).await?;
+        const GENERATION: &str = "SELECT n FROM store_generation WHERE id = 1";
+        if let Some(lanes) = self.lanes() {
+            return lanes.reader.run(|c| Ok(c.prepare_cached(GENERATION)?.query_row([], |r| r.get(0))?)).await;
+        }
+        let row = sqlx::query(GENERATION).fetch_one(self.pool()).await?;
         Ok(row.try_get("n")?)
     }
 
