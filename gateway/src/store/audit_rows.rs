@@ -71,8 +71,7 @@ impl Store {
         let tail = match self.lanes() {
             Some(lanes) => {
                 lanes
-                    .reader
-                    .run(|c| {
+                    .read(|c| {
                         use rusqlite::OptionalExtension;
                         Ok(c.prepare_cached(TAIL)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
                     })
@@ -94,13 +93,12 @@ impl Store {
             return lanes
                 .writer
                 .run(move |c| {
-                    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                    // Atomic: the writer lane runs a job in a savepoint.
                     for chunk in rows.chunks(INSERT_ROWS) {
                         audit_insert(Backend::Sqlite, chunk)
-                            .execute(&tx)
+                            .execute(c)
                             .map_err(|e| sqlite_lane::conflict(e, what(&rows)))?;
                     }
-                    tx.commit()?;
                     Ok(rows)
                 })
                 .await;

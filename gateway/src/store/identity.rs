@@ -86,12 +86,11 @@ impl Store {
         if let Some(lanes) = self.lanes() {
             let id = id.to_owned();
             return lanes
-                .reader
-                .run(move |c| {
+                .read(move |c| {
                     use rusqlite::OptionalExtension;
                     let mut st = c.prepare_cached(PERSON)?;
                     Ok(st
-                        .query_row([id], |r| {
+                        .query_row([id.as_str()], |r| {
                             Ok(PersonRow {
                                 id: r.get(0)?,
                                 role: r.get(1)?,

@@ -128,12 +128,11 @@ impl Store {
         if let Some(lanes) = self.lanes() {
             let id = id.to_owned();
             return lanes
-                .reader
-                .run(move |c| {
+                .read(move |c| {
                     use rusqlite::OptionalExtension;
                     let mut st = c.prepare_cached(CHALLENGE)?;
                     Ok(st
-                        .query_row([id], |r| {
+                        .query_row([id.as_str()], |r| {
                             let row = ChallengeRow { nonce: r.get(0)?, terminal: r.get(1)?, expires_at: r.get(2)? };
                             Ok((row, r.get::<_, Option<i64>>(3)?.is_some()))
                         })

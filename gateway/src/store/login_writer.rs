@@ -113,11 +113,11 @@ impl Store {
 
 /// The batch's writes on the SQLite writer lane: the winners among its
 /// sessions, in order.
-fn sqlite_login_writes(c: &mut rusqlite::Connection, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
+/// Atomic: the writer lane runs a job in a savepoint of its transaction.
+fn sqlite_login_writes(tx: &rusqlite::Connection, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
     let plan = Plan::of(Backend::Sqlite, writes);
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     if let Some(st) = &plan.challenges {
-        st.execute(&tx)?;
+        st.execute(tx)?;
     }
     let mut won = Vec::new();
     if let Some(st) = &plan.take {
@@ -128,11 +128,10 @@ fn sqlite_login_writes(c: &mut rusqlite::Connection, writes: &[LoginWrite]) -> R
         won = winners(&plan.sessions, taken);
         let opened = opened(&plan.sessions, &won);
         if !opened.is_empty() {
-            session_insert(Backend::Sqlite, &opened).execute(&tx)?;
-            outbox::stage(Backend::Sqlite, Area::Identity, &staged_of(&opened)).execute(&tx)?;
+            session_insert(Backend::Sqlite, &opened).execute(tx)?;
+            outbox::stage(Backend::Sqlite, Area::Identity, &staged_of(&opened)).execute(tx)?;
         }
     }
-    tx.commit()?;
     Ok(won)
 }
 

@@ -78,7 +78,7 @@ impl Store {
     pub async fn generation(&self) -> Result<i64, StoreError> {
         const GENERATION: &str = "SELECT n FROM store_generation WHERE id = 1";
         if let Some(lanes) = self.lanes() {
-            return lanes.reader.run(|c| Ok(c.prepare_cached(GENERATION)?.query_row([], |r| r.get(0))?)).await;
+            return lanes.read(|c| Ok(c.prepare_cached(GENERATION)?.query_row([], |r| r.get(0))?)).await;
         }
         let row = sqlx::query(GENERATION).fetch_one(self.pool()).await?;
         Ok(row.try_get("n")?)
