@@ -113,6 +113,7 @@ impl Gateway {
         let next =
             crate::credentials::earliest_crl_next_update(&config).map(|n| n.unwrap_or(i64::MAX)).unwrap_or(i64::MIN);
         let metrics = Arc::new(Metrics::new());
+        store.observe_writes(metrics.write_groups.clone());
         // Starts the audit writer and the session reader: call inside a Tokio runtime.
         let limits = config.patients.as_ref().map(|p| p.limits.clone()).unwrap_or_default();
         Gateway {

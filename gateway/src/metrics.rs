@@ -101,6 +101,8 @@ pub struct Metrics {
     pub session_batches: BatchMetrics,
     pub admission_batches: BatchMetrics,
     pub login_batches: BatchMetrics,
+    /// SQLite: the writer lane's groups (jobs committed together).
+    pub write_groups: BatchMetrics,
 }
 
 impl Default for Metrics {
@@ -201,6 +203,11 @@ impl Metrics {
             ("hpki_login_batch_seconds", "time of one login-write transaction"),
             ("hpki_store_wait_login_seconds", "time a login write waited for its transaction to start"),
         );
+        let write_groups = batches(
+            ("hpki_store_write_group_size", "SQLite: jobs (audit batches, login batches) committed in one transaction"),
+            ("hpki_store_write_group_seconds", "SQLite: time of one writer transaction, commit included"),
+            ("hpki_store_wait_write_seconds", "SQLite: time a job waited for the writer to take it up"),
+        );
         Metrics {
             registry,
             connections_accepted,
@@ -234,6 +241,7 @@ impl Metrics {
             session_batches,
             admission_batches,
             login_batches,
+            write_groups,
         }
     }
 

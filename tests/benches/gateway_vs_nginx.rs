@@ -405,6 +405,13 @@ async fn main() -> Result<()> {
     let n = logins.load(Ordering::Relaxed);
     anyhow::ensure!(refused.load(Ordering::Relaxed) == 0, "some logins were refused");
     let login_cpu = (cpu_seconds(gw_pid) - cpu0) / n.max(1) as f64;
+    let logins_line = format!(
+        "logins end to end (challenge + login, keep-alive mTLS, SQLite, 16 clients): {:.0} logins/s, gateway CPU {:.0} µs per login",
+        n as f64 / elapsed,
+        login_cpu * 1e6
+    );
+    // At once too (stderr), for a quick look without the whoami rounds.
+    eprintln!("{logins_line}");
 
     // One session for whoami.
     let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
@@ -469,11 +476,7 @@ async fn main() -> Result<()> {
     println!(
         "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption, static 200; also with its access log) nginx auth_request to a 204 location + access log, and tls-floor (the gateway's TLS + hyper, static 200); the gateway also on PostgreSQL (whoami); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; unpinned, all share this machine's 2 cores with oha"
     );
-    println!(
-        "logins end to end (challenge + login, keep-alive mTLS, SQLite, 16 clients): {:.0} logins/s, gateway CPU {:.0} µs per login",
-        n as f64 / elapsed,
-        login_cpu * 1e6
-    );
+    println!("{logins_line}");
     for (label, rows) in results {
         println!("{label}:");
         let peer = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1);

@@ -7,8 +7,9 @@
 //! batch, in two, or in two gateway processes — exactly one opens a
 //! session. Each session's login stages its audit entry in the same
 //! transaction (`audit::outbox`), one more multi-row INSERT. On SQLite the
-//! whole transaction is one job of the writer lane (`sqlite_lane`): one
-//! hand-off to another thread for the batch instead of one per statement.
+//! batch is one job of the writer lane (`sqlite_lane`), committed with
+//! whatever else the lane holds: one hand-off to another thread for the
+//! batch instead of one per statement.
 
 use sqlx::Row;
 

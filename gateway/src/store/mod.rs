@@ -228,6 +228,14 @@ impl Store {
         &self.pool
     }
 
+    /// Counts the SQLite writer lane's groups into `metrics` (`/metrics`:
+    /// `hpki_store_write_group_*`); nothing on PostgreSQL.
+    pub fn observe_writes(&self, metrics: crate::metrics::BatchMetrics) {
+        if let Some(lanes) = self.lanes() {
+            lanes.observe_writes(metrics);
+        }
+    }
+
     /// The hot path's connections, on SQLite (until `close`).
     fn lanes(&self) -> Option<std::sync::Arc<sqlite_lane::Lanes>> {
         self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()

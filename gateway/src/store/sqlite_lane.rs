@@ -1,29 +1,35 @@
-//! A SQLite connection on a thread of its own, for the work every request
-//! and every login pays for (the audit append, the login's writes, the
-//! admission snapshot).
+//! SQLite connections of the hot path's own: the work every request and
+//! every login pays for (the audit append, the login's writes, the
+//! admission snapshot, a login's challenge and person reads).
 //!
 //! sqlx also runs each SQLite connection on a thread, but hands it one
 //! statement at a time: a transaction of five statements is five trips
 //! there and back, each a wake-up of another thread (issue 17's profile:
-//! a third of a login's gateway CPU was context switches). Here a whole
-//! unit of work — a transaction, a read and what depends on it — is one
-//! closure run on the lane's thread: one trip, whatever it holds, with the
-//! rows read straight into the gateway's types.
+//! a third of a login's gateway CPU was context switches). Here:
+//! - the **writer** lane takes whole units of work (closures) and commits
+//!   whatever is waiting in one transaction — `BEGIN IMMEDIATE`, each job
+//!   in a savepoint, `COMMIT` — and answers the jobs only then: one trip
+//!   and one fsync for an audit batch, a login batch and whatever else came
+//!   meanwhile. A job that fails is undone alone; an error that ends the
+//!   transaction fails every job of the group;
+//! - short reads by key run on the caller's thread, on a connection that
+//!   never waits for a lock; when it is in use or would wait, on the
+//!   **reader** lane's thread.
 //!
-//! The connection is set up as the pool's are (WAL, `synchronous = FULL`,
-//! foreign keys, busy timeout, `health` attached), so what it commits is as
-//! durable as what sqlx commits. Writes on the writer lane start with
-//! `BEGIN IMMEDIATE`: the write lock is taken (or waited for) up front,
-//! never found taken half-way through.
+//! The connections are set up as the pool's are (WAL, `synchronous = FULL`,
+//! foreign keys, busy timeout, `health` attached), so what they commit is
+//! as durable as what sqlx commits, and rows are read straight into the
+//! gateway's types.
 
 use std::path::Path;
-use std::sync::{Mutex, mpsc};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use crate::metrics::BatchMetrics;
 
 /// Most jobs the writer commits together.
 const MAX_GROUP: usize = 64;
@@ -36,9 +42,12 @@ trait Job: Send {
     /// Sends the answer: the work's own error, else `failed` (the group
     /// did not commit), else the work's result.
     fn answer(self: Box<Self>, failed: Option<&str>);
+    /// When it was handed in.
+    fn submitted(&self) -> Instant;
 }
 
 struct Pending<R, F> {
+    submitted: Instant,
     work: Option<F>,
     result: Option<Result<R, StoreError>>,
     answer: oneshot::Sender<Result<R, StoreError>>,
@@ -66,6 +75,10 @@ where
             (None, None) => Err(StoreError::Invalid("a store job was not run".into())),
         };
         let _ = self.answer.send(answer);
+    }
+
+    fn submitted(&self) -> Instant {
+        self.submitted
     }
 }
 
@@ -128,6 +141,9 @@ pub(crate) struct Lane {
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
     name: &'static str,
+    /// The grouped lane's groups: size, time to commit, each job's wait
+    /// for its group (set once the gateway's metrics exist).
+    metrics: Arc<OnceLock<BatchMetrics>>,
 }
 
 impl Drop for Lane {
@@ -152,6 +168,8 @@ impl Lane {
     fn open(name: &'static str, identity: &Path, health: &Path, grouped: bool) -> Result<Lane, StoreError> {
         let conn = connect(identity, health, Duration::from_secs(10))?;
         let (jobs, rx) = mpsc::channel::<Box<dyn Job>>();
+        let metrics = Arc::new(OnceLock::<BatchMetrics>::new());
+        let observed = metrics.clone();
         let thread = std::thread::Builder::new()
             .name(format!("sqlite-{name}"))
             .spawn(move || {
@@ -168,14 +186,21 @@ impl Lane {
                     {
                         group.push(job);
                     }
+                    let started = Instant::now();
                     let failed = commit_group(&conn, &mut group);
+                    if let Some(m) = observed.get() {
+                        m.observe(group.len(), started.elapsed());
+                        for job in &group {
+                            m.wait.observe(started.duration_since(job.submitted()).as_secs_f64());
+                        }
+                    }
                     for job in group {
                         job.answer(failed.as_deref());
                     }
                 }
             })
             .map_err(|e| StoreError::Invalid(format!("cannot start the SQLite {name} thread: {e}")))?;
-        Ok(Lane { jobs: Some(jobs), thread: Some(thread), name })
+        Ok(Lane { jobs: Some(jobs), thread: Some(thread), name, metrics })
     }
 
     /// Runs `work` on the lane's connection and returns what it returned
@@ -187,7 +212,7 @@ impl Lane {
         F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
     {
         let (answer, wait) = oneshot::channel();
-        let job = Box::new(Pending { work: Some(work), result: None, answer });
+        let job = Box::new(Pending { submitted: Instant::now(), work: Some(work), result: None, answer });
         let stopped = || StoreError::Invalid(format!("the SQLite {} lane has stopped", self.name));
         self.jobs.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
         wait.await.map_err(|_| stopped())?
@@ -214,6 +239,11 @@ impl Lanes {
             // Never waits for a lock: a read that would goes to the reader.
             inline: Mutex::new(connect(&identity, &health, Duration::ZERO)?),
         })
+    }
+
+    /// Where the writer's groups are counted from now on.
+    pub fn observe_writes(&self, metrics: BatchMetrics) {
+        let _ = self.writer.metrics.set(metrics);
     }
 
     /// A read of a row or two (by key): on the caller's thread when the
@@ -287,6 +317,8 @@ mod tests {
     async fn jobs_committed_together_keep_their_own_failures_to_themselves() {
         let dir = tempfile::tempdir().expect("tempdir");
         let lanes = std::sync::Arc::new(lanes(&dir));
+        let metrics = BatchMetrics::new();
+        lanes.observe_writes(metrics.clone());
         // Many writers at once, so that groups form; every third inserts a
         // key that is already there and must fail alone.
         let mut tasks = Vec::new();
@@ -317,6 +349,10 @@ mod tests {
             }
         }
         assert_eq!(ok, 40);
+        // Every job counted in a group, its wait too.
+        assert_eq!(metrics.size.sum(), 60.0);
+        assert_eq!(metrics.wait.count(), 60);
+        assert!((1..=60).contains(&metrics.seconds.count()));
         // The failed jobs' first INSERT was undone with them; the others
         // are committed (read by another connection).
         assert_eq!(count(&lanes).await, 40);
