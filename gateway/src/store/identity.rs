@@ -83,26 +83,18 @@ impl Store {
 
     pub async fn person(&self, id: &str) -> Result<Option<PersonRow>, StoreError> {
         const PERSON: &str = "SELECT id, role, name, name_kanji, institution, active FROM persons WHERE id = $1";
-        if let Some(lanes) = self.lanes() {
-            let id = id.to_owned();
-            return lanes
-                .read(move |c| {
-                    use rusqlite::OptionalExtension;
-                    let mut st = c.prepare_cached(PERSON)?;
-                    Ok(st
-                        .query_row([id.as_str()], |r| {
-                            Ok(PersonRow {
-                                id: r.get(0)?,
-                                role: r.get(1)?,
-                                name: r.get(2)?,
-                                name_kanji: r.get(3)?,
-                                institution: r.get(4)?,
-                                active: r.get::<_, i64>(5)? != 0,
-                            })
-                        })
-                        .optional()?)
-                })
-                .await;
+        let person = |r: &rusqlite::Row<'_>| {
+            Ok(PersonRow {
+                id: r.get(0)?,
+                role: r.get(1)?,
+                name: r.get(2)?,
+                name_kanji: r.get(3)?,
+                institution: r.get(4)?,
+                active: r.get::<_, i64>(5)? != 0,
+            })
+        };
+        if let Some(found) = self.lane_row(PERSON, id, person).await {
+            return found;
         }
         let row = sqlx::query(PERSON).bind(id).fetch_optional(self.pool()).await?;
         row.map(|r| {

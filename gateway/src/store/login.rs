@@ -125,20 +125,12 @@ impl Store {
     /// login takes it with its session: `login_writer`).
     pub async fn challenge(&self, id: &str) -> Result<Option<(ChallengeRow, bool)>, StoreError> {
         const CHALLENGE: &str = "SELECT nonce, terminal, expires_at, used_at FROM challenges WHERE id = $1";
-        if let Some(lanes) = self.lanes() {
-            let id = id.to_owned();
-            return lanes
-                .read(move |c| {
-                    use rusqlite::OptionalExtension;
-                    let mut st = c.prepare_cached(CHALLENGE)?;
-                    Ok(st
-                        .query_row([id.as_str()], |r| {
-                            let row = ChallengeRow { nonce: r.get(0)?, terminal: r.get(1)?, expires_at: r.get(2)? };
-                            Ok((row, r.get::<_, Option<i64>>(3)?.is_some()))
-                        })
-                        .optional()?)
-                })
-                .await;
+        let challenge = |r: &rusqlite::Row<'_>| {
+            let row = ChallengeRow { nonce: r.get(0)?, terminal: r.get(1)?, expires_at: r.get(2)? };
+            Ok((row, r.get::<_, Option<i64>>(3)?.is_some()))
+        };
+        if let Some(found) = self.lane_row(CHALLENGE, id, challenge).await {
+            return found;
         }
         let row = sqlx::query(CHALLENGE).bind(id).fetch_optional(self.pool()).await?;
         row.map(|r| {

@@ -236,6 +236,24 @@ impl Store {
         }
     }
 
+    /// On SQLite, the row of `sql` whose one parameter is `key`, mapped by
+    /// `row` and read by the lanes (inline when it can be); `None` on
+    /// PostgreSQL or once closed, for sqlx to read.
+    async fn lane_row<R: Send + 'static>(
+        &self,
+        sql: &'static str,
+        key: &str,
+        row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+    ) -> Option<Result<Option<R>, StoreError>> {
+        let lanes = self.lanes()?;
+        let key = key.to_owned();
+        let read = lanes.read(move |c| {
+            use rusqlite::OptionalExtension;
+            Ok(c.prepare_cached(sql)?.query_row([key.as_str()], row).optional()?)
+        });
+        Some(read.await)
+    }
+
     /// The hot path's connections, on SQLite (until `close`).
     fn lanes(&self) -> Option<std::sync::Arc<sqlite_lane::Lanes>> {
         self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
