@@ -87,12 +87,19 @@ where
 fn in_savepoint<R>(conn: &Connection, work: impl FnOnce() -> Result<R, StoreError>) -> Result<R, StoreError> {
     conn.execute_batch("SAVEPOINT job")?;
     let done = work();
+    let undo = || {
+        // When this fails too, the group notices: no transaction left.
+        let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+    };
     match &done {
-        Ok(_) => conn.execute_batch("RELEASE job")?,
-        Err(_) => {
-            // When this fails too, the group notices: no transaction left.
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+        Ok(_) => {
+            if let Err(e) = conn.execute_batch("RELEASE job") {
+                // Not kept when it cannot be answered as done.
+                undo();
+                return Err(e.into());
+            }
         }
+        Err(_) => undo(),
     }
     done
 }
