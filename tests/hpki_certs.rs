@@ -580,3 +580,103 @@ fn purpose_any_is_pure_path_validation() -> Result<()> {
     assert_eq!(json["code"], "outside_trust_scope", "{json}");
     Ok(())
 }
+
+/// Runs openssl in `dir`; its status and what it printed (both streams).
+fn openssl_in(dir: &Path, args: &[&str]) -> Result<(bool, String)> {
+    let out = Command::new("openssl").args(args).current_dir(dir).output()?;
+    Ok((out.status.success(), format!("{}{}", stdout(&out), stderr(&out))))
+}
+
+#[test]
+fn a_tsa_certificate_signs_rfc3161_tokens_that_openssl_verifies_and_nothing_else_can() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let ca = Ca::new()?;
+    let tsa = ca.path("tsa");
+    let o = ca.run(&[
+        "tsa",
+        "issue",
+        "--dir",
+        &ca.dir_str(),
+        "--name",
+        "Test TSA",
+        "--out",
+        &tsa.display().to_string(),
+        "--json",
+    ])?;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let issued: Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(std::fs::metadata(tsa.join("tsa.key"))?.permissions().mode() & 0o777, 0o600);
+    let chain = std::fs::read_to_string(tsa.join("ca-chain.pem"))?;
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "service CA and root");
+
+    // RFC 3161 §2.3: id-kp-timeStamping, critical, the only purpose.
+    let (ok, text) = openssl_in(ca.tmp.path(), &["x509", "-in", "tsa/tsa.pem", "-noout", "-text"])?;
+    assert!(ok, "{text}");
+    let eku = text.split("X509v3 Extended Key Usage: critical").nth(1).unwrap_or_default();
+    assert_eq!(eku.lines().nth(1).map(str::trim), Some("Time Stamping"), "{text}");
+
+    // OpenSSL as the TSA: a query, a token signed with this key, verified
+    // against the root with the service CA as intermediate.
+    let dir = ca.tmp.path();
+    let split = chain.split_inclusive("-----END CERTIFICATE-----\n").collect::<Vec<_>>();
+    std::fs::write(dir.join("service-ca.pem"), split[0])?;
+    std::fs::write(dir.join("root.pem"), split[1])?;
+    std::fs::write(dir.join("tsaserial"), "01\n")?;
+    std::fs::write(dir.join("record.bin"), "the bytes a doctor confirmed")?;
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openssl/test-tsa.cnf");
+    let config = config.display().to_string();
+    let query = ["ts", "-query", "-data", "record.bin", "-sha256", "-cert", "-out", "q.tsq"];
+    let (ok, text) = openssl_in(dir, &query)?;
+    assert!(ok, "{text}");
+    let reply = |signer: &str, key: &str, out: &str| {
+        let args = ["ts", "-reply", "-config", &config, "-queryfile", "q.tsq", "-signer", signer, "-inkey", key];
+        let chain = ["-chain", "tsa/ca-chain.pem", "-out", out];
+        openssl_in(dir, &[&args[..], &chain[..]].concat())
+    };
+    let (ok, text) = reply("tsa/tsa.pem", "tsa/tsa.key", "r.tsr")?;
+    assert!(ok, "{text}");
+    let verify =
+        ["ts", "-verify", "-in", "r.tsr", "-queryfile", "q.tsq", "-CAfile", "root.pem", "-untrusted", "service-ca.pem"];
+    let (ok, text) = openssl_in(dir, &verify)?;
+    assert!(ok && text.contains("Verification: OK"), "{text}");
+    let (ok, text) = openssl_in(dir, &["ts", "-reply", "-in", "r.tsr", "-text"])?;
+    assert!(ok && text.contains("Status: Granted."), "{text}");
+    assert!(text.contains("CN=Test TSA"), "the token names its TSA: {text}");
+
+    // The same key pair type with a server certificate (serverAuth) is not a
+    // TSA: OpenSSL refuses to sign tokens with it.
+    let srv = ca.path("srv");
+    let o = ca.run(&[
+        "server",
+        "issue",
+        "--dir",
+        &ca.dir_str(),
+        "--name",
+        "srv",
+        "--dns",
+        "localhost",
+        "--out",
+        &srv.display().to_string(),
+    ])?;
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (ok, text) = reply("srv/server.pem", "srv/server.key", "r2.tsr")?;
+    assert!(!ok && text.contains("invalid signer certificate purpose"), "{text}");
+    assert!(!dir.join("r2.tsr").exists());
+
+    // In the ledger; bad input refused with nothing written.
+    let o = ca.run(&["ledger", "--dir", &ca.dir_str()])?;
+    let ledger = stdout(&o);
+    assert!(
+        ledger.lines().any(|l| l.contains("tsa-issue") && l.contains(issued["serial"].as_str().unwrap_or("?"))),
+        "{ledger}"
+    );
+    let bad = ca.path("bad");
+    let o =
+        ca.run(&["tsa", "issue", "--dir", &ca.dir_str(), "--name", "テストTSA", "--out", &bad.display().to_string()])?;
+    assert!(!o.status.success() && stderr(&o).contains("--name"), "{}", stderr(&o));
+    assert!(!bad.exists(), "a refused request wrote {}", bad.display());
+    let o =
+        ca.run(&["tsa", "issue", "--dir", &ca.dir_str(), "--name", "Again", "--out", &tsa.display().to_string()])?;
+    assert!(stderr(&o).contains("already exists"), "{}", stderr(&o));
+    Ok(())
+}

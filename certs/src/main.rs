@@ -37,6 +37,9 @@ enum Command {
     /// TLS server certificates for the gateway's listeners.
     #[command(subcommand)]
     Server(ServerCommand),
+    /// A time-stamping authority's certificate, for a test TSA (RFC 3161).
+    #[command(subcommand)]
+    Tsa(TsaCommand),
     /// IKE certificates and swanctl configurations for a clinic's IPsec link
     /// to the data centre (NET-1).
     #[command(subcommand)]
@@ -231,6 +234,26 @@ enum ServerCommand {
         /// IP address the server is reached by; repeatable.
         #[arg(long)]
         ip: Vec<std::net::IpAddr>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
+        valid_days: i64,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TsaCommand {
+    /// Issue a TSA signing certificate and key (ECDSA P-256, critical
+    /// extendedKeyUsage timeStamping) from the service CA into a new
+    /// directory: `tsa.pem`, `tsa.key`, `ca-chain.pem`.
+    Issue {
+        #[command(flatten)]
+        dir: DirArg,
+        /// The TSA's name (Subject CN).
+        #[arg(long)]
+        name: String,
         #[arg(long)]
         out: PathBuf,
         #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
@@ -440,6 +463,11 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Server(ServerCommand::Issue { dir, name, dns, ip, out, valid_days, json }) => {
             let mut ca = CaDir::open(&dir.dir)?;
             let t = ca.issue_server(&hpki_ca::ServerRequest { name, dns, ips: ip, valid_days }, &out)?;
+            output(json.json, &t, || print_terminal(&t))
+        }
+        Command::Tsa(TsaCommand::Issue { dir, name, out, valid_days, json }) => {
+            let mut ca = CaDir::open(&dir.dir)?;
+            let t = ca.issue_tsa(&hpki_ca::TsaRequest { name, valid_days }, &out)?;
             output(json.json, &t, || print_terminal(&t))
         }
         Command::Vpn(VpnCommand::Issue {

@@ -49,6 +49,8 @@ pub enum CertKind {
     Server,
     /// An IPsec endpoint's IKE certificate.
     VpnEndpoint,
+    /// A time-stamping authority's signing certificate (RFC 3161).
+    TimeStamping,
 }
 
 /// One certificate issued from this directory.

@@ -66,6 +66,13 @@ pub struct ServerRequest {
     pub valid_days: i64,
 }
 
+/// A time-stamping authority's signing certificate, for a test TSA.
+#[derive(Debug, Clone)]
+pub struct TsaRequest {
+    pub name: String,
+    pub valid_days: i64,
+}
+
 #[derive(Debug, Clone)]
 pub struct TerminalRequest {
     pub institution: String,
@@ -203,7 +210,10 @@ impl CaDir {
         let policy = Oid::parse(spec.policy).map_err(|e| CaError::invalid("policy", e.to_string()))?;
         // Real HPKI certificates mark their policies critical; terminal
         // certificates go through webpki, which refuses what it cannot read.
-        let policy_critical = !matches!(spec.kind, CertKind::Terminal | CertKind::Server | CertKind::VpnEndpoint);
+        let policy_critical = !matches!(
+            spec.kind,
+            CertKind::Terminal | CertKind::Server | CertKind::VpnEndpoint | CertKind::TimeStamping
+        );
         p.custom_extensions.push(crate::ext::custom(
             oid::CERTIFICATE_POLICIES,
             policy_critical,
@@ -227,6 +237,11 @@ impl CaDir {
             CertKind::VpnEndpoint => {
                 p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
             }
+            CertKind::TimeStamping => p.custom_extensions.push(crate::ext::custom(
+                crate::ext::EXTENDED_KEY_USAGE,
+                true,
+                crate::ext::time_stamping_eku(),
+            )),
             _ => {}
         }
         p.subject_alt_names = spec.sans;
@@ -511,6 +526,41 @@ impl CaDir {
         )?;
         let issued = self.write_credentials(&leaf, out_dir, CaRole::Service, "server")?;
         ledger::append(self, LedgerEntry::terminal_issued("-", &req.name, &issued))?;
+        Ok(issued)
+    }
+
+    /// Issues a time-stamping authority's certificate (ECDSA P-256, the
+    /// critical extendedKeyUsage id-kp-timeStamping that RFC 3161 requires)
+    /// from the service CA into `out_dir`: `tsa.pem`, `tsa.key` (0600) and
+    /// `ca-chain.pem` (service CA and root: what a verifier of its tokens
+    /// trusts). For a test TSA (e.g. `openssl ts -reply`), not a production
+    /// one: records that must be kept are timestamped by an accredited TSA.
+    pub fn issue_tsa(&mut self, req: &TsaRequest, out_dir: &Path) -> Result<IssuedTerminal, CaError> {
+        check_romaji("--name", &req.name)?;
+        check_days(req.valid_days)?;
+        if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
+            return Err(CaError::OutputExists(out_dir.into()));
+        }
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "JP");
+        dn.push(DnType::OrganizationName, crate::hierarchy::TEST_ORGANISATION);
+        dn.push(DnType::CommonName, req.name.trim());
+        let leaf = self.issue_leaf(
+            LeafSpec {
+                ca: CaRole::Service,
+                kind: CertKind::TimeStamping,
+                dn,
+                key_usage: KeyUsagePurpose::DigitalSignature,
+                policy: oid::TERMINAL_POLICY,
+                hc_role: None,
+                san: None,
+                sans: Vec::new(),
+                valid_days: req.valid_days,
+            },
+            KeyKind::EcdsaP256,
+        )?;
+        let issued = self.write_credentials(&leaf, out_dir, CaRole::Service, "tsa")?;
+        ledger::append(self, LedgerEntry::tsa_issued(&req.name, &issued))?;
         Ok(issued)
     }
 

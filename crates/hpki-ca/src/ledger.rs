@@ -113,6 +113,16 @@ impl LedgerEntry {
         }
     }
 
+    pub(crate) fn tsa_issued(name: &str, t: &IssuedTerminal) -> Self {
+        LedgerEntry {
+            holder: Some(name.into()),
+            serials: vec![t.serial.clone()],
+            output: Some(t.dir.display().to_string()),
+            detail: Some(format!("time-stamping authority, valid until {}", t.not_after)),
+            ..LedgerEntry::new("tsa-issue")
+        }
+    }
+
     pub(crate) fn vpn_issued(site: &str, v: &crate::vpn::IssuedVpn) -> Self {
         LedgerEntry {
             holder: Some(format!("{} / {}", v.clinic.id, v.dc.id)),

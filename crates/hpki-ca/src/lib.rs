@@ -22,7 +22,7 @@ pub use error::CaError;
 pub use hierarchy::CaRole;
 pub use issue::{
     AssistantRequest, CardRequest, DEFAULT_CARD_DAYS, DEFAULT_TERMINAL_DAYS, IssuedCard, IssuedTerminal, ServerRequest,
-    TerminalRequest,
+    TerminalRequest, TsaRequest,
 };
 pub use ledger::LedgerEntry;
 pub use vpn::{IssuedVpn, VpnRequest, VpnSide};
