@@ -65,6 +65,18 @@ struct DirArg {
     dir: PathBuf,
 }
 
+/// Where new TLS-style credentials go, for how long, and how to say so.
+#[derive(Args)]
+struct CredentialsOut {
+    /// A new (or empty) directory.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
+    valid_days: i64,
+    #[command(flatten)]
+    json: JsonArg,
+}
+
 #[derive(Args)]
 struct JsonArg {
     /// Machine-readable output.
@@ -194,12 +206,8 @@ enum TerminalCommand {
         /// Terminal name (Subject CN).
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
-        valid_days: i64,
         #[command(flatten)]
-        json: JsonArg,
+        to: CredentialsOut,
     },
     /// A new key and certificate for the terminal an existing certificate
     /// names.
@@ -209,12 +217,8 @@ enum TerminalCommand {
         /// The terminal's current certificate.
         #[arg(long)]
         cert: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
-        valid_days: i64,
         #[command(flatten)]
-        json: JsonArg,
+        to: CredentialsOut,
     },
 }
 
@@ -234,12 +238,8 @@ enum ServerCommand {
         /// IP address the server is reached by; repeatable.
         #[arg(long)]
         ip: Vec<std::net::IpAddr>,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
-        valid_days: i64,
         #[command(flatten)]
-        json: JsonArg,
+        to: CredentialsOut,
     },
 }
 
@@ -254,12 +254,8 @@ enum TsaCommand {
         /// The TSA's name (Subject CN).
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = hpki_ca::DEFAULT_TERMINAL_DAYS)]
-        valid_days: i64,
         #[command(flatten)]
-        json: JsonArg,
+        to: CredentialsOut,
     },
 }
 
@@ -450,25 +446,21 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Card(CardCommand::Batch { dir, csv, out_dir, json }) => {
             batch::run(&dir.dir, &csv, &out_dir, json.json)
         }
-        Command::Terminal(TerminalCommand::Issue { dir, institution, name, out, valid_days, json }) => {
-            let mut ca = CaDir::open(&dir.dir)?;
-            let t = ca.issue_terminal(&TerminalRequest { institution, name, valid_days }, &out)?;
-            output(json.json, &t, || print_terminal(&t))
+        Command::Terminal(TerminalCommand::Issue { dir, institution, name, to }) => {
+            let req = TerminalRequest { institution, name, valid_days: to.valid_days };
+            credentials(&dir, to, |ca, out| ca.issue_terminal(&req, out))
         }
-        Command::Terminal(TerminalCommand::Renew { dir, cert, out, valid_days, json }) => {
-            let mut ca = CaDir::open(&dir.dir)?;
-            let t = ca.renew_terminal(&cert, &out, valid_days)?;
-            output(json.json, &t, || print_terminal(&t))
+        Command::Terminal(TerminalCommand::Renew { dir, cert, to }) => {
+            let valid_days = to.valid_days;
+            credentials(&dir, to, |ca, out| ca.renew_terminal(&cert, out, valid_days))
         }
-        Command::Server(ServerCommand::Issue { dir, name, dns, ip, out, valid_days, json }) => {
-            let mut ca = CaDir::open(&dir.dir)?;
-            let t = ca.issue_server(&hpki_ca::ServerRequest { name, dns, ips: ip, valid_days }, &out)?;
-            output(json.json, &t, || print_terminal(&t))
+        Command::Server(ServerCommand::Issue { dir, name, dns, ip, to }) => {
+            let req = hpki_ca::ServerRequest { name, dns, ips: ip, valid_days: to.valid_days };
+            credentials(&dir, to, |ca, out| ca.issue_server(&req, out))
         }
-        Command::Tsa(TsaCommand::Issue { dir, name, out, valid_days, json }) => {
-            let mut ca = CaDir::open(&dir.dir)?;
-            let t = ca.issue_tsa(&hpki_ca::TsaRequest { name, valid_days }, &out)?;
-            output(json.json, &t, || print_terminal(&t))
+        Command::Tsa(TsaCommand::Issue { dir, name, to }) => {
+            let req = hpki_ca::TsaRequest { name, valid_days: to.valid_days };
+            credentials(&dir, to, |ca, out| ca.issue_tsa(&req, out))
         }
         Command::Vpn(VpnCommand::Issue {
             dir,
@@ -595,6 +587,17 @@ fn print_card(card: &hpki_ca::IssuedCard) {
     println!("  authentication  serial {}", card.authentication_serial);
     println!("  signature       serial {}", card.signature_serial);
     println!("  valid until     {}", card.not_after);
+}
+
+/// Issues credentials into `to.out` from the CA directory and says so.
+fn credentials(
+    dir: &DirArg,
+    to: CredentialsOut,
+    issue: impl FnOnce(&mut CaDir, &std::path::Path) -> Result<hpki_ca::IssuedTerminal, hpki_ca::CaError>,
+) -> Result<ExitCode> {
+    let mut ca = CaDir::open(&dir.dir)?;
+    let t = issue(&mut ca, &to.out)?;
+    output(to.json.json, &t, || print_terminal(&t))
 }
 
 fn print_terminal(t: &hpki_ca::IssuedTerminal) {

@@ -429,30 +429,40 @@ impl CaDir {
             }
         }
         check_days(req.valid_days)?;
-        if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
-            return Err(CaError::OutputExists(out_dir.into()));
-        }
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CountryName, "JP");
-        dn.push(DnType::OrganizationName, req.institution.trim());
-        dn.push(DnType::CommonName, req.name.trim());
-        let leaf = self.issue_leaf(
-            LeafSpec {
-                ca: CaRole::Terminal,
-                kind: CertKind::Terminal,
-                dn,
-                key_usage: KeyUsagePurpose::DigitalSignature,
-                policy: oid::TERMINAL_POLICY,
-                hc_role: None,
-                san: None,
-                sans: Vec::new(),
-                valid_days: req.valid_days,
-            },
-            KeyKind::EcdsaP256,
-        )?;
-        let issued = self.write_credentials(&leaf, out_dir, CaRole::Terminal, "terminal")?;
+        check_empty_dir(out_dir)?;
+        let credentials = Credentials {
+            ca: CaRole::Terminal,
+            kind: CertKind::Terminal,
+            organisation: &req.institution,
+            name: &req.name,
+            sans: Vec::new(),
+            valid_days: req.valid_days,
+        };
+        let issued = self.issue_credentials(credentials, out_dir, "terminal")?;
         ledger::append(self, LedgerEntry::terminal_issued(&req.institution, &req.name, &issued))?;
         Ok(issued)
+    }
+
+    /// A key (ECDSA P-256) and a certificate (C=JP, O, CN; digitalSignature;
+    /// the purpose of `kind`) issued by `ca`, written by `write_credentials`.
+    fn issue_credentials(&mut self, c: Credentials<'_>, out_dir: &Path, stem: &str) -> Result<IssuedTerminal, CaError> {
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CountryName, "JP");
+        dn.push(DnType::OrganizationName, c.organisation.trim());
+        dn.push(DnType::CommonName, c.name.trim());
+        let spec = LeafSpec {
+            ca: c.ca,
+            kind: c.kind,
+            dn,
+            key_usage: KeyUsagePurpose::DigitalSignature,
+            policy: oid::TERMINAL_POLICY,
+            hc_role: None,
+            san: None,
+            sans: c.sans,
+            valid_days: c.valid_days,
+        };
+        let leaf = self.issue_leaf(spec, KeyKind::EcdsaP256)?;
+        self.write_credentials(&leaf, out_dir, c.ca, stem)
     }
 
     /// Writes TLS credentials into `out_dir`: `<stem>.pem`, `<stem>.key`
@@ -496,9 +506,7 @@ impl CaDir {
         if req.dns.is_empty() && req.ips.is_empty() {
             return Err(CaError::invalid("--dns/--ip", "give at least one DNS name or IP address"));
         }
-        if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
-            return Err(CaError::OutputExists(out_dir.into()));
-        }
+        check_empty_dir(out_dir)?;
         let mut sans = Vec::new();
         for d in &req.dns {
             let name = rcgen::string::Ia5String::try_from(d.clone())
@@ -506,25 +514,15 @@ impl CaDir {
             sans.push(rcgen::SanType::DnsName(name));
         }
         sans.extend(req.ips.iter().map(|ip| rcgen::SanType::IpAddress(*ip)));
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CountryName, "JP");
-        dn.push(DnType::OrganizationName, crate::hierarchy::TEST_ORGANISATION);
-        dn.push(DnType::CommonName, req.name.trim());
-        let leaf = self.issue_leaf(
-            LeafSpec {
-                ca: CaRole::Service,
-                kind: CertKind::Server,
-                dn,
-                key_usage: KeyUsagePurpose::DigitalSignature,
-                policy: oid::TERMINAL_POLICY,
-                hc_role: None,
-                san: None,
-                sans,
-                valid_days: req.valid_days,
-            },
-            KeyKind::EcdsaP256,
-        )?;
-        let issued = self.write_credentials(&leaf, out_dir, CaRole::Service, "server")?;
+        let credentials = Credentials {
+            ca: CaRole::Service,
+            kind: CertKind::Server,
+            organisation: crate::hierarchy::TEST_ORGANISATION,
+            name: &req.name,
+            sans,
+            valid_days: req.valid_days,
+        };
+        let issued = self.issue_credentials(credentials, out_dir, "server")?;
         ledger::append(self, LedgerEntry::terminal_issued("-", &req.name, &issued))?;
         Ok(issued)
     }
@@ -538,28 +536,16 @@ impl CaDir {
     pub fn issue_tsa(&mut self, req: &TsaRequest, out_dir: &Path) -> Result<IssuedTerminal, CaError> {
         check_romaji("--name", &req.name)?;
         check_days(req.valid_days)?;
-        if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
-            return Err(CaError::OutputExists(out_dir.into()));
-        }
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CountryName, "JP");
-        dn.push(DnType::OrganizationName, crate::hierarchy::TEST_ORGANISATION);
-        dn.push(DnType::CommonName, req.name.trim());
-        let leaf = self.issue_leaf(
-            LeafSpec {
-                ca: CaRole::Service,
-                kind: CertKind::TimeStamping,
-                dn,
-                key_usage: KeyUsagePurpose::DigitalSignature,
-                policy: oid::TERMINAL_POLICY,
-                hc_role: None,
-                san: None,
-                sans: Vec::new(),
-                valid_days: req.valid_days,
-            },
-            KeyKind::EcdsaP256,
-        )?;
-        let issued = self.write_credentials(&leaf, out_dir, CaRole::Service, "tsa")?;
+        check_empty_dir(out_dir)?;
+        let credentials = Credentials {
+            ca: CaRole::Service,
+            kind: CertKind::TimeStamping,
+            organisation: crate::hierarchy::TEST_ORGANISATION,
+            name: &req.name,
+            sans: Vec::new(),
+            valid_days: req.valid_days,
+        };
+        let issued = self.issue_credentials(credentials, out_dir, "tsa")?;
         ledger::append(self, LedgerEntry::tsa_issued(&req.name, &issued))?;
         Ok(issued)
     }
@@ -588,6 +574,24 @@ impl CaDir {
         let name = holder.name.ok_or_else(|| CaError::invalid("--cert", "no terminal name (CN) in the certificate"))?;
         self.issue_terminal(&TerminalRequest { institution, name, valid_days }, out_dir)
     }
+}
+
+/// What `issue_credentials` issues.
+struct Credentials<'a> {
+    ca: CaRole,
+    kind: CertKind,
+    organisation: &'a str,
+    name: &'a str,
+    sans: Vec<rcgen::SanType>,
+    valid_days: i64,
+}
+
+/// Credentials go into a new or empty directory only.
+fn check_empty_dir(out_dir: &Path) -> Result<(), CaError> {
+    if out_dir.exists() && fs::read_dir(out_dir).map_err(CaError::io(out_dir))?.next().is_some() {
+        return Err(CaError::OutputExists(out_dir.into()));
+    }
+    Ok(())
 }
 
 fn person_dn(institution: Option<&str>, name: &str, serial: &str) -> DistinguishedName {
