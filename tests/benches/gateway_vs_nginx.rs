@@ -2,7 +2,8 @@
 //! (`bench/gateway-vs-nginx.sh`; method: shared/reference/bench-method.md).
 //!
 //! 1. Logins per second end to end: challenge + login over keep-alive mTLS,
-//!    SQLite store, every login validated and audited. The card's signature
+//!    SQLite store, every login validated and audited; 16 terminals (as in
+//!    every earlier run), then 64 (larger commit groups). The card's signature
 //!    is made in software with the card's own key: this measures the gateway,
 //!    not the card (the card layer has its own benchmark).
 //! 2. Authenticated `GET /v1/auth/whoami` per second over keep-alive mTLS,
@@ -93,6 +94,47 @@ fn pin_to_cpu0(pids: &[u32]) -> Result<()> {
 fn nginx_pids(master: u32) -> Vec<u32> {
     let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children")).unwrap_or_default();
     std::iter::once(master).chain(children.split_whitespace().filter_map(|p| p.parse().ok())).collect()
+}
+
+/// `clients` terminals logging in one after the other for SECONDS each:
+/// logins per second and the gateway's CPU seconds per login.
+async fn login_load(
+    clients: usize,
+    soft: &Arc<SoftwareCard>,
+    addr: std::net::SocketAddr,
+    server_ca: &std::path::Path,
+    creds: &TerminalCreds,
+    gw_pid: u32,
+) -> Result<(f64, f64)> {
+    let logins = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_seconds(gw_pid);
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(SECONDS);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (soft, logins, refused, creds, server_ca) =
+            (soft.clone(), logins.clone(), refused.clone(), creds.clone(), server_ca.to_path_buf());
+        tasks.push(tokio::spawn(async move {
+            let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
+            while Instant::now() < deadline {
+                let (status, _) = soft.login(&mut client, GATEWAY_ID).await?;
+                if status == 200 {
+                    logins.fetch_add(1, Ordering::Relaxed)
+                } else {
+                    refused.fetch_add(1, Ordering::Relaxed)
+                };
+            }
+            Ok::<_, anyhow::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let n = logins.load(Ordering::Relaxed);
+    anyhow::ensure!(refused.load(Ordering::Relaxed) == 0, "some logins were refused");
+    Ok((n as f64 / elapsed, (cpu_seconds(gw_pid) - cpu0) / n.max(1) as f64))
 }
 
 fn free_port() -> Result<u16> {
@@ -376,42 +418,19 @@ async fn main() -> Result<()> {
     let soft = Arc::new(SoftwareCard::load(&image_path)?);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{gw_port}").parse()?;
     let server_ca = dir.join("server/ca-chain.pem");
-    let logins = Arc::new(AtomicU64::new(0));
-    let refused = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_seconds(gw_pid);
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(SECONDS);
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let (soft, logins, refused, creds, server_ca) =
-            (soft.clone(), logins.clone(), refused.clone(), creds.clone(), server_ca.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
-            while Instant::now() < deadline {
-                let (status, _) = soft.login(&mut client, GATEWAY_ID).await?;
-                if status == 200 {
-                    logins.fetch_add(1, Ordering::Relaxed)
-                } else {
-                    refused.fetch_add(1, Ordering::Relaxed)
-                };
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
+    // 16 clients as in every earlier run; 64 to show what larger commit
+    // groups do to the rate and the CPU per login.
+    let mut logins_lines = Vec::new();
+    for clients in [16, 64] {
+        let (rate, cpu) = login_load(clients, &soft, addr, &server_ca, &creds, gw_pid).await?;
+        let line = format!(
+            "logins end to end (challenge + login, keep-alive mTLS, SQLite, {clients} clients): {rate:.0} logins/s, gateway CPU {:.0} µs per login",
+            cpu * 1e6
+        );
+        // At once too (stderr), for a quick look without the whoami rounds.
+        eprintln!("{line}");
+        logins_lines.push(line);
     }
-    for t in tasks {
-        t.await??;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let n = logins.load(Ordering::Relaxed);
-    anyhow::ensure!(refused.load(Ordering::Relaxed) == 0, "some logins were refused");
-    let login_cpu = (cpu_seconds(gw_pid) - cpu0) / n.max(1) as f64;
-    let logins_line = format!(
-        "logins end to end (challenge + login, keep-alive mTLS, SQLite, 16 clients): {:.0} logins/s, gateway CPU {:.0} µs per login",
-        n as f64 / elapsed,
-        login_cpu * 1e6
-    );
-    // At once too (stderr), for a quick look without the whoami rounds.
-    eprintln!("{logins_line}");
 
     // One session for whoami.
     let mut client = TerminalClient::connect(addr, &server_ca, &creds).await?;
@@ -476,7 +495,9 @@ async fn main() -> Result<()> {
     println!(
         "gateway vs nginx 1.22 (ssl_verify_client on + CRL, TLS 1.3, X25519, no resumption, static 200; also with its access log) nginx auth_request to a 204 location + access log, and tls-floor (the gateway's TLS + hyper, static 200); the gateway also on PostgreSQL (whoami); oha, {CONNECTIONS} connections, {SECONDS} s x {ROUNDS} rounds alternating, medians; unpinned, all share this machine's 2 cores with oha"
     );
-    println!("{logins_line}");
+    for line in &logins_lines {
+        println!("{line}");
+    }
     for (label, rows) in results {
         println!("{label}:");
         let peer = |n: &str| rows.iter().find(|r| r.0 == n).map(|r| r.1);
