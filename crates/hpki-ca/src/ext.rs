@@ -12,13 +12,10 @@ pub fn custom(arcs: &[u64], critical: bool, value: Vec<u8>) -> CustomExtension {
     ext
 }
 
-pub const EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
-
 /// extendedKeyUsage holding id-kp-timeStamping alone: RFC 3161 §2.3 wants it
 /// the only purpose, and critical (rcgen cannot mark its own EKU critical).
 pub fn time_stamping_eku() -> Vec<u8> {
-    const ID_KP_TIME_STAMPING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 8];
-    let oid = yasna::models::ObjectIdentifier::from_slice(ID_KP_TIME_STAMPING);
+    let oid = yasna::models::ObjectIdentifier::from_slice(hpki_profile::oid::KP_TIME_STAMPING);
     yasna::construct_der(|w| w.write_sequence(|w| w.next().write_oid(&oid)))
 }
 

@@ -238,7 +238,7 @@ impl CaDir {
                 p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
             }
             CertKind::TimeStamping => p.custom_extensions.push(crate::ext::custom(
-                crate::ext::EXTENDED_KEY_USAGE,
+                oid::EXTENDED_KEY_USAGE,
                 true,
                 crate::ext::time_stamping_eku(),
             )),

@@ -14,6 +14,10 @@ pub const SUBJECT_DIRECTORY_ATTRIBUTES: &[u64] = &[2, 5, 29, 9];
 pub const CERTIFICATE_POLICIES: &[u64] = &[2, 5, 29, 32];
 /// subjectAltName (RFC 5280 §4.2.1.6).
 pub const SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+/// extendedKeyUsage (RFC 5280 §4.2.1.12).
+pub const EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37];
+/// id-kp-timeStamping: a time-stamping authority's key (RFC 3161 §2.3).
+pub const KP_TIME_STAMPING: &[u64] = &[1, 3, 6, 1, 5, 5, 7, 3, 8];
 /// id-hcpki-at-healthcareactor (ISO/TS 17090): the hcRole attribute.
 pub const HC_ROLE: &[u64] = &[1, 0, 17090, 0, 1];
 /// Coding scheme of the Japanese national qualifications (MHLW).

@@ -77,17 +77,13 @@ impl LoginWriter {
 impl Store {
     /// The writes of one batch, in one transaction; one answer per write.
     pub async fn login_writes(&self, writes: Vec<LoginWrite>) -> Result<Vec<bool>, StoreError> {
-        let won = match self.lanes() {
+        match self.lanes() {
             // The whole transaction in one trip to the writer lane.
             Some(lanes) => {
-                lanes.writer.run(move |c| sqlite_login_writes(c, &writes).map(|won| answers(&writes, won))).await?
+                lanes.writer.run(move |c| sqlite_login_writes(c, &writes).map(|won| answers(&writes, won))).await
             }
-            None => {
-                let won = self.sqlx_login_writes(&writes).await?;
-                answers(&writes, won)
-            }
-        };
-        Ok(won)
+            None => Ok(answers(&writes, self.sqlx_login_writes(&writes).await?)),
+        }
     }
 
     async fn sqlx_login_writes(&self, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
@@ -113,8 +109,8 @@ impl Store {
 }
 
 /// The batch's writes on the SQLite writer lane: the winners among its
-/// sessions, in order.
-/// Atomic: the writer lane runs a job in a savepoint of its transaction.
+/// sessions, in order. Atomic: the lane runs a job in a savepoint of its
+/// transaction.
 fn sqlite_login_writes(tx: &rusqlite::Connection, writes: &[LoginWrite]) -> Result<Vec<bool>, StoreError> {
     let plan = Plan::of(Backend::Sqlite, writes);
     if let Some(st) = &plan.challenges {
