@@ -149,7 +149,7 @@ fn openssl_verifies_the_detached_cades_signature_and_its_time_stamp() {
 
     let sig = card_sign(dir, &attrs);
     let ca = std::fs::read(dir.join("ca.der")).unwrap();
-    let mut container = Container::assemble(&attrs, &sig, &signer, &[ca.clone()], &[]).unwrap();
+    let mut container = Container::assemble(&attrs, &sig, &signer, std::slice::from_ref(&ca), &[]).unwrap();
     std::fs::write(dir.join("sig.p7s"), container.to_der().unwrap()).unwrap();
     let verify = [
         "cms",
