@@ -185,7 +185,7 @@ async fn the_institution_api_answers_every_mutated_body_with_a_protocol_answer()
     let did = dr["id"].as_str().context("draft")?.to_owned();
     let challenge = client.challenge().await?;
     let login = hpki_e2e::signed_login(&mut a_slot.card, &challenge, &client.channel_binding)?;
-    let signing = client.get(&format!("/v1/drafts/{did}/signing-bytes"), Some(&d)).await?.1;
+    let signing = hpki_e2e::signed_attributes(&mut client, &mut d_slot.card, &did, None, &d).await?.1;
     let confirm = hpki_e2e::signed_confirm(&mut d_slot.card, &signing)?;
 
     let to_vec = |v: &Value| serde_json::to_vec(v).unwrap_or_default();

@@ -450,7 +450,7 @@ async fn a_doctor_confirms_through_the_agent_after_seeing_the_exact_bytes() -> R
     })?;
     assert_eq!(code, 0, "{out}{err}\n{}", agent.log());
     assert!(
-        out.contains(r#""domain":"HPKI-GATEWAY-CONFIRM-V1""#) && out.contains("ロキソプロフェン 60mg 3錠 分3"),
+        out.contains(r#""domain":"HPKI-GATEWAY-CONFIRM-V2""#) && out.contains("ロキソプロフェン 60mg 3錠 分3"),
         "{out}"
     );
     assert!(out.contains(&format!("confirmed {} → record rec_", drafts[0])), "{out}");

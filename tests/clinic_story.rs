@@ -17,7 +17,9 @@ use testbed::{CardProcess, PrivatePcscd};
 use hpki_gateway::audit::AuditRecord;
 use hpki_gateway::store::Store;
 
-use crate::{GatewayProcess, TerminalClient, TerminalCreds, World, WorldOptions, session, signed_confirm};
+use crate::{
+    GatewayProcess, TerminalClient, TerminalCreds, World, WorldOptions, session, signed_attributes, signed_confirm,
+};
 
 pub const CLINIC: &str = "Kanazawa Clinic";
 
@@ -93,7 +95,7 @@ impl ClinicStory {
             let body = json!({"encounter": self.encounter["id"], "doctor": self.doctor, "content": content});
             let draft = ok(self.client.post("/v1/drafts", &body, Some(a)).await?)?;
             let id = draft["id"].as_str().context("draft id")?;
-            let signing = ok(self.client.get(&format!("/v1/drafts/{id}/signing-bytes"), Some(d)).await?)?;
+            let signing = ok(signed_attributes(&mut self.client, &mut self.doctor_card, id, None, d).await?)?;
             let body = signed_confirm(&mut self.doctor_card, &signing)?;
             let record = ok(self.client.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(d)).await?)?;
             records.push(record["id"].as_str().context("record id")?.to_owned());

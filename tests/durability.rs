@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use hpki_card::PcscContext;
 use hpki_e2e::{
     GatewayProcess, PgDatabase, TerminalClient, TerminalCreds, World, WorldOptions, gateway_cli, session,
-    signed_confirm,
+    signed_attributes, signed_confirm,
 };
 use hpki_profile::Profession;
 use serde_json::{Value, json};
@@ -114,7 +114,7 @@ async fn kill_nine_while_confirming(mut world: World) -> Result<()> {
     let d = session(&mut client, &mut d_card).await?;
     let mut signed = VecDeque::with_capacity(DRAFTS);
     for draft in &drafts {
-        let signing = ok(client.get(&format!("/v1/drafts/{draft}/signing-bytes"), Some(&d)).await?)?;
+        let signing = ok(signed_attributes(&mut client, &mut d_card, draft, None, &d).await?)?;
         signed.push_back(Signed { draft: draft.clone(), body: signed_confirm(&mut d_card, &signing)? });
     }
     let bodies: HashMap<String, Value> = signed.iter().map(|s| (s.draft.clone(), s.body.clone())).collect();
@@ -251,6 +251,8 @@ async fn a_change_committed_without_its_audit_entry_is_audited_at_the_next_start
         signature_cert: None,
         revocation: "[]".into(),
         created_at: now,
+        signature_level: None,
+        time_stamped_at: None,
     };
     let note = staging("req-note", Action::NoteAdd).stage(
         "MD-300001",

@@ -183,8 +183,14 @@ impl Clinic {
             };
             let id = d["id"].as_str().unwrap_or_default().to_owned();
             let ds = self.doctor_session.clone();
-            let path = format!("/v1/drafts/{id}/signing-bytes");
-            let Some(signing) = self.timed(&mut seen, "signing-bytes", "GET", &path, None, Some(&ds)).await else {
+            let path = format!("/v1/drafts/{id}/signed-attributes");
+            let Ok(cert) = self.doctor.card.read_certificate(hpki_card::Application::Signature) else {
+                seen.failures.push("the doctor's card has no signature certificate".into());
+                break;
+            };
+            let ask = json!({"version": d["version"], "certificate": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, cert)});
+            let Some(signing) = self.timed(&mut seen, "signed-attributes", "POST", &path, Some(&ask), Some(&ds)).await
+            else {
                 break;
             };
             let Ok(confirm) = signed_confirm(&mut self.doctor.card, &signing) else {

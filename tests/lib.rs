@@ -192,6 +192,7 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
             limits: opts.patient_limits.clone(),
         }),
         alerts,
+        timestamps: None,
         base_dir: PathBuf::new(),
     })
 }
@@ -548,21 +549,59 @@ pub fn signed_login(card: &mut HpkiCard, challenge: &Value, channel_binding: &[u
     Ok(json!({ "challenge_id": id, "certificate": B64.encode(cert), "signature": B64.encode(signature) }))
 }
 
-/// The card's signature over the bytes of a `signing-bytes` answer, made
-/// with its signature application (checked to be a confirm document first,
-/// as the agent does): `(certificate, signature)`, base64.
-pub fn sign_document(card: &mut HpkiCard, signing: &Value) -> Result<(String, String)> {
-    let bytes = B64.decode(signing["document"].as_str().context("document")?)?;
-    hpki_protocol::ConfirmDocument::from_canonical(&bytes)?;
+/// `POST /v1/drafts/{draft}/signed-attributes` for the certificate of
+/// `card`'s signature application, at `version` (or the draft's current
+/// version, read from `signing-bytes`): what the agent asks before the card
+/// signs. The answer's status and body.
+pub async fn signed_attributes(
+    client: &mut TerminalClient,
+    card: &mut HpkiCard,
+    draft: &str,
+    version: Option<i64>,
+    token: &str,
+) -> Result<(u16, Value)> {
+    let version = match version {
+        Some(v) => v,
+        None => {
+            let (status, s) = client.get(&format!("/v1/drafts/{draft}/signing-bytes"), Some(token)).await?;
+            if status != 200 {
+                return Ok((status, s));
+            }
+            s["version"].as_i64().context("version")?
+        }
+    };
     let cert = card.read_certificate(Application::Signature)?;
-    let signature = card.sign_sha256(Application::Signature, &Pin::new(PIN)?, &sha256(&bytes), RSA_2048_BYTES)?;
-    Ok((B64.encode(cert), B64.encode(signature)))
+    let body = json!({ "version": version, "certificate": B64.encode(cert) });
+    client.post(&format!("/v1/drafts/{draft}/signed-attributes"), &body, Some(token)).await
 }
 
-/// The body of `POST /v1/drafts/{id}/confirm` for a `signing-bytes` answer.
+/// The card's signature over the signed attributes of a
+/// `signed-attributes` answer, made with its signature application after
+/// the agent's checks (a V2 confirm document; messageDigest of exactly its
+/// bytes; this certificate): `(certificate, signed attributes, signature)`,
+/// base64.
+pub fn sign_document(card: &mut HpkiCard, signing: &Value) -> Result<(String, String, String)> {
+    let bytes = B64.decode(signing["document"].as_str().context("document")?)?;
+    let doc = hpki_protocol::ConfirmDocument::from_canonical(&bytes)?;
+    anyhow::ensure!(doc.domain == hpki_protocol::CONFIRM_DOMAIN, "a {} document", doc.domain);
+    let attrs_b64 = signing["signed_attributes"].as_str().context("signed_attributes")?;
+    let attrs = hpki_cades::SignedAttributes::parse(&B64.decode(attrs_b64)?)?;
+    let cert = card.read_certificate(Application::Signature)?;
+    attrs.check(&bytes, &cert)?;
+    let signature = card.sign_sha256(Application::Signature, &Pin::new(PIN)?, &attrs.digest(), RSA_2048_BYTES)?;
+    Ok((B64.encode(cert), attrs_b64.to_owned(), B64.encode(signature)))
+}
+
+/// The body of `POST /v1/drafts/{id}/confirm` for a `signed-attributes`
+/// answer.
 pub fn signed_confirm(card: &mut HpkiCard, signing: &Value) -> Result<Value> {
-    let (certificate, signature) = sign_document(card, signing)?;
-    Ok(json!({ "version": signing["version"], "certificate": certificate, "signature": signature }))
+    let (certificate, signed_attributes, signature) = sign_document(card, signing)?;
+    Ok(json!({
+        "version": signing["version"],
+        "certificate": certificate,
+        "signed_attributes": signed_attributes,
+        "signature": signature,
+    }))
 }
 
 /// Logs `card` in and returns the session token.

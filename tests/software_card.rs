@@ -67,12 +67,26 @@ impl SoftwareCard {
         Ok(body["session"].as_str().context("session")?.to_owned())
     }
 
-    /// The body of `POST /v1/drafts/{id}/confirm` for a `signing-bytes`
-    /// answer, signed with the signature key.
+    /// The DER of the signature certificate, base64.
+    pub fn signature_certificate(&self) -> &str {
+        &self.sign_cert
+    }
+
+    /// The body of `POST /v1/drafts/{id}/confirm` for a
+    /// `signed-attributes` answer, signed with the signature key over the
+    /// signed attributes (checked first, as the agent does).
     pub fn signed_confirm(&self, signing: &Value) -> Result<Value> {
         let bytes = B64.decode(signing["document"].as_str().context("document")?)?;
         hpki_protocol::ConfirmDocument::from_canonical(&bytes)?;
-        let sig = self.sign(&self.sign_key, &bytes)?;
-        Ok(json!({ "version": signing["version"], "certificate": self.sign_cert, "signature": B64.encode(&sig) }))
+        let attrs_b64 = signing["signed_attributes"].as_str().context("signed_attributes")?;
+        let attrs = hpki_cades::SignedAttributes::parse(&B64.decode(attrs_b64)?)?;
+        attrs.check(&bytes, &B64.decode(&self.sign_cert)?)?;
+        let sig = self.sign(&self.sign_key, &attrs.der)?;
+        Ok(json!({
+            "version": signing["version"],
+            "certificate": self.sign_cert,
+            "signed_attributes": attrs_b64,
+            "signature": B64.encode(&sig),
+        }))
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hpki_card::{Application, Pin, RSA_2048_BYTES, sha256};
+use hpki_card::{Application, HpkiCard, Pin, RSA_2048_BYTES, sha256};
 use hpki_e2e::{
     CardSlot, PIN, PgDatabase, TerminalClient, World, WorldOptions, insert_card, private_pcscd, session, signed_confirm,
 };
@@ -50,6 +50,12 @@ fn ok(answer: (u16, Value)) -> Value {
 
 async fn review(client: &mut TerminalClient, draft: &str, token: &str) -> Result<Value> {
     Ok(ok(client.get(&format!("/v1/drafts/{draft}/signing-bytes"), Some(token)).await?))
+}
+
+/// The signed attributes for `card`'s signature certificate, as the agent
+/// asks before the card signs.
+async fn signing_for(client: &mut TerminalClient, card: &mut HpkiCard, draft: &str, token: &str) -> Result<Value> {
+    Ok(ok(hpki_e2e::signed_attributes(client, card, draft, None, token).await?))
 }
 
 /// The whole story on one store: patient, encounter, draft, edit, queue,
@@ -118,7 +124,22 @@ async fn whole_story(world: &mut World) -> Result<()> {
         (edited.clone(), doctor.as_str(), assistant.as_str())
     );
     assert_eq!(signing["sha256"].as_str(), Some(hex(&sha256(&bytes)).as_str()));
-    let body = signed_confirm(&mut d_slot.card, &signing)?;
+    // What the card signs: CAdES signed attributes over exactly those bytes.
+    let attributes = signing_for(&mut client, &mut d_slot.card, &did, &d).await?;
+    assert_eq!(attributes["document"], signing["document"]);
+    // A confirm without them (a bare signature over the document, as before
+    // CAdES) is refused and changes nothing.
+    let bare = d_slot.card.sign_sha256(Application::Signature, &Pin::new(PIN)?, &sha256(&bytes), RSA_2048_BYTES)?;
+    let cert_b64 = base64_encode(&d_slot.card.read_certificate(Application::Signature)?);
+    let bare = json!({"version": 2, "certificate": cert_b64, "signature": base64_encode(&bare)});
+    refused(
+        world,
+        client.post(&format!("/v1/drafts/{did}/confirm"), &bare, Some(&d)).await?,
+        "draft.confirm",
+        "bad_signed_attributes",
+    )
+    .await;
+    let body = signed_confirm(&mut d_slot.card, &attributes)?;
     let record = ok(client.post(&format!("/v1/drafts/{did}/confirm"), &body, Some(&d)).await?);
     assert_eq!(record["kind"], "medical");
     assert_eq!(record["content"], edited);
@@ -129,6 +150,7 @@ async fn whole_story(world: &mut World) -> Result<()> {
     assert_eq!(record["institution"], CLINIC);
     assert_eq!(record["origin_reference"], format!("draft:{did}"));
     assert_eq!(record["document_sha256"], signing["sha256"]);
+    assert!(record["signature_format"].as_str().is_some_and(|f| f.starts_with("CAdES B-")), "{record}");
     let evidence = record["revocation"].as_array().context("revocation evidence")?;
     assert!(evidence.iter().any(|e| e["issuer"].as_str().is_some_and(|i| i.contains("SignCA"))), "{evidence:?}");
     // Idempotent: the same confirm again gives the same record, no second one.
@@ -153,11 +175,12 @@ async fn whole_story(world: &mut World) -> Result<()> {
     let mut items = Vec::new();
     let mut cert = String::new();
     for id in &ids {
-        let s = review(&mut client, id, &d).await?;
-        let bytes = base64_decode(&s["document"])?;
-        let sig = d_slot.card.sign_sha256(Application::Signature, &pin, &sha256(&bytes), RSA_2048_BYTES)?;
+        let s = signing_for(&mut client, &mut d_slot.card, id, &d).await?;
+        let attrs = hpki_cades::SignedAttributes::parse(&base64_decode(&s["signed_attributes"])?)?;
+        let sig = d_slot.card.sign_sha256(Application::Signature, &pin, &attrs.digest(), RSA_2048_BYTES)?;
         cert = base64_encode(&d_slot.card.read_certificate(Application::Signature)?);
-        items.push(json!({"draft": id, "version": s["version"], "signature": base64_encode(&sig)}));
+        items.push(json!({"draft": id, "version": s["version"], "signed_attributes": s["signed_attributes"],
+            "signature": base64_encode(&sig)}));
     }
     let batch = ok(client.post("/v1/confirm-batch", &json!({"certificate": cert, "items": items}), Some(&d)).await?);
     let results = batch["results"].as_array().context("results")?;
@@ -266,7 +289,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     let confirm_path = format!("/v1/drafts/{did}/confirm");
 
     // The assistant never confirms (own signature certificate or not).
-    let signing_v1 = review(&mut client, &did, &d1_token).await?;
+    let signing_v1 = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &did, &d1_token).await?;
     let d1_body_v1 = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v1)?;
     refused(&world, client.post(&confirm_path, &d1_body_v1, Some(&a)).await?, "draft.confirm", "not_permitted").await;
 
@@ -297,13 +320,15 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     .await;
 
     // The authentication key is not a signature key (nonRepudiation).
-    let signing_v2 = review(&mut client, &did, &d1_token).await?;
     {
         let card = &mut slot.as_mut().context("slot")?.card;
-        let bytes = base64_decode(&signing_v2["document"])?;
         let auth_cert = card.read_certificate(Application::Authentication)?;
-        let sig = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &sha256(&bytes), RSA_2048_BYTES)?;
-        let body = json!({"version": 2, "certificate": base64_encode(&auth_cert), "signature": base64_encode(&sig)});
+        let ask = json!({"version": 2, "certificate": base64_encode(&auth_cert)});
+        let s = ok(client.post(&format!("/v1/drafts/{did}/signed-attributes"), &ask, Some(&d1_token)).await?);
+        let attrs = hpki_cades::SignedAttributes::parse(&base64_decode(&s["signed_attributes"])?)?;
+        let sig = card.sign_sha256(Application::Authentication, &Pin::new(PIN)?, &attrs.digest(), RSA_2048_BYTES)?;
+        let body = json!({"version": 2, "certificate": base64_encode(&auth_cert),
+            "signed_attributes": s["signed_attributes"], "signature": base64_encode(&sig)});
         let (status, answer) = client.post(&confirm_path, &body, Some(&d1_token)).await?;
         assert_eq!(status, 401, "{answer}");
         let code = answer["error"].as_str().unwrap_or_default().to_owned();
@@ -315,6 +340,8 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     // 1's draft, doctor 1's session sends it.
     swap(&pcscd, &mut slot, &d2_image)?;
     let d2_token = session(&mut client, &mut slot.as_mut().context("slot")?.card).await?;
+    // Asked for with doctor 1's session, for doctor 2's certificate.
+    let signing_v2 = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &did, &d1_token).await?;
     let d2_signed = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v2)?;
     refused(
         &world,
@@ -363,7 +390,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
         )
         .await?);
     let disp_id = disp["id"].as_str().context("id")?.to_owned();
-    let s = review(&mut client, &disp_id, &ph_token).await?;
+    let s = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &disp_id, &ph_token).await?;
     let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &s)?;
     let rec = ok(client.post(&format!("/v1/drafts/{disp_id}/confirm"), &body, Some(&ph_token)).await?);
     assert_eq!(rec["kind"], "dispensing");
@@ -400,7 +427,7 @@ async fn refusals_each_with_its_reason() -> Result<()> {
         .await?);
     assert_eq!(v3["version"], 3);
     swap(&pcscd, &mut slot, &d1_image)?;
-    let signing_v3 = review(&mut client, &did, &d1_token).await?;
+    let signing_v3 = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &did, &d1_token).await?;
     let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v3)?;
     refused(&world, client.post(&confirm_path, &body, Some(&d1_token)).await?, "draft.confirm", "no_open_encounter")
         .await;
@@ -419,6 +446,17 @@ async fn refusals_each_with_its_reason() -> Result<()> {
     world.gw.store.unlink_assistant(&assistant, &d1, None).await?;
     refused(&world, client.post(&confirm_path, &body, Some(&d1_token)).await?, "draft.confirm", "not_linked").await;
     world.link(&assistant, &d1).await?;
+    // The attributes were signed before the four-hour jump: their
+    // signingTime is too old to stand for "now" (DATA-4), so sign afresh.
+    refused(
+        &world,
+        client.post(&confirm_path, &body, Some(&d1_token)).await?,
+        "draft.confirm",
+        "signed_attributes_stale",
+    )
+    .await;
+    let signing_v3 = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &did, &d1_token).await?;
+    let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing_v3)?;
     let rec = ok(client.post(&confirm_path, &body, Some(&d1_token)).await?);
     assert_eq!(rec["content"], json!({"text": "処方 B'"}));
     // Once a record, a draft is not edited.
@@ -705,12 +743,11 @@ async fn a_confirm_under_a_forged_doctor_certificate_is_refused() -> Result<()> 
         .await?);
     let did = draft["id"].as_str().context("id")?.to_owned();
     let confirm_path = format!("/v1/drafts/{did}/confirm");
-    let signing = review(&mut client, &did, &d).await?;
-
     for signer in hpki_e2e::NON_HPKI_CAS {
         let forged = world.path(&format!("forged-{}.json", signer.name()));
         let intermediate = hpki_e2e::forge_card(&world.path("ca"), &doctor_image, signer, &forged)?;
         swap(&pcscd, &mut slot, &forged)?;
+        let signing = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &did, &d).await?;
         let mut body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing)?;
         body["intermediates"] = json!([base64::engine::general_purpose::STANDARD.encode(&intermediate)]);
         refused(&world, client.post(&confirm_path, &body, Some(&d)).await?, "draft.confirm", "outside_trust_scope")
@@ -719,6 +756,7 @@ async fn a_confirm_under_a_forged_doctor_certificate_is_refused() -> Result<()> 
         assert!(!row.confirmed && row.record_id.is_none(), "a refused confirm changes nothing ({signer})");
     }
     swap(&pcscd, &mut slot, &doctor_image)?;
+    let signing = signing_for(&mut client, &mut slot.as_mut().context("slot")?.card, &did, &d).await?;
     let body = signed_confirm(&mut slot.as_mut().context("slot")?.card, &signing)?;
     let record = ok(client.post(&confirm_path, &body, Some(&d)).await?);
     // The record keeps the CRLs that showed the chain unrevoked, with their scope.
@@ -755,7 +793,7 @@ async fn a_repeated_confirm_passes_the_institution_and_encounter_checks_too() ->
         .await?);
     let did = draft["id"].as_str().context("id")?.to_owned();
     let confirm_path = format!("/v1/drafts/{did}/confirm");
-    let signing = review(&mut client, &did, &d).await?;
+    let signing = signing_for(&mut client, &mut d_slot.card, &did, &d).await?;
     let body = signed_confirm(&mut d_slot.card, &signing)?;
     let record = ok(client.post(&confirm_path, &body, Some(&d)).await?);
     // A retry is answered with the record while the encounter is open here…

@@ -628,18 +628,35 @@ impl Agent {
                 .ok_or_else(|| AgentError::NotLoggedIn(reader.clone()))?;
             (reader, slot.identity.clone(), person)
         };
+        // The signature certificate first (no PIN): the gateway builds the
+        // CAdES signed attributes for it.
+        let (r, id) = (reader.clone(), identity.clone());
+        let signer_cert = self.on_card(move |ctx, cache| cards::signature_certificate(ctx, cache, &r, &id)).await?;
         let mut digests = Vec::with_capacity(items.len());
+        let mut attributes = Vec::with_capacity(items.len());
         for item in items {
-            let path = format!("/v1/drafts/{}/signing-bytes?version={}", item.draft, item.version);
-            let answer = self.proxy("GET", &path, Vec::new()).await?;
+            let path = format!("/v1/drafts/{}/signed-attributes", item.draft);
+            let req = hpki_protocol::workflow::SignedAttributesRequest {
+                version: item.version,
+                certificate: B64.encode(&signer_cert),
+            };
+            let body = serde_json::to_vec(&req).map_err(|e| AgentError::BadRequest(e.to_string()))?;
+            let answer = self.proxy("POST", &path, body).await?;
             if answer.status != 200 {
                 return Err(gateway_client::refusal(&answer).into());
             }
-            let signing: hpki_protocol::workflow::SigningBytes = serde_json::from_slice(&answer.body)
+            let signing: hpki_protocol::workflow::SignedAttributesAnswer = serde_json::from_slice(&answer.body)
                 .map_err(|e| AgentError::BadDocument(format!("unreadable answer: {e}")))?;
             let bytes = B64.decode(&signing.document).map_err(|_| AgentError::BadDocument("not base64".into()))?;
             let doc = hpki_protocol::ConfirmDocument::from_canonical(&bytes)
                 .map_err(|e| AgentError::BadDocument(e.to_string()))?;
+            if doc.domain != hpki_protocol::CONFIRM_DOMAIN {
+                return Err(AgentError::BadDocument(format!(
+                    "it is a {} document, not {}",
+                    doc.domain,
+                    hpki_protocol::CONFIRM_DOMAIN
+                )));
+            }
             if doc.draft != item.draft || doc.version != item.version || doc.signer != person {
                 return Err(AgentError::BadDocument(format!(
                     "it names draft {} version {} for {}",
@@ -651,7 +668,19 @@ impl Agent {
             if !hex.eq_ignore_ascii_case(item.sha256.trim()) {
                 return Err(AgentError::ContentChanged(item.draft.clone()));
             }
-            digests.push(digest);
+            // What the card will sign: attributes whose messageDigest is the
+            // SHA-256 of exactly the bytes the doctor reviewed, for this
+            // card's certificate — nothing else is signed.
+            let der = B64
+                .decode(&signing.signed_attributes)
+                .map_err(|_| AgentError::BadDocument("signed attributes not base64".into()))?;
+            let attrs = hpki_cades::SignedAttributes::parse(&der)
+                .map_err(|e| AgentError::BadDocument(format!("signed attributes: {e}")))?;
+            attrs
+                .check(&bytes, &signer_cert)
+                .map_err(|e| AgentError::BadDocument(format!("signed attributes: {e}")))?;
+            digests.push(attrs.digest());
+            attributes.push(signing.signed_attributes);
         }
         let (r, id) = (reader.clone(), identity.clone());
         let (cert, signatures) = self
@@ -659,11 +688,15 @@ impl Agent {
             .await
             .inspect_err(|e| tracing::warn!(%reader, error = %e, "the card did not sign"))?;
         self.touch();
+        if cert != signer_cert {
+            return Err(AgentError::CardChanged(reader.clone()));
+        }
         let (path, body) = if let [item] = items {
             let req = hpki_protocol::workflow::ConfirmRequest {
                 version: item.version,
                 certificate: B64.encode(&cert),
                 intermediates: Vec::new(),
+                signed_attributes: Some(attributes[0].clone()),
                 signature: B64.encode(&signatures[0]),
             };
             (format!("/v1/drafts/{}/confirm", item.draft), serde_json::to_vec(&req))
@@ -674,9 +707,11 @@ impl Agent {
                 items: items
                     .iter()
                     .zip(&signatures)
-                    .map(|(i, s)| hpki_protocol::workflow::BatchItem {
+                    .zip(&attributes)
+                    .map(|((i, s), a)| hpki_protocol::workflow::BatchItem {
                         draft: i.draft.clone(),
                         version: i.version,
+                        signed_attributes: Some(a.clone()),
                         signature: B64.encode(s),
                     })
                     .collect(),

@@ -168,6 +168,20 @@ pub fn sign_login(
 /// The signature certificate and one signature per document.
 pub type Signed = (Arc<[u8]>, Vec<Vec<u8>>);
 
+/// The certificate of the card's *signature* application (no PIN): the
+/// gateway builds the CAdES signed attributes for it before anything is
+/// signed.
+pub fn signature_certificate(
+    ctx: &PcscContext,
+    cache: &CertificateCache,
+    reader: &str,
+    expected: &CardIdentity,
+) -> Result<std::sync::Arc<[u8]>, CardError> {
+    let mut card = ctx.connect(reader)?;
+    same_card(card.identity(), expected)?;
+    card.certificate(Application::Signature, cache)
+}
+
 /// Signs each SHA-256 digest with the card's *signature* key: the
 /// signature application wants its PIN before every signature, so the PIN
 /// typed once is verified again for each; the first failure stops the rest

@@ -112,6 +112,22 @@ pub fn gateway_refusal(code: ErrorCode, lang: Lang) -> Option<&'static str> {
             "ログインの有効期間が終わりました。もう一度ログインしてください。",
             "The login has ended. Please log in again.",
         ),
+        ErrorCode::TimestampUnavailable => (
+            "時刻認証局に接続できないため、確定できませんでした。記録は変更されていません。少し待ってからもう一度お試しください。",
+            "The time-stamping authority cannot be reached, so nothing was confirmed. Please try again shortly.",
+        ),
+        ErrorCode::TimestampInvalid
+        | ErrorCode::TimestampWrongNonce
+        | ErrorCode::TimestampWrongImprint
+        | ErrorCode::TimestampUntrusted
+        | ErrorCode::TimestampTimeSkew => (
+            "時刻認証局の応答を検証できないため、確定できませんでした。システム管理者に連絡してください。",
+            "The time-stamping authority's answer could not be verified, so nothing was confirmed. Please contact IT staff.",
+        ),
+        ErrorCode::SignedAttributesStale => (
+            "署名の準備から時間が経ちすぎました。もう一度確定してください。",
+            "Too much time passed since the signature was prepared. Please confirm again.",
+        ),
         ErrorCode::StoreUnavailable | ErrorCode::NoRandomness => (
             "ゲートウェイが一時的に利用できません。少し待ってからもう一度お試しください。",
             "The gateway is temporarily unavailable. Please try again shortly.",

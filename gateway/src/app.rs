@@ -108,6 +108,10 @@ impl App {
         }
         let tls = crate::credentials::server_config(&config)?;
         let validator = crate::credentials::validator(&config)?;
+        let timestamper = crate::credentials::timestamper(&config)?;
+        if timestamper.is_none() {
+            tracing::warn!("no [timestamps]: records are signed without a time-stamp (CAdES B-B); DATA-4 needs a TSA");
+        }
         let patient_tls = crate::credentials::patient_server_config(&config)?;
         let institutions = bind("institution listener", config.listener.address).await?;
         let ops = bind("ops listener", config.ops.address).await?;
@@ -131,7 +135,7 @@ impl App {
             last: tokio::sync::Mutex::new(0),
         });
         let every = Duration::from_secs(config.audit.checkpoint_every_seconds.unsigned_abs());
-        let gw = Arc::new(Gateway::new(config, store, clock, tls, validator, Arc::new(keys)));
+        let gw = Arc::new(Gateway::new(config, store, clock, tls, validator, timestamper, Arc::new(keys)));
         // The head as found at start (recovered entries included).
         checkpoints.write(&gw).await;
 

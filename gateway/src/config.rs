@@ -31,6 +31,10 @@ pub struct Config {
     pub patients: Option<PatientSection>,
     /// Abnormal-access rules (LOG-4); absent: no rule runs.
     pub alerts: Option<AlertsSection>,
+    /// The RFC 3161 time-stamping authority every confirm signature is
+    /// stamped by (DATA-4); absent: records are signed without a
+    /// time-stamp (CAdES B-B), which no production gateway should do.
+    pub timestamps: Option<TimestampsSection>,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -367,6 +371,31 @@ impl Default for PatientLimits {
     }
 }
 
+/// `[timestamps]`: the TSA and what its tokens are checked against.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampsSection {
+    /// `http://host[:port]/path`: RFC 3161 over HTTP (tokens are signed;
+    /// the request carries only a hash).
+    pub url: String,
+    /// Trust anchors for TSA certificates (PEM or DER).
+    pub anchors: Vec<PathBuf>,
+    #[serde(default)]
+    pub intermediates: Vec<PathBuf>,
+    /// CRLs for the TSA's chain; a TSA certificate is refused without a
+    /// current one (fail closed).
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
+    /// How long a confirm waits for the TSA before `timestamp_unavailable`.
+    #[serde(default = "d5000")]
+    pub timeout_ms: u64,
+    /// The TSA policy to ask for and require (dotted OID); absent: any.
+    pub policy: Option<String>,
+    /// How far a token's genTime may be from the gateway's clock.
+    #[serde(default = "d300")]
+    pub max_skew_seconds: i64,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlertsSection {
@@ -479,6 +508,9 @@ const fn d65536() -> usize {
 const fn d50() -> u32 {
     50
 }
+const fn d5000() -> u64 {
+    5000
+}
 const fn d300() -> i64 {
     300
 }
@@ -487,6 +519,27 @@ const fn d43200() -> i64 {
 }
 const fn d120() -> i64 {
     120
+}
+
+impl TimestampsSection {
+    fn validate(&self) -> Result<(), String> {
+        crate::signatures::tsa_client::TsaUrl::parse(&self.url).map_err(|e| format!("timestamps.url: {e}"))?;
+        if self.anchors.is_empty() {
+            return Err("timestamps.anchors is empty: no TSA certificate could be trusted".into());
+        }
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err("timestamps.timeout_ms must be 100–60000".into());
+        }
+        if !(1..=3600).contains(&self.max_skew_seconds) {
+            return Err("timestamps.max_skew_seconds must be 1–3600".into());
+        }
+        if let Some(p) = &self.policy
+            && hpki_profile::Oid::parse(p).is_err()
+        {
+            return Err(format!("timestamps.policy {p:?} is not a dotted OID"));
+        }
+        Ok(())
+    }
 }
 
 impl AlertsSection {
@@ -625,6 +678,9 @@ impl Config {
         }
         if let Some(a) = &self.alerts {
             a.validate()?;
+        }
+        if let Some(t) = &self.timestamps {
+            t.validate()?;
         }
         Ok(())
     }

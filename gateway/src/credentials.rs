@@ -160,6 +160,41 @@ pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
     Ok(Arc::new(v))
 }
 
+/// The validator of TSA certificates (`[timestamps]`): plain RFC 5280
+/// paths to the TSA anchors, revocation required. The critical
+/// id-kp-timeStamping EKU is checked with the token (`hpki_cades::tsp`).
+pub fn tsa_validator(config: &Config) -> Result<Option<Arc<Validator>>, LoadError> {
+    let Some(t) = &config.timestamps else { return Ok(None) };
+    let read_all = |paths: &[std::path::PathBuf]| -> Result<Vec<Vec<u8>>, LoadError> {
+        let mut out = Vec::new();
+        for p in paths {
+            out.extend(certificates(&config.path(p))?.into_iter().map(|c| c.as_ref().to_vec()));
+        }
+        Ok(out)
+    };
+    let crls =
+        t.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
+    let v = Validator::new(ValidatorConfig {
+        anchors: read_all(&t.anchors)?,
+        intermediates: read_all(&t.intermediates)?,
+        crls,
+        policies: AcceptedPolicies::hpki(),
+        revocation: Revocation::Required,
+        scopes: Vec::new(),
+        max_intermediates: DEFAULT_MAX_INTERMEDIATES,
+    })
+    .map_err(|e| LoadError::Hpki(format!("timestamps: {e}")))?;
+    Ok(Some(Arc::new(v)))
+}
+
+/// The configured TSA client with its validator, if `[timestamps]` is set.
+pub fn timestamper(config: &Config) -> Result<Option<Arc<crate::signatures::Timestamper>>, LoadError> {
+    let (Some(section), Some(validator)) = (&config.timestamps, tsa_validator(config)?) else { return Ok(None) };
+    crate::signatures::Timestamper::new(section, validator)
+        .map(|t| Some(Arc::new(t)))
+        .map_err(|e| LoadError::Hpki(format!("timestamps: {e}")))
+}
+
 /// The earliest nextUpdate among the configured CRLs (Unix seconds), for
 /// readiness: a stale CRL makes the gateway not ready.
 pub fn earliest_crl_next_update(config: &Config) -> Result<Option<i64>, LoadError> {

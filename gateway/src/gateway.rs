@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use hpki_profile::Validator;
 use ring::rand::SystemRandom;
 use rustls::ServerConfig;
@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::domain::keyring::Keyring;
 use crate::domain::password_pool::PasswordPool;
 use crate::domain::rate_limit::RateLimiter;
+use crate::signatures::Timestamper;
 
 use crate::store::Store;
 use crate::store::login_writer::LoginWriter;
@@ -31,6 +32,9 @@ pub struct Gateway {
     pub clock: Arc<dyn Clock>,
     pub tls: ArcSwap<ServerConfig>,
     pub validator: ArcSwap<Validator>,
+    /// The TSA confirm signatures are stamped by (`[timestamps]`); none:
+    /// records are CAdES B-B. Rebuilt on reload with the TSA's CRLs.
+    pub timestamper: ArcSwapOption<Timestamper>,
     /// Record keys; reloaded when the key file changes (rotation).
     keys: ArcSwap<Keyring>,
     pub metrics: Arc<Metrics>,
@@ -106,6 +110,7 @@ impl Gateway {
         clock: Arc<dyn Clock>,
         tls: Arc<ServerConfig>,
         validator: Arc<Validator>,
+        timestamper: Option<Arc<Timestamper>>,
         keys: Arc<Keyring>,
     ) -> Gateway {
         // The same files the TLS and HPKI configuration were just built from;
@@ -159,6 +164,7 @@ impl Gateway {
             clock,
             tls: ArcSwap::new(tls),
             validator: ArcSwap::new(validator),
+            timestamper: ArcSwapOption::new(timestamper),
             keys: ArcSwap::new(keys),
             metrics,
             rng: SystemRandom::new(),

@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod ops;
 pub mod routes;
 pub mod shutdown;
+pub mod signatures;
 pub mod store;

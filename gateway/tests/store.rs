@@ -407,6 +407,8 @@ both_stores!(a_record_refuses_change_and_removal_even_from_raw_sql_data_6, |db| 
         signature_cert: Some(vec![0x30, 0x00]),
         revocation: "[]".into(),
         created_at: 5,
+        signature_level: None,
+        time_stamped_at: None,
     };
     s.add_record(&row, &staged("r")).await.expect("add record");
     // Records live in the health area: on SQLite another file than the
@@ -485,13 +487,29 @@ both_stores!(a_change_and_its_staged_audit_entry_commit_together_log_1, |db| {
         signature_cert: Some(vec![0x30, 0x00]),
         revocation: "[]".into(),
         created_at: 3,
+        signature_level: None,
+        time_stamped_at: None,
     };
-    s.confirm_draft("drf_1", 1, &record("rec_1"), &staged("confirm")).await.expect("confirm");
-    // The losing confirm (PostgreSQL: the one-statement path) stages nothing.
+    let signature = |id: &str| hpki_gateway::store::SignatureRow {
+        record: id.into(),
+        seq: 0,
+        level: "CAdES B-LT".into(),
+        time_stamped_at: Some(3),
+        container: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+        created_at: 3,
+    };
+    s.confirm_draft("drf_1", 1, &record("rec_1"), &signature("rec_1"), &staged("confirm")).await.expect("confirm");
+    // The losing confirm (PostgreSQL: the one-statement path) stages nothing
+    // and keeps no signature container.
     assert!(matches!(
-        s.confirm_draft("drf_1", 1, &record("rec_2"), &staged("confirm-lost")).await,
+        s.confirm_draft("drf_1", 1, &record("rec_2"), &signature("rec_2"), &staged("confirm-lost")).await,
         Err(StoreError::Conflict(_))
     ));
+    let kept = s.record_signatures("rec_1").await.expect("signatures");
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].level.as_str(), kept[0].time_stamped_at), ("CAdES B-LT", Some(3)));
+    assert_eq!(kept[0].container, signature("rec_1").container);
+    assert!(s.record_signatures("rec_2").await.expect("signatures").is_empty());
     assert!(!s.edit_draft("drf_1", 1, "k1", &[3], 4, &staged("edit-lost")).await.expect("edit"));
     assert!(!s.close_encounter("enc_nope", "x", 4, &staged("close-lost")).await.expect("close"));
     assert_eq!(requests(s.outbox_rows().await.expect("outbox")), ["open", "create", "confirm"]);

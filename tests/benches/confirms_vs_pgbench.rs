@@ -87,7 +87,8 @@ async fn confirm_round(postgres: Option<String>, drafts: usize) -> Result<f64> {
             .post("/v1/drafts", &json!({"encounter": enc["id"], "doctor": doctor, "content": content}), Some(&a))
             .await?)?;
         let id = draft["id"].as_str().context("draft id")?.to_owned();
-        let signing = ok(client.get(&format!("/v1/drafts/{id}/signing-bytes"), Some(&d)).await?)?;
+        let ask = json!({"version": draft["version"], "certificate": doctor_card.signature_certificate()});
+        let signing = ok(client.post(&format!("/v1/drafts/{id}/signed-attributes"), &ask, Some(&d)).await?)?;
         ready.push_back((id, doctor_card.signed_confirm(&signing)?));
     }
     let warmup: VecDeque<_> = ready.drain(..WARMUP).collect();

@@ -384,7 +384,7 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
             let bytes =
                 base64::engine::general_purpose::STANDARD.decode(signing["document"].as_str().context("doc")?)?;
             anyhow::ensure!(text.as_bytes() == bytes, "shown {text:?} is not the document");
-            anyhow::ensure!(text.contains("HPKI-GATEWAY-CONFIRM-V1"), "no domain in {text}");
+            anyhow::ensure!(text.contains("HPKI-GATEWAY-CONFIRM-V2"), "no domain in {text}");
         }
         anyhow::ensure!(shown.iter().any(|t| t.contains("no fever")), "the edited version is not shown");
         anyhow::ensure!(shown.iter().any(|t| t.contains("水分補給")), "the second draft is not shown");

@@ -4,20 +4,26 @@
 //! same bytes from the same content.
 //!
 //! ```text
-//! {"assistant":…, "content":{…}, "domain":"HPKI-GATEWAY-CONFIRM-V1",
+//! {"assistant":…, "content":{…}, "domain":"HPKI-GATEWAY-CONFIRM-V2",
 //!  "draft":…, "encounter":…, "gateway":…, "institution":…, "kind":…,
 //!  "patient":…, "signer":…, "version":…}
 //! ```
 //!
-//! The card signs SHA-256 of these bytes with PKCS#1 v1.5 using the key of
-//! its *signature* application (its own PIN, nonRepudiation). The `domain`
-//! member keeps these bytes apart from everything else a card signs: a login
-//! value starts with `HPKI-GATEWAY-LOGIN-V1` and is not JSON.
+//! V2 documents are signed in CAdES (`hpki_cades`): the card signs, with
+//! the key of its *signature* application (its own PIN, nonRepudiation),
+//! the DER of signed attributes whose messageDigest is SHA-256 of these
+//! bytes. V1 documents (records confirmed before) were signed directly:
+//! PKCS#1 v1.5 over SHA-256 of the bytes; they stay readable. The `domain`
+//! member keeps these bytes apart from everything else a card signs: a
+//! login value starts with `HPKI-GATEWAY-LOGIN-V1` and is not JSON.
 
 use serde::{Deserialize, Serialize};
 
-/// Domain separation inside the signed document.
-pub const CONFIRM_DOMAIN: &str = "HPKI-GATEWAY-CONFIRM-V1";
+/// Domain separation inside the signed document: what a card signs today
+/// (through CAdES signed attributes).
+pub const CONFIRM_DOMAIN: &str = "HPKI-GATEWAY-CONFIRM-V2";
+/// Documents of records confirmed before CAdES, signed directly.
+pub const CONFIRM_DOMAIN_V1: &str = "HPKI-GATEWAY-CONFIRM-V1";
 
 /// The kind of a draft, and so of the record a confirm creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -46,7 +52,7 @@ impl DraftKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfirmDocument {
-    /// Always [`CONFIRM_DOMAIN`].
+    /// [`CONFIRM_DOMAIN`], or [`CONFIRM_DOMAIN_V1`] in an old record.
     pub domain: String,
     /// The gateway's identity (`gateway_id`), as in the login value.
     pub gateway: String,
@@ -85,12 +91,12 @@ impl ConfirmDocument {
     }
 
     /// Reads signed bytes back, refusing anything that is not a confirm
-    /// document in canonical form — what the agent checks before it lets a
-    /// card sign bytes a gateway sent.
+    /// document (either version) in canonical form. The agent also checks
+    /// the version is [`CONFIRM_DOMAIN`] before a card signs.
     pub fn from_canonical(bytes: &[u8]) -> Result<ConfirmDocument, ConfirmDocumentError> {
         let doc: ConfirmDocument =
             serde_json::from_slice(bytes).map_err(|e| ConfirmDocumentError::Parse(e.to_string()))?;
-        if doc.domain != CONFIRM_DOMAIN {
+        if doc.domain != CONFIRM_DOMAIN && doc.domain != CONFIRM_DOMAIN_V1 {
             return Err(ConfirmDocumentError::Domain(doc.domain));
         }
         if doc.canonical_bytes()? != bytes {

@@ -99,6 +99,15 @@ codes! {
     CrlUnusable = ("crl_unusable", 401),
     NoRevocationInfo = ("no_revocation_info", 401),
     MalformedHcRole = ("malformed_hc_role", 401),
+    // Signatures in CAdES and their time-stamps (`docs/workflow.md`).
+    BadSignedAttributes = ("bad_signed_attributes", 400),
+    SignedAttributesStale = ("signed_attributes_stale", 400),
+    TimestampUnavailable = ("timestamp_unavailable", 503),
+    TimestampInvalid = ("timestamp_invalid", 502),
+    TimestampWrongNonce = ("timestamp_wrong_nonce", 502),
+    TimestampWrongImprint = ("timestamp_wrong_imprint", 502),
+    TimestampUntrusted = ("timestamp_untrusted", 502),
+    TimestampTimeSkew = ("timestamp_time_skew", 502),
     // Sessions and roles.
     NoSession = ("no_session", 401),
     SessionUnknown = ("session_unknown", 401),

@@ -11,4 +11,4 @@ pub use login::{CHANNEL_BINDING_LABEL, CHANNEL_BINDING_LEN, LOGIN_DOMAIN, LoginT
 pub mod confirm;
 pub mod workflow;
 
-pub use confirm::{CONFIRM_DOMAIN, ConfirmDocument, DraftKind};
+pub use confirm::{CONFIRM_DOMAIN, CONFIRM_DOMAIN_V1, ConfirmDocument, DraftKind};

@@ -149,6 +149,32 @@ pub struct SigningBytes {
     pub sha256: String,
 }
 
+/// `POST /v1/drafts/{id}/signed-attributes`: the CAdES signed attributes
+/// for a draft version and the certificate that will sign it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedAttributesRequest {
+    pub version: i64,
+    /// The card's signature certificate, DER, base64.
+    pub certificate: String,
+}
+
+/// The answer: the document as in [`SigningBytes`], and the DER of the
+/// signed attributes (contentType, messageDigest = SHA-256 of the document,
+/// signingTime, signing-certificate-v2) the card is to sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedAttributesAnswer {
+    pub draft: String,
+    pub version: i64,
+    /// RFC 8785 canonical JSON of the [`crate::ConfirmDocument`], base64.
+    pub document: String,
+    /// SHA-256 of the document, hex: what the doctor reviewed.
+    pub sha256: String,
+    /// DER `SET OF Attribute`, base64. The card signs SHA-256 of it.
+    pub signed_attributes: String,
+}
+
 /// `POST /v1/drafts/{id}/confirm`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -158,7 +184,10 @@ pub struct ConfirmRequest {
     pub certificate: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intermediates: Vec<String>,
-    /// PKCS#1 v1.5 SHA-256 over the document bytes, base64.
+    /// The signed attributes the gateway handed out, base64 DER, as signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_attributes: Option<String>,
+    /// PKCS#1 v1.5 SHA-256 over the signed attributes' DER, base64.
     pub signature: String,
 }
 
@@ -168,6 +197,8 @@ pub struct ConfirmRequest {
 pub struct BatchItem {
     pub draft: String,
     pub version: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_attributes: Option<String>,
     pub signature: String,
 }
 
@@ -243,6 +274,13 @@ pub struct Record {
     pub document_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocation: Vec<RevocationEvidence>,
+    /// The signature's format and CAdES level, e.g. "CAdES B-LT"; absent
+    /// for notes and for records signed before CAdES.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_format: Option<String>,
+    /// genTime of the signature time-stamp, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_stamped_at: Option<String>,
 }
 
 /// `GET /v1/patients/{id}/records`, and the patient's own view.

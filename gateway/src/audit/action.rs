@@ -40,6 +40,7 @@ actions! {
     DraftRead => "draft.read",
     DraftEdit => "draft.edit",
     DraftReview => "draft.review",
+    DraftSignedAttributes => "draft.signed_attributes",
     DraftConfirm => "draft.confirm",
     DraftConfirmBatch => "draft.confirm_batch",
     QueueRead => "queue.read",

@@ -97,6 +97,7 @@ endpoints! {
     ReadDraft:        GET  "/v1/drafts/{draft}",              DraftRead,         SESSION => drafts::read;
     EditDraft:        PUT  "/v1/drafts/{draft}",              DraftEdit,         Access::Role(&[Role::WriteDraft]) => drafts::edit;
     SigningBytes:     GET  "/v1/drafts/{draft}/signing-bytes", DraftReview,      Access::Role(&[Role::ReviewDrafts]) => confirm::signing_bytes;
+    SignedAttributes: POST "/v1/drafts/{draft}/signed-attributes", DraftSignedAttributes, Access::Role(&[Role::ReviewDrafts]) => confirm::signed_attributes;
     Confirm:          POST "/v1/drafts/{draft}/confirm",      DraftConfirm,      Access::Role(&[Role::ConfirmDraft, Role::RegisterDispensing]) => confirm::confirm;
     ConfirmBatch:     POST "/v1/confirm-batch",               DraftConfirmBatch, SESSION => confirm::batch;
     Queue:            GET  "/v1/queue",                       QueueRead,         Access::Role(&[Role::ReviewDrafts]) => drafts::queue_of;

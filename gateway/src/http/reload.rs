@@ -16,13 +16,15 @@ pub fn reload(gw: &Gateway) -> Result<(), String> {
     }
     let built = crate::credentials::server_config(&gw.config).and_then(|t| {
         let v = crate::credentials::validator(&gw.config)?;
+        let ts = crate::credentials::timestamper(&gw.config)?;
         let next = crate::credentials::earliest_crl_next_update(&gw.config)?;
-        Ok((t, v, next))
+        Ok((t, v, ts, next))
     });
     match built.map_err(|e| e.to_string()) {
-        Ok((t, v, next)) => {
+        Ok((t, v, ts, next)) => {
             gw.tls.store(t);
             gw.validator.store(v);
+            gw.timestamper.store(ts);
             gw.crl_next_update.store(next.unwrap_or(i64::MAX), std::sync::atomic::Ordering::Relaxed);
             Metrics::inc(&gw.metrics.reloads);
             tracing::info!("certificates and CRLs reloaded");
@@ -49,6 +51,7 @@ pub(crate) fn watched_files(gw: &Gateway) -> Vec<std::path::PathBuf> {
         .chain(h.intermediates.iter())
         .chain(h.crls.iter())
         .chain(h.scope.iter().map(|s| &s.ca))
+        .chain(c.timestamps.iter().flat_map(|t| t.anchors.iter().chain(&t.intermediates).chain(&t.crls)))
         .chain(std::iter::once(&c.records.key_file))
         .map(|p| c.path(p))
         .collect()

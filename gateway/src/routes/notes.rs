@@ -45,6 +45,8 @@ pub(crate) async fn add_note(
         signature_cert: None,
         revocation: "[]".into(),
         created_at: gw.clock.now(),
+        signature_level: None,
+        time_stamped_at: None,
     };
     *object = format!("encounter:{} record:{id}", e.id);
     gw.store.add_record(&row, &st.stage(&a.person.id, object.as_str(), gw.clock.now_ms())).await?;

@@ -171,5 +171,7 @@ pub(crate) fn record_view(gw: &Gateway, r: &RecordRow, patient: &str) -> Result<
         created_at: time(r.created_at),
         document_sha256: r.document_sha256.as_deref().map(hex),
         revocation,
+        signature_format: r.signature_level.clone(),
+        time_stamped_at: r.time_stamped_at.map(time),
     })
 }

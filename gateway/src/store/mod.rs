@@ -35,7 +35,7 @@ pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, Guess, PatientRow, PatientSessionRow};
-pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable};
+pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable, SignatureRow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
@@ -102,6 +102,7 @@ fn migrator(backend: Backend) -> Migrator {
                 "outbox cleared by entry",
                 include_str!("../../migrations/sqlite/0008_outbox_cleared_by_entry.sql"),
             ),
+            migration(9, "record signatures", include_str!("../../migrations/sqlite/0009_record_signatures.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -121,6 +122,11 @@ fn migrator(backend: Backend) -> Migrator {
                     9,
                     "outbox cleared by entry",
                     include_str!("../../migrations/postgres/0009_outbox_cleared_by_entry.sql"),
+                ),
+                migration(
+                    10,
+                    "record signatures",
+                    include_str!("../../migrations/postgres/0010_record_signatures.sql"),
                 ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`

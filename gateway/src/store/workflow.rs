@@ -74,6 +74,23 @@ pub struct RecordRow {
     /// JSON array of revocation evidence.
     pub revocation: String,
     pub created_at: i64,
+    /// From the newest signature container (`record_signatures`), when
+    /// read; ignored when a record is written.
+    pub signature_level: Option<String>,
+    pub time_stamped_at: Option<i64>,
+}
+
+/// One version of a record's signature container (CAdES `signature.p7s`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRow {
+    pub record: String,
+    /// 0 at confirm; each renewal appends the next.
+    pub seq: i64,
+    /// "CAdES B-B", "CAdES B-LT", …
+    pub level: String,
+    pub time_stamped_at: Option<i64>,
+    pub container: Vec<u8>,
+    pub created_at: i64,
 }
 
 /// Whose pending drafts: those awaiting a signer, or those an assistant wrote.
@@ -95,7 +112,11 @@ const ENCOUNTER_COLS: &str = "id, patient, institution, opened_by, opened_at, ex
 const DRAFT_COLS: &str = "id, kind, patient, encounter, institution, assistant, signer, version, key_id, content, \
                           status, record_id, created_at, updated_at";
 const RECORD_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
-                           content, document_sha256, signature, signature_cert, revocation, created_at";
+                           content, document_sha256, signature, signature_cert, revocation, created_at, \
+                           (SELECT level FROM record_signatures s WHERE s.record = records.id \
+                            ORDER BY seq DESC LIMIT 1) AS signature_level, \
+                           (SELECT time_stamped_at FROM record_signatures s WHERE s.record = records.id \
+                            ORDER BY seq DESC LIMIT 1) AS time_stamped_at";
 
 fn encounter_of(r: &sqlx::any::AnyRow) -> Result<EncounterRow, sqlx::Error> {
     Ok(EncounterRow {
@@ -145,6 +166,8 @@ fn record_of(r: &sqlx::any::AnyRow) -> Result<RecordRow, sqlx::Error> {
         signature_cert: r.try_get("signature_cert")?,
         revocation: r.try_get("revocation")?,
         created_at: r.try_get("created_at")?,
+        signature_level: r.try_get("signature_level")?,
+        time_stamped_at: r.try_get("time_stamped_at")?,
     })
 }
 
@@ -354,10 +377,11 @@ impl Store {
         id: &str,
         version: i64,
         record: &RecordRow,
+        signature: &SignatureRow,
         staged: &Staged,
     ) -> Result<(), StoreError> {
         if self.backend() == Backend::Postgres {
-            return self.confirm_draft_in_one_statement(id, version, record, staged).await;
+            return self.confirm_draft_in_one_statement(id, version, record, signature, staged).await;
         }
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
@@ -375,6 +399,7 @@ impl Store {
             return Err(StoreError::Conflict(format!("draft {id:?} at version {version}")));
         }
         insert_record(&mut tx, record).await?;
+        insert_signature(&mut tx, signature).await?;
         self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
@@ -391,6 +416,7 @@ impl Store {
         id: &str,
         version: i64,
         r: &RecordRow,
+        sig: &SignatureRow,
         s: &Staged,
     ) -> Result<(), StoreError> {
         let sql = format!(
@@ -398,9 +424,11 @@ impl Store {
              WHERE id = $16 AND version = $17 AND status = 'pending' RETURNING id), \
              staged AS (INSERT INTO health.audit_outbox \
              (request_id, at, actor, terminal, institution, action, object) \
-             SELECT $18, $19, $20, $21, $22, $23, $24 FROM confirmed) \
-             INSERT INTO records ({RECORD_INSERT_COLS}) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM confirmed"
+             SELECT $18, $19, $20, $21, $22, $23, $24 FROM confirmed), \
+             inserted AS (INSERT INTO records ({RECORD_INSERT_COLS}) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15 FROM confirmed RETURNING id) \
+             INSERT INTO health.record_signatures (record, seq, level, time_stamped_at, container, created_at) \
+             SELECT id, $25, $26, $27, $28, $15 FROM inserted"
         );
         let done = bind_record(sqlx::query(sqlx::AssertSqlSafe(sql)), r)
             .bind(id)
@@ -412,6 +440,10 @@ impl Store {
             .bind(s.institution.as_str())
             .bind(s.action.as_str())
             .bind(s.object.as_str())
+            .bind(sig.seq)
+            .bind(sig.level.as_str())
+            .bind(sig.time_stamped_at)
+            .bind(sig.container.as_slice())
             .execute(self.pool())
             .await
             .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
@@ -428,6 +460,28 @@ impl Store {
         self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every version of a record's signature container, oldest first.
+    pub async fn record_signatures(&self, record: &str) -> Result<Vec<SignatureRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT record, seq, level, time_stamped_at, container, created_at FROM record_signatures \
+             WHERE record = $1 ORDER BY seq",
+        )
+        .bind(record)
+        .fetch_all(self.pool())
+        .await?;
+        let read = |r: &sqlx::any::AnyRow| -> Result<SignatureRow, sqlx::Error> {
+            Ok(SignatureRow {
+                record: r.try_get("record")?,
+                seq: r.try_get("seq")?,
+                level: r.try_get("level")?,
+                time_stamped_at: r.try_get("time_stamped_at")?,
+                container: r.try_get("container")?,
+                created_at: r.try_get("created_at")?,
+            })
+        };
+        Ok(rows.iter().map(read).collect::<Result<_, _>>()?)
     }
 
     pub async fn record(&self, id: &str) -> Result<Option<RecordRow>, StoreError> {
@@ -576,6 +630,23 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q RecordRow) -> AnyQuery<'q> {
         .bind(&r.signature_cert)
         .bind(&r.revocation)
         .bind(r.created_at)
+}
+
+async fn insert_signature(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &SignatureRow) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO record_signatures (record, seq, level, time_stamped_at, container, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&s.record)
+    .bind(s.seq)
+    .bind(&s.level)
+    .bind(s.time_stamped_at)
+    .bind(&s.container)
+    .bind(s.created_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| conflict(e, format!("signature {} of record {:?}", s.seq, s.record)))?;
+    Ok(())
 }
 
 async fn insert_record(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &RecordRow) -> Result<(), StoreError> {

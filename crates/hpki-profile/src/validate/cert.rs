@@ -73,6 +73,8 @@ pub(crate) struct Cert {
     pub key: Result<PublicKey, String>,
     /// SHA-256 of the whole DER: the certificate's identity in memos.
     pub digest: [u8; 32],
+    /// The DER itself, shared: validation data a signature embeds.
+    pub der: std::sync::Arc<[u8]>,
     pub tbs: Vec<u8>,
     pub signature_algorithm: Result<SignatureAlgorithm, String>,
     pub signature: Vec<u8>,
@@ -235,6 +237,7 @@ impl Cert {
             spki_digest: sha256(c.public_key().raw),
             key,
             digest: sha256(der),
+            der: der.into(),
             tbs: c.tbs_certificate.as_ref().to_vec(),
             signature_algorithm: SignatureAlgorithm::from_identifier(&c.signature_algorithm).map_err(|e| e.to_string()),
             signature: c.signature_value.data.to_vec(),

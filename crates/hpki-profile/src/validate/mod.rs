@@ -37,7 +37,7 @@ mod scope;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ring::digest::{SHA256, digest};
 
@@ -189,6 +189,10 @@ pub struct Validated {
     pub purpose: Purpose,
     /// Subjects from the leaf up to the anchor.
     pub chain: Vec<String>,
+    /// The certificates of that path (DER), leaf first, anchor last: with
+    /// the CRLs of [`Validated::revocation`], the validation data a
+    /// long-term signature embeds.
+    pub path: Vec<Arc<[u8]>>,
     /// The CRLs that showed each certificate below the anchor unrevoked.
     pub revocation: Vec<RevocationEvidence>,
     /// Unix seconds until which this result holds (earliest notAfter or
@@ -207,6 +211,8 @@ pub struct RevocationEvidence {
     pub next_update: i64,
     /// What the CRL speaks for (its Issuing Distribution Point), in words.
     pub scope: String,
+    /// The CRL itself (DER).
+    pub crl: Arc<[u8]>,
 }
 
 const CACHE_CAPACITY: usize = 10_000;
@@ -215,6 +221,7 @@ const CACHE_CAPACITY: usize = 10_000;
 /// in which the result holds.
 struct Accepted {
     chain: Vec<String>,
+    path: Vec<Arc<[u8]>>,
     evidence: Vec<RevocationEvidence>,
     from: i64,
     until: i64,
@@ -372,6 +379,7 @@ impl Validator {
             holder,
             purpose,
             chain: accepted.chain,
+            path: accepted.path,
             revocation: accepted.evidence,
             valid_until: accepted.until,
             from_cache: false,
@@ -404,7 +412,13 @@ impl Validator {
         if purpose.is_hpki() {
             self.check_hpki(holder, purpose)?;
         }
-        Ok(Accepted { chain: path.iter().map(|c| c.subject_text.clone()).collect(), evidence, from, until })
+        Ok(Accepted {
+            chain: path.iter().map(|c| c.subject_text.clone()).collect(),
+            path: path.iter().map(|c| c.der.clone()).collect(),
+            evidence,
+            from,
+            until,
+        })
     }
 
     /// The HPKI profile on the end entity: the key usage and a certificate

@@ -85,6 +85,7 @@ pub(crate) struct Crl {
     issuer_text: String,
     aki: Option<Vec<u8>>,
     digest: [u8; 32],
+    der: std::sync::Arc<[u8]>,
     tbs: Vec<u8>,
     signature_algorithm: Result<SignatureAlgorithm, String>,
     signature: Vec<u8>,
@@ -189,6 +190,7 @@ impl Crl {
             issuer_text: display_name(crl.issuer()),
             aki,
             digest: sha256(der),
+            der: der.into(),
             tbs: crl.tbs_cert_list.as_ref().to_vec(),
             signature_algorithm: SignatureAlgorithm::from_identifier(&crl.signature_algorithm)
                 .map_err(|e| e.to_string()),
@@ -320,6 +322,7 @@ pub(crate) fn check(
         this_update: crl.this_update,
         next_update: crl.next_update.unwrap_or(i64::MAX),
         scope: crl.scope.describe(),
+        crl: crl.der.clone(),
     })
 }
 

@@ -2,10 +2,11 @@
 //! person, action, object, outcome, refusal code, request id — written and
 //! durable before the answer leaves, whichever layer or handler gave it.
 //! When it cannot be written the answer is withheld and replaced by
-//! `audit_unavailable` (fail closed). A terminal's requests over its rate
-//! (`rate_limited`) are the one flood-shaped refusal here: they go through
-//! the listener's refusal budget (`audit::budget`), written one by one up
-//! to the budget and counted past it. Also the request metrics and the
+//! `audit_unavailable` (fail closed). Refusals (`rate_limited`, but also
+//! `body_too_large`, `bad_request`, … which a terminal with a valid
+//! certificate can send as fast as requests) go through the listener's
+//! refusal budget (`audit::budget`): written one by one, durable before the
+//! answer, up to the budget, and counted past it. Also the request metrics and the
 //! request's log line. For the endpoints that change state, the request is
 //! given the [`Staging`] its handler stages the entry with, inside the
 //! change's transaction (`audit::outbox`): this layer's entry clears the
@@ -85,7 +86,10 @@ pub async fn layer(State(a): State<Arc<Auditing>>, mut req: Request, next: Next)
         request_id,
         ..AuditEvent::new(action, if refusal.is_some() { Outcome::Refused } else { Outcome::Ok })
     };
-    let audited = if refusal == Some(ErrorCode::RateLimited) {
+    // Every refusal is within the listener's budget, not only the rate
+    // limiter's: a terminal with a valid certificate can flood oversized or
+    // malformed bodies as fast as it can flood requests (audit::budget).
+    let audited = if refusal.is_some() {
         record_refusal(&a.writer, &a.metrics, &a.refusals, event, a.clock.now_ms()).await
     } else {
         record(&a.writer, &a.metrics, event, a.clock.now_ms()).await

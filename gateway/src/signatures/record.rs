@@ -1,0 +1,67 @@
+//! The container a confirm stores with its record: the card signature over
+//! the signed attributes, the signer's validation data, and — when a TSA
+//! is configured — the signature time-stamp with the TSA's validation data
+//! (CAdES B-LT). Without a TSA the record is B-B.
+
+use hpki_cades::{CadesError, Container, SignedAttributes};
+use hpki_profile::{Purpose, Validated};
+use hpki_protocol::ErrorCode;
+
+use crate::gateway::Gateway;
+use crate::routes::ApiError;
+
+/// The container made at confirm, and what the record's view says of it.
+#[derive(Debug, Clone)]
+pub struct SealedSignature {
+    pub container: Vec<u8>,
+    pub level: &'static str,
+    pub time_stamped_at: Option<i64>,
+}
+
+pub const LEVEL_B_B: &str = "CAdES B-B";
+pub const LEVEL_B_LT: &str = "CAdES B-LT";
+
+fn internal(e: CadesError) -> ApiError {
+    tracing::error!(error = %e, "a signature container could not be built");
+    ApiError::new(ErrorCode::Internal, "the signature container could not be built")
+}
+
+/// Builds the container for a card signature already checked over
+/// `attributes`, by a certificate `validated` now. With a TSA: the token,
+/// then the signer's certificate again at the token's genTime (valid and
+/// unrevoked when the time-stamp was applied, DATA-4).
+pub async fn seal_signature(
+    gw: &Gateway,
+    attributes: &SignedAttributes,
+    signature: &[u8],
+    cert: &[u8],
+    intermediates: &[Vec<u8>],
+    validated: &Validated,
+) -> Result<SealedSignature, ApiError> {
+    let chain: Vec<Vec<u8>> = validated.path.iter().skip(1).map(|c| c.to_vec()).collect();
+    let crls: Vec<Vec<u8>> = validated.revocation.iter().map(|e| e.crl.to_vec()).collect();
+    let mut container = Container::assemble(attributes, signature, cert, &chain, &crls).map_err(internal)?;
+    let Some(timestamper) = gw.timestamper.load_full() else {
+        return Ok(SealedSignature {
+            container: container.to_der().map_err(internal)?,
+            level: LEVEL_B_B,
+            time_stamped_at: None,
+        });
+    };
+    let now = gw.clock.now();
+    let stamp = timestamper.stamp(signature, now, &gw.rng).await?;
+    let at = stamp.token.gen_time;
+    let again =
+        gw.validator.load().validate(cert, intermediates, Purpose::Signature, at).map_err(|r| {
+            ApiError::certificate(&r, "the signature certificate was refused at the time-stamp's genTime")
+        })?;
+    let again_crls: Vec<Vec<u8>> = again.revocation.iter().map(|e| e.crl.to_vec()).collect();
+    container.add_signature_timestamp(&stamp.token.der).map_err(internal)?;
+    container.add_validation_data(&stamp.path, &stamp.crls).map_err(internal)?;
+    container.add_validation_data(&[], &again_crls).map_err(internal)?;
+    Ok(SealedSignature {
+        container: container.to_der().map_err(internal)?,
+        level: LEVEL_B_LT,
+        time_stamped_at: Some(at),
+    })
+}
