@@ -88,19 +88,33 @@ impl ClinicStory {
     /// Progress notes numbered `notes`, each drafted by the assistant and
     /// confirmed with the doctor's signature card; the new record ids.
     pub async fn confirm(&mut self, notes: Range<usize>) -> Result<Vec<String>> {
-        let (a, d) = (&self.assistant_session, &self.doctor_session);
         let mut records = Vec::new();
         for n in notes {
-            let content = json!({"type": "progress_note", "note": note(n)});
-            let body = json!({"encounter": self.encounter["id"], "doctor": self.doctor, "content": content});
-            let draft = ok(self.client.post("/v1/drafts", &body, Some(a)).await?)?;
-            let id = draft["id"].as_str().context("draft id")?;
-            let signing = ok(signed_attributes(&mut self.client, &mut self.doctor_card, id, None, d).await?)?;
-            let body = signed_confirm(&mut self.doctor_card, &signing)?;
-            let record = ok(self.client.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(d)).await?)?;
+            let (draft, _, body) = self.signed_draft(n).await?;
+            let record = ok(self.send_confirm(&draft, &body).await?)?;
             records.push(record["id"].as_str().context("record id")?.to_owned());
         }
         Ok(records)
+    }
+
+    /// Progress note `n` drafted by the assistant, and the confirm body the
+    /// doctor's card signed for it (signed attributes and signature): the
+    /// draft id, the `signed-attributes` answer (with the document) and
+    /// the body.
+    pub async fn signed_draft(&mut self, n: usize) -> Result<(String, Value, Value)> {
+        let (a, d) = (&self.assistant_session, &self.doctor_session);
+        let content = json!({"type": "progress_note", "note": note(n)});
+        let body = json!({"encounter": self.encounter["id"], "doctor": self.doctor, "content": content});
+        let draft = ok(self.client.post("/v1/drafts", &body, Some(a)).await?)?;
+        let id = draft["id"].as_str().context("draft id")?.to_owned();
+        let signing = ok(signed_attributes(&mut self.client, &mut self.doctor_card, &id, None, d).await?)?;
+        let body = signed_confirm(&mut self.doctor_card, &signing)?;
+        Ok((id, signing, body))
+    }
+
+    /// The doctor's confirm of `draft` with `body`, as answered.
+    pub async fn send_confirm(&mut self, draft: &str, body: &Value) -> Result<(u16, Value)> {
+        self.client.post(&format!("/v1/drafts/{draft}/confirm"), body, Some(&self.doctor_session)).await
     }
 
     /// The doctor logs in again at the gateway on `listen` (typically a

@@ -8,6 +8,7 @@ mod gateway_process;
 pub mod ipsec_link;
 pub mod pg_cluster;
 mod software_card;
+pub mod test_tsa;
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
 pub use gateway_process::{GatewayProcess, free_port, gateway_cli, gateway_cli_raw, wait_ready};
@@ -70,6 +71,25 @@ pub struct WorldOptions {
     /// The `[alerts]` table, as an operator writes it (TOML); `None`: no
     /// rule runs.
     pub alerts: Option<String>,
+    /// Run a test TSA ([`test_tsa::TestTsa`]) and configure `[timestamps]`
+    /// with it; `None`: records are CAdES B-B.
+    pub tsa: Option<TsaOptions>,
+}
+
+/// The world's test TSA and how the gateway is configured for it.
+#[derive(Debug, Clone)]
+pub struct TsaOptions {
+    /// Issue the TSA's certificate from the world's own service CA
+    /// (`true`), or from another test PKI the gateway does not trust.
+    pub trusted: bool,
+    /// `[timestamps] max_skew_seconds`.
+    pub max_skew_seconds: i64,
+}
+
+impl Default for TsaOptions {
+    fn default() -> Self {
+        TsaOptions { trusted: true, max_skew_seconds: 300 }
+    }
 }
 
 impl Default for WorldOptions {
@@ -87,6 +107,7 @@ impl Default for WorldOptions {
             patient_limits: hpki_gateway::config::PatientLimits::default(),
             patients: false,
             alerts: None,
+            tsa: None,
         }
     }
 }
@@ -101,6 +122,8 @@ pub struct World {
     pub ops_addr: SocketAddr,
     /// The patient listener, when asked for.
     pub patient_addr: Option<SocketAddr>,
+    /// The test TSA, when asked for.
+    pub tsa: Option<test_tsa::TestTsa>,
     running: Running,
 }
 
@@ -233,7 +256,28 @@ impl World {
             std::fs::write(root.join(format!("{}.der", role.name())), ca.ca_cert_der(role)?)?;
         }
         let path = root.join("gateway.toml");
-        let config = gateway_config(&opts)?;
+        let mut config = gateway_config(&opts)?;
+        let tsa = match &opts.tsa {
+            Some(t) => {
+                let tsa = if t.trusted {
+                    test_tsa::TestTsa::start(&mut ca, &root.join("tsa")).await?
+                } else {
+                    let mut other = CaDir::init(&root.join("other-ca"), hpki_ca::DEFAULT_CRL_BASE_URL)?;
+                    test_tsa::TestTsa::start(&mut other, &root.join("tsa")).await?
+                };
+                config.timestamps = Some(hpki_gateway::config::TimestampsSection {
+                    url: tsa.url.clone(),
+                    anchors: vec![p("root.der")],
+                    intermediates: vec![p("service.der")],
+                    crls: vec![p("crl/root.crl"), p("crl/service.crl")],
+                    timeout_ms: 5000,
+                    policy: None,
+                    max_skew_seconds: t.max_skew_seconds,
+                });
+                Some(tsa)
+            }
+            None => None,
+        };
         // Written as the operator's file would be, and loaded as `serve`
         // loads it (relative paths, checks).
         config.save(&path)?;
@@ -243,7 +287,7 @@ impl World {
         let running = App::start(config, Arc::new(clock.clone())).await?;
         let (gw, addr, ops_addr, patient_addr) =
             (running.gw.clone(), running.institution_address, running.ops_address, running.patient_address);
-        Ok(World { dir, ca, gw, clock, addr, ops_addr, patient_addr, running })
+        Ok(World { dir, ca, gw, clock, addr, ops_addr, patient_addr, tsa, running })
     }
 
     /// Checkpoints the audit head now, as the gateway's timer does.
