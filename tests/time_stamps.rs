@@ -13,7 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hpki_e2e::clinic_story::{ClinicStory, ok};
 use hpki_e2e::test_tsa::Behaviour;
-use hpki_e2e::{TsaOptions, WorldOptions};
+use hpki_e2e::{TsaOptions, WorldOptions, gateway_cli, gateway_cli_raw};
 use serde_json::Value;
 
 fn with_tsa(tsa: TsaOptions) -> WorldOptions {
@@ -118,6 +118,51 @@ async fn a_confirmed_record_keeps_a_time_stamped_cades_signature_that_openssl_ve
     std::fs::write(dir.join("document.json"), b"{}")?;
     let (good, text) = openssl(&dir, &verify);
     assert!(!good, "{text}");
+
+    // `records export`: the same two files, which OpenSSL verifies in
+    // place; audited, as patient data leaving the gateway.
+    let config = story.world.config_path();
+    let out = story.world.path("export");
+    let text = gateway_cli(&config, &["records", "export", "--record", id, "--out", &out.display().to_string()])?;
+    assert!(text.contains("CAdES B-LT"), "{text}");
+    assert_eq!(std::fs::read(out.join("document.json"))?, document);
+    assert_eq!(std::fs::read(out.join("signature.p7s"))?, kept[0].container);
+    assert!(std::fs::read_to_string(out.join("README.txt"))?.contains("openssl cms -verify"));
+    std::fs::copy(dir.join("root.pem"), out.join("root.pem"))?;
+    let in_export = verify.map(|a| if a == "record.p7s" { "signature.p7s" } else { a });
+    let (good, text) = openssl(&out, &in_export);
+    assert!(good && text.contains("Verification successful"), "{text}");
+    let audited = story.world.last_audit("admin.record.export").await;
+    assert_eq!(
+        (audited.event.outcome.as_str(), audited.event.object.as_str()),
+        ("ok", format!("record:{id}").as_str())
+    );
+    let (code, _, err) =
+        gateway_cli_raw(&config, &["records", "export", "--record", id, "--out", &out.display().to_string()])?;
+    assert!(code != 0 && err.contains("exists"), "{err}");
+
+    // `records verify`, from the store and from the exported files: the
+    // signer checked at the time-stamp's genTime with the container's CRLs.
+    for args in [["records", "verify", "--record", id], ["records", "verify", "--dir", &out.display().to_string()]] {
+        let verdict: Value = serde_json::from_str(&gateway_cli(&config, &args)?)?;
+        assert_eq!(verdict["level"], "B-LT", "{verdict}");
+        assert_eq!(verdict["time_stamped_at"], verdict["signer_checked_at"], "{verdict}");
+        assert_eq!(verdict["time_stamped_at"].as_i64(), kept[0].time_stamped_at, "{verdict}");
+        assert_eq!(verdict["tsas"].as_array().map(Vec::len), Some(1), "{verdict}");
+    }
+    // A changed document, or a container with a byte changed, is refused.
+    std::fs::write(out.join("document.json"), b"{}")?;
+    let (code, _, err) = gateway_cli_raw(&config, &["records", "verify", "--dir", &out.display().to_string()])?;
+    assert!(code != 0 && err.contains("does not verify"), "{err}");
+    std::fs::write(out.join("document.json"), &document)?;
+    let mut forged = kept[0].container.clone();
+    let at = forged.len() / 2;
+    forged[at] ^= 0x01;
+    std::fs::write(out.join("signature.p7s"), &forged)?;
+    let (code, _, err) = gateway_cli_raw(&config, &["records", "verify", "--dir", &out.display().to_string()])?;
+    assert!(code != 0, "a changed container verified: {err}");
+    let (code, _, err) = gateway_cli_raw(&config, &["records", "verify", "--record", "rec_nope"])?;
+    assert!(code != 0 && err.contains("no record"), "{err}");
     Ok(())
 }
 
@@ -195,5 +240,11 @@ async fn without_a_tsa_a_record_is_cades_b_b() -> Result<()> {
     let opened = hpki_cades::open(&kept[0].container, &document)?;
     assert_eq!(opened.level(), "B-B");
     assert!(opened.timestamps.is_empty());
+    // Without a time-stamp the signer is checked at the card's signingTime.
+    let verdict: Value =
+        serde_json::from_str(&gateway_cli(&story.world.config_path(), &["records", "verify", "--record", id])?)?;
+    assert_eq!(verdict["level"], "B-B", "{verdict}");
+    assert_eq!(verdict["time_stamped_at"], Value::Null, "{verdict}");
+    assert_eq!(verdict["signer_checked_at"], verdict["signing_time"], "{verdict}");
     Ok(())
 }

@@ -122,6 +122,15 @@ pub fn patient_server_config(config: &Config) -> Result<Option<Arc<ServerConfig>
 /// The HPKI path validator for card certificates (login).
 pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
     let h = &config.hpki;
+    let crls =
+        h.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
+    validator_with_crls(config, crls)
+}
+
+/// [`validator`] with `crls` instead of the configured ones: the
+/// validation data a signed record carries (`records verify`).
+pub fn validator_with_crls(config: &Config, crls: Vec<Vec<u8>>) -> Result<Arc<Validator>, LoadError> {
+    let h = &config.hpki;
     let read_all = |paths: &[std::path::PathBuf]| -> Result<Vec<Vec<u8>>, LoadError> {
         let mut out = Vec::new();
         for p in paths {
@@ -136,8 +145,6 @@ pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
     for text in &h.accept_authentication_policies {
         policies.accept(Purpose::Authentication, Oid::parse(text).map_err(|e| LoadError::Hpki(e.to_string()))?);
     }
-    let crls =
-        h.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
     let mut scopes = Vec::new();
     for s in &h.scope {
         let grant = s.grant().map_err(LoadError::Hpki)?;
@@ -165,6 +172,14 @@ pub fn validator(config: &Config) -> Result<Arc<Validator>, LoadError> {
 /// id-kp-timeStamping EKU is checked with the token (`hpki_cades::tsp`).
 pub fn tsa_validator(config: &Config) -> Result<Option<Arc<Validator>>, LoadError> {
     let Some(t) = &config.timestamps else { return Ok(None) };
+    let crls =
+        t.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
+    tsa_validator_with_crls(config, crls)
+}
+
+/// [`tsa_validator`] with `crls` instead of the configured ones.
+pub fn tsa_validator_with_crls(config: &Config, crls: Vec<Vec<u8>>) -> Result<Option<Arc<Validator>>, LoadError> {
+    let Some(t) = &config.timestamps else { return Ok(None) };
     let read_all = |paths: &[std::path::PathBuf]| -> Result<Vec<Vec<u8>>, LoadError> {
         let mut out = Vec::new();
         for p in paths {
@@ -172,8 +187,6 @@ pub fn tsa_validator(config: &Config) -> Result<Option<Arc<Validator>>, LoadErro
         }
         Ok(out)
     };
-    let crls =
-        t.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
     let v = Validator::new(ValidatorConfig {
         anchors: read_all(&t.anchors)?,
         intermediates: read_all(&t.intermediates)?,

@@ -79,6 +79,8 @@ actions! {
     AdminPatientEnroll => "admin.patient.enroll",
     AdminPatientConsent => "admin.patient.consent",
     AdminPatientConsentWithdraw => "admin.patient.consent.withdraw",
+    /// A signed record's document and container written out (DATA-4).
+    AdminRecordExport => "admin.record.export",
     BackupFull => "backup.full",
     BackupDiff => "backup.diff",
     BackupRestore => "backup.restore",

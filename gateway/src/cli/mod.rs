@@ -1,10 +1,11 @@
 //! The command line of `hpki-gateway`: one file per command group (`serve`,
-//! `admin`, `audit`, `backup`, `report`); `main.rs` only parses and calls
+//! `admin`, `audit`, `backup`, `report`, `records`); `main.rs` only parses and calls
 //! [`run`].
 
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod records;
 pub mod report;
 pub mod serve;
 
@@ -51,6 +52,10 @@ pub(crate) enum Command {
     /// self-inspection (LOG-3, LOG-7, AUTH-9).
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Signed records: export one for an outside verifier, or check its
+    /// signature again from its container (DATA-4).
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
 }
 
 #[derive(Args)]
@@ -73,6 +78,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(cmd) => audit(&config, cmd).await,
         Command::Backup(cmd) => backup::run(&config, cmd).await,
         Command::Report(cmd) => report::run(&config, cmd).await,
+        Command::Records(cmd) => records::run(&config, cmd).await,
     }
 }
 

@@ -5,6 +5,8 @@
 //! the checks that need the gateway's trust configuration and clock, and
 //! the refusal each failure becomes.
 
+pub mod check;
+pub mod export;
 pub mod record;
 pub mod timestamper;
 pub mod tsa_client;
