@@ -128,6 +128,8 @@ async fn a_confirmed_record_keeps_a_time_stamped_cades_signature_that_openssl_ve
     assert_eq!(std::fs::read(out.join("document.json"))?, document);
     assert_eq!(std::fs::read(out.join("signature.p7s"))?, kept[0].container);
     assert!(std::fs::read_to_string(out.join("README.txt"))?.contains("openssl cms -verify"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&out)?.permissions().mode() & 0o777, 0o700, "patient data: the operator's alone");
     std::fs::copy(dir.join("root.pem"), out.join("root.pem"))?;
     let in_export = verify.map(|a| if a == "record.p7s" { "signature.p7s" } else { a });
     let (good, text) = openssl(&out, &in_export);

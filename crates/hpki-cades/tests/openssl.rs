@@ -108,24 +108,14 @@ fn now() -> i64 {
 fn stamp(dir: &Path, data: &[u8], nonce: &mut [u8; 16]) -> Vec<u8> {
     let imprint: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("test set-up");
     std::fs::write(dir.join("q.tsq"), tsp::request(&imprint, nonce, None).expect("test set-up")).expect("test set-up");
-    must(
-        dir,
-        &[
-            "ts",
-            "-reply",
-            "-config",
-            "tsa.cnf",
-            "-queryfile",
-            "q.tsq",
-            "-signer",
-            "tsa.pem",
-            "-inkey",
-            "tsa.key",
-            "-out",
-            "r.tsr",
-        ],
-    );
-    std::fs::read(dir.join("r.tsr")).expect("test set-up")
+    reply(dir, "q.tsq", "r.tsr")
+}
+
+/// OpenSSL's TSA answer to the query file `query`, written to `out` too.
+fn reply(dir: &Path, query: &str, out: &str) -> Vec<u8> {
+    let signer = ["-signer", "tsa.pem", "-inkey", "tsa.key"];
+    must(dir, &[&["ts", "-reply", "-config", "tsa.cnf", "-queryfile", query], &signer[..], &["-out", out]].concat());
+    std::fs::read(dir.join(out)).expect("test set-up")
 }
 
 #[test]
@@ -232,26 +222,8 @@ fn a_tsa_answer_for_another_request_or_other_data_is_refused() {
     assert!(matches!(tsp::read_response(b"\x30\x00", &imprint, &nonce, None), Err(TsaResponseError::Malformed(_))));
 
     // A rejection (OpenSSL refuses a digest its config does not list).
-    let md5 = ["ts", "-query", "-data", "tsa.cnf", "-sha512", "-out", "q5.tsq"];
-    must(dir, &md5);
-    must(
-        dir,
-        &[
-            "ts",
-            "-reply",
-            "-config",
-            "tsa.cnf",
-            "-queryfile",
-            "q5.tsq",
-            "-signer",
-            "tsa.pem",
-            "-inkey",
-            "tsa.key",
-            "-out",
-            "r5.tsr",
-        ],
-    );
-    let r = tsp::read_response(&std::fs::read(dir.join("r5.tsr")).unwrap(), &imprint, &nonce, None);
+    must(dir, &["ts", "-query", "-data", "tsa.cnf", "-sha512", "-out", "q5.tsq"]);
+    let r = tsp::read_response(&reply(dir, "q5.tsq", "r5.tsr"), &imprint, &nonce, None);
     assert!(matches!(r, Err(TsaResponseError::Rejected { status: 2, .. })), "{r:?}");
 
     // A token whose TSTInfo was altered after signing: its signature fails.

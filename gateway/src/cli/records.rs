@@ -93,7 +93,9 @@ fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
 }
 
 fn write_export(out: &Path, s: &export::SignedRecord) -> Result<()> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // The document is patient data in the clear: the directory is the
+    // operator's alone (0700), as the store's is the gateway's.
+    hpki_gateway::file_modes::private_dir(out).with_context(|| format!("creating {}", out.display()))?;
     std::fs::write(out.join(DOCUMENT), &s.document)?;
     std::fs::write(out.join(SIGNATURE), &s.container)?;
     let readme = format!(
