@@ -12,7 +12,7 @@ DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config open
 # The IPsec test joins two network namespaces with strongSwan (userspace ESP:
 # the kernel here has none) and filters with nftables.
 TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic \
-	charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki nftables iproute2
+	faketime charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki nftables iproute2
 NEXTEST_PROFILE := $(if $(CI),ci,default)
 
 .PHONY: demo test deps tools build lint audit bench-card bench-validation bench-gateway bench-confirms fuzz fuzz-api clean

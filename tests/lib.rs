@@ -10,6 +10,20 @@ pub mod pg_cluster;
 mod software_card;
 pub mod test_tsa;
 
+/// `program` as a command whose clock runs `days` ahead of the machine's
+/// (libfaketime's `faketime`, from Debian; `make test` installs it), or
+/// the plain command for 0: for tests that travel into a record's
+/// retention with the real binaries and OpenSSL.
+pub fn clock_ahead(program: &str, days: i64) -> std::process::Command {
+    if days == 0 {
+        return std::process::Command::new(program);
+    }
+    let mut c = std::process::Command::new("faketime");
+    // Monotonic clocks stay real: tokio's timers measure with them.
+    c.env("FAKETIME_DONT_FAKE_MONOTONIC", "1").arg("-f").arg(format!("{days:+}d")).arg(program);
+    c
+}
+
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
 pub use gateway_process::{GatewayProcess, free_port, gateway_cli, gateway_cli_raw, wait_ready};
 pub use software_card::SoftwareCard;

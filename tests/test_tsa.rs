@@ -3,11 +3,13 @@
 //! endpoint, signing with the certificate `hpki-certs tsa issue` writes
 //! (`tests/openssl/test-tsa.cnf`). It can be told to misbehave the ways a
 //! real TSA or a man in the middle could: answer for another nonce or
-//! another imprint, reject the request, or not answer at all.
+//! another imprint, reject the request, or not answer at all. Its clock
+//! can be moved ahead (`faketime`, libfaketime from Debian) for tests that
+//! travel years into a record's retention.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
@@ -41,6 +43,8 @@ pub struct TestTsa {
     behaviour: Arc<Mutex<Behaviour>>,
     /// Requests answered with a token.
     stamped: Arc<AtomicU64>,
+    /// Days OpenSSL's clock runs ahead of the machine's.
+    ahead_days: Arc<AtomicI64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -54,7 +58,12 @@ impl TestTsa {
     /// Issues the TSA's certificate from `ca` into `dir` (which must not
     /// exist yet) and serves on a free loopback port.
     pub async fn start(ca: &mut hpki_ca::CaDir, dir: &Path) -> Result<TestTsa> {
-        ca.issue_tsa(&hpki_ca::TsaRequest { name: "Test TSA".into(), valid_days: 30 }, dir)
+        TestTsa::start_named(ca, dir, "Test TSA", 30).await
+    }
+
+    /// [`TestTsa::start`] with a certificate of this name and validity.
+    pub async fn start_named(ca: &mut hpki_ca::CaDir, dir: &Path, name: &str, valid_days: i64) -> Result<TestTsa> {
+        ca.issue_tsa(&hpki_ca::TsaRequest { name: name.into(), valid_days }, dir)
             .context("issuing the test TSA's certificate")?;
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("openssl/test-tsa.cnf");
         std::fs::copy(&config, dir.join("tsa.cnf")).context("copying test-tsa.cnf")?;
@@ -63,7 +72,8 @@ impl TestTsa {
         let addr: SocketAddr = listener.local_addr()?;
         let behaviour = Arc::new(Mutex::new(Behaviour::Honest));
         let stamped = Arc::new(AtomicU64::new(0));
-        let (b, s, d) = (behaviour.clone(), stamped.clone(), dir.to_owned());
+        let ahead_days = Arc::new(AtomicI64::new(0));
+        let (b, s, d, a) = (behaviour.clone(), stamped.clone(), dir.to_owned(), ahead_days.clone());
         let task = tokio::spawn(async move {
             let requests = Arc::new(AtomicU64::new(0));
             while let Ok((tcp, _)) = listener.accept().await {
@@ -72,15 +82,17 @@ impl TestTsa {
                     drop(tcp);
                     continue;
                 }
-                let (b, s, d, requests) = (b.clone(), s.clone(), d.clone(), requests.clone());
+                let (b, s, d, a, requests) = (b.clone(), s.clone(), d.clone(), a.clone(), requests.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (b, s, d, requests) = (b.clone(), s.clone(), d.clone(), requests.clone());
+                        let (b, s, d, a, requests) = (b.clone(), s.clone(), d.clone(), a.clone(), requests.clone());
                         async move {
                             let query = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
                             let behaviour = *b.lock().unwrap_or_else(PoisonError::into_inner);
                             let n = requests.fetch_add(1, Ordering::SeqCst);
-                            let answer = tokio::task::spawn_blocking(move || reply(&d, n, &query, behaviour)).await;
+                            let ahead = a.load(Ordering::SeqCst);
+                            let answer =
+                                tokio::task::spawn_blocking(move || reply(&d, n, &query, behaviour, ahead)).await;
                             match answer {
                                 Ok(Ok(tsr)) => {
                                     s.fetch_add(1, Ordering::SeqCst);
@@ -102,11 +114,16 @@ impl TestTsa {
                 });
             }
         });
-        Ok(TestTsa { url: format!("http://{addr}/tsa"), dir: dir.to_owned(), behaviour, stamped, task })
+        Ok(TestTsa { url: format!("http://{addr}/tsa"), dir: dir.to_owned(), behaviour, stamped, ahead_days, task })
     }
 
     pub fn set(&self, behaviour: Behaviour) {
         *self.behaviour.lock().unwrap_or_else(PoisonError::into_inner) = behaviour;
+    }
+
+    /// Runs OpenSSL's clock `days` ahead from now on: its genTime is then.
+    pub fn set_days_ahead(&self, days: i64) {
+        self.ahead_days.store(days, Ordering::SeqCst);
     }
 
     /// Tokens issued so far (misbehaving answers included).
@@ -116,7 +133,7 @@ impl TestTsa {
 }
 
 /// OpenSSL's answer to `query`, after changing it as `behaviour` says.
-fn reply(dir: &Path, n: u64, query: &[u8], behaviour: Behaviour) -> Result<Vec<u8>> {
+fn reply(dir: &Path, n: u64, query: &[u8], behaviour: Behaviour, ahead_days: i64) -> Result<Vec<u8>> {
     let mut req = x509_tsp::TimeStampReq::from_der(query).context("not a TimeStampReq")?;
     match behaviour {
         Behaviour::Honest | Behaviour::Down => {}
@@ -135,7 +152,7 @@ fn reply(dir: &Path, n: u64, query: &[u8], behaviour: Behaviour) -> Result<Vec<u
     }
     let (q, r) = (format!("q{n}.tsq"), format!("r{n}.tsr"));
     std::fs::write(dir.join(&q), req.to_der()?)?;
-    let out = std::process::Command::new("openssl")
+    let out = crate::clock_ahead("openssl", ahead_days)
         .args(["ts", "-reply", "-config", "tsa.cnf", "-queryfile", &q, "-signer", "tsa.pem", "-inkey", "tsa.key"])
         .args(["-chain", "ca-chain.pem", "-out", &r])
         .current_dir(dir)

@@ -1,7 +1,8 @@
 //! DATA-4/DATA-5: each confirmed record keeps a CAdES signature with an
 //! RFC 3161 signature time-stamp from the configured TSA (here OpenSSL's
 //! `openssl ts -reply`, see `test_tsa.rs`), with the validation data of
-//! both signer and TSA (B-LT), checked by OpenSSL; and every way the TSA
+//! both signer and TSA and an archive time-stamp over it all (B-LTA),
+//! checked by OpenSSL; renewed over six years; and every way the TSA
 //! can fail refuses the confirm with its own code, stores nothing, and
 //! leaves the draft to be confirmed again.
 
@@ -12,7 +13,7 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hpki_e2e::clinic_story::{ClinicStory, ok};
-use hpki_e2e::test_tsa::Behaviour;
+use hpki_e2e::test_tsa::{Behaviour, TestTsa};
 use hpki_e2e::{TsaOptions, WorldOptions, gateway_cli, gateway_cli_raw};
 use serde_json::Value;
 
@@ -35,19 +36,19 @@ async fn a_confirmed_record_keeps_a_time_stamped_cades_signature_that_openssl_ve
     let mut story = ClinicStory::start(with_tsa(TsaOptions::default())).await?;
     let (draft, signing, body) = story.signed_draft(1).await?;
     let record = ok(story.send_confirm(&draft, &body).await?)?;
-    assert_eq!(record["signature_format"], "CAdES B-LT", "{record}");
+    assert_eq!(record["signature_format"], "CAdES B-LTA", "{record}");
     let stamped_at = record["time_stamped_at"].as_str().context("time_stamped_at")?;
     assert!(!stamped_at.is_empty());
     let id = record["id"].as_str().context("record id")?;
     let tsa = story.world.tsa.as_ref().context("tsa")?;
-    assert_eq!(tsa.stamped(), 1, "one token per confirm");
+    assert_eq!(tsa.stamped(), 2, "two tokens per confirm: the signature time-stamp, then the archive time-stamp");
 
     let kept = story.world.gw.store.record_signatures(id).await?;
     assert_eq!(kept.len(), 1, "one container at confirm");
-    assert_eq!(kept[0].level, "CAdES B-LT");
+    assert_eq!(kept[0].level, "CAdES B-LTA");
     let document = B64.decode(signing["document"].as_str().context("document")?)?;
     let opened = hpki_cades::open(&kept[0].container, &document)?;
-    assert_eq!(opened.level(), "B-LT");
+    assert_eq!(opened.level(), "B-LTA");
     assert_eq!(opened.timestamps.len(), 1);
     assert_eq!(Some(opened.timestamps[0].gen_time), kept[0].time_stamped_at);
     // The signer's chain and the TSA's, with a CRL for each CA on them.
@@ -124,7 +125,7 @@ async fn a_confirmed_record_keeps_a_time_stamped_cades_signature_that_openssl_ve
     let config = story.world.config_path();
     let out = story.world.path("export");
     let text = gateway_cli(&config, &["records", "export", "--record", id, "--out", &out.display().to_string()])?;
-    assert!(text.contains("CAdES B-LT"), "{text}");
+    assert!(text.contains("CAdES B-LTA"), "{text}");
     assert_eq!(std::fs::read(out.join("document.json"))?, document);
     assert_eq!(std::fs::read(out.join("signature.p7s"))?, kept[0].container);
     assert!(std::fs::read_to_string(out.join("README.txt"))?.contains("openssl cms -verify"));
@@ -147,10 +148,11 @@ async fn a_confirmed_record_keeps_a_time_stamped_cades_signature_that_openssl_ve
     // signer checked at the time-stamp's genTime with the container's CRLs.
     for args in [["records", "verify", "--record", id], ["records", "verify", "--dir", &out.display().to_string()]] {
         let verdict: Value = serde_json::from_str(&gateway_cli(&config, &args)?)?;
-        assert_eq!(verdict["level"], "B-LT", "{verdict}");
+        assert_eq!(verdict["level"], "B-LTA", "{verdict}");
         assert_eq!(verdict["time_stamped_at"], verdict["signer_checked_at"], "{verdict}");
         assert_eq!(verdict["time_stamped_at"].as_i64(), kept[0].time_stamped_at, "{verdict}");
-        assert_eq!(verdict["tsas"].as_array().map(Vec::len), Some(1), "{verdict}");
+        assert_eq!(verdict["tsas"].as_array().map(Vec::len), Some(2), "{verdict}");
+        assert_eq!(verdict["archive_time_stamps"].as_array().map(Vec::len), Some(1), "{verdict}");
     }
     // A changed document, or a container with a byte changed, is refused.
     std::fs::write(out.join("document.json"), b"{}")?;
@@ -214,7 +216,7 @@ async fn each_tsa_failure_refuses_the_confirm_with_its_code_and_stores_nothing()
 
     // The TSA back to health: the same signed confirm goes through.
     let record = ok(story.send_confirm(&draft, &body).await?)?;
-    assert_eq!(record["signature_format"], "CAdES B-LT", "{record}");
+    assert_eq!(record["signature_format"], "CAdES B-LTA", "{record}");
     assert!(story.world.chain_verifies().await);
     Ok(())
 }
@@ -248,5 +250,153 @@ async fn without_a_tsa_a_record_is_cades_b_b() -> Result<()> {
     assert_eq!(verdict["level"], "B-B", "{verdict}");
     assert_eq!(verdict["time_stamped_at"], Value::Null, "{verdict}");
     assert_eq!(verdict["signer_checked_at"], verdict["signing_time"], "{verdict}");
+    Ok(())
+}
+
+/// `hpki-gateway` with its clock `days` ahead (libfaketime), as the
+/// operator's renewal timer would run it then.
+fn gateway_ahead(config: &Path, days: i64, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = hpki_e2e::clock_ahead(&testbed::bin_path("hpki-gateway")?.display().to_string(), days)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("HPKI_OPERATOR", "sato-it")
+        .env("RUST_LOG", "warn")
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Every CA's CRL as `hpki-certs crl publish` writes it `days` from now,
+/// into `out` under the world's directory. From a copy of the CA
+/// directory: the world holds the original's lock for its lifetime.
+fn publish_crls_ahead(story: &ClinicStory, out: &str, days: i64) -> Result<()> {
+    let copy = story.world.path("ca-later");
+    if !copy.exists() {
+        let done = Command::new("cp").arg("-a").arg(story.world.path("ca")).arg(&copy).status()?;
+        anyhow::ensure!(done.success(), "copying the CA directory");
+    }
+    let ca = copy.display().to_string();
+    let to = story.world.path(out).display().to_string();
+    let done = hpki_e2e::clock_ahead(&testbed::bin_path("hpki-certs")?.display().to_string(), days)
+        .args(["crl", "publish", "--dir", &ca, "--out", &to])
+        .output()?;
+    anyhow::ensure!(done.status.success(), "hpki-certs crl publish: {}", String::from_utf8_lossy(&done.stderr));
+    Ok(())
+}
+
+/// `[timestamps]` pointed at another TSA and CRL directory.
+fn point_timestamps_at(config: &Path, url: &str, crl_dir: &str) -> Result<()> {
+    let mut c = hpki_gateway::config::Config::load(config)?;
+    let t = c.timestamps.as_mut().context("[timestamps]")?;
+    t.url = url.to_owned();
+    t.crls = vec![format!("{crl_dir}/root.crl").into(), format!("{crl_dir}/service.crl").into()];
+    c.save(config)?;
+    Ok(())
+}
+
+fn rfc3339_days_ahead(days: i64) -> Result<String> {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days) + time::Duration::hours(1);
+    Ok(t.format(&time::format_description::well_known::Rfc3339)?)
+}
+
+/// DATA-5 over a record's retention: six years on, after the doctor's
+/// certificate and the first TSA's have expired, a record still verifies
+/// from its own container — because `records renew-timestamps` added an
+/// archive time-stamp from a second TSA while the first TSA's certificate
+/// was valid — and the same record exported before the renewal does not.
+/// The clocks of the TSA, of `hpki-certs` (its CRLs) and of the renewal
+/// run are moved with libfaketime; the verification date with `--at`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_years_on_a_record_verifies_after_renew_timestamps_and_not_without() -> Result<()> {
+    // Day 20: the first TSA's certificate (30 days) is still valid.
+    const RENEWAL_DAY: i64 = 20;
+    // Six years: the doctor's card (30 days) and the first TSA long gone.
+    const CHECK_DAY: i64 = 6 * 365;
+    let mut story = ClinicStory::start(with_tsa(TsaOptions::default())).await?;
+    let (draft, signing, body) = story.signed_draft(1).await?;
+    let record = ok(story.send_confirm(&draft, &body).await?)?;
+    assert_eq!(record["signature_format"], "CAdES B-LTA", "{record}");
+    let id = record["id"].as_str().context("record id")?.to_owned();
+    let document = B64.decode(signing["document"].as_str().context("document")?)?;
+    let config = story.world.config_path();
+    let unrenewed = story.world.path("export-day0").display().to_string();
+    gateway_cli(&config, &["records", "export", "--record", &id, "--out", &unrenewed])?;
+    let first = story.world.gw.store.record_signatures(&id).await?;
+
+    // A second TSA, its certificate valid nine years, its clock 20 days
+    // ahead; the CRLs as published on day 20; the gateway pointed at both.
+    let tsa2_dir = story.world.path("tsa2");
+    let tsa2 = TestTsa::start_named(&mut story.world.ca, &tsa2_dir, "Test TSA Two", 9 * 365).await?;
+    tsa2.set_days_ahead(RENEWAL_DAY);
+    publish_crls_ahead(&story, "crl-day20", RENEWAL_DAY)?;
+    point_timestamps_at(&config, &tsa2.url, "crl-day20")?;
+    let before = rfc3339_days_ahead(RENEWAL_DAY + 365)?;
+    let renew = ["records", "renew-timestamps", "--before", before.as_str()];
+
+    // The TSA down: the record is not renewed, the run says so and fails,
+    // the failure is audited, and no version is added.
+    tsa2.set(Behaviour::Down);
+    let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
+    assert!(code != 0 && err.contains(&format!("record {id}: not renewed")), "{out}{err}");
+    assert!(out.contains("renewed 0") && out.contains("failed: 1"), "{out}");
+    let audited = story.world.last_audit("admin.record.renew_timestamp").await;
+    assert_eq!(
+        (audited.event.outcome.as_str(), audited.event.object.as_str()),
+        ("refused", format!("record:{id}").as_str())
+    );
+    assert_eq!(story.world.gw.store.record_signatures(&id).await?.len(), 1);
+
+    // The TSA back: renewed, audited, a second version appended and the
+    // first kept byte for byte; a second run finds nothing due (resumable).
+    tsa2.set(Behaviour::Honest);
+    let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
+    assert!(code == 0 && out.contains(&format!("record {id}: renewed")) && out.contains("renewed 1"), "{out}{err}");
+    let audited = story.world.last_audit("admin.record.renew_timestamp").await;
+    assert_eq!(audited.event.outcome.as_str(), "ok");
+    let versions = story.world.gw.store.record_signatures(&id).await?;
+    assert_eq!(versions.len(), 2, "each version is kept");
+    assert_eq!((versions[0].seq, versions[1].seq), (0, 1));
+    assert_eq!(versions[0].container, first[0].container, "the confirm's container is untouched");
+    assert_eq!(versions[1].level, "CAdES B-LTA");
+    let renewed = hpki_cades::open(&versions[1].container, &document)?;
+    assert_eq!(renewed.archive_timestamps.len(), 2);
+    let day = 86_400;
+    let gap = renewed.archive_timestamps[1].gen_time - renewed.archive_timestamps[0].gen_time;
+    assert!((RENEWAL_DAY * day - 600..RENEWAL_DAY * day + 600).contains(&gap), "the second is from day 20: {gap} s");
+    let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
+    assert!(code == 0 && out.contains("renewed 0") && out.contains(": 1,"), "nothing due twice: {out}{err}");
+
+    // On day 20 the export made before the renewal was still good.
+    let day20 = rfc3339_days_ahead(RENEWAL_DAY)?;
+    let verdict: Value =
+        serde_json::from_str(&gateway_cli(&config, &["records", "verify", "--dir", &unrenewed, "--at", &day20])?)?;
+    assert_eq!(verdict["archive_time_stamps"].as_array().map(Vec::len), Some(1), "{verdict}");
+
+    // Six years on, with that day's CRLs for the newest TSA.
+    publish_crls_ahead(&story, "crl-year6", CHECK_DAY)?;
+    point_timestamps_at(&config, &tsa2.url, "crl-year6")?;
+    let at = rfc3339_days_ahead(CHECK_DAY)?;
+    let signer_expires = hpki_gateway::signatures::check::not_after(&renewed.signer_cert).context("signer")?;
+    let tsa1_expires = hpki_gateway::signatures::check::not_after(&renewed.timestamps[0].tsa_cert).context("tsa")?;
+    let at_secs = time::OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339)?.unix_timestamp();
+    assert!(signer_expires < at_secs && tsa1_expires < at_secs, "both certificates have expired by then");
+    let verdict: Value =
+        serde_json::from_str(&gateway_cli(&config, &["records", "verify", "--record", &id, "--at", &at])?)?;
+    assert_eq!(verdict["level"], "B-LTA", "{verdict}");
+    assert_eq!(verdict["checked_at"].as_i64(), Some(at_secs), "{verdict}");
+    assert_eq!(verdict["archive_time_stamps"].as_array().map(Vec::len), Some(2), "{verdict}");
+    assert_eq!(verdict["tsas"].as_array().map(Vec::len), Some(3), "{verdict}");
+    assert_eq!(verdict["signer_checked_at"], verdict["time_stamped_at"], "{verdict}");
+    assert!(verdict["renew_before"].as_i64() > Some(at_secs), "{verdict}");
+
+    // The export made before the renewal: its newest time-stamp's TSA
+    // certificate has expired, and nothing vouches for it.
+    let (code, _, err) = gateway_cli_raw(&config, &["records", "verify", "--dir", &unrenewed, "--at", &at])?;
+    assert!(code != 0 && err.contains("archive time-stamp 1: its TSA's certificate was refused"), "{err}");
+    assert!(err.contains("expired"), "{err}");
     Ok(())
 }

@@ -171,10 +171,16 @@ pub fn validator_with_crls(config: &Config, crls: Vec<Vec<u8>>) -> Result<Arc<Va
 /// paths to the TSA anchors, revocation required. The critical
 /// id-kp-timeStamping EKU is checked with the token (`hpki_cades::tsp`).
 pub fn tsa_validator(config: &Config) -> Result<Option<Arc<Validator>>, LoadError> {
-    let Some(t) = &config.timestamps else { return Ok(None) };
-    let crls =
-        t.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect::<Result<Vec<_>, _>>()?;
-    tsa_validator_with_crls(config, crls)
+    if config.timestamps.is_none() {
+        return Ok(None);
+    }
+    tsa_validator_with_crls(config, configured_tsa_crls(config)?)
+}
+
+/// The CRLs `[timestamps].crls` names (DER); none without `[timestamps]`.
+pub fn configured_tsa_crls(config: &Config) -> Result<Vec<Vec<u8>>, LoadError> {
+    let Some(t) = &config.timestamps else { return Ok(Vec::new()) };
+    t.crls.iter().map(|p| crl(&config.path(p)).map(|c| c.as_ref().to_vec())).collect()
 }
 
 /// [`tsa_validator`] with `crls` instead of the configured ones.
@@ -209,10 +215,12 @@ pub fn timestamper(config: &Config) -> Result<Option<Arc<crate::signatures::Time
 }
 
 /// The earliest nextUpdate among the configured CRLs (Unix seconds), for
-/// readiness: a stale CRL makes the gateway not ready.
+/// readiness: a stale CRL makes the gateway not ready — the TSA's too,
+/// since without a current one every confirm is refused.
 pub fn earliest_crl_next_update(config: &Config) -> Result<Option<i64>, LoadError> {
     let mut earliest: Option<i64> = None;
-    for p in config.listener.terminal_crls.iter().chain(config.hpki.crls.iter()) {
+    let tsa_crls = config.timestamps.iter().flat_map(|t| t.crls.iter());
+    for p in config.listener.terminal_crls.iter().chain(config.hpki.crls.iter()).chain(tsa_crls) {
         let der = crl(&config.path(p))?;
         let (_, c) = x509_parser::parse_x509_crl(der.as_ref()).map_err(|e| file_err(p, e))?;
         if let Some(n) = c.next_update() {

@@ -169,16 +169,20 @@ impl Container {
     /// against this container's signature value.
     pub fn add_signature_timestamp(&mut self, token_der: &[u8]) -> Result<(), CadesError> {
         let token = ContentInfo::from_der(token_der).map_err(CadesError::der("time-stamp token"))?;
-        let value = any(&token)?;
+        self.add_unsigned(oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN, any(&token)?)
+    }
+
+    /// Appends one unsigned attribute with one value. RFC 5126 §6.1.1 and
+    /// EN 319 122-1: one attribute instance per token (several TSAs, or
+    /// renewals, each add their own).
+    pub(crate) fn add_unsigned(&mut self, attr_type: der::oid::ObjectIdentifier, value: Any) -> Result<(), CadesError> {
         let infos = &mut self.signed_data.signer_infos.0;
         let mut list: Vec<SignerInfo> = std::mem::take(infos).into_vec();
         let [info] = list.as_mut_slice() else {
             return Err(CadesError::Container(format!("has {} signers, not one", list.len())));
         };
         let unsigned = info.unsigned_attrs.get_or_insert_with(Attributes::new);
-        // RFC 5126 §6.1.1: one attribute instance per token (several
-        // TSAs, or renewals, each add their own).
-        let attr = single(oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN, value)?;
+        let attr = single(attr_type, value)?;
         if unsigned.iter().any(|a| a == &attr) {
             return Err(CadesError::Container("already holds this time-stamp".into()));
         }
@@ -187,13 +191,18 @@ impl Container {
         Ok(())
     }
 
-    /// The signature time-stamp tokens (DER `ContentInfo`), oldest first as
-    /// DER order allows: callers sort by genTime.
+    /// The signature time-stamp tokens (DER `ContentInfo`), in DER order:
+    /// callers sort by genTime.
     pub fn signature_timestamps(&self) -> Result<Vec<Vec<u8>>, CadesError> {
+        self.unsigned_values(oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN)
+    }
+
+    /// Every value of the unsigned attributes of type `attr_type` (DER).
+    pub(crate) fn unsigned_values(&self, attr_type: der::oid::ObjectIdentifier) -> Result<Vec<Vec<u8>>, CadesError> {
         let info = self.signer_info()?;
         let Some(unsigned) = &info.unsigned_attrs else { return Ok(Vec::new()) };
         let mut out = Vec::new();
-        for attr in unsigned.iter().filter(|a| a.oid == oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN) {
+        for attr in unsigned.iter().filter(|a| a.oid == attr_type) {
             for v in attr.values.iter() {
                 out.push(v.to_der().map_err(CadesError::der("time-stamp token"))?);
             }

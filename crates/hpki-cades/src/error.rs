@@ -18,6 +18,8 @@ pub enum CadesError {
     Container(String),
     #[error("time-stamp token: {0}")]
     Token(String),
+    #[error("archive time-stamp: {0}")]
+    Archive(String),
 }
 
 impl CadesError {

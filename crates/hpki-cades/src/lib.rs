@@ -10,6 +10,8 @@
 //! 2. [`container`]: the `SignedData` around the card's signature, with the
 //!    validation data (certificates, CRLs) embedded for B-LT, and unsigned
 //!    attributes appended later (the signature time-stamp for B-T);
+//!    [`archive`]: archive time-stamps over all of it (B-LTA), renewed
+//!    before each TSA certificate expires;
 //! 3. [`tsp`]: the RFC 3161 request, and every check of a response and its
 //!    token that does not need a trust anchor (status, nonce, imprint, the
 //!    token's own signature, the TSA certificate's critical EKU);
@@ -19,6 +21,7 @@
 //! it is `hpki_profile`'s, with the certificates and CRLs this crate takes
 //! out of a container.
 
+pub mod archive;
 pub mod attributes;
 pub mod container;
 mod crypto;

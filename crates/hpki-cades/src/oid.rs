@@ -19,3 +19,8 @@ pub const ID_AA_SIGNING_CERTIFICATE: Oid = Oid::new_unwrap("1.2.840.113549.1.9.1
 pub const ID_AA_SIGNING_CERTIFICATE_V2: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.47");
 /// id-aa-signatureTimeStampToken (RFC 3161 appendix A; CAdES-T).
 pub const ID_AA_SIGNATURE_TIME_STAMP_TOKEN: Oid = Oid::new_unwrap("1.2.840.113549.1.9.16.2.14");
+/// id-aa-ets-archiveTimestampV3 (ETSI EN 319 122-1 §5.5.3): CAdES B-LTA.
+pub const ID_AA_ETS_ARCHIVE_TIMESTAMP_V3: Oid = Oid::new_unwrap("0.4.0.1733.2.4");
+/// id-aa-ATSHashIndex-v3 (EN 319 122-1 §5.5.2), in the archive token's
+/// own unsigned attributes.
+pub const ID_AA_ATS_HASH_INDEX_V3: Oid = Oid::new_unwrap("0.4.0.19122.1.5");

@@ -21,24 +21,35 @@ pub struct Opened {
     pub crls: Vec<Vec<u8>>,
     /// Signature time-stamps over the signature value, oldest first.
     pub timestamps: Vec<TimeStampToken>,
+    /// Archive time-stamps, each covering all before it, oldest first.
+    pub archive_timestamps: Vec<TimeStampToken>,
     pub signature: Vec<u8>,
 }
 
 impl Opened {
     /// CAdES baseline level shown: B-B, B-T (a signature time-stamp),
-    /// B-LT (and validation data for signer and TSA).
+    /// B-LT (and validation data for signer and TSA), B-LTA (and archive
+    /// time-stamps over all of it).
     pub fn level(&self) -> &'static str {
-        match (self.timestamps.is_empty(), self.crls.is_empty()) {
-            (true, _) => "B-B",
-            (false, true) => "B-T",
-            (false, false) => "B-LT",
+        match (self.timestamps.is_empty(), self.crls.is_empty(), self.archive_timestamps.is_empty()) {
+            (true, _, _) => "B-B",
+            (false, true, _) => "B-T",
+            (false, false, true) => "B-LT",
+            (false, false, false) => "B-LTA",
         }
+    }
+
+    /// Every time-stamp in the order each vouches for the one before:
+    /// the signature time-stamps, then the archive time-stamps.
+    pub fn time_stamp_chain(&self) -> impl Iterator<Item = &TimeStampToken> {
+        self.timestamps.iter().chain(self.archive_timestamps.iter())
     }
 }
 
 /// Checks `p7s` against `document`: the digest, the signer certificate's
 /// binding, the signature, and each signature time-stamp's own signature
-/// and imprint.
+/// and imprint, and each archive time-stamp's imprint, index and place in
+/// the chain (each covers every time-stamp before it).
 pub fn open(p7s: &[u8], document: &[u8]) -> Result<Opened, CadesError> {
     let container = Container::from_der(p7s)?;
     let info = container.signer_info()?;
@@ -81,12 +92,48 @@ pub fn open(p7s: &[u8], document: &[u8]) -> Result<Opened, CadesError> {
         })
         .collect::<Result<Vec<_>, CadesError>>()?;
     timestamps.sort_by_key(|t| t.gen_time);
+    let newest_signature_stamp = timestamps.last().map_or(i64::MIN, |t| t.gen_time);
+    let archive_timestamps = archive_chain(&container, document, newest_signature_stamp)?;
     Ok(Opened {
         attributes,
         signer_cert,
         certificates: container.certificates()?,
         crls: container.crls()?,
         timestamps,
+        archive_timestamps,
         signature,
     })
+}
+
+/// The archive time-stamps, checked and ordered: a later one covers more
+/// unsigned attribute values (every earlier time-stamp among them) and is
+/// not older. Ordering by genTime alone cannot work: the one applied at
+/// confirm has the signature time-stamp's second.
+fn archive_chain(container: &Container, document: &[u8], after: i64) -> Result<Vec<TimeStampToken>, CadesError> {
+    let mut archives = Vec::new();
+    for der in container.archive_timestamps()? {
+        let token = TimeStampToken::from_der(&der)?;
+        let imprint = (token.imprint_algorithm, token.imprint.clone());
+        let index = container.check_archive_timestamp(&der, document, &imprint)?;
+        archives.push((index, token, der));
+    }
+    archives.sort_by_key(|(index, _, _)| index.unsigned_attr_values.len());
+    let mut earlier: Vec<(der::oid::ObjectIdentifier, Vec<u8>)> =
+        container.signature_timestamps()?.into_iter().map(|t| (oid::ID_AA_SIGNATURE_TIME_STAMP_TOKEN, t)).collect();
+    let mut newest_time = after;
+    let mut chain = Vec::new();
+    for (n, (index, token, der)) in archives.into_iter().enumerate() {
+        for (attr, value) in &earlier {
+            if !index.unsigned_attr_values.contains(&Container::unsigned_value_hash(&index.algorithm, *attr, value)?) {
+                return Err(CadesError::Archive(format!("number {} does not cover an earlier time-stamp", n + 1)));
+            }
+        }
+        if token.gen_time < newest_time {
+            return Err(CadesError::Archive(format!("number {} is older than a time-stamp it covers", n + 1)));
+        }
+        newest_time = token.gen_time;
+        earlier.push((oid::ID_AA_ETS_ARCHIVE_TIMESTAMP_V3, der));
+        chain.push(token);
+    }
+    Ok(chain)
 }

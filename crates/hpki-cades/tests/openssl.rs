@@ -241,3 +241,104 @@ fn a_tsa_answer_for_another_request_or_other_data_is_refused() {
     let cert = x509_cert::Certificate::from_der(&std::fs::read(dir.join("tsa.der")).unwrap()).unwrap();
     tsp::check_time_stamping_eku(&cert).unwrap();
 }
+
+/// A token from OpenSSL's TSA over `data`, checked as the gateway does.
+fn checked_stamp(dir: &Path, data: &[u8], seed: u8) -> hpki_cades::TimeStampToken {
+    let mut nonce = [seed; 16];
+    let response = stamp(dir, data, &mut nonce);
+    let imprint: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, data).as_ref().try_into().expect("test set-up");
+    tsp::read_response(&response, &imprint, &nonce, None).expect("test set-up")
+}
+
+#[test]
+fn archive_time_stamps_cover_the_signature_its_time_stamps_and_the_validation_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    let document = br#"{"content":{"note":"archive"},"domain":"HPKI-GATEWAY-CONFIRM-V2"}"#;
+    let signer = std::fs::read(dir.join("signer.der")).unwrap();
+    let attrs = SignedAttributes::build(document, &signer, now()).unwrap();
+    let sig = card_sign(dir, &attrs);
+    let ca = std::fs::read(dir.join("ca.der")).unwrap();
+    let tsa = std::fs::read(dir.join("tsa.der")).unwrap();
+    let mut container = Container::assemble(&attrs, &sig, &signer, std::slice::from_ref(&ca), &[]).unwrap();
+    let token = checked_stamp(dir, &sig, 0x41);
+    container.add_signature_timestamp(&token.der).unwrap();
+    container.add_validation_data(std::slice::from_ref(&tsa), &[]).unwrap();
+
+    // The first archive time-stamp, as at confirm.
+    let input = container.archive_input(&attrs.message_digest).unwrap();
+    let ats = checked_stamp(dir, &input.input, 0x42);
+    container.add_archive_timestamp(&ats.der, &input).unwrap();
+    let p7s = container.to_der().unwrap();
+    let opened = hpki_cades::open(&p7s, document).unwrap();
+    assert_eq!(opened.archive_timestamps.len(), 1);
+    assert_eq!(opened.time_stamp_chain().count(), 2);
+    // The index inside the token does not break the TSA's signature:
+    // OpenSSL checks the stored token against the input it was made over.
+    std::fs::write(dir.join("ats.der"), &container.archive_timestamps().unwrap()[0]).unwrap();
+    std::fs::write(dir.join("ats-input.bin"), &input.input).unwrap();
+    let (ok, text) =
+        openssl(dir, &["ts", "-verify", "-token_in", "-in", "ats.der", "-data", "ats-input.bin", "-CAfile", "ca.pem"]);
+    assert!(ok && text.contains("Verification: OK"), "{text}");
+
+    // Validation data added after an archive time-stamp leaves it intact
+    // (the renewal adds the previous TSA's fresh CRLs this way).
+    let mut grown = Container::from_der(&p7s).unwrap();
+    let before = grown.certificates().unwrap().len();
+    let key = ["-key", "ca.key", "-subj", "/CN=Later CA", "-days", "30", "-outform", "DER", "-out", "later.der"];
+    must(dir, &[&["req", "-new", "-x509"], &key[..]].concat());
+    grown.add_validation_data(&[std::fs::read(dir.join("later.der")).unwrap()], &[]).unwrap();
+    assert_eq!(grown.certificates().unwrap().len(), before + 1);
+    hpki_cades::open(&grown.to_der().unwrap(), document).unwrap();
+
+    // A renewal: a second archive time-stamp covers the first.
+    let input2 = grown.archive_input(&attrs.message_digest).unwrap();
+    let ats2 = checked_stamp(dir, &input2.input, 0x43);
+    grown.add_archive_timestamp(&ats2.der, &input2).unwrap();
+    let renewed = grown.to_der().unwrap();
+    let opened = hpki_cades::open(&renewed, document).unwrap();
+    assert_eq!(opened.archive_timestamps.len(), 2);
+    assert!(opened.archive_timestamps[0].gen_time <= opened.archive_timestamps[1].gen_time);
+
+    // Each link fails on its own: another document,
+    let e = hpki_cades::open(&renewed, b"{}").unwrap_err();
+    assert_eq!(e, CadesError::DigestMismatch);
+    // a certificate the first archive time-stamp covered taken away,
+    let e = hpki_cades::open(&without_certificate(&p7s, &tsa), document).unwrap_err();
+    assert!(matches!(&e, CadesError::Archive(m) if m.contains("certificate")), "{e}");
+    // an archive time-stamp over another container,
+    let mut other = Container::assemble(&attrs, &sig, &signer, std::slice::from_ref(&ca), &[]).unwrap();
+    other.add_signature_timestamp(&token.der).unwrap();
+    other.add_validation_data(std::slice::from_ref(&tsa), &[]).unwrap();
+    let other_input = other.archive_input(&[7u8; 32]).unwrap();
+    let wrong = checked_stamp(dir, &other_input.input, 0x44);
+    other.add_archive_timestamp(&wrong.der, &other_input).unwrap();
+    let e = hpki_cades::open(&other.to_der().unwrap(), document).unwrap_err();
+    assert!(matches!(&e, CadesError::Archive(m) if m.contains("imprint")), "{e}");
+    // and the same token twice is refused when it is added.
+    let mut twice = Container::from_der(&p7s).unwrap();
+    assert!(twice.add_archive_timestamp(&ats.der, &input).is_err());
+}
+
+/// `p7s` with certificate `cert` taken out of SignedData.certificates.
+fn without_certificate(p7s: &[u8], cert: &[u8]) -> Vec<u8> {
+    use cms::cert::CertificateChoices;
+    use cms::content_info::ContentInfo;
+    use cms::signed_data::{CertificateSet, SignedData};
+    use der::{Any, Decode, Encode};
+    let mut info = ContentInfo::from_der(p7s).expect("test set-up");
+    let mut sd: SignedData = info.content.decode_as().expect("test set-up");
+    let kept: Vec<CertificateChoices> = sd
+        .certificates
+        .take()
+        .expect("test set-up")
+        .0
+        .into_vec()
+        .into_iter()
+        .filter(|c| c.to_der().expect("test set-up") != cert)
+        .collect();
+    sd.certificates = Some(CertificateSet(kept.try_into().expect("test set-up")));
+    info.content = Any::encode_from(&sd).expect("test set-up");
+    info.to_der().expect("test set-up")
+}

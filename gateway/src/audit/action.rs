@@ -81,6 +81,8 @@ actions! {
     AdminPatientConsentWithdraw => "admin.patient.consent.withdraw",
     /// A signed record's document and container written out (DATA-4).
     AdminRecordExport => "admin.record.export",
+    /// A record's signature extended by an archive time-stamp (DATA-5).
+    AdminRecordRenewTimestamp => "admin.record.renew_timestamp",
     BackupFull => "backup.full",
     BackupDiff => "backup.diff",
     BackupRestore => "backup.restore",

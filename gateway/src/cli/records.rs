@@ -1,6 +1,8 @@
 //! `hpki-gateway records …`: a signed record taken out for a verifier
 //! outside the gateway (`export`, audited: the document is patient data),
-//! and its signature checked again from the container (`verify`).
+//! its signature checked again from the container (`verify`), and archive
+//! time-stamps renewed before their TSA certificates expire
+//! (`renew-timestamps`, audited per record).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,12 +10,15 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{ArgGroup, Args, Subcommand};
 use hpki_gateway::audit::Action;
+use hpki_gateway::audit::outbox::Staging;
+use hpki_gateway::clock::{Clock, SystemClock};
 use hpki_gateway::config::Config;
 use hpki_gateway::domain::keyring::Keyring;
-use hpki_gateway::signatures::{check, export};
-use hpki_gateway::store::Store;
+use hpki_gateway::signatures::{check, export, renew};
+use hpki_gateway::store::{SignatureRow, Store};
+use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{Operator, admin_audit};
+use crate::cli::{Operator, admin_audit, admin_audit_of, cli_request_id};
 
 /// The exported files, as `export` writes them and `verify --dir` reads them.
 const DOCUMENT: &str = "document.json";
@@ -33,15 +38,28 @@ pub enum RecordsCommand {
         #[command(flatten)]
         operator: Operator,
     },
-    /// Check a record's signature from its container alone: the CMS
-    /// signature, each time-stamp, and the signer's and TSA's certificates
-    /// at the time-stamp's genTime against the configured anchors with the
-    /// CRLs the container carries. Prints what it found (JSON).
+    /// Check a record's signature from its container alone, at a date:
+    /// the CMS signature, each time-stamp and its place in the chain, each
+    /// TSA's certificate when the next time-stamp vouches for it (the
+    /// newest at the date), and the signer's at the signature time-stamp's
+    /// genTime, with the CRLs the container carries. Prints what it found
+    /// (JSON); names the link that fails.
     Verify(VerifyArgs),
+    /// Add an archive time-stamp to every record whose newest time-stamp's
+    /// TSA certificate expires before DATE, or whose hash is weak. Each
+    /// record is its own transaction with its own audit entry: an
+    /// interrupted run is resumed by running it again.
+    RenewTimestamps {
+        /// YYYY-MM-DD or RFC 3339; default: a year from now.
+        #[arg(long)]
+        before: Option<String>,
+        #[command(flatten)]
+        operator: Operator,
+    },
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("what").required(true).args(["record", "dir"])))]
+#[command(group(ArgGroup::new("what").required(true).args(["record", "dir", "file"])))]
 pub struct VerifyArgs {
     /// A record in the store.
     #[arg(long)]
@@ -49,6 +67,15 @@ pub struct VerifyArgs {
     /// A directory `records export` wrote.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// A signature.p7s (detached CMS, DER) ...
+    #[arg(long)]
+    file: Option<PathBuf>,
+    /// ... over this document (default: document.json beside it).
+    #[arg(long, requires = "file")]
+    document: Option<PathBuf>,
+    /// Check as at this date (YYYY-MM-DD or RFC 3339); default: now.
+    #[arg(long)]
+    at: Option<String>,
 }
 
 pub async fn run(config: &Config, cmd: RecordsCommand) -> Result<ExitCode> {
@@ -66,21 +93,139 @@ pub async fn run(config: &Config, cmd: RecordsCommand) -> Result<ExitCode> {
             let signed = written?;
             println!("record {} ({}) written to {}", signed.id, signed.level, out.display());
         }
-        RecordsCommand::Verify(VerifyArgs { record, dir }) => {
-            let (document, container) = match (record, dir) {
-                (Some(id), _) => {
+        RecordsCommand::Verify(VerifyArgs { record, dir, file, document, at }) => {
+            let at = at.as_deref().map(parse_date).transpose()?.unwrap_or_else(|| SystemClock.now());
+            let (document, container) = match (record, dir, file) {
+                (Some(id), _, _) => {
                     let store = Store::open(&config.store_config()).await?;
                     let s = signed_record(config, &store, &id).await?;
                     (s.document, s.container)
                 }
-                (None, Some(dir)) => (read(&dir, DOCUMENT)?, read(&dir, SIGNATURE)?),
-                (None, None) => anyhow::bail!("give --record ID or --dir DIR"),
+                (None, Some(dir), _) => (read(&dir.join(DOCUMENT))?, read(&dir.join(SIGNATURE))?),
+                (None, None, Some(file)) => {
+                    let doc = document.unwrap_or_else(|| file.with_file_name(DOCUMENT));
+                    (read(&doc)?, read(&file)?)
+                }
+                (None, None, None) => anyhow::bail!("give --record ID, --dir DIR or --file P7S"),
             };
-            let verdict = check::check(config, &document, &container).context("the record's signature")?;
+            let verdict = check::check(config, &document, &container, at).context("the record's signature")?;
             println!("{}", serde_json::to_string_pretty(&verdict)?);
+        }
+        RecordsCommand::RenewTimestamps { before, operator } => {
+            let now = SystemClock.now();
+            let before = match before {
+                Some(text) => parse_date(&text)?,
+                None => now + 365 * 86_400,
+            };
+            return renew_all(config, &operator.name()?, now, before).await;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a renewal run did, record by record.
+#[derive(Default)]
+struct Tally {
+    renewed: usize,
+    current: usize,
+    unstamped: usize,
+    failed: usize,
+}
+
+async fn renew_all(config: &Config, operator: &str, now: i64, before: i64) -> Result<ExitCode> {
+    let timestamper = hpki_gateway::credentials::timestamper(config)?
+        .context("[timestamps] names no TSA: a renewal needs one to apply archive time-stamps")?;
+    let store = Store::open(&config.store_config()).await?;
+    let keys = Keyring::load(&config.path(&config.records.key_file)).context("the record keys")?;
+    let rng = ring::rand::SystemRandom::new();
+    let ids = store.signed_record_ids().await?;
+    let bar = ProgressBar::new(ids.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut tally = Tally::default();
+    for id in ids {
+        bar.inc(1);
+        let signed = export::signed_record(&store, &keys, &id).await?;
+        let opened = match hpki_cades::open(&signed.container, &signed.document) {
+            Ok(o) => o,
+            Err(e) => {
+                bar.suspend(|| eprintln!("record {id}: its signature does not open: {e}"));
+                tally.failed += 1;
+                continue;
+            }
+        };
+        let Some(reason) = renew::due(&opened, before) else {
+            if opened.timestamps.is_empty() {
+                tally.unstamped += 1;
+            } else {
+                tally.current += 1;
+            }
+            continue;
+        };
+        bar.set_message(id.clone());
+        let request_id = cli_request_id();
+        let object = format!("record:{id}");
+        let outcome = match renew::renew(config, &timestamper, &signed.document, &signed.container, now, &rng).await {
+            Ok(r) => {
+                let row = SignatureRow {
+                    record: id.clone(),
+                    seq: signed.seq + 1,
+                    level: r.level.into(),
+                    time_stamped_at: opened.timestamps.first().map(|t| t.gen_time),
+                    container: r.container,
+                    created_at: now,
+                };
+                let staged = Staging {
+                    request_id: request_id.clone(),
+                    terminal: "-".into(),
+                    institution: "-".into(),
+                    action: Action::AdminRecordRenewTimestamp,
+                }
+                .stage(&format!("admin:{operator}"), &object, SystemClock.now_ms());
+                store.append_record_signature(&row, &staged).await.map_err(|e| format!("{e}"))
+            }
+            Err(e) => Err(format!("{e}")),
+        };
+        let failed = outcome.as_ref().err().cloned();
+        let audited =
+            admin_audit_of(&store, &request_id, operator, Action::AdminRecordRenewTimestamp, &object, outcome);
+        match (audited.await, failed) {
+            (Ok(()), None) => {
+                bar.suspend(|| println!("record {id}: renewed ({reason})"));
+                tally.renewed += 1;
+            }
+            (_, Some(e)) => {
+                bar.suspend(|| eprintln!("record {id}: not renewed ({reason}): {e}"));
+                tally.failed += 1;
+            }
+            (Err(e), None) => {
+                return Err(e.context(format!("record {id} was renewed but its audit entry was not written")));
+            }
+        }
+    }
+    bar.finish_and_clear();
+    println!(
+        "renewed {}, good past {}: {}, without time-stamps (B-B): {}, failed: {}",
+        tally.renewed,
+        hpki_profile::validate::rfc3339(before),
+        tally.current,
+        tally.unstamped,
+        tally.failed
+    );
+    Ok(if tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// YYYY-MM-DD (midnight UTC) or RFC 3339, as Unix seconds.
+fn parse_date(text: &str) -> Result<i64> {
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(text, &day) {
+        return Ok(d.midnight().assume_utc().unix_timestamp());
+    }
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("{text:?} is neither YYYY-MM-DD nor an RFC 3339 time"))?;
+    Ok(t.unix_timestamp())
 }
 
 async fn signed_record(config: &Config, store: &Store, id: &str) -> Result<export::SignedRecord> {
@@ -88,8 +233,8 @@ async fn signed_record(config: &Config, store: &Store, id: &str) -> Result<expor
     Ok(export::signed_record(store, &keys, id).await?)
 }
 
-fn read(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    std::fs::read(dir.join(name)).with_context(|| format!("{}", dir.join(name).display()))
+fn read(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("{}", path.display()))
 }
 
 fn write_export(out: &Path, s: &export::SignedRecord) -> Result<()> {

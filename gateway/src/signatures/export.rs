@@ -23,6 +23,8 @@ pub struct SignedRecord {
     pub document: Vec<u8>,
     /// The newest container (`record_signatures`, highest seq).
     pub container: Vec<u8>,
+    /// Its seq: a renewal stores the next.
+    pub seq: i64,
     pub level: String,
 }
 
@@ -32,5 +34,11 @@ pub async fn signed_record(store: &Store, keys: &Keyring, id: &str) -> Result<Si
     let document = keys
         .open(&record.key_id, &SealedTable::Records.aad(id), &record.content)
         .map_err(|e| ExportError::Decrypt(id.into(), e))?;
-    Ok(SignedRecord { id: id.into(), document: document.to_vec(), container: newest.container, level: newest.level })
+    Ok(SignedRecord {
+        id: id.into(),
+        document: document.to_vec(),
+        container: newest.container,
+        seq: newest.seq,
+        level: newest.level,
+    })
 }

@@ -8,6 +8,7 @@
 pub mod check;
 pub mod export;
 pub mod record;
+pub mod renew;
 pub mod timestamper;
 pub mod tsa_client;
 

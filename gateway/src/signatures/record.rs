@@ -1,7 +1,9 @@
 //! The container a confirm stores with its record: the card signature over
 //! the signed attributes, the signer's validation data, and — when a TSA
 //! is configured — the signature time-stamp with the TSA's validation data
-//! (CAdES B-LT). Without a TSA the record is B-B.
+//! (B-LT), then an archive time-stamp over all of that (CAdES B-LTA, EN 319
+//! 122-1 §5.5.3), so that the record's first renewal has something to
+//! extend. Without a TSA the record is B-B.
 
 use hpki_cades::{CadesError, Container, SignedAttributes};
 use hpki_profile::{Purpose, Validated};
@@ -19,7 +21,7 @@ pub struct SealedSignature {
 }
 
 pub const LEVEL_B_B: &str = "CAdES B-B";
-pub const LEVEL_B_LT: &str = "CAdES B-LT";
+pub const LEVEL_B_LTA: &str = "CAdES B-LTA";
 
 fn internal(e: CadesError) -> ApiError {
     tracing::error!(error = %e, "a signature container could not be built");
@@ -59,9 +61,15 @@ pub async fn seal_signature(
     container.add_signature_timestamp(&stamp.token.der).map_err(internal)?;
     container.add_validation_data(&stamp.path, &stamp.crls).map_err(internal)?;
     container.add_validation_data(&[], &again_crls).map_err(internal)?;
+    // The archive time-stamp covers what is there now; its own TSA's path
+    // and CRLs follow it, covered by the next renewal's.
+    let archive = container.archive_input(&attributes.message_digest).map_err(internal)?;
+    let ats = timestamper.stamp(&archive.input, gw.clock.now(), &gw.rng).await?;
+    container.add_archive_timestamp(&ats.token.der, &archive).map_err(internal)?;
+    container.add_validation_data(&ats.path, &ats.crls).map_err(internal)?;
     Ok(SealedSignature {
         container: container.to_der().map_err(internal)?,
-        level: LEVEL_B_LT,
+        level: LEVEL_B_LTA,
         time_stamped_at: Some(at),
     })
 }

@@ -80,18 +80,14 @@ impl Timestamper {
         })
     }
 
-    /// A time-stamp over `signature` (the SignerInfo's signature value:
-    /// CAdES-T's signature-time-stamp), checked: status, nonce, imprint,
-    /// policy, the token's signature and EKU, genTime within the skew of
-    /// `now`, and the TSA's path at genTime.
-    pub async fn stamp(
-        &self,
-        signature: &[u8],
-        now: i64,
-        rng: &ring::rand::SystemRandom,
-    ) -> Result<Stamp, TimestampError> {
+    /// A time-stamp over `data` — the SignerInfo's signature value for a
+    /// signature time-stamp (CAdES-T), an archive time-stamp's input for
+    /// B-LTA — checked: status, nonce, imprint, policy, the token's
+    /// signature and EKU, genTime within the skew of `now`, and the TSA's
+    /// path at genTime.
+    pub async fn stamp(&self, data: &[u8], now: i64, rng: &ring::rand::SystemRandom) -> Result<Stamp, TimestampError> {
         let mut imprint = [0u8; 32];
-        imprint.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, signature).as_ref());
+        imprint.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, data).as_ref());
         let mut nonce = [0u8; 16];
         rng.fill(&mut nonce).map_err(|_| TimestampError::NoRandomness)?;
         let query = tsp::request(&imprint, &mut nonce, self.policy.as_deref())

@@ -462,6 +462,25 @@ impl Store {
         Ok(())
     }
 
+    /// Every record that has a signature container, by id.
+    pub async fn signed_record_ids(&self) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT DISTINCT record FROM record_signatures ORDER BY record").fetch_all(self.pool()).await?;
+        Ok(rows.iter().map(|r| r.try_get("record")).collect::<Result<_, _>>()?)
+    }
+
+    /// Appends the next version of a record's container (a renewal) with
+    /// its audit entry staged, in one transaction. `Err(Conflict)` when
+    /// that version exists (another renewal got there first): earlier
+    /// versions are never touched.
+    pub async fn append_record_signature(&self, signature: &SignatureRow, staged: &Staged) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        insert_signature(&mut tx, signature).await?;
+        self.stage_in(&mut tx, Area::Health, staged).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every version of a record's signature container, oldest first.
     pub async fn record_signatures(&self, record: &str) -> Result<Vec<SignatureRow>, StoreError> {
         let rows = sqlx::query(
