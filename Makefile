@@ -22,6 +22,7 @@ demo: deps build
 
 test: deps tools
 	@scripts/install-deps.sh $(TEST_DEB_PACKAGES)
+	@scripts/install-python-tools.sh
 	@scripts/ensure-postgres.sh
 	$(CARGO) fmt --all -- --check
 	$(CARGO) build --workspace --bins

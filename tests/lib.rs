@@ -10,6 +10,18 @@ pub mod pg_cluster;
 mod software_card;
 pub mod test_tsa;
 
+/// A script of `tests/python/` run by the Python of the independent
+/// validators (`scripts/install-python-tools.sh`, which `make test` runs;
+/// `HPKI_PYTHON_VENV` to use another environment).
+pub fn python_tool(script: &str) -> std::process::Command {
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv =
+        std::env::var_os("HPKI_PYTHON_VENV").map(PathBuf::from).unwrap_or_else(|| tests.join("../target/pytools"));
+    let mut c = std::process::Command::new(venv.join("bin/python"));
+    c.arg(tests.join("python").join(script));
+    c
+}
+
 /// `program` as a command whose clock runs `days` ahead of the machine's
 /// (libfaketime's `faketime`, from Debian; `make test` installs it), or
 /// the plain command for 0: for tests that travel into a record's

@@ -26,6 +26,18 @@ fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 
+/// `tests/python/check_cades.py` (pyHanko) on `p7s` over `document` with
+/// `root.der` in `dir` as the only anchor; its JSON report.
+fn cades_check(dir: &Path, document: &str, p7s: &str) -> Result<Value> {
+    let out = hpki_e2e::python_tool("check_cades.py")
+        .args([document, p7s, "root.der", "."])
+        .current_dir(dir)
+        .output()
+        .context("running tests/python/check_cades.py (scripts/install-python-tools.sh installs pyHanko)")?;
+    anyhow::ensure!(out.status.success(), "check_cades.py: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 fn pem_of(dir: &Path, der: &str, pem: &str) {
     let (ok, text) = openssl(dir, &["x509", "-inform", "DER", "-in", der, "-out", pem]);
     assert!(ok, "{text}");
@@ -115,8 +127,40 @@ async fn a_confirmed_record_keeps_a_time_stamped_cades_signature_that_openssl_ve
     let (good, text) = openssl(&dir, &ts_verify);
     assert!(good && text.contains("Verification: OK"), "{text}");
 
+    // pyHanko, the second independent validator: the CAdES signature, its
+    // signing-certificate-v2, the signer's chain with only the embedded
+    // CRLs, the signature time-stamp; and each archive time-stamp over the
+    // input EN 319 122-1 §5.5.3 defines, rebuilt from the container by
+    // asn1crypto — which OpenSSL's ts -verify then checks too.
+    let report = cades_check(&dir, "document.json", "record.p7s")?;
+    for part in ["signature", "signature_timestamp"] {
+        for flag in ["intact", "valid", "trusted"] {
+            assert_eq!(report[part][flag], true, "{part} {flag}: {report}");
+        }
+    }
+    assert_eq!(report["signature"]["revoked"], false, "{report}");
+    let archives = report["archive_timestamps"].as_array().context("archive_timestamps")?;
+    assert_eq!(archives.len(), 1, "{report}");
+    for (n, a) in archives.iter().enumerate() {
+        for flag in ["intact", "valid", "trusted"] {
+            assert_eq!(a[flag], true, "archive time-stamp {} {flag}: {report}", n + 1);
+        }
+        assert_eq!(a["missing"], serde_json::json!([]), "{report}");
+        let (token, data) = (format!("ats-{}.tst", n + 1), format!("ats-{}.bin", n + 1));
+        let ats_verify = ts_verify.map(|a| match a {
+            "token.der" => token.as_str(),
+            "signature.bin" => data.as_str(),
+            other => other,
+        });
+        let (good, text) = openssl(&dir, &ats_verify);
+        assert!(good && text.contains("Verification: OK"), "archive time-stamp {}: {text}", n + 1);
+    }
+
     // The same container does not verify another document.
     std::fs::write(dir.join("document.json"), b"{}")?;
+    let report = cades_check(&dir, "document.json", "record.p7s")?;
+    assert_eq!(report["signature"]["intact"], false, "pyHanko too: {report}");
+    assert_eq!(report["archive_timestamps"][0]["intact"], false, "{report}");
     let (good, text) = openssl(&dir, &verify);
     assert!(!good, "{text}");
 
@@ -369,6 +413,45 @@ async fn six_years_on_a_record_verifies_after_renew_timestamps_and_not_without()
     assert!((RENEWAL_DAY * day - 600..RENEWAL_DAY * day + 600).contains(&gap), "the second is from day 20: {gap} s");
     let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
     assert!(code == 0 && out.contains("renewed 0") && out.contains(": 1,"), "nothing due twice: {out}{err}");
+    // Both archive time-stamps of the renewed container, checked outside
+    // the product: pyHanko (token signature, imprint over the EN 319 122-1
+    // input asn1crypto rebuilds, every hash in its index still present —
+    // the second index covers the first token) and OpenSSL's ts -verify.
+    let dir = story.world.path("renewed");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join("record.p7s"), &versions[1].container)?;
+    std::fs::write(dir.join("document.json"), &document)?;
+    std::fs::copy(story.world.path("root.der"), dir.join("root.der"))?;
+    pem_of(&dir, "root.der", "root.pem");
+    let report = cades_check(&dir, "document.json", "record.p7s")?;
+    let archives = report["archive_timestamps"].as_array().context("archive_timestamps")?;
+    assert_eq!(archives.len(), 2, "{report}");
+    for a in archives {
+        assert_eq!(
+            (&a["intact"], &a["valid"], &a["missing"]),
+            (&Value::Bool(true), &Value::Bool(true), &serde_json::json!([])),
+            "{report}"
+        );
+    }
+    assert!(archives[1]["covers"].as_u64() > archives[0]["covers"].as_u64(), "{report}");
+    for n in 1..=2 {
+        let (token, data) = (format!("ats-{n}.tst"), format!("ats-{n}.bin"));
+        let args = ["ts", "-verify", "-token_in", "-in", &token, "-data", &data, "-CAfile", "root.pem"];
+        let untrusted: Vec<String> = renewed
+            .certificates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let name = format!("u{i}");
+                std::fs::write(dir.join(format!("{name}.der")), c).ok();
+                pem_of(&dir, &format!("{name}.der"), &format!("{name}.pem"));
+                std::fs::read_to_string(dir.join(format!("{name}.pem"))).unwrap_or_default()
+            })
+            .collect();
+        std::fs::write(dir.join("untrusted.pem"), untrusted.concat())?;
+        let (good, text) = openssl(&dir, &[&args[..], &["-untrusted", "untrusted.pem"]].concat());
+        assert!(good && text.contains("Verification: OK"), "archive time-stamp {n}: {text}");
+    }
 
     // On day 20 the export made before the renewal was still good.
     let day20 = rfc3339_days_ahead(RENEWAL_DAY)?;
