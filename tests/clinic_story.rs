@@ -85,6 +85,20 @@ impl ClinicStory {
         })
     }
 
+    /// The open encounter's id.
+    pub fn encounter_id(&self) -> &str {
+        self.encounter["id"].as_str().unwrap_or_default()
+    }
+
+    /// The doctor's and the assistant's sessions.
+    pub fn doctor_session(&self) -> &str {
+        &self.doctor_session
+    }
+
+    pub fn assistant_session(&self) -> &str {
+        &self.assistant_session
+    }
+
     /// Progress notes numbered `notes`, each drafted by the assistant and
     /// confirmed with the doctor's signature card; the new record ids.
     pub async fn confirm(&mut self, notes: Range<usize>) -> Result<Vec<String>> {

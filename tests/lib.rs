@@ -5,6 +5,7 @@
 mod agent_process;
 pub mod clinic_story;
 mod gateway_process;
+pub mod independent;
 pub mod ipsec_link;
 pub mod pg_cluster;
 mod software_card;

@@ -13,34 +13,13 @@ use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hpki_e2e::clinic_story::{ClinicStory, ok};
+use hpki_e2e::independent::{cades_check, openssl, pem_of};
 use hpki_e2e::test_tsa::{Behaviour, TestTsa};
 use hpki_e2e::{TsaOptions, WorldOptions, gateway_cli, gateway_cli_raw};
 use serde_json::Value;
 
 fn with_tsa(tsa: TsaOptions) -> WorldOptions {
     WorldOptions { tsa: Some(tsa), ..WorldOptions::default() }
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl runs");
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-}
-
-/// `tests/python/check_cades.py` (pyHanko) on `p7s` over `document` with
-/// `root.der` in `dir` as the only anchor; its JSON report.
-fn cades_check(dir: &Path, document: &str, p7s: &str) -> Result<Value> {
-    let out = hpki_e2e::python_tool("check_cades.py")
-        .args([document, p7s, "root.der", "."])
-        .current_dir(dir)
-        .output()
-        .context("running tests/python/check_cades.py (scripts/install-python-tools.sh installs pyHanko)")?;
-    anyhow::ensure!(out.status.success(), "check_cades.py: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
-fn pem_of(dir: &Path, der: &str, pem: &str) {
-    let (ok, text) = openssl(dir, &["x509", "-inform", "DER", "-in", der, "-out", pem]);
-    assert!(ok, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

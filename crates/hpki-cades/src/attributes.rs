@@ -117,17 +117,17 @@ impl SignedAttributes {
         Ok(SignedAttributes { message_digest, signing_time, cert_sha256, der })
     }
 
-    /// Reads attributes back (from the gateway's answer, or a container)
-    /// and refuses anything but exactly the four attributes above, each
-    /// with one value, in DER.
+    /// Reads attributes back (the agent, from the gateway's answer) and
+    /// refuses anything but exactly the four attributes above, each with
+    /// one value, in DER: the card signs nothing the gateway did not say.
     pub fn parse(der: &[u8]) -> Result<SignedAttributes, CadesError> {
         let set = Attributes::from_der(der).map_err(CadesError::der("signed attributes"))?;
-        SignedAttributes::from_set(&set, der.to_vec())
+        SignedAttributes::from_set(&set, der.to_vec(), Exactly::TheFour)
     }
 
-    pub(crate) fn from_set(set: &Attributes, der: Vec<u8>) -> Result<SignedAttributes, CadesError> {
+    pub(crate) fn from_set(set: &Attributes, der: Vec<u8>, exactly: Exactly) -> Result<SignedAttributes, CadesError> {
         let bad = |m: &str| CadesError::Attributes(m.to_owned());
-        if set.len() != 4 {
+        if exactly == Exactly::TheFour && set.len() != 4 {
             return Err(CadesError::Attributes(format!(
                 "hold {} attributes, not contentType, messageDigest, signingTime and signing-certificate-v2",
                 set.len()
@@ -171,6 +171,16 @@ impl SignedAttributes {
     pub fn digest(&self) -> [u8; 32] {
         sha256(&self.der)
     }
+}
+
+/// Whether signed attributes beyond the four are allowed: not in what the
+/// gateway builds for a card, but a signature made elsewhere (a document
+/// received, DATA-5) may carry more (OpenSSL adds smimeCapabilities,
+/// others a commitment type); they are signed, and read past.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exactly {
+    TheFour,
+    AtLeastTheFour,
 }
 
 /// The single value of attribute `oid`, decoded; absent, repeated or

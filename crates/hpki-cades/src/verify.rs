@@ -7,6 +7,7 @@ use cms::cert::CertificateChoices;
 use cms::signed_data::SignerIdentifier;
 use der::Encode;
 
+use crate::attributes::Exactly;
 use crate::crypto::{self, cert_der, sha256};
 use crate::{CadesError, Container, SignedAttributes, TimeStampToken, oid};
 
@@ -58,7 +59,7 @@ pub fn open(p7s: &[u8], document: &[u8]) -> Result<Opened, CadesError> {
     }
     let set = info.signed_attrs.as_ref().ok_or_else(|| CadesError::Attributes("are missing".into()))?;
     let der = set.to_der().map_err(CadesError::der("signed attributes"))?;
-    let attributes = SignedAttributes::from_set(set, der)?;
+    let attributes = SignedAttributes::from_set(set, der, Exactly::AtLeastTheFour)?;
     if attributes.message_digest != sha256(document) {
         return Err(CadesError::DigestMismatch);
     }

@@ -102,6 +102,7 @@ codes! {
     // Signatures in CAdES and their time-stamps (`docs/workflow.md`).
     BadSignedAttributes = ("bad_signed_attributes", 400),
     SignedAttributesStale = ("signed_attributes_stale", 400),
+    BadSignedDocument = ("bad_signed_document", 400),
     TimestampUnavailable = ("timestamp_unavailable", 503),
     TimestampInvalid = ("timestamp_invalid", 502),
     TimestampWrongNonce = ("timestamp_wrong_nonce", 502),

@@ -237,6 +237,24 @@ pub struct NewNote {
     pub content: serde_json::Value,
 }
 
+/// `POST /v1/signed-documents`: a document signed elsewhere with an HPKI
+/// card (say, another hospital's referral letter), received within an
+/// encounter and kept as a record with its signature made long-term
+/// (DATA-5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSignedDocument {
+    pub encounter: String,
+    /// The document's bytes exactly as signed, base64.
+    pub document: String,
+    /// Its CAdES signature: a detached CMS SignedData, DER, base64.
+    pub signature: String,
+    /// Where the original is (DATA-3): the institution that made it and
+    /// its reference there.
+    pub origin_institution: String,
+    pub origin_reference: String,
+}
+
 /// The CRL that showed a certificate unrevoked when it was used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -45,6 +45,8 @@ actions! {
     DraftConfirmBatch => "draft.confirm_batch",
     QueueRead => "queue.read",
     NoteAdd => "note.add",
+    /// A document signed elsewhere received as a record (DATA-5).
+    SignedDocumentReceive => "signed_document.receive",
     DraftsReadOwn => "drafts.read_own",
     DoctorsReadLinked => "doctors.read_linked",
     /// A request for no endpoint of the institution listener.

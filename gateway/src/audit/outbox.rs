@@ -40,6 +40,7 @@ pub const STAGING: &[Action] = &[
     Action::DraftConfirm,
     Action::DraftConfirmBatch,
     Action::NoteAdd,
+    Action::SignedDocumentReceive,
     Action::PatientLogin,
     Action::PatientPassword,
     Action::PatientLogout,
@@ -64,6 +65,7 @@ pub const STAGING_IN_HEALTH: &[Action] = &[
     Action::DraftConfirm,
     Action::DraftConfirmBatch,
     Action::NoteAdd,
+    Action::SignedDocumentReceive,
 ];
 
 /// Whether an entry of `action` may have a staged row in the health

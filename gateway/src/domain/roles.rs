@@ -39,6 +39,8 @@ pub enum Action {
     RegisterDispensing,
     /// Add a clinical note of one's own.
     AddNote,
+    /// Receive a document signed elsewhere into a patient's records.
+    ReceiveSignedDocument,
     /// Read one's own consented records (patients).
     ReadOwnRecords,
     /// Register institutions, persons, links; deactivate; suspend terminals.
@@ -97,7 +99,7 @@ impl fmt::Display for Role {
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::WhoAmI,
         Action::Logout,
         Action::RegisterPatient,
@@ -108,6 +110,7 @@ impl Action {
         Action::ConfirmDraft,
         Action::RegisterDispensing,
         Action::AddNote,
+        Action::ReceiveSignedDocument,
         Action::ReadOwnRecords,
         Action::Administer,
         Action::ReadAudit,
@@ -128,6 +131,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         ConfirmDraft => matches!(role, Doctor | Dentist),
         RegisterDispensing => matches!(role, Pharmacist),
         AddNote => matches!(role, Doctor | Dentist | Nurse | Dietitian),
+        ReceiveSignedDocument => matches!(role, Doctor | Dentist | Pharmacist | Nurse | Dietitian),
         ReadOwnRecords => matches!(role, Patient),
         Administer | ReadAudit => matches!(role, Admin),
     }
@@ -141,16 +145,23 @@ mod tests {
     /// derived from `allowed`), so a change to the table must change this.
     /// Columns: WhoAmI, Logout, RegisterPatient, ReadPatientRecords,
     /// OpenEncounter, WriteDraft, ReviewDrafts, ConfirmDraft,
-    /// RegisterDispensing, AddNote, ReadOwnRecords, Administer, ReadAudit.
-    const EXPECTED: [(Role, [bool; 13]); 8] = [
-        (Role::Doctor, [true, true, true, true, true, false, true, true, false, true, false, false, false]),
-        (Role::Dentist, [true, true, true, true, true, false, true, true, false, true, false, false, false]),
-        (Role::Pharmacist, [true, true, true, true, true, false, true, false, true, false, false, false, false]),
-        (Role::Nurse, [true, true, true, true, true, false, false, false, false, true, false, false, false]),
-        (Role::Dietitian, [true, true, true, true, true, false, false, false, false, true, false, false, false]),
-        (Role::Assistant, [true, true, true, false, true, true, false, false, false, false, false, false, false]),
-        (Role::Patient, [true, true, false, false, false, false, false, false, false, false, true, false, false]),
-        (Role::Admin, [true, true, false, false, false, false, false, false, false, false, false, true, true]),
+    /// RegisterDispensing, AddNote, ReceiveSignedDocument, ReadOwnRecords,
+    /// Administer, ReadAudit.
+    const EXPECTED: [(Role, [bool; 14]); 8] = [
+        (Role::Doctor, [true, true, true, true, true, false, true, true, false, true, true, false, false, false]),
+        (Role::Dentist, [true, true, true, true, true, false, true, true, false, true, true, false, false, false]),
+        (Role::Pharmacist, [true, true, true, true, true, false, true, false, true, false, true, false, false, false]),
+        (Role::Nurse, [true, true, true, true, true, false, false, false, false, true, true, false, false, false]),
+        (Role::Dietitian, [true, true, true, true, true, false, false, false, false, true, true, false, false, false]),
+        (
+            Role::Assistant,
+            [true, true, true, false, true, true, false, false, false, false, false, false, false, false],
+        ),
+        (
+            Role::Patient,
+            [true, true, false, false, false, false, false, false, false, false, false, true, false, false],
+        ),
+        (Role::Admin, [true, true, false, false, false, false, false, false, false, false, false, false, true, true]),
     ];
 
     #[test]

@@ -15,7 +15,7 @@ use crate::audit::Action as Audit;
 use crate::domain::roles::Action as Role;
 use crate::gateway::Gateway;
 use crate::http::layers::stack;
-use crate::routes::{auth, confirm, drafts, encounters, notes, patients};
+use crate::routes::{auth, confirm, drafts, encounters, notes, patients, received};
 
 /// What an endpoint needs past the terminal checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +102,7 @@ endpoints! {
     ConfirmBatch:     POST "/v1/confirm-batch",               DraftConfirmBatch, SESSION => confirm::batch;
     Queue:            GET  "/v1/queue",                       QueueRead,         Access::Role(&[Role::ReviewDrafts]) => drafts::queue_of;
     AddNote:          POST "/v1/notes",                       NoteAdd,           Access::Role(&[Role::AddNote]) => notes::add;
+    ReceiveDocument:  POST "/v1/signed-documents",            SignedDocumentReceive, Access::Role(&[Role::ReceiveSignedDocument]) => received::receive;
 }
 
 impl Endpoint {

@@ -18,6 +18,7 @@ pub mod encounters;
 pub mod notes;
 pub mod patient_portal;
 pub mod patients;
+pub mod received;
 pub mod workflow;
 
 pub use auth::{revocation_evidence, verify_card_signature};

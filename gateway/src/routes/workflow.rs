@@ -154,6 +154,13 @@ pub(crate) fn record_view(gw: &Gateway, r: &RecordRow, patient: &str) -> Result<
     let plain = gw.keys().open(&r.key_id, &SealedTable::Records.aad(&r.id), &r.content)?;
     let content = if r.kind == "note" {
         serde_json::from_slice(&plain)
+    } else if r.kind == crate::routes::received::KIND {
+        // Any bytes (a PDF, an XML letter): shown as they were signed.
+        use base64::Engine;
+        Ok(serde_json::json!({
+            "document": base64::engine::general_purpose::STANDARD.encode(&plain[..]),
+            "bytes": plain.len(),
+        }))
     } else {
         serde_json::from_slice::<ConfirmDocument>(&plain).map(|d| d.content)
     }

@@ -29,9 +29,8 @@ fn internal(e: CadesError) -> ApiError {
 }
 
 /// Builds the container for a card signature already checked over
-/// `attributes`, by a certificate `validated` now. With a TSA: the token,
-/// then the signer's certificate again at the token's genTime (valid and
-/// unrevoked when the time-stamp was applied, DATA-4).
+/// `attributes`, by a certificate `validated` now. With a TSA: the
+/// time-stamps and validation data of [`time_stamp_and_archive`].
 pub async fn seal_signature(
     gw: &Gateway,
     attributes: &SignedAttributes,
@@ -42,16 +41,36 @@ pub async fn seal_signature(
 ) -> Result<SealedSignature, ApiError> {
     let chain: Vec<Vec<u8>> = validated.path.iter().skip(1).map(|c| c.to_vec()).collect();
     let crls: Vec<Vec<u8>> = validated.revocation.iter().map(|e| e.crl.to_vec()).collect();
-    let mut container = Container::assemble(attributes, signature, cert, &chain, &crls).map_err(internal)?;
-    let Some(timestamper) = gw.timestamper.load_full() else {
+    let container = Container::assemble(attributes, signature, cert, &chain, &crls).map_err(internal)?;
+    if gw.timestamper.load().is_none() {
         return Ok(SealedSignature {
             container: container.to_der().map_err(internal)?,
             level: LEVEL_B_B,
             time_stamped_at: None,
         });
-    };
-    let now = gw.clock.now();
-    let stamp = timestamper.stamp(signature, now, &gw.rng).await?;
+    }
+    time_stamp_and_archive(gw, container, &attributes.message_digest, cert, intermediates).await
+}
+
+/// Takes a container holding a signature by `cert` (already checked, its
+/// validation data in) to B-LTA: the signature time-stamp, the signer's
+/// certificate again at its genTime (valid and unrevoked when the
+/// time-stamp was applied, DATA-4), the TSA's path and CRLs, then an
+/// archive time-stamp over all of it, whose own TSA's path and CRLs follow
+/// it (the next renewal's archive time-stamp covers them). Without a
+/// configured TSA: `timestamp_unavailable`.
+pub async fn time_stamp_and_archive(
+    gw: &Gateway,
+    mut container: Container,
+    document_sha256: &[u8; 32],
+    cert: &[u8],
+    intermediates: &[Vec<u8>],
+) -> Result<SealedSignature, ApiError> {
+    let timestamper = gw.timestamper.load_full().ok_or_else(|| {
+        ApiError::new(ErrorCode::TimestampUnavailable, "no TSA is configured ([timestamps]); nothing was stored")
+    })?;
+    let signature = container.signature_value().map_err(internal)?;
+    let stamp = timestamper.stamp(&signature, gw.clock.now(), &gw.rng).await?;
     let at = stamp.token.gen_time;
     let again =
         gw.validator.load().validate(cert, intermediates, Purpose::Signature, at).map_err(|r| {
@@ -61,9 +80,7 @@ pub async fn seal_signature(
     container.add_signature_timestamp(&stamp.token.der).map_err(internal)?;
     container.add_validation_data(&stamp.path, &stamp.crls).map_err(internal)?;
     container.add_validation_data(&[], &again_crls).map_err(internal)?;
-    // The archive time-stamp covers what is there now; its own TSA's path
-    // and CRLs follow it, covered by the next renewal's.
-    let archive = container.archive_input(&attributes.message_digest).map_err(internal)?;
+    let archive = container.archive_input(document_sha256).map_err(internal)?;
     let ats = timestamper.stamp(&archive.input, gw.clock.now(), &gw.rng).await?;
     container.add_archive_timestamp(&ats.token.der, &archive).map_err(internal)?;
     container.add_validation_data(&ats.path, &ats.crls).map_err(internal)?;

@@ -59,6 +59,22 @@ pub struct Stamp {
     pub crls: Vec<Vec<u8>>,
 }
 
+impl Timestamper {
+    /// The path of a token's TSA certificate at its genTime, to this
+    /// TSA's anchors (`others`: more certificates to build it from).
+    pub fn tsa_path(
+        &self,
+        token: &TimeStampToken,
+        others: &[Vec<u8>],
+    ) -> Result<hpki_profile::Validated, TimestampError> {
+        let presented: Vec<Vec<u8>> =
+            token.certs.iter().chain(others.iter()).filter(|c| **c != token.tsa_cert).cloned().collect();
+        self.validator
+            .validate(&token.tsa_cert, &presented, Purpose::Any, token.gen_time)
+            .map_err(TimestampError::Untrusted)
+    }
+}
+
 /// The configured TSA and the validator of its certificates (rebuilt on
 /// reload with the rest of the trust configuration).
 pub struct Timestamper {
@@ -101,11 +117,7 @@ impl Timestamper {
         if skew > self.max_skew {
             return Err(TimestampError::Skew { skew, max: self.max_skew });
         }
-        let others: Vec<Vec<u8>> = token.certs.iter().filter(|c| **c != token.tsa_cert).cloned().collect();
-        let validated = self
-            .validator
-            .validate(&token.tsa_cert, &others, Purpose::Any, token.gen_time)
-            .map_err(TimestampError::Untrusted)?;
+        let validated = self.tsa_path(&token, &[])?;
         Ok(Stamp {
             path: validated.path.iter().map(|c| c.to_vec()).collect(),
             crls: validated.revocation.iter().map(|e| e.crl.to_vec()).collect(),

@@ -453,6 +453,22 @@ impl Store {
         Ok(())
     }
 
+    /// A record with no draft behind it and its signature container (a
+    /// signed document received), in one transaction.
+    pub async fn add_signed_record(
+        &self,
+        record: &RecordRow,
+        signature: &SignatureRow,
+        staged: &Staged,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        insert_record(&mut tx, record).await?;
+        insert_signature(&mut tx, signature).await?;
+        self.stage_in(&mut tx, Area::Health, staged).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A record with no draft behind it (a clinician's note).
     pub async fn add_record(&self, record: &RecordRow, staged: &Staged) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
