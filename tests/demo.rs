@@ -4,7 +4,9 @@
 //! runs on SQLite; a private pcscd runs the card as a virtual card; the
 //! clinic terminal's `card-agent` reads it, checks the PIN and signs the
 //! gateway's channel-bound challenge; the doctor is logged in, pulling the
-//! card logs out, and the audit log shows it all. On a terminal, the demo
+//! card logs out; the assistant drafts, the doctor confirms, the record is
+//! time-stamped by a test TSA and checked with OpenSSL outside the gateway,
+//! the patient reads it, and the audit log shows it all. On a terminal, the demo
 //! then keeps running so a person can log in through the agent's local UI.
 
 use std::net::SocketAddr;
@@ -15,6 +17,8 @@ use hpki_ca::{CaDir, CaRole, CardRequest, ServerRequest, TerminalRequest};
 use std::io::IsTerminal;
 
 use hpki_card::CardVariant;
+use hpki_e2e::independent::{openssl, pem_of};
+use hpki_e2e::test_tsa::TestTsa;
 use hpki_e2e::{AgentOptions, AgentProcess, GatewayProcess, PIN, TerminalCreds, free_port, gateway_cli, reader_view};
 use hpki_profile::Profession;
 use testbed::{CardProcess, PrivatePcscd};
@@ -92,6 +96,10 @@ async fn main() -> Result<()> {
         dir.join("server").display(),
         dir.join("terminal").display()
     );
+    // A time-stamping authority for the records' signatures (DATA-4): here
+    // OpenSSL's `ts -reply` behind HTTP, its certificate from the service CA.
+    let tsa = TestTsa::start(&mut ca, &dir.join("tsa")).await?;
+    println!("    test TSA (openssl ts -reply) at {}, certificate {}", tsa.url, dir.join("tsa/tsa.pem").display());
     drop(ca);
 
     step(3, "The gateway on SQLite: configuration, schema, an institution, the doctor registered");
@@ -111,7 +119,10 @@ async fn main() -> Result<()> {
              accept_test_policies = true\n\
              {scopes}\
              [ops]\naddress = \"{ops}\"\n\
-             [patients]\naddress = \"{patients}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n"
+             [patients]\naddress = \"{patients}\"\ncertificate = \"server/server.pem\"\nkey = \"server/server.key\"\n\
+             [timestamps]\nurl = \"{tsa_url}\"\nanchors = [\"root.der\"]\nintermediates = [\"service.der\"]\n\
+             crls = [\"crl/root.crl\", \"crl/service.crl\"]\n",
+            tsa_url = tsa.url
         ),
     )?;
     println!("    {}", gateway_cli(&config, &["migrate"])?);
@@ -279,16 +290,57 @@ async fn main() -> Result<()> {
     }
     println!("    (the same page for people: https://{patients}/)");
 
-    step(10, "The audit log");
+    step(10, "The signed record, checked outside the gateway with OpenSSL");
+    let record_id = mine["records"][0]["id"].as_str().context("the patient's record")?.to_owned();
+    let out = dir.join("export");
+    let out_arg = out.display().to_string();
+    println!("    {}", gateway_cli(&config, &["records", "export", "--record", &record_id, "--out", &out_arg])?);
+    std::fs::copy(dir.join("root.der"), out.join("root.der"))?;
+    pem_of(&out, "root.der", "root.pem");
+    let cms = ["cms", "-verify", "-binary", "-inform", "DER", "-in", "signature.p7s", "-content", "document.json"];
+    let trust = ["-CAfile", "root.pem", "-purpose", "any", "-crl_check_all", "-out", "/dev/null"];
+    println!("    $ openssl {} {}", cms.join(" "), trust.join(" "));
+    let (good, text) = openssl(&out, &[&cms[..], &trust[..]].concat());
+    anyhow::ensure!(good, "openssl cms -verify: {text}");
+    println!("      {}  (the CRLs checked are only those the container carries)", text.trim());
+    let opened =
+        hpki_cades::open(&std::fs::read(out.join("signature.p7s"))?, &std::fs::read(out.join("document.json"))?)?;
+    std::fs::write(out.join("signature-time-stamp.tst"), &opened.timestamps[0].der)?;
+    std::fs::write(out.join("signature-value.bin"), &opened.signature)?;
+    std::fs::copy(dir.join("service.der"), out.join("service.der"))?;
+    pem_of(&out, "service.der", "service.pem");
+    let ts = ["ts", "-verify", "-token_in", "-in", "signature-time-stamp.tst", "-data", "signature-value.bin"];
+    let ts_trust = ["-CAfile", "root.pem", "-untrusted", "service.pem"];
+    println!("    $ openssl {} {}", ts.join(" "), ts_trust.join(" "));
+    let (good, text) = openssl(&out, &[&ts[..], &ts_trust[..]].concat());
+    anyhow::ensure!(good, "openssl ts -verify: {text}");
+    anyhow::ensure!(text.contains("Verification: OK"), "openssl ts -verify: {text}");
+    println!(
+        "      Verification: OK  (the signature time-stamp is over this signature value, by a TSA under the root)"
+    );
+    let verdict: serde_json::Value =
+        serde_json::from_str(&gateway_cli(&config, &["records", "verify", "--dir", &out_arg])?)?;
+    let when = |v: &serde_json::Value| v.as_i64().map_or_else(|| "-".into(), hpki_profile::validate::rfc3339);
+    println!(
+        "    hpki-gateway records verify: CAdES {}, signer {}, time-stamped {}, archive time-stamps {}, renew before {}",
+        verdict["level"].as_str().unwrap_or("?"),
+        verdict["signer_chain"][0].as_str().unwrap_or("?"),
+        when(&verdict["time_stamped_at"]),
+        verdict["archive_time_stamps"].as_array().map_or(0, Vec::len),
+        when(&verdict["renew_before"])
+    );
+
+    step(11, "The audit log");
     println!("    {}", gateway_cli(&config, &["audit", "verify"])?);
     for line in gateway_cli(&config, &["audit", "export", "--person", &issued.person_id])?.lines() {
         println!("    {line}");
     }
 
     println!("\nDemo complete: cards read through PC/SC, PINs verified, channel-bound logins over mutual TLS,");
-    println!("the assistant's draft confirmed with the doctor's signature key over RFC 8785 bytes, the record");
-    println!("sealed with AES-256-GCM, the patient reading it after replacing the initial password, and");
-    println!("every step in the hash-chained audit log.");
+    println!("the assistant's draft confirmed with the doctor's signature key over RFC 8785 bytes as a CAdES");
+    println!("signature with RFC 3161 time-stamps that OpenSSL verifies, the record sealed with AES-256-GCM,");
+    println!("the patient reading it after replacing the initial password, and every step in the hash-chained");
+    println!("audit log.");
     if std::io::stdin().is_terminal() {
         println!("\nNow try it yourself: open http://{}/ in a browser on this machine.", agent.address);
         println!("The card of {} is in reader {reader:?}; its PIN is {PIN}.", issued.holder);

@@ -623,8 +623,9 @@ fn a_tsa_certificate_signs_rfc3161_tokens_that_openssl_verifies_and_nothing_else
     std::fs::write(dir.join("root.pem"), split[1])?;
     std::fs::write(dir.join("tsaserial"), "01\n")?;
     std::fs::write(dir.join("record.bin"), "the bytes a doctor confirmed")?;
-    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openssl/test-tsa.cnf");
-    let config = config.display().to_string();
+    let config = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("openssl/test-tsa.cnf"))?;
+    std::fs::write(dir.join("tsa.cnf"), config.replace("$ENV::TSA_SERIAL_FILE", "./tsaserial"))?;
+    let config = dir.join("tsa.cnf").display().to_string();
     let query = ["ts", "-query", "-data", "record.bin", "-sha256", "-cert", "-out", "q.tsq"];
     let (ok, text) = openssl_in(dir, &query)?;
     assert!(ok, "{text}");

@@ -45,6 +45,8 @@ pub struct TestTsa {
     stamped: Arc<AtomicU64>,
     /// Days OpenSSL's clock runs ahead of the machine's.
     ahead_days: Arc<AtomicI64>,
+    /// Time spent making answers (µs, summed over concurrent requests).
+    busy_micros: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -67,13 +69,14 @@ impl TestTsa {
             .context("issuing the test TSA's certificate")?;
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("openssl/test-tsa.cnf");
         std::fs::copy(&config, dir.join("tsa.cnf")).context("copying test-tsa.cnf")?;
-        std::fs::write(dir.join("tsaserial"), "01\n")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr: SocketAddr = listener.local_addr()?;
         let behaviour = Arc::new(Mutex::new(Behaviour::Honest));
         let stamped = Arc::new(AtomicU64::new(0));
         let ahead_days = Arc::new(AtomicI64::new(0));
+        let busy_micros = Arc::new(AtomicU64::new(0));
         let (b, s, d, a) = (behaviour.clone(), stamped.clone(), dir.to_owned(), ahead_days.clone());
+        let busy = busy_micros.clone();
         let task = tokio::spawn(async move {
             let requests = Arc::new(AtomicU64::new(0));
             while let Ok((tcp, _)) = listener.accept().await {
@@ -82,17 +85,21 @@ impl TestTsa {
                     drop(tcp);
                     continue;
                 }
-                let (b, s, d, a, requests) = (b.clone(), s.clone(), d.clone(), a.clone(), requests.clone());
+                let (b, s, d, a, requests, busy) =
+                    (b.clone(), s.clone(), d.clone(), a.clone(), requests.clone(), busy.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (b, s, d, a, requests) = (b.clone(), s.clone(), d.clone(), a.clone(), requests.clone());
+                        let (b, s, d, a, requests, busy) =
+                            (b.clone(), s.clone(), d.clone(), a.clone(), requests.clone(), busy.clone());
                         async move {
                             let query = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
                             let behaviour = *b.lock().unwrap_or_else(PoisonError::into_inner);
                             let n = requests.fetch_add(1, Ordering::SeqCst);
                             let ahead = a.load(Ordering::SeqCst);
+                            let started = std::time::Instant::now();
                             let answer =
                                 tokio::task::spawn_blocking(move || reply(&d, n, &query, behaviour, ahead)).await;
+                            busy.fetch_add(started.elapsed().as_micros() as u64, Ordering::SeqCst);
                             match answer {
                                 Ok(Ok(tsr)) => {
                                     s.fetch_add(1, Ordering::SeqCst);
@@ -114,7 +121,15 @@ impl TestTsa {
                 });
             }
         });
-        Ok(TestTsa { url: format!("http://{addr}/tsa"), dir: dir.to_owned(), behaviour, stamped, ahead_days, task })
+        Ok(TestTsa {
+            url: format!("http://{addr}/tsa"),
+            dir: dir.to_owned(),
+            behaviour,
+            stamped,
+            ahead_days,
+            busy_micros,
+            task,
+        })
     }
 
     pub fn set(&self, behaviour: Behaviour) {
@@ -124,6 +139,12 @@ impl TestTsa {
     /// Runs OpenSSL's clock `days` ahead from now on: its genTime is then.
     pub fn set_days_ahead(&self, days: i64) {
         self.ahead_days.store(days, Ordering::SeqCst);
+    }
+
+    /// Seconds spent answering so far, summed over concurrent requests
+    /// (what a benchmark attributes to the TSA).
+    pub fn busy_seconds(&self) -> f64 {
+        self.busy_micros.load(Ordering::SeqCst) as f64 / 1e6
     }
 
     /// Tokens issued so far (misbehaving answers included).
@@ -150,11 +171,16 @@ fn reply(dir: &Path, n: u64, query: &[u8], behaviour: Behaviour, ahead_days: i64
         }
         Behaviour::Rejecting => req.req_policy = Some(der::oid::ObjectIdentifier::new_unwrap("1.2.3.4.5")),
     }
-    let (q, r) = (format!("q{n}.tsq"), format!("r{n}.tsr"));
+    let (q, r, serial) = (format!("q{n}.tsq"), format!("r{n}.tsr"), format!("serial{n}"));
     std::fs::write(dir.join(&q), req.to_der()?)?;
+    // Each request's own serial file, holding the request's number: unique
+    // per TSA, as RFC 3161 §2.4.2 asks, without processes sharing a file.
+    // Hex with an even number of digits: OpenSSL refuses a "short line".
+    std::fs::write(dir.join(&serial), format!("{:016x}\n", n + 1))?;
     let out = crate::clock_ahead("openssl", ahead_days)
         .args(["ts", "-reply", "-config", "tsa.cnf", "-queryfile", &q, "-signer", "tsa.pem", "-inkey", "tsa.key"])
         .args(["-chain", "ca-chain.pem", "-out", &r])
+        .env("TSA_SERIAL_FILE", format!("./{serial}"))
         .current_dir(dir)
         .output()
         .context("running openssl ts -reply")?;

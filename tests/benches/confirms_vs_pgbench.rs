@@ -18,8 +18,17 @@
 //! round first confirms `WARMUP` drafts unmeasured over the same
 //! connections (pgbench likewise leaves its connection set-up out).
 //!
-//! For a profiler: `CONFIRMS_PROFILE=postgres` (or `sqlite`) runs one round
-//! on that store only, with `CONFIRMS_DRAFTS` drafts (default `DRAFTS`); the
+//! With time-stamps (DATA-4/5): the same confirms on SQLite with the test
+//! TSA of the tests (`openssl ts -reply` behind HTTP, one process per
+//! token; two tokens per confirm: the signature time-stamp and the archive
+//! time-stamp), alone and as batches of 10 drafts under one PIN
+//! (`/v1/confirm-batch`: the items are confirmed in turn, each with its own
+//! two TSA requests — a SignerInfo needs its own token, and the gateway
+//! does not batch them). The TSA's share is its busy time over the
+//! connections' time: how much of a confirm's latency is the TSA's.
+//!
+//! For a profiler: `CONFIRMS_PROFILE=postgres` (or `sqlite`, `sqlite-tsa`,
+//! `sqlite-tsa-batch`) runs one round on that store only, with `CONFIRMS_DRAFTS` drafts (default `DRAFTS`); the
 //! "measuring" line on standard error marks where the measured part starts.
 
 use std::collections::VecDeque;
@@ -29,7 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use hpki_e2e::{GATEWAY_ID, PgDatabase, SoftwareCard, TerminalClient, World, WorldOptions};
+use hpki_e2e::{GATEWAY_ID, PgDatabase, SoftwareCard, TerminalClient, TsaOptions, World, WorldOptions};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 
@@ -40,6 +49,11 @@ const DRAFTS: usize = 3000;
 /// the gateway's database pool opens its connections and prepares its
 /// statements then, as pgbench leaves its connection set-up out of its tps.
 const WARMUP: usize = 200;
+/// Drafts per measured round with time-stamps (each costs two OpenSSL
+/// processes at the test TSA).
+const TSA_DRAFTS: usize = 400;
+/// Drafts per batch under one PIN.
+const BATCH: usize = 10;
 
 fn drafts() -> Result<usize> {
     match std::env::var("CONFIRMS_DRAFTS") {
@@ -63,10 +77,33 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// How a round confirms.
+#[derive(Clone, Copy)]
+struct Mode {
+    /// With the test TSA.
+    tsa: bool,
+    /// Drafts per request: 1 is `/confirm`, more is `/v1/confirm-batch`.
+    batch: usize,
+}
+
+const PLAIN: Mode = Mode { tsa: false, batch: 1 };
+
+/// What a round measured.
+struct Round {
+    rate: f64,
+    /// The TSA's busy time over the connections' time (with a TSA).
+    tsa_share: Option<f64>,
+}
+
 /// One measured round on `postgres` (None: SQLite): the confirms per second.
 async fn confirm_round(postgres: Option<String>, drafts: usize) -> Result<f64> {
+    Ok(round(postgres, drafts, PLAIN).await?.rate)
+}
+
+async fn round(postgres: Option<String>, drafts: usize, mode: Mode) -> Result<Round> {
+    let tsa = mode.tsa.then(TsaOptions::default);
     let mut world =
-        World::start(WorldOptions { postgres, requests_per_second: 10_000_000, ..Default::default() }).await?;
+        World::start(WorldOptions { postgres, requests_per_second: 10_000_000, tsa, ..Default::default() }).await?;
     let creds = world.terminal(CLINIC, "desk-1")?;
     let assistant = SoftwareCard::load(&world.assistant_card(CLINIC, "A-001").await?)?;
     let (doctor_image, doctor) = world.person_card(Profession::Doctor, "880001", CLINIC).await?;
@@ -96,21 +133,42 @@ async fn confirm_round(postgres: Option<String>, drafts: usize) -> Result<f64> {
     for _ in 0..CLIENTS {
         clients.push(world.connect(&creds).await?);
     }
-    let clients = confirm_all(clients, warmup, &d).await?;
+    let clients = confirm_all(clients, batches(warmup, mode.batch), &d).await?;
     let before = world.gw.store.count_records().await?;
+    let tsa_before = world.tsa.as_ref().map_or(0.0, |t| t.busy_seconds());
     // A mark for profilers attaching to this process (perf record -p).
     eprintln!(
         "measuring confirms on {}",
         if world.gw.store.backend() == hpki_gateway::store::Backend::Sqlite { "SQLite" } else { "PostgreSQL" }
     );
     let started = Instant::now();
-    confirm_all(clients, ready, &d).await?;
+    confirm_all(clients, batches(ready, mode.batch), &d).await?;
     let elapsed = started.elapsed().as_secs_f64();
     // Check what was measured: every confirm made exactly one record.
     let made = world.gw.store.count_records().await? - before;
     anyhow::ensure!(made == drafts as i64, "{made} records for {drafts} confirms");
     anyhow::ensure!(world.chain_verifies().await, "the audit chain does not verify");
-    Ok(drafts as f64 / elapsed)
+    let tsa_share = world.tsa.as_ref().map(|t| (t.busy_seconds() - tsa_before) / (elapsed * CLIENTS as f64));
+    Ok(Round { rate: drafts as f64 / elapsed, tsa_share })
+}
+
+/// The drafts in requests of `size`: a confirm body alone, or a batch body.
+fn batches(queue: VecDeque<(String, Value)>, size: usize) -> VecDeque<(String, Value)> {
+    if size == 1 {
+        return queue;
+    }
+    let all: Vec<(String, Value)> = queue.into();
+    all.chunks(size)
+        .map(|chunk| {
+            let items: Vec<Value> = chunk
+                .iter()
+                .map(|(id, b)| {
+                    json!({"draft": id, "version": b["version"], "signed_attributes": b["signed_attributes"], "signature": b["signature"]})
+                })
+                .collect();
+            (String::new(), json!({"certificate": chunk[0].1["certificate"], "items": items}))
+        })
+        .collect()
 }
 
 /// One round on a fresh database of the machine's PostgreSQL, dropped
@@ -138,7 +196,13 @@ async fn confirm_all(
             loop {
                 let next = queue.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.pop_front();
                 let Some((id, body)) = next else { return Ok::<_, anyhow::Error>(c) };
-                ok(c.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(&d)).await?)?;
+                if id.is_empty() {
+                    let answer = ok(c.post("/v1/confirm-batch", &body, Some(&d)).await?)?;
+                    let results = answer["results"].as_array().context("batch results")?;
+                    anyhow::ensure!(results.iter().all(|r| r["record"].is_object()), "a batch item failed: {answer}");
+                } else {
+                    ok(c.post(&format!("/v1/drafts/{id}/confirm"), &body, Some(&d)).await?)?;
+                }
             }
         }));
     }
@@ -201,27 +265,52 @@ async fn main() -> Result<()> {
         let rate = match store.as_str() {
             "sqlite" => confirm_round(None, drafts).await?,
             "postgres" => postgres_round(drafts).await?,
-            other => bail!("CONFIRMS_PROFILE={other:?}: say sqlite or postgres"),
+            "sqlite-tsa" => round(None, drafts, Mode { tsa: true, batch: 1 }).await?.rate,
+            "sqlite-tsa-batch" => round(None, drafts, Mode { tsa: true, batch: BATCH }).await?.rate,
+            other => bail!("CONFIRMS_PROFILE={other:?}: say sqlite, postgres, sqlite-tsa or sqlite-tsa-batch"),
         };
         println!("{store}: {rate:.0} confirms/s ({drafts} drafts)");
         return Ok(());
     }
     let (mut sqlite, mut postgres, mut reference) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=ROUNDS {
+    let (mut stamped, mut stamped_share, mut batched) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 1..=ROUNDS {
         let s = confirm_round(None, drafts).await?;
         let p = postgres_round(drafts).await?;
         let r = pgbench_round().await?;
-        println!("round {round}: SQLite {s:.0} confirms/s, PostgreSQL {p:.0} confirms/s, pgbench TPC-B {r:.0} tps");
+        let t = round(None, TSA_DRAFTS, Mode { tsa: true, batch: 1 }).await?;
+        let b = round(None, TSA_DRAFTS, Mode { tsa: true, batch: BATCH }).await?;
+        let share = t.tsa_share.unwrap_or_default();
+        println!(
+            "round {n}: SQLite {s:.0} confirms/s, PostgreSQL {p:.0} confirms/s, pgbench TPC-B {r:.0} tps, \
+             SQLite time-stamped {:.0} confirms/s (TSA {:.0} %), in batches of {BATCH} {:.0} confirms/s",
+            t.rate,
+            share * 100.0,
+            b.rate
+        );
         sqlite.push(s);
         postgres.push(p);
         reference.push(r);
+        stamped.push(t.rate);
+        stamped_share.push(share);
+        batched.push(b.rate);
     }
     let (s, p, r) = (median(sqlite), median(postgres), median(reference));
+    let (t, share, b) = (median(stamped), median(stamped_share), median(batched));
     println!(
         "confirms ({drafts} per round, {CLIENTS} keep-alive mTLS connections) vs pgbench (-c {CLIENTS} -j 2 -M prepared -T {PGBENCH_SECONDS}, scale {CLIENTS}), same PostgreSQL server, medians of {ROUNDS} rounds:"
     );
     println!("  SQLite      {s:>8.0} confirms/s   ({:.2} of pgbench)", s / r);
     println!("  PostgreSQL  {p:>8.0} confirms/s   ({:.2} of pgbench)   goal ≥ 0.50", p / r);
     println!("  pgbench     {r:>8.0} transactions/s");
+    println!(
+        "time-stamped (test TSA: openssl ts -reply per token, two tokens per confirm; {TSA_DRAFTS} drafts per round, SQLite):"
+    );
+    println!(
+        "  one by one  {t:>8.0} confirms/s   ({:.2} of untimestamped SQLite)   goal ≥ 0.50; TSA share {:.0} %",
+        t / s,
+        share * 100.0
+    );
+    println!("  batches of {BATCH} {b:>6.0} confirms/s   ({:.2} of untimestamped SQLite)", b / s);
     Ok(())
 }

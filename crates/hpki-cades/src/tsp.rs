@@ -95,7 +95,10 @@ pub fn read_response(
     nonce: &[u8; 16],
     policy: Option<&str>,
 ) -> Result<TimeStampToken, TsaResponseError> {
-    let resp = TimeStampResp::from_der(der).map_err(|e| TsaResponseError::Malformed(e.to_string()))?;
+    let resp = match TimeStampResp::from_der(der) {
+        Ok(r) => r,
+        Err(e) => return Err(status_only(der).unwrap_or(TsaResponseError::Malformed(e.to_string()))),
+    };
     match resp.status.status {
         PkiStatus::Accepted | PkiStatus::GrantedWithMods => {}
         other => {
@@ -126,6 +129,18 @@ pub fn read_response(
         return Err(TsaResponseError::WrongPolicy { found: token.policy, wanted: wanted.to_owned() });
     }
     Ok(token)
+}
+
+/// A rejection whose details this crate's parser does not take (OpenSSL's
+/// "Error during serial number generation" carries a failInfo the
+/// `x509-tsp` types refuse): its PKIStatus alone, read field by field, so
+/// that it is still told apart from a malformed answer. `None` when even
+/// that cannot be read, or when the status is a grant.
+fn status_only(der: &[u8]) -> Option<TsaResponseError> {
+    let fields: Vec<Any> = Vec::<Any>::from_der(der).ok()?;
+    let status_info: Vec<Any> = fields.first()?.decode_as().ok()?;
+    let status: u8 = status_info.first()?.decode_as().ok()?;
+    (status > 1).then(|| TsaResponseError::Rejected { status, text: " (details unreadable)".into() })
 }
 
 impl TimeStampToken {

@@ -342,3 +342,26 @@ fn without_certificate(p7s: &[u8], cert: &[u8]) -> Vec<u8> {
     info.content = Any::encode_from(&sd).expect("test set-up");
     info.to_der().expect("test set-up")
 }
+
+#[test]
+fn a_rejection_with_details_the_parser_does_not_take_is_still_a_rejection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    pki(dir);
+    // A serial file OpenSSL cannot read ("short line"): it answers with a
+    // rejection carrying a failInfo the x509-tsp types refuse.
+    std::fs::write(dir.join("tsaserial"), "1\n").unwrap();
+    let mut nonce = [0x51u8; 16];
+    let response = stamp(dir, b"data", &mut nonce);
+    use der::Decode;
+    assert!(
+        x509_tsp::TimeStampResp::from_der(&response).is_err(),
+        "x509-tsp reads this rejection now: tsp::status_only is no longer needed"
+    );
+    let imprint: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, b"data").as_ref().try_into().unwrap();
+    let err = tsp::read_response(&response, &imprint, &nonce, None).unwrap_err();
+    assert!(matches!(err, TsaResponseError::Rejected { status: 2, .. }), "{err}");
+    // And bytes that are no answer at all stay malformed.
+    let err = tsp::read_response(b"\x30\x03\x02\x01", &imprint, &nonce, None).unwrap_err();
+    assert!(matches!(err, TsaResponseError::Malformed(_)), "{err}");
+}

@@ -147,7 +147,16 @@ async fn renew_all(config: &Config, operator: &str, now: i64, before: i64) -> Re
     let mut tally = Tally::default();
     for id in ids {
         bar.inc(1);
-        let signed = export::signed_record(&store, &keys, &id).await?;
+        // One record that cannot be read is reported and counted; the run
+        // goes on with the others.
+        let signed = match export::signed_record(&store, &keys, &id).await {
+            Ok(s) => s,
+            Err(e) => {
+                bar.suspend(|| eprintln!("record {id}: {e}"));
+                tally.failed += 1;
+                continue;
+            }
+        };
         let opened = match hpki_cades::open(&signed.container, &signed.document) {
             Ok(o) => o,
             Err(e) => {
