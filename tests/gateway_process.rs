@@ -86,7 +86,13 @@ impl GatewayProcess {
 /// `hpki-gateway --config CONFIG ARGS…` as IT staff member `sato-it` runs
 /// it: its exit code, standard output and standard error.
 pub fn gateway_cli_raw(config: &Path, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = Command::new(bin_path("hpki-gateway")?)
+    gateway_cli_ahead(config, 0, args)
+}
+
+/// [`gateway_cli_raw`] with the command's clock `days` ahead
+/// ([`crate::clock_ahead`]), as an operator's timer would run it then.
+pub fn gateway_cli_ahead(config: &Path, days: i64, args: &[&str]) -> Result<(i32, String, String)> {
+    let out = crate::clock_ahead(&bin_path("hpki-gateway")?.display().to_string(), days)
         .arg("--config")
         .arg(config)
         .args(args)

@@ -38,7 +38,7 @@ pub fn clock_ahead(program: &str, days: i64) -> std::process::Command {
 }
 
 pub use agent_process::{AgentOptions, AgentProcess, reader_view};
-pub use gateway_process::{GatewayProcess, free_port, gateway_cli, gateway_cli_raw, wait_ready};
+pub use gateway_process::{GatewayProcess, free_port, gateway_cli, gateway_cli_ahead, gateway_cli_raw, wait_ready};
 pub use software_card::SoftwareCard;
 
 use std::net::SocketAddr;

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use hpki_e2e::clinic_story::{ClinicStory, ok};
 use hpki_e2e::independent::{cades_check, openssl, pem_of};
 use hpki_e2e::test_tsa::{Behaviour, TestTsa};
-use hpki_e2e::{TsaOptions, WorldOptions, gateway_cli, gateway_cli_raw};
+use hpki_e2e::{TsaOptions, WorldOptions, gateway_cli, gateway_cli_ahead, gateway_cli_raw};
 use serde_json::Value;
 
 fn with_tsa(tsa: TsaOptions) -> WorldOptions {
@@ -276,23 +276,6 @@ async fn without_a_tsa_a_record_is_cades_b_b() -> Result<()> {
     Ok(())
 }
 
-/// `hpki-gateway` with its clock `days` ahead (libfaketime), as the
-/// operator's renewal timer would run it then.
-fn gateway_ahead(config: &Path, days: i64, args: &[&str]) -> Result<(i32, String, String)> {
-    let out = hpki_e2e::clock_ahead(&testbed::bin_path("hpki-gateway")?.display().to_string(), days)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("HPKI_OPERATOR", "sato-it")
-        .env("RUST_LOG", "warn")
-        .output()?;
-    Ok((
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
 /// Every CA's CRL as `hpki-certs crl publish` writes it `days` from now,
 /// into `out` under the world's directory. From a copy of the CA
 /// directory: the world holds the original's lock for its lifetime.
@@ -363,7 +346,7 @@ async fn six_years_on_a_record_verifies_after_renew_timestamps_and_not_without()
     // The TSA down: the record is not renewed, the run says so and fails,
     // the failure is audited, and no version is added.
     tsa2.set(Behaviour::Down);
-    let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
+    let (code, out, err) = gateway_cli_ahead(&config, RENEWAL_DAY, &renew)?;
     assert!(code != 0 && err.contains(&format!("record {id}: not renewed")), "{out}{err}");
     assert!(out.contains("renewed 0") && out.contains("failed: 1"), "{out}");
     let audited = story.world.last_audit("admin.record.renew_timestamp").await;
@@ -376,7 +359,7 @@ async fn six_years_on_a_record_verifies_after_renew_timestamps_and_not_without()
     // The TSA back: renewed, audited, a second version appended and the
     // first kept byte for byte; a second run finds nothing due (resumable).
     tsa2.set(Behaviour::Honest);
-    let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
+    let (code, out, err) = gateway_cli_ahead(&config, RENEWAL_DAY, &renew)?;
     assert!(code == 0 && out.contains(&format!("record {id}: renewed")) && out.contains("renewed 1"), "{out}{err}");
     let audited = story.world.last_audit("admin.record.renew_timestamp").await;
     assert_eq!(audited.event.outcome.as_str(), "ok");
@@ -390,7 +373,7 @@ async fn six_years_on_a_record_verifies_after_renew_timestamps_and_not_without()
     let day = 86_400;
     let gap = renewed.archive_timestamps[1].gen_time - renewed.archive_timestamps[0].gen_time;
     assert!((RENEWAL_DAY * day - 600..RENEWAL_DAY * day + 600).contains(&gap), "the second is from day 20: {gap} s");
-    let (code, out, err) = gateway_ahead(&config, RENEWAL_DAY, &renew)?;
+    let (code, out, err) = gateway_cli_ahead(&config, RENEWAL_DAY, &renew)?;
     assert!(code == 0 && out.contains("renewed 0") && out.contains(": 1,"), "nothing due twice: {out}{err}");
     // Both archive time-stamps of the renewed container, checked outside
     // the product: pyHanko (token signature, imprint over the EN 319 122-1
