@@ -111,11 +111,14 @@ pub struct TsaOptions {
     pub trusted: bool,
     /// `[timestamps] max_skew_seconds`.
     pub max_skew_seconds: i64,
+    /// The TSA's certificate (from the world's service CA) expired
+    /// yesterday: issued by `hpki-certs` with its clock three days back.
+    pub expired: bool,
 }
 
 impl Default for TsaOptions {
     fn default() -> Self {
-        TsaOptions { trusted: true, max_skew_seconds: 300 }
+        TsaOptions { trusted: true, max_skew_seconds: 300, expired: false }
     }
 }
 
@@ -286,7 +289,21 @@ impl World {
         let mut config = gateway_config(&opts)?;
         let tsa = match &opts.tsa {
             Some(t) => {
-                let tsa = if t.trusted {
+                let tsa = if t.expired {
+                    // From a copy of the CA directory: the world holds the
+                    // original's lock for its lifetime.
+                    let past = root.join("ca-past");
+                    let copied = std::process::Command::new("cp").arg("-a").arg(root.join("ca")).arg(&past).status()?;
+                    anyhow::ensure!(copied.success(), "copying the CA directory");
+                    let issued = clock_ahead(&testbed::bin_path("hpki-certs")?.display().to_string(), -3)
+                        .args(["tsa", "issue", "--name", "Expired TSA", "--valid-days", "1", "--dir"])
+                        .arg(&past)
+                        .arg("--out")
+                        .arg(root.join("tsa"))
+                        .output()?;
+                    anyhow::ensure!(issued.status.success(), "{}", String::from_utf8_lossy(&issued.stderr));
+                    test_tsa::TestTsa::serve(&root.join("tsa")).await?
+                } else if t.trusted {
                     test_tsa::TestTsa::start(&mut ca, &root.join("tsa")).await?
                 } else {
                     let mut other = CaDir::init(&root.join("other-ca"), hpki_ca::DEFAULT_CRL_BASE_URL)?;

@@ -67,6 +67,12 @@ impl TestTsa {
     pub async fn start_named(ca: &mut hpki_ca::CaDir, dir: &Path, name: &str, valid_days: i64) -> Result<TestTsa> {
         ca.issue_tsa(&hpki_ca::TsaRequest { name: name.into(), valid_days }, dir)
             .context("issuing the test TSA's certificate")?;
+        TestTsa::serve(dir).await
+    }
+
+    /// Serves with the certificate `hpki-certs tsa issue` already wrote
+    /// into `dir` (say, one issued with the clock moved back).
+    pub async fn serve(dir: &Path) -> Result<TestTsa> {
         let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("openssl/test-tsa.cnf");
         std::fs::copy(&config, dir.join("tsa.cnf")).context("copying test-tsa.cnf")?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -216,7 +216,7 @@ async fn refused_and_nothing_kept(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_tsa_failure_refuses_the_confirm_with_its_code_and_stores_nothing() -> Result<()> {
-    let mut story = ClinicStory::start(with_tsa(TsaOptions { trusted: true, max_skew_seconds: 30 })).await?;
+    let mut story = ClinicStory::start(with_tsa(TsaOptions { max_skew_seconds: 30, ..TsaOptions::default() })).await?;
     let (draft, _, body) = story.signed_draft(1).await?;
     let cases = [
         (Behaviour::Down, "timestamp_unavailable"),
@@ -246,11 +246,45 @@ async fn each_tsa_failure_refuses_the_confirm_with_its_code_and_stores_nothing()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tsa_the_gateway_does_not_trust_refuses_the_confirm() -> Result<()> {
-    let mut story = ClinicStory::start(with_tsa(TsaOptions { trusted: false, max_skew_seconds: 300 })).await?;
+    let mut story = ClinicStory::start(with_tsa(TsaOptions { trusted: false, ..TsaOptions::default() })).await?;
     let (draft, _, body) = story.signed_draft(1).await?;
     let answer = story.send_confirm(&draft, &body).await?;
     refused_and_nothing_kept(&mut story, &draft, answer, "timestamp_untrusted").await?;
     assert_eq!(story.world.tsa.as_ref().context("tsa")?.stamped(), 1, "the TSA did answer, with a token");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tsa_whose_certificate_has_expired_refuses_the_confirm() -> Result<()> {
+    let mut story = ClinicStory::start(with_tsa(TsaOptions { expired: true, ..TsaOptions::default() })).await?;
+    let (draft, _, body) = story.signed_draft(1).await?;
+    let answer = story.send_confirm(&draft, &body).await?;
+    assert!(answer.1["message"].as_str().unwrap_or_default().contains("expired"), "{}", answer.1);
+    refused_and_nothing_kept(&mut story, &draft, answer, "timestamp_untrusted").await?;
+    assert_eq!(story.world.tsa.as_ref().context("tsa")?.stamped(), 1, "the TSA answered, with its expired certificate");
+    Ok(())
+}
+
+/// The doctor's signature certificate revoked (CRL published, gateway
+/// reloaded) before the confirm: refused before any TSA is asked, so no
+/// time-stamp ever vouches for a signature by a revoked key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_by_a_revoked_certificate_is_refused_before_any_time_stamp() -> Result<()> {
+    let mut story = ClinicStory::start(with_tsa(TsaOptions::default())).await?;
+    let (draft, signing, body) = story.signed_draft(1).await?;
+    let cert = B64.decode(body["certificate"].as_str().context("certificate")?)?;
+    let (_, parsed) = x509_parser::parse_x509_certificate(&cert)?;
+    let serial = parsed.tbs_certificate.serial.to_str_radix(16);
+    story.world.ca.revoke(&serial, hpki_ca::Reason::KeyCompromise)?;
+    story.world.publish_crls()?;
+    let (status, answer) = story.send_confirm(&draft, &body).await?;
+    assert_eq!((status, answer["error"].as_str()), (401, Some("revoked")), "{answer}");
+    let audited = story.world.last_audit("draft.confirm").await;
+    assert_eq!((audited.event.outcome.as_str(), audited.event.reason.as_str()), ("refused", "revoked"));
+    assert_eq!(story.world.tsa.as_ref().context("tsa")?.stamped(), 0, "no TSA was asked");
+    let d = story.world.gw.store.draft(&draft).await?.context("the draft")?;
+    assert!(!d.confirmed && story.world.gw.store.records_of(&d.patient).await?.is_empty());
+    assert!(signing["document"].is_string());
     Ok(())
 }
 
