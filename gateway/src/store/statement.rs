@@ -12,6 +12,29 @@ pub(crate) enum Param<'a> {
     Int(i64),
     Text(&'a str),
     Blob(&'a [u8]),
+    /// NULL of each type: PostgreSQL types a parameter, so a NULL bound
+    /// for a bytea column must be a bytes NULL.
+    NoInt,
+    NoText,
+    NoBlob,
+}
+
+impl<'a> From<Option<i64>> for Param<'a> {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Param::NoInt, Param::Int)
+    }
+}
+
+impl<'a> From<&'a Option<String>> for Param<'a> {
+    fn from(v: &'a Option<String>) -> Self {
+        v.as_deref().map_or(Param::NoText, Param::Text)
+    }
+}
+
+impl<'a> From<&'a Option<Vec<u8>>> for Param<'a> {
+    fn from(v: &'a Option<Vec<u8>>) -> Self {
+        v.as_deref().map_or(Param::NoBlob, Param::Blob)
+    }
 }
 
 impl<'a> From<i64> for Param<'a> {
@@ -51,6 +74,7 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Int(v) => ValueRef::Integer(v),
             Param::Text(v) => ValueRef::Text(v.as_bytes()),
             Param::Blob(v) => ValueRef::Blob(v),
+            Param::NoInt | Param::NoText | Param::NoBlob => ValueRef::Null,
         }))
     }
 }
@@ -84,6 +108,9 @@ impl<'a> Statement<'a> {
                 Param::Int(v) => q.bind(v),
                 Param::Text(v) => q.bind(v),
                 Param::Blob(v) => q.bind(v),
+                Param::NoInt => q.bind(None::<i64>),
+                Param::NoText => q.bind(None::<String>),
+                Param::NoBlob => q.bind(None::<Vec<u8>>),
             };
         }
         q

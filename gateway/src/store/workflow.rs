@@ -4,7 +4,8 @@
 
 use sqlx::Row;
 
-use super::{Backend, Store, StoreError, conflict};
+use super::statement::Statement;
+use super::{Backend, Store, StoreError, conflict, values_placeholders};
 use crate::audit::outbox::{Area, Staged};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,6 +384,14 @@ impl Store {
         if self.backend() == Backend::Postgres {
             return self.confirm_draft_in_one_statement(id, version, record, signature, staged).await;
         }
+        if let Some(lanes) = self.lanes() {
+            // The writer lane: confirms commit in its groups with the audit
+            // appends and logins instead of contending with them for
+            // SQLite's write lock (a pool transaction waiting in the busy
+            // handler's sleeps was most of a confirm's latency).
+            let (id, record, signature, staged) = (id.to_owned(), record.clone(), signature.clone(), staged.clone());
+            return lanes.writer.run(move |c| sqlite_confirm(c, &id, version, &record, &signature, &staged)).await;
+        }
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE drafts SET status = 'confirmed', record_id = $1, updated_at = $2 \
@@ -398,8 +407,8 @@ impl Store {
             tx.rollback().await?;
             return Err(StoreError::Conflict(format!("draft {id:?} at version {version}")));
         }
-        insert_record(&mut tx, record).await?;
-        insert_signature(&mut tx, signature).await?;
+        insert_record(&mut tx, self.backend(), record).await?;
+        insert_signature(&mut tx, self.backend(), signature).await?;
         self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
@@ -430,20 +439,25 @@ impl Store {
              INSERT INTO health.record_signatures (record, seq, level, time_stamped_at, container, created_at) \
              SELECT id, $25, $26, $27, $28, $15 FROM inserted"
         );
-        let done = bind_record(sqlx::query(sqlx::AssertSqlSafe(sql)), r)
+        // $1…$15: the record's values as its INSERT binds them.
+        let mut st = Statement::new(sql);
+        st.params = record_insert(Backend::Postgres, r).params;
+        let st = st
             .bind(id)
             .bind(version)
-            .bind(s.request_id.as_str())
+            .bind(&s.request_id)
             .bind(s.at)
-            .bind(s.actor.as_str())
-            .bind(s.terminal.as_str())
-            .bind(s.institution.as_str())
+            .bind(&s.actor)
+            .bind(&s.terminal)
+            .bind(&s.institution)
             .bind(s.action.as_str())
-            .bind(s.object.as_str())
+            .bind(&s.object)
             .bind(sig.seq)
-            .bind(sig.level.as_str())
+            .bind(&sig.level)
             .bind(sig.time_stamped_at)
-            .bind(sig.container.as_slice())
+            .bind(&sig.container);
+        let done = st
+            .sqlx()
             .execute(self.pool())
             .await
             .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
@@ -462,8 +476,8 @@ impl Store {
         staged: &Staged,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        insert_record(&mut tx, record).await?;
-        insert_signature(&mut tx, signature).await?;
+        insert_record(&mut tx, self.backend(), record).await?;
+        insert_signature(&mut tx, self.backend(), signature).await?;
         self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
@@ -472,7 +486,7 @@ impl Store {
     /// A record with no draft behind it (a clinician's note).
     pub async fn add_record(&self, record: &RecordRow, staged: &Staged) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        insert_record(&mut tx, record).await?;
+        insert_record(&mut tx, self.backend(), record).await?;
         self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
@@ -491,7 +505,7 @@ impl Store {
     /// versions are never touched.
     pub async fn append_record_signature(&self, signature: &SignatureRow, staged: &Staged) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        insert_signature(&mut tx, signature).await?;
+        insert_signature(&mut tx, self.backend(), signature).await?;
         self.stage_in(&mut tx, Area::Health, staged).await?;
         tx.commit().await?;
         Ok(())
@@ -641,16 +655,51 @@ impl SealedTable {
     }
 }
 
-/// The columns a new record sets, in the order [`bind_record`] binds them
-/// ($1…$15).
+/// The columns a new record sets, in the order [`record_insert`] binds
+/// them ($1…$15).
 const RECORD_INSERT_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, \
                                   key_id, content, document_sha256, signature, signature_cert, revocation, created_at";
 
-type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+/// A confirm on the SQLite writer lane, as [`Store::confirm_draft`] does it
+/// with sqlx: the compare-and-set, the record, its container and the
+/// staged audit entry, atomic in the job's savepoint.
+fn sqlite_confirm(
+    c: &rusqlite::Connection,
+    id: &str,
+    version: i64,
+    r: &RecordRow,
+    s: &SignatureRow,
+    staged: &Staged,
+) -> Result<(), StoreError> {
+    use super::sqlite_lane::conflict as lane_conflict;
+    let done = Statement::new(
+        "UPDATE drafts SET status = 'confirmed', record_id = ?, updated_at = ? \
+         WHERE id = ? AND version = ? AND status = 'pending'"
+            .into(),
+    )
+    .bind(&r.id)
+    .bind(r.created_at)
+    .bind(id)
+    .bind(version)
+    .execute(c)?;
+    if done != 1 {
+        return Err(StoreError::Conflict(format!("draft {id:?} at version {version}")));
+    }
+    record_insert(Backend::Sqlite, r)
+        .execute(c)
+        .map_err(|e| lane_conflict(e, format!("record for {:?}", r.origin_reference)))?;
+    signature_insert(Backend::Sqlite, s)
+        .execute(c)
+        .map_err(|e| lane_conflict(e, format!("signature {} of record {:?}", s.seq, s.record)))?;
+    super::outbox::stage(Backend::Sqlite, Area::Health, &[staged]).execute(c)?;
+    Ok(())
+}
 
-/// Binds a record's values to `q` as $1…$15, in [`RECORD_INSERT_COLS`] order.
-fn bind_record<'q>(q: AnyQuery<'q>, r: &'q RecordRow) -> AnyQuery<'q> {
-    q.bind(&r.id)
+/// A record's INSERT for either driver, in [`RECORD_INSERT_COLS`] order.
+fn record_insert(backend: Backend, r: &RecordRow) -> Statement<'_> {
+    let sql = format!("INSERT INTO records ({RECORD_INSERT_COLS}) VALUES {}", values_placeholders(backend, 1, 15));
+    Statement::new(sql)
+        .bind(&r.id)
         .bind(&r.kind)
         .bind(&r.patient)
         .bind(&r.institution)
@@ -667,29 +716,41 @@ fn bind_record<'q>(q: AnyQuery<'q>, r: &'q RecordRow) -> AnyQuery<'q> {
         .bind(r.created_at)
 }
 
-async fn insert_signature(tx: &mut sqlx::Transaction<'_, sqlx::Any>, s: &SignatureRow) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO record_signatures (record, seq, level, time_stamped_at, container, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&s.record)
-    .bind(s.seq)
-    .bind(&s.level)
-    .bind(s.time_stamped_at)
-    .bind(&s.container)
-    .bind(s.created_at)
-    .execute(&mut **tx)
-    .await
-    .map_err(|e| conflict(e, format!("signature {} of record {:?}", s.seq, s.record)))?;
+/// A signature container version's INSERT for either driver.
+fn signature_insert(backend: Backend, s: &SignatureRow) -> Statement<'_> {
+    let sql = format!(
+        "INSERT INTO record_signatures (record, seq, level, time_stamped_at, container, created_at) VALUES {}",
+        values_placeholders(backend, 1, 6)
+    );
+    Statement::new(sql)
+        .bind(&s.record)
+        .bind(s.seq)
+        .bind(&s.level)
+        .bind(s.time_stamped_at)
+        .bind(&s.container)
+        .bind(s.created_at)
+}
+
+async fn insert_signature(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    s: &SignatureRow,
+) -> Result<(), StoreError> {
+    signature_insert(backend, s)
+        .sqlx()
+        .execute(&mut **tx)
+        .await
+        .map_err(|e| conflict(e, format!("signature {} of record {:?}", s.seq, s.record)))?;
     Ok(())
 }
 
-async fn insert_record(tx: &mut sqlx::Transaction<'_, sqlx::Any>, r: &RecordRow) -> Result<(), StoreError> {
-    let sql = format!(
-        "INSERT INTO records ({RECORD_INSERT_COLS}) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-    );
-    bind_record(sqlx::query(sqlx::AssertSqlSafe(sql)), r)
+async fn insert_record(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    r: &RecordRow,
+) -> Result<(), StoreError> {
+    record_insert(backend, r)
+        .sqlx()
         .execute(&mut **tx)
         .await
         .map_err(|e| conflict(e, format!("record for {:?}", r.origin_reference)))?;
