@@ -10,7 +10,10 @@ DEB_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev pcsc-tools pkg-config open
 # The browser test of the card agent's local UI drives Debian's Chromium
 # through chromedriver; a Japanese font makes its screenshots readable.
 # The IPsec test joins two network namespaces with strongSwan (userspace ESP:
-# the kernel here has none) and filters with nftables.
+# the kernel here has none) and filters with nftables. libfaketime moves the
+# clocks of the TSA, hpki-certs and the renewal run for the tests that travel
+# years into a record's retention. pyHanko (PyPI, scripts/install-python-tools.sh)
+# is the second independent CAdES validator.
 TEST_DEB_PACKAGES := chromium chromium-driver fonts-ipafont-gothic \
 	faketime charon-systemd strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins strongswan-pki nftables iproute2
 NEXTEST_PROFILE := $(if $(CI),ci,default)
