@@ -247,7 +247,7 @@ async fn the_institution_api_answers_every_mutated_body_with_a_protocol_answer()
     let (status, _) = client.get("/v1/auth/whoami", Some(&a)).await?;
     anyhow::ensure!(status == 200, "whoami after the run: {status}");
     anyhow::ensure!(world.chain_verifies().await, "the audit chain does not verify after the run");
-    anyhow::ensure!(world.gw.store.outbox_rows().await?.is_empty(), "staged entries left in the outbox");
+    anyhow::ensure!(world.outbox_once_cleaned().await?.is_empty(), "staged entries left in the outbox");
     Ok(())
 }
 
@@ -284,7 +284,7 @@ async fn the_patient_api_answers_every_mutated_body_with_a_protocol_answer() -> 
     }
     print_tally("patient API", n, seed, &tally, started.elapsed().as_secs_f64());
     anyhow::ensure!(world.chain_verifies().await, "the audit chain does not verify after the run");
-    anyhow::ensure!(world.gw.store.outbox_rows().await?.is_empty(), "staged entries left in the outbox");
+    anyhow::ensure!(world.outbox_once_cleaned().await?.is_empty(), "staged entries left in the outbox");
     Ok(())
 }
 

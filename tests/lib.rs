@@ -433,6 +433,20 @@ impl World {
         hpki_gateway::http::reload::reload(&self.gw).map_err(anyhow::Error::msg)
     }
 
+    /// The staged audit rows left once the audit writer's cleaner has
+    /// caught up (it deletes the rows of chained entries after answering,
+    /// off the requests' path): waits up to 5 s for the outbox to empty.
+    pub async fn outbox_once_cleaned(&self) -> Result<Vec<hpki_gateway::audit::outbox::Staged>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let rows = self.gw.store.outbox_rows().await?;
+            if rows.is_empty() || std::time::Instant::now() > deadline {
+                return Ok(rows);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The whole audit log.
     pub async fn audit(&self) -> Vec<hpki_gateway::audit::AuditRecord> {
         self.gw.store.audit_page(0, 1_000_000).await.expect("audit log readable")

@@ -199,7 +199,7 @@ async fn whole_story(world: &mut World) -> Result<()> {
     assert!(world.chain_verifies().await);
     // Every change staged its entry and every staged row was cleared once
     // the entry was in the chain (LOG-1, the audit outbox).
-    assert_eq!(world.gw.store.outbox_rows().await?, []);
+    assert_eq!(world.outbox_once_cleaned().await?, []);
     Ok(())
 }
 
@@ -651,7 +651,7 @@ async fn a_patient_replaces_the_initial_password_and_sees_only_own_consented_rec
     world.clock.advance_secs(901);
     refused(&world, p.request("GET", "/p/v1/records", None).await?, "patient.records", "session_idle_timeout").await;
     assert!(world.chain_verifies().await);
-    assert_eq!(world.gw.store.outbox_rows().await?, []);
+    assert_eq!(world.outbox_once_cleaned().await?, []);
     Ok(())
 }
 

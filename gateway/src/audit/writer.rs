@@ -12,22 +12,37 @@ use crate::store::batch::Batcher;
 /// Most entries in one commit.
 const MAX_BATCH: usize = 512;
 
-/// Deletes the health outbox's rows of the requests whose entries were
-/// just committed (`audit::outbox`); the identity outbox's rows went with
-/// the entries' INSERT (a trigger). A failure leaves rows whose entries are
-/// in the chain: the next start finds the entries and only deletes the rows.
-async fn clear_staged(store: &Store, events: &[(AuditEvent, i64)]) {
-    let ids: Vec<&str> = events
+/// The request ids whose health outbox rows an appended batch owes a
+/// DELETE (`audit::outbox`); the identity outbox's rows went with the
+/// entries' INSERT (a trigger).
+fn staged_in_health(events: &[(AuditEvent, i64)]) -> Vec<String> {
+    events
         .iter()
         .filter(|(e, _)| crate::audit::outbox::stages_in_health(&e.action))
-        .map(|(e, _)| e.request_id.as_str())
-        .collect();
-    if ids.is_empty() {
-        return;
-    }
-    if let Err(e) = store.clear_health_outbox(&ids).await {
-        tracing::warn!(error = %e, "cannot clear the audit outbox; the next start will");
-    }
+        .map(|(e, _)| e.request_id.clone())
+        .collect()
+}
+
+/// Deletes health outbox rows whose entries are in the chain, off the
+/// requests' path: a request is answered once its entry is committed, not
+/// after the clean-up's own commit (that was a second commit, and on SQLite
+/// a wait for the writer's lock, in every confirm). Whatever is waiting
+/// goes in one DELETE. A failure leaves rows whose entries are in the
+/// chain: the next start finds the entries and only deletes the rows.
+fn start_cleaner(store: Store) -> tokio::sync::mpsc::UnboundedSender<Vec<String>> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<String>>();
+    tokio::spawn(async move {
+        while let Some(mut ids) = rx.recv().await {
+            while let Ok(more) = rx.try_recv() {
+                ids.extend(more);
+            }
+            let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+            if let Err(e) = store.clear_health_outbox(&refs).await {
+                tracing::warn!(error = %e, "cannot clear the audit outbox; the next start will");
+            }
+        }
+    });
+    tx
 }
 
 #[derive(Clone)]
@@ -38,11 +53,15 @@ pub struct AuditWriter {
 impl AuditWriter {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(store: Store, metrics: BatchMetrics) -> AuditWriter {
+        let cleaner = start_cleaner(store.clone());
         let batches = Batcher::start("the audit writer", MAX_BATCH, metrics, move |events: Vec<(AuditEvent, i64)>| {
-            let store = store.clone();
+            let (store, cleaner) = (store.clone(), cleaner.clone());
             async move {
                 let done = store.append_audit_batch(&events).await.map_err(|e| format!("audit append failed: {e}"))?;
-                clear_staged(&store, &events).await;
+                let ids = staged_in_health(&events);
+                if !ids.is_empty() && cleaner.send(ids).is_err() {
+                    tracing::warn!("the audit outbox cleaner has stopped; the next start clears the rows");
+                }
                 Ok(done)
             }
         });

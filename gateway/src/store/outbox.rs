@@ -18,6 +18,27 @@ fn table(area: Area) -> &'static str {
     }
 }
 
+/// The DELETEs of these requests' rows from `areas`' outboxes, in chunks
+/// well under both backends' parameter limits.
+fn clear_statements<'a>(backend: Backend, areas: &[Area], request_ids: &[&'a str]) -> Vec<Statement<'a>> {
+    let mut out = Vec::new();
+    for chunk in request_ids.chunks(500) {
+        for &area in areas {
+            let sql = format!(
+                "DELETE FROM {} WHERE request_id IN ({})",
+                table(area),
+                placeholders(backend, 1, chunk.len()).join(", ")
+            );
+            let mut st = Statement::new(sql);
+            for id in chunk {
+                st.push(*id);
+            }
+            out.push(st);
+        }
+    }
+    out
+}
+
 /// The INSERT staging `rows` into `area`'s outbox; run it in the change's
 /// transaction.
 pub(super) fn stage<'q>(backend: Backend, area: Area, rows: &[&'q Staged]) -> Statement<'q> {
@@ -120,20 +141,24 @@ impl Store {
     }
 
     async fn clear_outbox_of(&self, areas: &[Area], request_ids: &[&str]) -> Result<(), StoreError> {
-        // Well under both backends' parameter limits per statement.
-        for chunk in request_ids.chunks(500) {
-            for &area in areas {
-                let sql = format!(
-                    "DELETE FROM {} WHERE request_id IN ({})",
-                    table(area),
-                    placeholders(self.backend(), 1, chunk.len()).join(", ")
-                );
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                q.execute(self.pool()).await?;
-            }
+        if let Some(lanes) = self.lanes() {
+            // On the writer lane, with its groups: a pool connection would
+            // wait for the lane's lock in SQLite's busy handler.
+            let (areas, ids): (Vec<Area>, Vec<String>) =
+                (areas.to_vec(), request_ids.iter().map(|s| (*s).to_owned()).collect());
+            return lanes
+                .writer
+                .run(move |c| {
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    for st in clear_statements(Backend::Sqlite, &areas, &ids) {
+                        st.execute(c)?;
+                    }
+                    Ok(())
+                })
+                .await;
+        }
+        for st in clear_statements(self.backend(), areas, request_ids) {
+            st.sqlx().execute(self.pool()).await?;
         }
         Ok(())
     }
