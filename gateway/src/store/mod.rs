@@ -128,6 +128,11 @@ fn migrator(backend: Backend) -> Migrator {
                     "record signatures",
                     include_str!("../../migrations/postgres/0010_record_signatures.sql"),
                 ),
+                migration(
+                    11,
+                    "record signatures inline",
+                    include_str!("../../migrations/postgres/0011_record_signatures_inline.sql"),
+                ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
