@@ -32,7 +32,7 @@ use crate::routes::confirm::{decode, patient_by_pseudonym};
 use crate::routes::encounters::encounter_for_entry;
 use crate::routes::workflow::{Answer, json, parse, random_id, record_view};
 use crate::routes::{ApiError, Authenticated, Ctx, Handled, naming_object, staging};
-use crate::signatures::record::time_stamp_and_archive;
+use crate::signatures::record::{no_tsa, time_stamp_and_archive};
 use crate::store::{RecordRow, SealedTable, SignatureRow};
 
 /// The records' kind for documents received.
@@ -74,9 +74,7 @@ pub(crate) async fn receive_document(
         .validate(&opened.signer_cert, &others, Purpose::Signature, now)
         .map_err(|r| ApiError::certificate(&r, "the signer's certificate was refused"))?;
     if !opened.timestamps.is_empty() || !opened.archive_timestamps.is_empty() {
-        let timestamper = gw.timestamper.load_full().ok_or_else(|| {
-            ApiError::new(ErrorCode::TimestampUnavailable, "no TSA is configured ([timestamps]); nothing was stored")
-        })?;
+        let timestamper = gw.timestamper.load_full().ok_or_else(no_tsa)?;
         for token in opened.time_stamp_chain() {
             timestamper.tsa_path(token, &opened.certificates).map_err(|e| {
                 ApiError::new(

@@ -32,11 +32,29 @@ pub enum CheckError {
     #[error("the signer's certificate was refused at {}: {refusal}", rfc3339(*at))]
     Signer { at: i64, refusal: Refusal },
     #[error("{which} time-stamp {n}: its TSA's certificate was refused at {}: {refusal}", rfc3339(*at))]
-    Tsa { which: &'static str, n: usize, at: i64, refusal: Box<Refusal> },
+    Tsa { which: StampKind, n: usize, at: i64, refusal: Box<Refusal> },
     #[error("the record has {0} time-stamp(s) but [timestamps] names no TSA anchors to check them with")]
     NoTsaAnchors(usize),
     #[error("{0}")]
     Config(#[from] LoadError),
+}
+
+/// Which kind of time-stamp a link of the chain is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampKind {
+    /// Over the signature value (CAdES-T).
+    Signature,
+    /// Over everything before it (archive-time-stamp-v3).
+    Archive,
+}
+
+impl std::fmt::Display for StampKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StampKind::Signature => "signature",
+            StampKind::Archive => "archive",
+        })
+    }
 }
 
 /// What a successful check found.
@@ -67,12 +85,12 @@ pub struct Verdict {
 /// Checks `p7s` over `document` at `at` as the module says.
 pub fn check(config: &Config, document: &[u8], p7s: &[u8], at: i64) -> Result<Verdict, CheckError> {
     let opened: Opened = hpki_cades::open(p7s, document)?;
-    let chain: Vec<(&'static str, usize, &TimeStampToken)> = opened
+    let chain: Vec<(StampKind, usize, &TimeStampToken)> = opened
         .timestamps
         .iter()
         .enumerate()
-        .map(|(n, t)| ("signature", n + 1, t))
-        .chain(opened.archive_timestamps.iter().enumerate().map(|(n, t)| ("archive", n + 1, t)))
+        .map(|(n, t)| (StampKind::Signature, n + 1, t))
+        .chain(opened.archive_timestamps.iter().enumerate().map(|(n, t)| (StampKind::Archive, n + 1, t)))
         .collect();
     let mut tsas = Vec::new();
     if !chain.is_empty() {
@@ -87,8 +105,8 @@ pub fn check(config: &Config, document: &[u8], p7s: &[u8], at: i64) -> Result<Ve
             // been valid: the first archive time-stamp for the signature
             // time-stamps, the next archive time-stamp for an archive one.
             let vouched_at = match which {
-                "signature" => first_archive,
-                _ => chain.get(i + 1).map(|(_, _, next)| next.gen_time),
+                StampKind::Signature => first_archive,
+                StampKind::Archive => chain.get(i + 1).map(|(_, _, next)| next.gen_time),
             };
             let (validator, when) = match vouched_at {
                 Some(t) => (&embedded, t),

@@ -23,6 +23,11 @@ pub struct SealedSignature {
 pub const LEVEL_B_B: &str = "CAdES B-B";
 pub const LEVEL_B_LTA: &str = "CAdES B-LTA";
 
+/// `timestamp_unavailable` for a gateway without `[timestamps]`.
+pub fn no_tsa() -> ApiError {
+    ApiError::new(ErrorCode::TimestampUnavailable, "no TSA is configured ([timestamps]); nothing was stored")
+}
+
 fn internal(e: CadesError) -> ApiError {
     tracing::error!(error = %e, "a signature container could not be built");
     ApiError::new(ErrorCode::Internal, "the signature container could not be built")
@@ -66,9 +71,7 @@ pub async fn time_stamp_and_archive(
     cert: &[u8],
     intermediates: &[Vec<u8>],
 ) -> Result<SealedSignature, ApiError> {
-    let timestamper = gw.timestamper.load_full().ok_or_else(|| {
-        ApiError::new(ErrorCode::TimestampUnavailable, "no TSA is configured ([timestamps]); nothing was stored")
-    })?;
+    let timestamper = gw.timestamper.load_full().ok_or_else(no_tsa)?;
     let signature = container.signature_value().map_err(internal)?;
     let stamp = timestamper.stamp(&signature, gw.clock.now(), &gw.rng).await?;
     let at = stamp.token.gen_time;

@@ -17,12 +17,10 @@
 //! a renewal appends, it never rewrites.
 
 use hpki_cades::{Container, Opened, TimeStampToken, oid};
-use hpki_profile::Purpose;
 
 use super::check::{self, CheckError, newest_time_stamp, not_after};
 use super::{TimestampError, Timestamper};
 use crate::config::Config;
-use crate::credentials::{LoadError, tsa_validator};
 
 /// Why a record needs a new archive time-stamp.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,16 +46,12 @@ pub enum RenewError {
     DoesNotVerify(CheckError),
     #[error("the record has no time-stamp to renew (CAdES B-B)")]
     NotTimeStamped,
-    #[error("[timestamps] is not configured: no TSA to renew with")]
-    NoTsa,
     #[error("the newest TSA's certificate is refused now: {0}")]
     NewestTsa(hpki_profile::Refusal),
     #[error("{0}")]
     Timestamp(#[from] TimestampError),
     #[error("the container could not be extended: {0}")]
     Container(#[from] hpki_cades::CadesError),
-    #[error("{0}")]
-    Config(#[from] LoadError),
 }
 
 /// The hash a time-stamp may no longer rest on, if its imprint uses one.
@@ -105,11 +99,12 @@ pub async fn renew(
     check::check(config, document, container, now).map_err(RenewError::DoesNotVerify)?;
     let opened = hpki_cades::open(container, document)?;
     let newest = newest_time_stamp(&opened).ok_or(RenewError::NotTimeStamped)?;
-    let validator = tsa_validator(config)?.ok_or(RenewError::NoTsa)?;
-    let others: Vec<Vec<u8>> =
-        opened.certificates.iter().chain(newest.certs.iter()).filter(|c| **c != newest.tsa_cert).cloned().collect();
-    let current =
-        validator.validate_uncached(&newest.tsa_cert, &others, Purpose::Any, now).map_err(RenewError::NewestTsa)?;
+    // The configured TSA's own validator: the newest TSA must chain to the
+    // anchors the new time-stamp's TSA is checked against.
+    let current = timestamper.tsa_path_at(newest, &opened.certificates, now).map_err(|e| match e {
+        TimestampError::Untrusted(r) => RenewError::NewestTsa(r),
+        other => RenewError::Timestamp(other),
+    })?;
     let mut grown = Container::from_der(container)?;
     grown.add_validation_data(
         &current.path.iter().map(|c| c.to_vec()).collect::<Vec<_>>(),

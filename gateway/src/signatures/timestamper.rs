@@ -67,11 +67,20 @@ impl Timestamper {
         token: &TimeStampToken,
         others: &[Vec<u8>],
     ) -> Result<hpki_profile::Validated, TimestampError> {
+        self.tsa_path_at(token, others, token.gen_time)
+    }
+
+    /// [`Timestamper::tsa_path`] at `at` instead of genTime: a renewal
+    /// shows the newest TSA's certificate valid and unrevoked now.
+    pub fn tsa_path_at(
+        &self,
+        token: &TimeStampToken,
+        others: &[Vec<u8>],
+        at: i64,
+    ) -> Result<hpki_profile::Validated, TimestampError> {
         let presented: Vec<Vec<u8>> =
             token.certs.iter().chain(others.iter()).filter(|c| **c != token.tsa_cert).cloned().collect();
-        self.validator
-            .validate(&token.tsa_cert, &presented, Purpose::Any, token.gen_time)
-            .map_err(TimestampError::Untrusted)
+        self.validator.validate(&token.tsa_cert, &presented, Purpose::Any, at).map_err(TimestampError::Untrusted)
     }
 }
 
