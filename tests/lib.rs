@@ -101,6 +101,8 @@ pub struct WorldOptions {
     /// Run a test TSA ([`test_tsa::TestTsa`]) and configure `[timestamps]`
     /// with it; `None`: records are CAdES B-B.
     pub tsa: Option<TsaOptions>,
+    /// `[break_glass] duration_seconds`.
+    pub break_glass_seconds: i64,
 }
 
 /// The world's test TSA and how the gateway is configured for it.
@@ -136,6 +138,7 @@ impl Default for WorldOptions {
             body_timeout_seconds: 10,
             patient_limits: hpki_gateway::config::PatientLimits::default(),
             patients: false,
+            break_glass_seconds: 3600,
             alerts: None,
             tsa: None,
         }
@@ -246,6 +249,7 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
         }),
         alerts,
         timestamps: None,
+        break_glass: hpki_gateway::config::BreakGlassSection { duration_seconds: opts.break_glass_seconds },
         base_dir: PathBuf::new(),
     })
 }

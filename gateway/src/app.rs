@@ -151,6 +151,14 @@ impl App {
         background.spawn(crate::http::reload::housekeeping(gw.clone(), Duration::from_secs(600)));
         let g = gw.clone();
         background.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                crate::ops::break_glass::sweep(&g).await;
+            }
+        });
+        let g = gw.clone();
+        background.spawn(async move {
             // The refusals each listener counted past its audit budget, as
             // one entry per kind and second (`audit::budget`).
             let mut tick = tokio::time::interval(Duration::from_secs(1));

@@ -35,6 +35,9 @@ pub struct Config {
     /// stamped by (DATA-4); absent: records are signed without a
     /// time-stamp (CAdES B-B), which no production gateway should do.
     pub timestamps: Option<TimestampsSection>,
+    /// Emergency access to one patient by a designated clinician (FLOW-7).
+    #[serde(default)]
+    pub break_glass: BreakGlassSection,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -241,6 +244,22 @@ fn default_ops() -> SocketAddr {
 impl Default for OpsSection {
     fn default() -> Self {
         OpsSection { address: default_ops() }
+    }
+}
+
+/// Break-glass access (FLOW-7): who may is designated by IT staff
+/// (`hpki-gateway admin break-glass grant`); this is how long an access
+/// lasts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassSection {
+    #[serde(default = "d3600")]
+    pub duration_seconds: i64,
+}
+
+impl Default for BreakGlassSection {
+    fn default() -> Self {
+        BreakGlassSection { duration_seconds: 3600 }
     }
 }
 
@@ -469,6 +488,9 @@ const fn d600() -> i64 {
 const fn d540() -> i32 {
     540
 }
+const fn d3600() -> i64 {
+    3600
+}
 const fn d14400() -> i64 {
     14_400
 }
@@ -654,6 +676,9 @@ impl Config {
         }
         if !(60..=86_400).contains(&self.records.encounter_max_seconds) {
             return Err("records.encounter_max_seconds must be 60–86400".into());
+        }
+        if !(60..=86_400).contains(&self.break_glass.duration_seconds) {
+            return Err("break_glass.duration_seconds must be 60–86400".into());
         }
         if let Some(p) = &self.patients {
             if !(60..=86_400).contains(&p.session_idle_seconds) || p.session_max_seconds < p.session_idle_seconds {

@@ -28,6 +28,12 @@ pub struct ActionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ModeLabel {
+    /// `normal`, `read-only` or `blocked` (FLOW-7).
+    pub mode: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     /// The refusal code (`hpki_protocol::ErrorCode`).
     pub code: &'static str,
@@ -79,7 +85,10 @@ pub struct Metrics {
     pub alerts_refused_logins: Counter,
     pub alerts_institution_hopping: Counter,
     pub alerts_outside_hours: Counter,
+    pub alerts_break_glass: Counter,
     pub alert_webhook_failures: Counter,
+    /// 1 for the operating mode in force at the last scrape, 0 for the others.
+    pub operating_mode: Family<ModeLabel, prometheus_client::metrics::gauge::Gauge>,
     pub audit_failures: Counter,
     /// Staged audit entries (`audit::outbox`) older than a minute at the
     /// last look: changes whose entries could not be written, waiting for
@@ -140,6 +149,7 @@ impl Metrics {
         let alerts_institution_hopping =
             counter("hpki_alerts_institution_hopping", "alerts: one card at two institutions within the window");
         let alerts_outside_hours = counter("hpki_alerts_outside_hours", "alerts: logins outside opening hours");
+        let alerts_break_glass = counter("hpki_alerts_break_glass", "alerts: break-glass accesses started");
         let alert_webhook_failures =
             counter("hpki_alert_webhook_failures", "alert webhooks that could not be delivered");
         let audit_refusals_coalesced =
@@ -160,6 +170,12 @@ impl Metrics {
             "hpki_audit_outbox_stale",
             "staged audit entries older than a minute: changes whose entries are not written yet (should be 0)",
             audit_outbox_stale.clone(),
+        );
+        let operating_mode = Family::<ModeLabel, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "hpki_operating_mode",
+            "the operating mode in force (1) and the others (0): normal, read-only, blocked",
+            operating_mode.clone(),
         );
         let request_seconds = Family::<ActionLabel, Histogram, fn() -> Histogram>::new_with_constructor(seconds);
         registry.register(
@@ -226,7 +242,9 @@ impl Metrics {
             alerts_refused_logins,
             alerts_institution_hopping,
             alerts_outside_hours,
+            alerts_break_glass,
             alert_webhook_failures,
+            operating_mode,
             audit_failures,
             audit_outbox_stale,
             audit_refusals_coalesced,
@@ -253,6 +271,13 @@ impl Metrics {
     pub fn refused(&self, code: &'static str) {
         self.requests_refused.inc();
         self.refusals.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// The operating mode in force: its gauge 1, the others 0.
+    pub fn set_mode(&self, mode: hpki_protocol::emergency::OperatingMode) {
+        for m in hpki_protocol::emergency::OperatingMode::ALL {
+            self.operating_mode.get_or_create(&ModeLabel { mode: m.as_str() }).set(i64::from(m == mode));
+        }
     }
 
     /// How long a request took, by action.

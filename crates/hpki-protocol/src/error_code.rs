@@ -133,6 +133,21 @@ codes! {
     EncounterClosed = ("encounter_closed", 409),
     StaleVersion = ("stale_version", 409),
     AlreadyConfirmed = ("already_confirmed", 409),
+    // Emergency operation (FLOW-7).
+    /// IT staff have not designated this person to break the glass.
+    BreakGlassNotDesignated = ("break_glass_not_designated", 403),
+    /// A break-glass request without its reason code or its free text.
+    BreakGlassReasonRequired = ("break_glass_reason_required", 400),
+    /// A reason code the gateway does not know.
+    InvalidBreakGlassReason = ("invalid_break_glass_reason", 400),
+    /// No break-glass access of this id is the caller's.
+    UnknownBreakGlass = ("unknown_break_glass", 404),
+    /// The break-glass access expired or was ended.
+    BreakGlassExpired = ("break_glass_expired", 403),
+    /// The gateway is read-only: writes are refused, reads served.
+    ReadOnlyMode = ("read_only_mode", 503),
+    /// The gateway is blocked: only sign-in and break-glass are served.
+    BlockedMode = ("blocked_mode", 503),
     // Patients.
     InvalidCredentials = ("invalid_credentials", 401),
     PasswordChangeRequired = ("password_change_required", 403),

@@ -1,6 +1,7 @@
 //! The protocol between the card agent and the gateway: JSON wire types and
 //! the exact bytes a card signs at login (`docs/protocol.md`).
 
+pub mod emergency;
 pub mod error_code;
 pub mod login;
 pub mod wire;

@@ -48,6 +48,15 @@ actions! {
     /// A document signed elsewhere received as a record (DATA-5).
     SignedDocumentReceive => "signed_document.receive",
     DraftsReadOwn => "drafts.read_own",
+    /// The terminal's status line: operating mode, own break-glass accesses.
+    StatusRead => "status.read",
+    // Break-glass (FLOW-7): every entry of an access is a `break_glass.*`
+    // action, which is the flag reviews and reports select by.
+    BreakGlassStart => "break_glass.start",
+    BreakGlassRead => "break_glass.read",
+    BreakGlassEnd => "break_glass.end",
+    /// An access past its expiry, ended by the gateway's sweep.
+    BreakGlassExpire => "break_glass.expire",
     DoctorsReadLinked => "doctors.read_linked",
     /// A request for no endpoint of the institution listener.
     HttpUnknown => "http.unknown",
@@ -85,6 +94,12 @@ actions! {
     AdminRecordExport => "admin.record.export",
     /// A record's signature extended by an archive time-stamp (DATA-5).
     AdminRecordRenewTimestamp => "admin.record.renew_timestamp",
+    AdminBreakGlassGrant => "admin.break_glass.grant",
+    AdminBreakGlassRevoke => "admin.break_glass.revoke",
+    /// An auditor's review of a break-glass access (FLOW-7, LOG-3).
+    AdminBreakGlassReview => "admin.break_glass.review",
+    /// The operating mode set: normal, read-only or blocked (FLOW-7).
+    AdminMode => "admin.mode",
     BackupFull => "backup.full",
     BackupDiff => "backup.diff",
     BackupRestore => "backup.restore",

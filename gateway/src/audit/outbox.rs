@@ -41,6 +41,8 @@ pub const STAGING: &[Action] = &[
     Action::DraftConfirmBatch,
     Action::NoteAdd,
     Action::SignedDocumentReceive,
+    Action::BreakGlassStart,
+    Action::BreakGlassEnd,
     Action::PatientLogin,
     Action::PatientPassword,
     Action::PatientLogout,
@@ -49,6 +51,7 @@ pub const STAGING: &[Action] = &[
     Action::SessionRevoked,
     Action::TerminalSuspend,
     Action::PersonDeactivate,
+    Action::BreakGlassExpire,
 ];
 
 /// The actions whose changes run in the health area and so stage their

@@ -9,7 +9,8 @@ use hpki_gateway::audit::outbox::{Staged, Staging};
 use hpki_gateway::clock::{Clock, SystemClock};
 use hpki_gateway::config::Config;
 use hpki_gateway::domain::roles::Role;
-use hpki_gateway::store::{NewPerson, Store};
+use hpki_gateway::store::{ModeRow, NewPerson, Store};
+use hpki_protocol::emergency::OperatingMode;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,6 +85,22 @@ pub(crate) enum AdminCommand {
     /// Patients: register, consent, enrol for the patient listener.
     #[command(subcommand)]
     Patient(PatientCommand),
+    /// Break-glass (FLOW-7): designate who may break the glass, and record
+    /// the review of an access after use.
+    #[command(subcommand)]
+    BreakGlass(BreakGlassCommand),
+    /// Set the operating mode (FLOW-7): normal, read-only (reads served,
+    /// writes refused) or blocked (only sign-in and break-glass served).
+    /// Every gateway on the store honours it from its next request.
+    Mode {
+        #[arg(value_parser = parse_mode)]
+        mode: OperatingMode,
+        /// Why (shown on the terminals' banner and on /readyz).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        op: Operator,
+    },
     /// Make a fresh record key current and re-encrypt every sealed draft and
     /// record under it (DATA-1). Running gateways reload the key file.
     RotateKey {
@@ -108,6 +125,41 @@ pub(crate) enum AdminCommand {
         #[command(flatten)]
         op: Operator,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum BreakGlassCommand {
+    /// Designate a clinician (doctor, dentist, pharmacist, nurse) to break
+    /// the glass. Off by default: nobody is designated.
+    Grant {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// End a designation; the person's accesses in force end with it.
+    Revoke {
+        #[arg(long)]
+        person: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+    /// Record an auditor's review of an access that is over; until then it
+    /// appears in every monthly report's break-glass review.
+    Review {
+        /// The access id (`bg_…`, in the report and the audit log).
+        #[arg(long)]
+        id: String,
+        /// What the review found.
+        #[arg(long, default_value = "reviewed")]
+        note: String,
+        #[command(flatten)]
+        op: Operator,
+    },
+}
+
+fn parse_mode(s: &str) -> Result<OperatingMode, String> {
+    s.parse().map_err(|e: hpki_protocol::emergency::UnknownMode| e.to_string())
 }
 
 #[derive(Subcommand)]
@@ -163,6 +215,28 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
             (op, Action::AdminUnlink, object, r)
         }
         AdminCommand::Patient(cmd) => patient_admin(&store, cmd, now, &request_id).await,
+        AdminCommand::BreakGlass(cmd) => break_glass_admin(&store, cmd, now, &request_id).await,
+        AdminCommand::Mode { mode, reason, op } => {
+            let object = format!("mode:{mode}");
+            let r = match reason.trim() {
+                "" => Err("say why: --reason TEXT (the terminals show it)".to_owned()),
+                why => {
+                    let s = staged(&request_id, &op, Action::AdminMode, &object);
+                    let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+                    let row = ModeRow { mode, reason: why.to_owned(), changed_by: by, changed_at: now };
+                    store
+                        .set_operating_mode(&row, Some(&s))
+                        .await
+                        .map(|_| {
+                            Some(format!(
+                                "operating mode: {mode} ({why}); every gateway applies it from its next request"
+                            ))
+                        })
+                        .map_err(|e| e.to_string())
+                }
+            };
+            (op, Action::AdminMode, object, r)
+        }
         AdminCommand::RotateKey { settle_seconds, op } => {
             let path = config.path(&config.records.key_file);
             let r = hpki_gateway::ops::key_rotation::rotate(&path, &store, now, Duration::from_secs(settle_seconds))
@@ -300,6 +374,67 @@ pub(crate) async fn patient_admin(
             let s = staged(request_id, &op, Action::AdminPatientEnroll, &object);
             let r = enroll(store, &patient, &consent, &by, now, &s).await;
             (op, Action::AdminPatientEnroll, object, r.map(Some))
+        }
+    }
+}
+
+pub(crate) async fn break_glass_admin(
+    store: &Store,
+    cmd: BreakGlassCommand,
+    now: i64,
+    request_id: &str,
+) -> (Operator, Action, String, Result<Option<String>, String>) {
+    match cmd {
+        BreakGlassCommand::Grant { person, op } => {
+            let object = format!("person:{person}");
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let r = async {
+                let p = store.person(&person).await.map_err(|e| e.to_string())?.ok_or_else(|| {
+                    format!("no person {person:?}; register them with `admin add-person` first")
+                })?;
+                let role = Role::from_name(&p.role).ok_or_else(|| format!("{person} has the unknown role {:?}", p.role))?;
+                if !hpki_gateway::domain::roles::allowed(role, hpki_gateway::domain::roles::Action::BreakGlass) {
+                    return Err(format!(
+                        "a {role} may not break the glass: the role table allows doctors, dentists, pharmacists and nurses"
+                    ));
+                }
+                let s = staged(request_id, &op, Action::AdminBreakGlassGrant, &object);
+                store.designate_break_glass(&person, &by, now, Some(&s)).await.map_err(|e| match e {
+                    hpki_gateway::store::StoreError::Conflict(_) => format!("{person} is designated already"),
+                    e => e.to_string(),
+                })?;
+                Ok(Some(format!("{person} may break the glass (accesses last as [break_glass] configures)")))
+            }
+            .await;
+            (op, Action::AdminBreakGlassGrant, object, r)
+        }
+        BreakGlassCommand::Revoke { person, op } => {
+            let object = format!("person:{person}");
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let s = staged(request_id, &op, Action::AdminBreakGlassRevoke, &object);
+            let r = match store.revoke_break_glass(&person, &by, now, Some(&s)).await {
+                Ok(true) => Ok(None),
+                Ok(false) => Err(format!("{person} is not designated to break the glass")),
+                Err(e) => Err(e.to_string()),
+            };
+            (op, Action::AdminBreakGlassRevoke, object, r)
+        }
+        BreakGlassCommand::Review { id, note, op } => {
+            let object = format!("break_glass:{id}");
+            let by = format!("admin:{}", op.name().unwrap_or_else(|_| "-".into()));
+            let s = staged(request_id, &op, Action::AdminBreakGlassReview, &object);
+            let r = match note.trim() {
+                "" => Err("say what the review found: --note TEXT".to_owned()),
+                note => {
+                    store.review_break_glass(&id, &by, note, now, Some(&s)).await.map(|_| None).map_err(|e| match e {
+                        hpki_gateway::store::StoreError::Conflict(_) => {
+                            format!("break-glass access {id} is reviewed already")
+                        }
+                        e => e.to_string(),
+                    })
+                }
+            };
+            (op, Action::AdminBreakGlassReview, object, r)
         }
     }
 }

@@ -41,6 +41,10 @@ pub enum Action {
     AddNote,
     /// Receive a document signed elsewhere into a patient's records.
     ReceiveSignedDocument,
+    /// Break the glass: emergency access to one patient (FLOW-7). The role
+    /// may; the person must also be designated by IT staff (off by
+    /// default, `hpki-gateway admin break-glass grant`).
+    BreakGlass,
     /// Read one's own consented records (patients).
     ReadOwnRecords,
     /// Register institutions, persons, links; deactivate; suspend terminals.
@@ -99,7 +103,7 @@ impl fmt::Display for Role {
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 15] = [
         Action::WhoAmI,
         Action::Logout,
         Action::RegisterPatient,
@@ -111,6 +115,7 @@ impl Action {
         Action::RegisterDispensing,
         Action::AddNote,
         Action::ReceiveSignedDocument,
+        Action::BreakGlass,
         Action::ReadOwnRecords,
         Action::Administer,
         Action::ReadAudit,
@@ -132,6 +137,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         RegisterDispensing => matches!(role, Pharmacist),
         AddNote => matches!(role, Doctor | Dentist | Nurse | Dietitian),
         ReceiveSignedDocument => matches!(role, Doctor | Dentist | Pharmacist | Nurse | Dietitian),
+        BreakGlass => matches!(role, Doctor | Dentist | Pharmacist | Nurse),
         ReadOwnRecords => matches!(role, Patient),
         Administer | ReadAudit => matches!(role, Admin),
     }
@@ -145,23 +151,38 @@ mod tests {
     /// derived from `allowed`), so a change to the table must change this.
     /// Columns: WhoAmI, Logout, RegisterPatient, ReadPatientRecords,
     /// OpenEncounter, WriteDraft, ReviewDrafts, ConfirmDraft,
-    /// RegisterDispensing, AddNote, ReceiveSignedDocument, ReadOwnRecords,
-    /// Administer, ReadAudit.
-    const EXPECTED: [(Role, [bool; 14]); 8] = [
-        (Role::Doctor, [true, true, true, true, true, false, true, true, false, true, true, false, false, false]),
-        (Role::Dentist, [true, true, true, true, true, false, true, true, false, true, true, false, false, false]),
-        (Role::Pharmacist, [true, true, true, true, true, false, true, false, true, false, true, false, false, false]),
-        (Role::Nurse, [true, true, true, true, true, false, false, false, false, true, true, false, false, false]),
-        (Role::Dietitian, [true, true, true, true, true, false, false, false, false, true, true, false, false, false]),
+    /// RegisterDispensing, AddNote, ReceiveSignedDocument, BreakGlass,
+    /// ReadOwnRecords, Administer, ReadAudit.
+    const EXPECTED: [(Role, [bool; 15]); 8] = [
+        (Role::Doctor, [true, true, true, true, true, false, true, true, false, true, true, true, false, false, false]),
+        (
+            Role::Dentist,
+            [true, true, true, true, true, false, true, true, false, true, true, true, false, false, false],
+        ),
+        (
+            Role::Pharmacist,
+            [true, true, true, true, true, false, true, false, true, false, true, true, false, false, false],
+        ),
+        (
+            Role::Nurse,
+            [true, true, true, true, true, false, false, false, false, true, true, true, false, false, false],
+        ),
+        (
+            Role::Dietitian,
+            [true, true, true, true, true, false, false, false, false, true, true, false, false, false, false],
+        ),
         (
             Role::Assistant,
-            [true, true, true, false, true, true, false, false, false, false, false, false, false, false],
+            [true, true, true, false, true, true, false, false, false, false, false, false, false, false, false],
         ),
         (
             Role::Patient,
-            [true, true, false, false, false, false, false, false, false, false, false, true, false, false],
+            [true, true, false, false, false, false, false, false, false, false, false, false, true, false, false],
         ),
-        (Role::Admin, [true, true, false, false, false, false, false, false, false, false, false, false, true, true]),
+        (
+            Role::Admin,
+            [true, true, false, false, false, false, false, false, false, false, false, false, false, true, true],
+        ),
     ];
 
     #[test]

@@ -15,7 +15,7 @@ use crate::audit::Action as Audit;
 use crate::domain::roles::Action as Role;
 use crate::gateway::Gateway;
 use crate::http::layers::stack;
-use crate::routes::{auth, confirm, drafts, encounters, notes, patients, received};
+use crate::routes::{auth, confirm, drafts, emergency, encounters, notes, patients, received};
 
 /// What an endpoint needs past the terminal checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,13 +103,44 @@ endpoints! {
     Queue:            GET  "/v1/queue",                       QueueRead,         Access::Role(&[Role::ReviewDrafts]) => drafts::queue_of;
     AddNote:          POST "/v1/notes",                       NoteAdd,           Access::Role(&[Role::AddNote]) => notes::add;
     ReceiveDocument:  POST "/v1/signed-documents",            SignedDocumentReceive, Access::Role(&[Role::ReceiveSignedDocument]) => received::receive;
+    Status:           GET  "/v1/status",                      StatusRead,        Access::Role(&[Role::WhoAmI]) => emergency::status;
+    BreakGlassStart:  POST "/v1/break-glass",                 BreakGlassStart,   Access::Role(&[Role::BreakGlass]) => emergency::start;
+    BreakGlassRecords: GET "/v1/break-glass/{access}/records", BreakGlassRead,   Access::Role(&[Role::BreakGlass]) => emergency::records;
+    BreakGlassEnd:    POST "/v1/break-glass/{access}/end",    BreakGlassEnd,     Access::Role(&[Role::BreakGlass]) => emergency::end;
+}
+
+/// What an endpoint does, for the operating mode (FLOW-7, `layers::mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Signing in and out, and what the terminal's screen shows of the
+    /// session and the mode: served in every mode.
+    SignInOut,
+    /// Reads: served unless blocked.
+    Read,
+    /// Changes: served only in normal mode.
+    Write,
+    /// The break-glass path: served in every mode (it is what blocked
+    /// operation leaves open).
+    BreakGlass,
 }
 
 impl Endpoint {
+    /// No wildcard: a new endpoint must be classified here.
+    pub fn kind(self) -> Kind {
+        use Endpoint::*;
+        match self {
+            Challenge | Login | Logout | WhoAmI | Status => Kind::SignInOut,
+            PatientRecords | MyDrafts | LinkedDoctors | ReadDraft | SigningBytes | Queue | Unknown => Kind::Read,
+            RegisterPatient | OpenEncounter | CloseEncounter | CreateDraft | CreateDispensing | EditDraft
+            | SignedAttributes | Confirm | ConfirmBatch | AddNote | ReceiveDocument => Kind::Write,
+            BreakGlassStart | BreakGlassRecords | BreakGlassEnd => Kind::BreakGlass,
+        }
+    }
+
     /// What the audit entry names when nothing more specific is known.
     pub fn default_object(self) -> &'static str {
         match self {
-            Endpoint::WhoAmI | Endpoint::Logout => "session",
+            Endpoint::WhoAmI | Endpoint::Logout | Endpoint::Status => "session",
             _ => "-",
         }
     }
@@ -133,6 +164,23 @@ mod tests {
             assert!(actions.insert(e.audit()), "{e:?}: audit action twice");
         }
         assert!(!actions.contains(&Audit::HttpUnknown));
+    }
+
+    #[test]
+    fn every_write_of_the_workflow_is_a_write_for_the_mode() {
+        // A write is an endpoint that stages an audit entry (it changes
+        // state), but for login and logout (sessions) and break-glass; and
+        // the signed attributes, the first step of a confirm, refused with
+        // it so that nobody signs in vain.
+        for e in Endpoint::ALL {
+            let stages = crate::audit::outbox::STAGING.contains(&e.audit()) || *e == Endpoint::SignedAttributes;
+            let expected = match e.kind() {
+                Kind::Write => true,
+                Kind::Read => false,
+                Kind::SignInOut | Kind::BreakGlass => continue,
+            };
+            assert_eq!(stages, expected, "{e:?} is {:?}", e.kind());
+        }
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub enum Rule {
     RefusedLogins,
     InstitutionHopping,
     OutsideHours,
+    /// A break-glass access started (FLOW-7): always raised, whatever
+    /// `[alerts]` configures.
+    BreakGlass,
 }
 
 impl Rule {
@@ -30,6 +33,7 @@ impl Rule {
             Rule::RefusedLogins => "refused_logins",
             Rule::InstitutionHopping => "institution_hopping",
             Rule::OutsideHours => "outside_hours",
+            Rule::BreakGlass => "break_glass",
         }
     }
 }
@@ -137,12 +141,26 @@ fn outside_hours(rules: &AlertsSection, person: &str, now_ms: i64) -> Option<Fin
     })
 }
 
+/// A break-glass access started: `object` names it and its patient.
+pub async fn break_glass_started(gw: &Arc<Gateway>, conn: &ConnInfo, person: &str, object: &str) {
+    let alert = Alert {
+        rule: Rule::BreakGlass,
+        at_ms: gw.clock.now_ms(),
+        terminal: conn.terminal.key().to_owned(),
+        person: person.to_owned(),
+        detail: format!("break-glass access started: {object}"),
+        cut_off: None,
+    };
+    raise(gw, alert).await;
+}
+
 /// Logs, counts, cuts off, audits and (in the background) posts the alert.
 pub async fn raise(gw: &Arc<Gateway>, alert: Alert) {
     let counter = match alert.rule {
         Rule::RefusedLogins => &gw.metrics.alerts_refused_logins,
         Rule::InstitutionHopping => &gw.metrics.alerts_institution_hopping,
         Rule::OutsideHours => &gw.metrics.alerts_outside_hours,
+        Rule::BreakGlass => &gw.metrics.alerts_break_glass,
     };
     counter.inc();
     tracing::warn!(rule = alert.rule.name(), terminal = %alert.terminal, person = %alert.person, detail = %alert.detail, cut_off = ?alert.cut_off, "ALERT: abnormal access");

@@ -1,9 +1,10 @@
 //! What IT staff run beside serving: backups (SQLite files and PostgreSQL
 //! base backups), the monthly and configuration reports, the abnormal-access
-//! rules, and record-key rotation.
+//! rules, record-key rotation, and the end of expired break-glass accesses.
 
 pub mod alerts;
 pub mod backup;
 pub mod backup_pg;
+pub mod break_glass;
 pub mod key_rotation;
 pub mod report;

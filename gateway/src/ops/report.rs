@@ -89,6 +89,28 @@ pub struct CrlState {
     pub error: Option<String>,
 }
 
+/// One break-glass access for the auditor (FLOW-7): every access started
+/// in the month and every earlier one not reviewed yet.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreakGlassReview {
+    pub id: String,
+    pub person: String,
+    pub terminal: String,
+    pub patient: String,
+    pub reason: String,
+    pub detail: String,
+    pub started_at: String,
+    /// When it stopped being usable, and how (`ended`, `expired`,
+    /// `revoked`); `None` while in force.
+    pub over_at: Option<String>,
+    pub end: Option<String>,
+    /// Reads of the patient's records under it (`break_glass.read`, ok).
+    pub reads: u64,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<String>,
+    pub review_note: Option<String>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Monthly {
     pub month: Month,
@@ -105,6 +127,8 @@ pub struct Monthly {
     /// Maintenance and IT work per operator and day (AUTH-9).
     pub maintenance_by_day: Vec<MaintenanceDay>,
     pub alerts: Vec<Line>,
+    /// Break-glass accesses to review (FLOW-7).
+    pub break_glass_review: Vec<BreakGlassReview>,
     pub terminals_near_expiry: Vec<TerminalCertRow>,
     pub crls: Vec<CrlState>,
 }
@@ -200,6 +224,7 @@ pub async fn monthly(store: &Store, config: &Config, month: Month, now_ms: i64) 
             alerts.push(line());
         }
     }
+    let break_glass_review = break_glass_review(store, &month, now_ms).await?;
     let limit = (month.to_ms.max(now_ms)) / 1000 + NEAR_EXPIRY_DAYS * 86_400;
     let terminals_near_expiry = store.terminal_certs().await?.into_iter().filter(|t| t.not_after <= limit).collect();
     Ok(Monthly {
@@ -217,10 +242,50 @@ pub async fn monthly(store: &Store, config: &Config, month: Month, now_ms: i64) 
             .map(|((day, operator), (actions, refused))| MaintenanceDay { day, operator, actions, refused })
             .collect(),
         alerts,
+        break_glass_review,
         terminals_near_expiry,
         crls: crl_states(config, now_ms / 1000),
         month,
     })
+}
+
+async fn break_glass_review(store: &Store, month: &Month, now_ms: i64) -> Result<Vec<BreakGlassReview>, ReportError> {
+    let now = now_ms.div_euclid(1000);
+    let mut out = Vec::new();
+    for a in store.break_glass_for_review(month.from_ms.div_euclid(1000), month.to_ms.div_euclid(1000)).await? {
+        let over = a.over_at(now);
+        // The reads are in the log between the start and the end.
+        let until_ms = over.unwrap_or(now).saturating_add(1) * 1000;
+        let prefix = format!("break_glass:{} ", a.id);
+        let reads = store
+            .audit_between(a.started_at * 1000, until_ms)
+            .await?
+            .iter()
+            .filter(|r| r.event.action == "break_glass.read" && r.event.outcome == "ok")
+            .filter(|r| r.event.object.starts_with(&prefix))
+            .count() as u64;
+        let end = match (over, a.end_reason.as_deref()) {
+            (None, _) => None,
+            (Some(_), Some(how)) => Some(how.to_owned()),
+            (Some(_), None) => Some("expired".to_owned()),
+        };
+        out.push(BreakGlassReview {
+            id: a.id,
+            person: a.person,
+            terminal: a.terminal,
+            patient: a.patient_id,
+            reason: a.reason.as_str().into(),
+            detail: a.detail,
+            started_at: hpki_profile::validate::rfc3339(a.started_at),
+            over_at: over.map(hpki_profile::validate::rfc3339),
+            end,
+            reads,
+            reviewed_by: a.reviewed_by,
+            reviewed_at: a.reviewed_at.map(hpki_profile::validate::rfc3339),
+            review_note: a.review_note,
+        });
+    }
+    Ok(out)
 }
 
 fn esc(s: &str) -> String {
@@ -296,6 +361,37 @@ pub fn monthly_html(m: &Monthly) -> String {
     s += &table(
         &["time", "rule / person", "terminal or detail"],
         m.alerts.iter().map(|l| vec![l.at.clone(), format!("{} {}", l.action, l.object), l.reason.clone()]).collect(),
+    );
+    s += "<h2>Break-glass review</h2>";
+    let pending = m.break_glass_review.iter().filter(|b| b.reviewed_at.is_none()).count();
+    s += &format!(
+        "<p>{pending} awaiting review (<code>hpki-gateway admin break-glass review --id … --operator …</code>).</p>"
+    );
+    s += &table(
+        &["access", "person", "patient", "reason", "started", "over", "reads", "review"],
+        m.break_glass_review
+            .iter()
+            .map(|b| {
+                vec![
+                    format!("{} ({})", b.id, b.terminal),
+                    b.person.clone(),
+                    b.patient.clone(),
+                    format!("{}: {}", b.reason, b.detail),
+                    b.started_at.clone(),
+                    match (&b.over_at, &b.end) {
+                        (Some(at), Some(how)) => format!("{how} {at}"),
+                        _ => "in force".into(),
+                    },
+                    b.reads.to_string(),
+                    match (&b.reviewed_by, &b.reviewed_at) {
+                        (Some(by), Some(at)) => {
+                            format!("{by} {at}: {}", b.review_note.as_deref().unwrap_or("-"))
+                        }
+                        _ => "NOT REVIEWED".into(),
+                    },
+                ]
+            })
+            .collect(),
     );
     s += "<h2>Administration and maintenance per day</h2>";
     s += &table(

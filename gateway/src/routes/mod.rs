@@ -14,6 +14,7 @@ pub mod auth;
 pub mod confirm;
 pub mod ctx;
 pub mod drafts;
+pub mod emergency;
 pub mod encounters;
 pub mod notes;
 pub mod patient_portal;

@@ -13,6 +13,7 @@ pub mod session_reader;
 pub mod snapshot;
 
 mod audit_rows;
+mod emergency;
 mod identity;
 mod login;
 mod monitoring;
@@ -31,6 +32,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlStr};
 
+pub use emergency::{BreakGlassRow, ModeRow};
 pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
@@ -103,6 +105,7 @@ fn migrator(backend: Backend) -> Migrator {
                 include_str!("../../migrations/sqlite/0008_outbox_cleared_by_entry.sql"),
             ),
             migration(9, "record signatures", include_str!("../../migrations/sqlite/0009_record_signatures.sql")),
+            migration(10, "emergency operation", include_str!("../../migrations/sqlite/0010_emergency_operation.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -132,6 +135,11 @@ fn migrator(backend: Backend) -> Migrator {
                     11,
                     "record signatures inline",
                     include_str!("../../migrations/postgres/0011_record_signatures_inline.sql"),
+                ),
+                migration(
+                    12,
+                    "emergency operation",
+                    include_str!("../../migrations/postgres/0012_emergency_operation.sql"),
                 ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`

@@ -1,7 +1,8 @@
 //! What admission to a request depends on, read once per batch of requests:
 //! the store's generation (a counter triggers move on every change to
 //! terminals' suspension, persons or sessions' ends — migration 0005/0006)
-//! and, when it moved, the suspended terminals. Each request gets a
+//! and, when it moved, the suspended terminals and the operating mode
+//! (FLOW-7). Each request gets a
 //! [`Snapshot`] read after it arrived, so a suspension committed before the
 //! request — by any gateway process or the admin CLI — is seen by it; while
 //! the generation stays put the suspended set is not read again, and the
@@ -24,6 +25,7 @@ const MAX_BATCH: usize = 1024;
 pub struct Snapshot {
     pub generation: i64,
     suspended: Arc<HashSet<(String, String)>>,
+    pub mode: Arc<crate::store::ModeRow>,
 }
 
 impl Snapshot {
@@ -68,7 +70,11 @@ async fn read(store: &Store, last: &Mutex<Option<Snapshot>>) -> Result<Snapshot,
     if let Some(s) = cached.filter(|s| s.generation == generation) {
         return Ok(s);
     }
-    let s = Snapshot { generation, suspended: Arc::new(store.suspended_terminals().await?) };
+    let s = Snapshot {
+        generation,
+        suspended: Arc::new(store.suspended_terminals().await?),
+        mode: Arc::new(store.operating_mode().await?),
+    };
     *last.lock().unwrap_or_else(PoisonError::into_inner) = Some(s.clone());
     Ok(s)
 }
@@ -128,5 +134,23 @@ mod tests {
         assert!(after.terminal_suspended("Clinic", "t1"));
         assert!(!after.terminal_suspended("Clinic", "t2"));
         assert!(after.generation > before.generation);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_sees_a_mode_change_committed_before_it_was_asked_for() {
+        use hpki_protocol::emergency::OperatingMode;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(&dir).await;
+        let reader = SnapshotReader::start(s.clone(), BatchMetrics::new());
+        assert_eq!(reader.snapshot().await.expect("snapshot").mode.mode, OperatingMode::Normal);
+        let row = crate::store::ModeRow {
+            mode: OperatingMode::ReadOnly,
+            reason: "drill".into(),
+            changed_by: "admin:test".into(),
+            changed_at: 5,
+        };
+        s.set_operating_mode(&row, None).await.expect("set mode");
+        let after = reader.snapshot().await.expect("snapshot");
+        assert_eq!(*after.mode, row);
     }
 }

@@ -13,16 +13,20 @@
 //! 4. [`terminal`] — the terminal is the one of the TLS client certificate
 //!    (the listener put it there) and it is not suspended (as of a store
 //!    read after the request arrived).
-//! 5. [`rate_limit`] — per terminal, in memory: a flood costs no store query.
-//! 6. [`body_limit`] — the body read, up to the configured size.
-//! 7. [`session`] — the bearer token's session, bound to this terminal, its
+//! 5. [`mode`] — the operating mode of the same snapshot (FLOW-7):
+//!    read-only refuses writes, blocked all but signing in and out and
+//!    break-glass.
+//! 6. [`rate_limit`] — per terminal, in memory: a flood costs no store query.
+//! 7. [`body_limit`] — the body read, up to the configured size.
+//! 8. [`session`] — the bearer token's session, bound to this terminal, its
 //!    person active (endpoints other than challenge and login).
-//! 8. [`role`] — the role × action table for the endpoint's role actions.
-//! 9. the handler (`routes::…`, named by `http::endpoints`).
+//! 9. [`role`] — the role × action table for the endpoint's role actions.
+//! 10. the handler (`routes::…`, named by `http::endpoints`).
 
 pub mod alerts;
 pub mod audit;
 pub mod body_limit;
+pub mod mode;
 pub mod rate_limit;
 pub mod request_id;
 pub mod role;
@@ -34,7 +38,7 @@ pub mod terminal;
 macro_rules! stack {
     ($gw:expr, $endpoint:expr) => {{
         use axum::middleware::{from_fn, from_fn_with_state};
-        use $crate::http::layers::{alerts, audit, body_limit, rate_limit, request_id, role, session, terminal};
+        use $crate::http::layers::{alerts, audit, body_limit, mode, rate_limit, request_id, role, session, terminal};
         let gw: &std::sync::Arc<$crate::gateway::Gateway> = $gw;
         let endpoint: $crate::http::endpoints::Endpoint = $endpoint;
         tower::ServiceBuilder::new()
@@ -42,6 +46,7 @@ macro_rules! stack {
             .layer(from_fn_with_state(std::sync::Arc::new(alerts::Alerts::of(gw, endpoint)), alerts::layer))
             .layer(from_fn_with_state(std::sync::Arc::new(audit::Auditing::of(gw, endpoint)), audit::layer))
             .layer(from_fn_with_state(std::sync::Arc::new(terminal::Terminals::of(gw)), terminal::layer))
+            .layer(from_fn_with_state(endpoint.kind(), mode::layer))
             .layer(from_fn_with_state(gw.rate_limiter.clone(), rate_limit::layer))
             .layer(from_fn_with_state(std::sync::Arc::new(body_limit::BodyLimit::of(gw)), body_limit::layer))
             .layer(from_fn_with_state(std::sync::Arc::new(session::Sessions::of(gw, endpoint)), session::layer))
