@@ -128,6 +128,22 @@ pub fn gateway_refusal(code: ErrorCode, lang: Lang) -> Option<&'static str> {
             "署名の準備から時間が経ちすぎました。もう一度確定してください。",
             "Too much time passed since the signature was prepared. Please confirm again.",
         ),
+        ErrorCode::BreakGlassNotDesignated => (
+            "緊急時アクセスの権限がありません。システム管理者に連絡してください。",
+            "You are not designated for emergency access. Please contact IT staff.",
+        ),
+        ErrorCode::BreakGlassExpired => (
+            "この緊急時アクセスは終了しています。必要であればもう一度申請してください。",
+            "This emergency access is over. Ask again if the emergency goes on.",
+        ),
+        ErrorCode::ReadOnlyMode => (
+            "ゲートウェイは閲覧のみの運用中です。記録の入力・確定はできません。",
+            "The gateway is read-only: nothing can be entered or confirmed now.",
+        ),
+        ErrorCode::BlockedMode => (
+            "ゲートウェイは停止中です。緊急時アクセスのみ利用できます。",
+            "The gateway is blocked: only emergency access is available.",
+        ),
         ErrorCode::StoreUnavailable | ErrorCode::NoRandomness => (
             "ゲートウェイが一時的に利用できません。少し待ってからもう一度お試しください。",
             "The gateway is temporarily unavailable. Please try again shortly.",
@@ -224,6 +240,39 @@ fn work_strings(lang: Lang) -> serde_json::Value {
         ("confirmed", "確定しました。記録", "Confirmed. Record"),
         ("all_confirmed", "すべて確定しました。", "All confirmed."),
         ("some_failed", "{n}件は確定できませんでした。", "{n} could not be confirmed."),
+        ("break_glass", "緊急時アクセス(ブレークグラス)", "Emergency access (break-glass)"),
+        ("break_glass_ask", "緊急時アクセスを申請する", "Ask for emergency access"),
+        (
+            "break_glass_explain",
+            "救急など、受診の登録や患者の同意を待てない場合に限り、1人の患者の全医療機関の記録を一定時間閲覧できます。すべての操作は記録され、監査担当者が確認します。",
+            "Only when an emergency cannot wait for an encounter or the patient's consent: one patient's records from every institution, for a limited time. Everything is logged and reviewed by an auditor.",
+        ),
+        ("break_glass_reason", "理由", "Reason"),
+        ("reason_emergency_treatment", "救急診療", "Emergency treatment"),
+        ("reason_disaster", "災害", "Disaster"),
+        ("reason_other", "その他(内容に記載)", "Other (say what below)"),
+        ("break_glass_detail", "状況(必須)", "What the emergency is (required)"),
+        ("break_glass_start", "緊急時アクセスを開始", "Start emergency access"),
+        ("break_glass_started", "緊急時アクセスを開始しました: {patient}", "Emergency access started: {patient}"),
+        (
+            "break_glass_banner",
+            "緊急時アクセス中: 患者 {patient}({until} まで)。すべての閲覧が記録されています。",
+            "Emergency access in force: patient {patient} (until {until}). Every read is logged.",
+        ),
+        ("break_glass_until", "有効期限", "until"),
+        ("break_glass_open", "記録を表示", "Show records"),
+        ("break_glass_end", "緊急時アクセスを終了", "End emergency access"),
+        ("break_glass_ended", "緊急時アクセスを終了しました。", "Emergency access ended."),
+        (
+            "mode_read_only",
+            "ゲートウェイは閲覧のみの運用中です({reason})。記録の入力・確定はできません。",
+            "The gateway is read-only ({reason}): records can be read, nothing can be entered or confirmed.",
+        ),
+        (
+            "mode_blocked",
+            "ゲートウェイは停止中です({reason})。緊急時アクセスのみ利用できます。",
+            "The gateway is blocked ({reason}): only emergency access is available.",
+        ),
         (
             "bad_document",
             "ゲートウェイから受け取った署名対象データが正しくありません。署名は行いません。",

@@ -9,6 +9,12 @@
 //!   SHA-256 computed in the page from those very bytes), and confirms one or
 //!   several drafts with one entry of the signature PIN.
 //!
+//! - a clinician designated by IT staff breaks the glass in an emergency:
+//!   patient ID, reason code and what the emergency is, then that patient's
+//!   records from every institution while the access lasts (FLOW-7);
+//! - above everything, banners: the gateway's operating mode when it is not
+//!   normal (read-only, blocked) and each break-glass access in force.
+//!
 //! Every gateway call goes through the agent's `/ui/gateway/…` (the acting
 //! card's session, CSRF-guarded); confirming goes through `/ui/confirm`, where
 //! the agent fetches the bytes again and refuses to sign if they are not the
@@ -25,12 +31,16 @@ pub const STYLE: &str = r#"
 pre.document{white-space:pre-wrap;word-break:break-all;background:#f7f7f2;border:1px solid #c9c9b8;padding:8px;font-size:14px}
 .digest{font-family:monospace;font-size:12px;color:#5b6b7b;word-break:break-all}
 .work-message{margin:8px 0}
+.banner{margin:0 0 10px;padding:10px 12px;border-radius:6px;font-weight:bold}
+.banner.mode{background:#fff3cd;border:2px solid #b8860b;color:#5c4400}
+.banner.bg{background:#fde2e1;border:2px solid #b3261e;color:#6b0f0a}
+.bg-record{border-top:1px solid #e1e6eb;padding:8px 0}
 "#;
 
 pub const SCRIPT: &str = r#"
 const W = T.work;
 let who = null, wk = null;
-function freshWork(){ return {encounter:null, doctors:[], drafts:[], queue:[], picked:{}, editing:null, review:null, results:null, message:'', good:false, busy:false}; }
+function freshWork(){ return {encounter:null, doctors:[], drafts:[], queue:[], picked:{}, editing:null, review:null, results:null, status:null, bg:null, bgRecords:null, message:'', good:false, busy:false}; }
 async function gw(method, path, body){
   const opts = {method, headers:{'X-CSRF-Token':CSRF,'X-Lang':LANG}};
   if(body!==undefined){ opts.headers['Content-Type']='application/json'; opts.body=JSON.stringify(body); }
@@ -46,6 +56,9 @@ function actingPerson(){
   return r && r.card && r.card.session ? r.card.session.person : null;
 }
 function isSigner(p){ return p && ['doctor','dentist','pharmacist'].includes(p.role); }
+// The roles the gateway's role table lets break the glass; the person must
+// also be designated (the gateway says so when not).
+function isClinician(p){ return p && ['doctor','dentist','pharmacist','nurse'].includes(p.role); }
 function text(content){ return content && typeof content.text==='string' ? content.text : JSON.stringify(content); }
 function syncWork(){
   const p = actingPerson(), key = p ? p.id+'|'+p.role : null;
@@ -59,6 +72,7 @@ async function refresh(){
   // Also called again when a login's answer arrives (`ui_page`): the state
   // poll can show the new session before that answer has given the page
   // its proof cookie, and these loads fail without it.
+  await refreshStatus();
   if(p.role==='assistant'){
     const d = await gw('GET','doctors'); if(d.ok) wk.doctors=d.body.doctors; else say(failure(d));
     const m = await gw('GET','drafts'); if(m.ok) wk.drafts=m.body.drafts; else say(failure(m));
@@ -66,6 +80,59 @@ async function refresh(){
     const q = await gw('GET','queue'); if(q.ok) wk.queue=q.body.drafts; else say(failure(q));
   }
   renderWork();
+}
+// The mode and one's break-glass accesses: at each refresh and every
+// minute, so a change of mode reaches a screen left open.
+async function refreshStatus(){
+  const s = await gw('GET','status');
+  if(s.ok && wk) wk.status = s.body;
+}
+setInterval(async()=>{ if(actingPerson() && wk && !wk.busy){ await refreshStatus(); renderWork(); } }, 60000);
+function bannerHtml(){
+  const s = wk.status; if(!s) return '';
+  let h = '';
+  if(s.mode!=='normal'){
+    h += '<div class="banner mode" id="mode-banner" data-mode="'+esc(s.mode)+'" role="alert">'+
+         esc((s.mode==='blocked'?W.mode_blocked:W.mode_read_only).replace('{reason}', s.mode_reason))+'</div>';
+  }
+  for(const a of s.break_glass){
+    h += '<div class="banner bg break-glass-banner" data-id="'+esc(a.id)+'" role="alert">'+
+         esc(W.break_glass_banner.replace('{patient}', a.patient).replace('{until}', a.expires_at))+'</div>';
+  }
+  return h;
+}
+function breakGlassHtml(){
+  let h = '<section class="card" id="break-glass-panel"><h2>'+esc(W.break_glass)+'</h2>';
+  if(wk.bg){
+    h += '<div class="meta">'+esc(W.patient_id)+' <b id="bg-patient-shown">'+esc(wk.bg.patient)+'</b> · '+esc(W.break_glass_until)+' '+esc(wk.bg.expires_at)+'</div>';
+    h += '<div id="break-glass-records">';
+    const recs = wk.bgRecords || [];
+    if(recs.length===0) h += '<div class="meta">'+esc(W.none)+'</div>';
+    for(const r of recs){
+      h += '<div class="bg-record" data-id="'+esc(r.id)+'"><div class="meta">'+esc(r.institution)+' · '+esc(r.kind)+' · '+esc(r.created_at)+'</div>'+
+           '<div class="record-content">'+esc(text(r.content))+'</div></div>';
+    }
+    h += '</div><button class="secondary" id="break-glass-end">'+esc(W.break_glass_end)+'</button>';
+    return h+'</section>';
+  }
+  const active = (wk.status && wk.status.break_glass) || [];
+  for(const a of active){
+    h += '<div class="queued">'+esc(W.patient_id)+' '+esc(a.patient)+' · '+esc(W.break_glass_until)+' '+esc(a.expires_at)+
+         ' <button class="bg-open" data-id="'+esc(a.id)+'">'+esc(W.break_glass_open)+'</button></div>';
+  }
+  const reasons = ['emergency_treatment','disaster','other'];
+  h += '<details id="break-glass-ask"'+(active.length?'':' open')+'><summary>'+esc(W.break_glass_ask)+'</summary><p class="meta">'+esc(W.break_glass_explain)+'</p>'+
+       '<form id="break-glass-form"><label>'+esc(W.patient_id)+' <input type="text" id="bg-patient" data-k="bg-patient"></label>'+
+       '<label>'+esc(W.break_glass_reason)+' <select id="bg-reason" data-k="bg-reason"><option value="">—</option>'+
+       reasons.map(r=>'<option value="'+r+'">'+esc(W['reason_'+r])+'</option>').join('')+'</select></label>'+
+       '<label>'+esc(W.break_glass_detail)+' <textarea id="bg-detail" data-k="bg-detail"></textarea></label>'+
+       '<button type="submit" id="break-glass-start">'+esc(W.break_glass_start)+'</button></form></details>';
+  return h+'</section>';
+}
+async function openBreakGlass(access){
+  const r = await gw('GET','break-glass/'+encodeURIComponent(access.id)+'/records');
+  if(r.ok){ wk.bg = access; wk.bgRecords = r.body.records; }
+  else { wk.bg = null; wk.bgRecords = null; say(failure(r)); await refreshStatus(); }
 }
 function doctorName(id){ const d=wk.doctors.find(x=>x.id===id); return d ? (d.name_kanji||d.name)+' ('+id+')' : id; }
 function messageHtml(){ return wk.message ? '<div class="work-message '+(wk.good?'ok':'error')+'" role="status">'+esc(wk.message)+'</div>' : ''; }
@@ -147,9 +214,10 @@ function renderWork(){
   if(!p || !wk) { box.innerHTML=''; return; }
   const saved = {};
   box.querySelectorAll('[data-k]').forEach(i=>{ saved[i.dataset.k]=i.value; });
-  let h = messageHtml();
+  let h = bannerHtml() + messageHtml();
   if(p.role==='assistant') h += assistantHtml();
   else if(isSigner(p)) h += signerHtml();
+  if(isClinician(p) && !wk.review) h += breakGlassHtml();
   box.innerHTML = h;
   box.querySelectorAll('[data-k]').forEach(i=>{ if(saved[i.dataset.k]!==undefined && i.tagName!=='SELECT') i.value=saved[i.dataset.k]; else if(i.tagName==='SELECT' && saved[i.dataset.k]) i.value=saved[i.dataset.k]; });
   bindWork(box);
@@ -157,6 +225,26 @@ function renderWork(){
 function on(box, sel, ev, fn){ box.querySelectorAll(sel).forEach(e=>e.addEventListener(ev, async x=>{ x.preventDefault(); if(wk.busy) return; wk.busy=true; try{ await fn(e); } finally { wk.busy=false; renderWork(); } })); }
 function val(id){ const e=document.getElementById(id); return e ? e.value.trim() : ''; }
 function bindWork(box){
+  on(box,'#break-glass-form','submit',async()=>{
+    const body = {patient:val('bg-patient')};
+    if(val('bg-reason')) body.reason = val('bg-reason');
+    if(val('bg-detail')) body.detail = val('bg-detail');
+    const res = await gw('POST','break-glass',body);
+    if(!res.ok){ say(failure(res)); return; }
+    await refreshStatus();
+    await openBreakGlass(res.body);
+    if(wk.bg){ say(W.break_glass_started.replace('{patient}', res.body.patient), true); document.getElementById('bg-detail').value=''; }
+  });
+  on(box,'button.bg-open','click',async e=>{
+    const a = ((wk.status && wk.status.break_glass) || []).find(x=>x.id===e.dataset.id);
+    if(a){ wk.message=''; await openBreakGlass(a); }
+  });
+  on(box,'#break-glass-end','click',async()=>{
+    const res = await gw('POST','break-glass/'+encodeURIComponent(wk.bg.id)+'/end',{});
+    wk.bg = null; wk.bgRecords = null;
+    if(res.ok) say(W.break_glass_ended, true); else say(failure(res));
+    await refreshStatus();
+  });
   on(box,'#open-encounter','submit',async()=>{
     const res = await gw('POST','encounters',{patient:val('patient-id')});
     if(res.ok){ wk.encounter=res.body; say(W.encounter_opened, true); } else say(failure(res));
@@ -237,5 +325,14 @@ mod tests {
         // No absolute URL: everything goes to this agent's /ui/ routes.
         assert!(!super::SCRIPT.contains("http://") && !super::SCRIPT.contains("https://"));
         assert!(super::SCRIPT.contains("'/ui/gateway/v1/'") && super::SCRIPT.contains("'/ui/confirm'"));
+    }
+
+    #[test]
+    fn every_break_glass_reason_has_its_label() {
+        let strings = crate::i18n::ui_strings(crate::i18n::Lang::Ja);
+        for r in hpki_protocol::emergency::BreakGlassReason::ALL {
+            assert!(super::SCRIPT.contains(&format!("'{}'", r.as_str())), "{r} is offered");
+            assert!(strings["work"][format!("reason_{r}")].is_string(), "{r} has a label");
+        }
     }
 }

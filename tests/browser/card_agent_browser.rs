@@ -424,3 +424,79 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
     let _ = client.close().await;
     result
 }
+
+/// FLOW-7 through the screens: with the gateway read-only (set by IT staff
+/// with the CLI), a designated emergency doctor sees the mode banner, asks
+/// for break-glass access without a reason (refused, said on screen), then
+/// with one, sees the banner of the access and the patient's record from
+/// another institution (no encounter, no consent), and ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn break_glass_and_the_mode_banner_in_chromium() -> Result<()> {
+    use serde_json::json;
+    const OTHER: &str = "Noto Hospital";
+    let mut world = World::start(WorldOptions::default()).await?;
+    let er_terminal = world.terminal(CLINIC, "er-2")?;
+    let ward = world.terminal(OTHER, "ward-2")?;
+    let (noto_image, _) = world.person_card(Profession::Doctor, "D-7101", OTHER).await?;
+    let (er_image, er_doctor) = world.person_card(Profession::Doctor, "D-7102", CLINIC).await?;
+    let pcscd = hpki_e2e::private_pcscd()?;
+    // Noto Hospital's note on the patient, written with the Noto doctor's
+    // card; the card leaves the reader before the agent starts.
+    let patient = {
+        let mut noto = hpki_e2e::insert_card(&pcscd, 1, &noto_image)?;
+        let mut c = world.connect(&ward).await?;
+        let n = hpki_e2e::session(&mut c, &mut noto.card).await?;
+        let (_, p) =
+            c.post("/v1/patients", &json!({"name": "Kita Jiro", "birth_date": "1941-02-03"}), Some(&n)).await?;
+        let patient = p["id"].as_str().context("patient id")?.to_owned();
+        let (_, enc) = c.post("/v1/encounters", &json!({"patient": patient}), Some(&n)).await?;
+        let note = json!({"encounter": enc["id"], "content": {"text": "ペニシリンで発疹の既往"}});
+        let (status, body) = c.post("/v1/notes", &note, Some(&n)).await?;
+        anyhow::ensure!(status == 201, "note: {status} {body}");
+        patient
+    };
+    let config = world.config_path();
+    hpki_e2e::gateway_cli(&config, &["admin", "break-glass", "grant", "--person", &er_doctor])?;
+    hpki_e2e::gateway_cli(&config, &["admin", "mode", "read-only", "--reason", "定期保守"])?;
+    let _er_card = CardProcess::start(&pcscd, 0, &er_image)?;
+    let agent = start_agent(&world, &pcscd, &er_terminal).await?;
+    let (_driver, client) = start_browser(&[]).await?;
+
+    let result = async {
+        client.goto(&format!("http://{}/", agent.address)).await?;
+        type_pin_and_submit(&client, PIN).await?;
+        wait_text(&client, ".session .person-role", "医師").await?;
+        wait_text(&client, "#mode-banner", "定期保守").await?;
+        fill(&client, "#bg-patient", &patient).await?;
+        fill(&client, "#bg-detail", "意識障害で救急搬送、既往歴の確認が必要").await?;
+        click(&client, "#break-glass-start").await?;
+        wait_text(&client, ".work-message.error", "break_glass_reason_required").await?;
+        retry("choosing the reason", || async {
+            Ok(client.find(Locator::Css("#bg-reason")).await?.select_by_value("emergency_treatment").await?)
+        })
+        .await?;
+        click(&client, "#break-glass-start").await?;
+        wait_text(&client, ".break-glass-banner", &patient).await?;
+        let seen = texts(&client, "#break-glass-records .bg-record", 1).await?;
+        anyhow::ensure!(seen[0].contains("ペニシリン") && seen[0].contains(OTHER), "shown {seen:?}");
+        save_screenshot(&client, "break-glass.png").await?;
+        let read = world.last_audit("break_glass.read").await;
+        anyhow::ensure!(read.event.outcome == "ok" && read.event.object.contains(&patient), "{:?}", read.event);
+        click(&client, "#break-glass-end").await?;
+        wait_text(&client, ".work-message.ok", "終了しました").await?;
+        retry("the access banner is gone", || async {
+            let left = client.find_all(Locator::Css(".break-glass-banner")).await?.len();
+            anyhow::ensure!(left == 0, "{left} banners left");
+            Ok(())
+        })
+        .await?;
+        anyhow::ensure!(world.last_audit("break_glass.end").await.event.outcome == "ok", "end audited");
+        Ok(())
+    }
+    .await;
+    if result.is_err() {
+        let _ = save_screenshot(&client, "break-glass-failure.png").await;
+    }
+    let _ = client.close().await;
+    result
+}
