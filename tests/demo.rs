@@ -330,7 +330,52 @@ async fn main() -> Result<()> {
         when(&verdict["renew_before"])
     );
 
-    step(11, "The audit log");
+    step(11, "Break-glass (FLOW-7): a designated doctor's emergency access, its alert, and the auditor's review");
+    println!("    {}", gateway_cli(&config, &["admin", "break-glass", "grant", "--person", &issued.person_id])?);
+    let ask = serde_json::json!({"patient": pid, "reason": "emergency_treatment", "detail": "意識障害で救急搬送"});
+    let (status, access) = agent.api("POST", "/api/v1/gateway/v1/break-glass", Some(ask)).await?;
+    anyhow::ensure!(status == 201, "break-glass refused: {access}");
+    let access_id = access["id"].as_str().context("access id")?.to_owned();
+    println!("    access {access_id} to {pid} until {} (reason {})", access["expires_at"], access["reason"]);
+    let (_, seen) = agent.api("GET", &format!("/api/v1/gateway/v1/break-glass/{access_id}/records"), None).await?;
+    println!(
+        "    {} record(s) read under it, from every institution, without an encounter or consent",
+        seen["records"].as_array().map_or(0, Vec::len)
+    );
+    agent.api("POST", &format!("/api/v1/gateway/v1/break-glass/{access_id}/end"), Some(serde_json::json!({}))).await?;
+    let month =
+        hpki_gateway::ops::report::month_of(hpki_gateway::clock::Clock::now_ms(&hpki_gateway::clock::SystemClock));
+    let report: serde_json::Value =
+        serde_json::from_str(&gateway_cli(&config, &["report", "monthly", "--month", &month])?)?;
+    let row = report["break_glass_review"]
+        .as_array()
+        .and_then(|r| r.iter().find(|a| a["id"] == access_id.as_str()).cloned())
+        .context("the access in the monthly review")?;
+    println!(
+        "    monthly report {month}, break-glass review: {} by {}, {} read(s), {}; alerts: {}",
+        row["id"],
+        row["person"],
+        row["reads"],
+        row["end"],
+        report["alerts"].as_array().map_or(0, Vec::len)
+    );
+    gateway_cli(
+        &config,
+        &[
+            "admin",
+            "break-glass",
+            "review",
+            "--id",
+            &access_id,
+            "--note",
+            "救急搬送、適正",
+            "--operator",
+            "auditor-ito",
+        ],
+    )?;
+    println!("    hpki-gateway admin break-glass review --id {access_id} --note 救急搬送、適正: recorded");
+
+    step(12, "The audit log");
     println!("    {}", gateway_cli(&config, &["audit", "verify"])?);
     for line in gateway_cli(&config, &["audit", "export", "--person", &issued.person_id])?.lines() {
         println!("    {line}");

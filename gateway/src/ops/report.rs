@@ -55,6 +55,13 @@ impl Month {
     }
 }
 
+/// The label (`YYYY-MM`) of the month, Japan time, that `ms` falls in.
+pub fn month_of(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000) + REPORT_UTC_OFFSET_SECONDS)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!("{:04}-{:02}", t.year(), u8::from(t.month()))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Count {
     pub key: String,
@@ -609,5 +616,21 @@ fn key_file_state(path: &Path, findings: &mut Vec<String>) -> serde_json::Value 
             findings.push(format!("record key file: {e}"));
             serde_json::json!({"file": path.display().to_string(), "mode": mode, "error": e.to_string()})
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_month_of_japan_time_holds_its_instants() {
+        // 2025-12-01 00:00 JST and the millisecond before it.
+        for ms in [0, 1_764_514_800_000, 1_764_514_799_999, 1_796_000_000_000] {
+            let m = Month::parse(&month_of(ms)).expect("a month");
+            assert!(m.from_ms <= ms && ms < m.to_ms, "{ms} not in {m:?}");
+        }
+        assert_eq!(month_of(1_764_514_800_000), "2025-12");
+        assert_eq!(month_of(1_764_514_799_999), "2025-11");
     }
 }
