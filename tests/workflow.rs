@@ -685,7 +685,7 @@ async fn rotate_key_re_encrypts_everything_and_tampering_is_refused() -> Result<
         .output()?;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout)?;
-    assert!(text.contains("re-encrypted 0 drafts and 3 records"), "{text}");
+    assert!(text.contains("re-encrypted 0 drafts, 3 records and 0 correction requests"), "{text}");
     world.gw.reload_keys()?;
     let new_key = world.gw.keys().current().to_owned();
     assert_ne!(new_key, old_key);

@@ -133,6 +133,9 @@ codes! {
     EncounterClosed = ("encounter_closed", 409),
     StaleVersion = ("stale_version", 409),
     AlreadyConfirmed = ("already_confirmed", 409),
+    // Patients' rights (FLOW-9).
+    UnknownCorrection = ("unknown_correction", 404),
+    CorrectionAnswered = ("correction_answered", 409),
     // Emergency operation (FLOW-7).
     /// IT staff have not designated this person to break the glass.
     BreakGlassNotDesignated = ("break_glass_not_designated", 403),

@@ -4,6 +4,7 @@
 pub mod emergency;
 pub mod error_code;
 pub mod login;
+pub mod rights;
 pub mod wire;
 
 pub use error_code::ErrorCode;

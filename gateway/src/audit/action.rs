@@ -47,6 +47,12 @@ actions! {
     NoteAdd => "note.add",
     /// A document signed elsewhere received as a record (DATA-5).
     SignedDocumentReceive => "signed_document.receive",
+    /// The queue of patients' correction requests against this
+    /// institution's records (FLOW-9).
+    CorrectionsRead => "corrections.read",
+    /// A correction request answered: accepted with a correcting record,
+    /// or rejected with the reason.
+    CorrectionResolve => "correction.resolve",
     DraftsReadOwn => "drafts.read_own",
     /// The terminal's status line: operating mode, own break-glass accesses.
     StatusRead => "status.read",
@@ -68,6 +74,14 @@ actions! {
     PatientPassword => "patient.password",
     PatientRecords => "patient.records",
     PatientLogout => "patient.logout",
+    // Patients' rights (FLOW-9).
+    PatientDisclosure => "patient.disclosure",
+    PatientDisclosureFhir => "patient.disclosure.fhir",
+    PatientCorrectionRequest => "patient.correction.request",
+    PatientCorrectionsRead => "patient.corrections.read",
+    PatientConsentsRead => "patient.consents.read",
+    /// A patient withdrew (suspension of use) or restored a sharing consent.
+    PatientConsentChange => "patient.consent.change",
     PatientUnknown => "patient.unknown",
     // The gateway on its own.
     AlertRaised => "alert.raised",

@@ -46,6 +46,9 @@ pub const STAGING: &[Action] = &[
     Action::PatientLogin,
     Action::PatientPassword,
     Action::PatientLogout,
+    Action::PatientCorrectionRequest,
+    Action::PatientConsentChange,
+    Action::CorrectionResolve,
     // The gateway's own: sessions of revoked cards (`http::reload`), the
     // alert rules' cut-offs (`ops::alerts`).
     Action::SessionRevoked,
@@ -69,6 +72,8 @@ pub const STAGING_IN_HEALTH: &[Action] = &[
     Action::DraftConfirmBatch,
     Action::NoteAdd,
     Action::SignedDocumentReceive,
+    Action::PatientCorrectionRequest,
+    Action::CorrectionResolve,
 ];
 
 /// Whether an entry of `action` may have a staged row in the health

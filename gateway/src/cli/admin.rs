@@ -243,8 +243,8 @@ pub(crate) async fn admin(config: &Config, cmd: AdminCommand) -> Result<ExitCode
                 .await
                 .map(|r| {
                     Some(format!(
-                        "key {} is current; re-encrypted {} drafts and {} records",
-                        r.new_key, r.drafts, r.records
+                        "key {} is current; re-encrypted {} drafts, {} records and {} correction requests",
+                        r.new_key, r.drafts, r.records, r.corrections
                     ))
                 })
                 .map_err(|e| e.to_string());

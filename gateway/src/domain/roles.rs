@@ -45,6 +45,9 @@ pub enum Action {
     /// may; the person must also be designated by IT staff (off by
     /// default, `hpki-gateway admin break-glass grant`).
     BreakGlass,
+    /// Answer patients' correction requests against one's institution's
+    /// records (FLOW-9).
+    HandleCorrections,
     /// Read one's own consented records (patients).
     ReadOwnRecords,
     /// Register institutions, persons, links; deactivate; suspend terminals.
@@ -103,7 +106,7 @@ impl fmt::Display for Role {
 }
 
 impl Action {
-    pub const ALL: [Action; 15] = [
+    pub const ALL: [Action; 16] = [
         Action::WhoAmI,
         Action::Logout,
         Action::RegisterPatient,
@@ -116,6 +119,7 @@ impl Action {
         Action::AddNote,
         Action::ReceiveSignedDocument,
         Action::BreakGlass,
+        Action::HandleCorrections,
         Action::ReadOwnRecords,
         Action::Administer,
         Action::ReadAudit,
@@ -138,6 +142,7 @@ pub fn allowed(role: Role, action: Action) -> bool {
         AddNote => matches!(role, Doctor | Dentist | Nurse | Dietitian),
         ReceiveSignedDocument => matches!(role, Doctor | Dentist | Pharmacist | Nurse | Dietitian),
         BreakGlass => matches!(role, Doctor | Dentist | Pharmacist | Nurse),
+        HandleCorrections => matches!(role, Doctor | Dentist | Pharmacist | Nurse | Dietitian),
         ReadOwnRecords => matches!(role, Patient),
         Administer | ReadAudit => matches!(role, Admin),
     }
@@ -152,38 +157,19 @@ mod tests {
     /// Columns: WhoAmI, Logout, RegisterPatient, ReadPatientRecords,
     /// OpenEncounter, WriteDraft, ReviewDrafts, ConfirmDraft,
     /// RegisterDispensing, AddNote, ReceiveSignedDocument, BreakGlass,
-    /// ReadOwnRecords, Administer, ReadAudit.
-    const EXPECTED: [(Role, [bool; 15]); 8] = [
-        (Role::Doctor, [true, true, true, true, true, false, true, true, false, true, true, true, false, false, false]),
-        (
-            Role::Dentist,
-            [true, true, true, true, true, false, true, true, false, true, true, true, false, false, false],
-        ),
-        (
-            Role::Pharmacist,
-            [true, true, true, true, true, false, true, false, true, false, true, true, false, false, false],
-        ),
-        (
-            Role::Nurse,
-            [true, true, true, true, true, false, false, false, false, true, true, true, false, false, false],
-        ),
-        (
-            Role::Dietitian,
-            [true, true, true, true, true, false, false, false, false, true, true, false, false, false, false],
-        ),
-        (
-            Role::Assistant,
-            [true, true, true, false, true, true, false, false, false, false, false, false, false, false, false],
-        ),
-        (
-            Role::Patient,
-            [true, true, false, false, false, false, false, false, false, false, false, false, true, false, false],
-        ),
-        (
-            Role::Admin,
-            [true, true, false, false, false, false, false, false, false, false, false, false, false, true, true],
-        ),
+    /// HandleCorrections, ReadOwnRecords, Administer, ReadAudit.
+    const EXPECTED: [(Role, [bool; 16]); 8] = [
+        (Role::Doctor, [T, T, T, T, T, F, T, T, F, T, T, T, T, F, F, F]),
+        (Role::Dentist, [T, T, T, T, T, F, T, T, F, T, T, T, T, F, F, F]),
+        (Role::Pharmacist, [T, T, T, T, T, F, T, F, T, F, T, T, T, F, F, F]),
+        (Role::Nurse, [T, T, T, T, T, F, F, F, F, T, T, T, T, F, F, F]),
+        (Role::Dietitian, [T, T, T, T, T, F, F, F, F, T, T, F, T, F, F, F]),
+        (Role::Assistant, [T, T, T, F, T, T, F, F, F, F, F, F, F, F, F, F]),
+        (Role::Patient, [T, T, F, F, F, F, F, F, F, F, F, F, F, T, F, F]),
+        (Role::Admin, [T, T, F, F, F, F, F, F, F, F, F, F, F, F, T, T]),
     ];
+    const T: bool = true;
+    const F: bool = false;
 
     #[test]
     fn every_role_action_pair_is_as_the_brief_says() {

@@ -15,7 +15,7 @@ use crate::audit::Action as Audit;
 use crate::domain::roles::Action as Role;
 use crate::gateway::Gateway;
 use crate::http::layers::stack;
-use crate::routes::{auth, confirm, drafts, emergency, encounters, notes, patients, received};
+use crate::routes::{auth, confirm, corrections, drafts, emergency, encounters, notes, patients, received};
 
 /// What an endpoint needs past the terminal checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +103,8 @@ endpoints! {
     Queue:            GET  "/v1/queue",                       QueueRead,         Access::Role(&[Role::ReviewDrafts]) => drafts::queue_of;
     AddNote:          POST "/v1/notes",                       NoteAdd,           Access::Role(&[Role::AddNote]) => notes::add;
     ReceiveDocument:  POST "/v1/signed-documents",            SignedDocumentReceive, Access::Role(&[Role::ReceiveSignedDocument]) => received::receive;
+    CorrectionQueue:  GET  "/v1/corrections",                 CorrectionsRead,   Access::Role(&[Role::HandleCorrections]) => corrections::queue;
+    ResolveCorrection: POST "/v1/corrections/{correction}/resolve", CorrectionResolve, Access::Role(&[Role::HandleCorrections]) => corrections::resolve;
     Status:           GET  "/v1/status",                      StatusRead,        Access::Role(&[Role::WhoAmI]) => emergency::status;
     BreakGlassStart:  POST "/v1/break-glass",                 BreakGlassStart,   Access::Role(&[Role::BreakGlass]) => emergency::start;
     BreakGlassRecords: GET "/v1/break-glass/{access}/records", BreakGlassRead,   Access::Role(&[Role::BreakGlass]) => emergency::records;
@@ -130,9 +132,10 @@ impl Endpoint {
         use Endpoint::*;
         match self {
             Challenge | Login | Logout | WhoAmI | Status => Kind::SignInOut,
-            PatientRecords | MyDrafts | LinkedDoctors | ReadDraft | SigningBytes | Queue | Unknown => Kind::Read,
+            PatientRecords | MyDrafts | LinkedDoctors | ReadDraft | SigningBytes | Queue | CorrectionQueue
+            | Unknown => Kind::Read,
             RegisterPatient | OpenEncounter | CloseEncounter | CreateDraft | CreateDispensing | EditDraft
-            | SignedAttributes | Confirm | ConfirmBatch | AddNote | ReceiveDocument => Kind::Write,
+            | SignedAttributes | Confirm | ConfirmBatch | AddNote | ReceiveDocument | ResolveCorrection => Kind::Write,
             BreakGlassStart | BreakGlassRecords | BreakGlassEnd => Kind::BreakGlass,
         }
     }

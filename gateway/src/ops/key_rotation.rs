@@ -26,6 +26,7 @@ pub struct RotateReport {
     pub new_key: String,
     pub drafts: u64,
     pub records: u64,
+    pub corrections: u64,
 }
 
 /// Adds a key, then re-encrypts until nothing is sealed under an old key.
@@ -36,7 +37,7 @@ pub async fn rotate(path: &Path, store: &Store, now: i64, settle: Duration) -> R
     let mut settled = false;
     loop {
         let mut moved = 0;
-        for table in [SealedTable::Drafts, SealedTable::Records] {
+        for table in [SealedTable::Drafts, SealedTable::Records, SealedTable::Corrections] {
             loop {
                 let rows = store.sealed_under_old_keys(table, ring.current(), 200).await?;
                 if rows.is_empty() {
@@ -58,6 +59,7 @@ pub async fn rotate(path: &Path, store: &Store, now: i64, settle: Duration) -> R
                         match table {
                             SealedTable::Drafts => report.drafts += 1,
                             SealedTable::Records => report.records += 1,
+                            SealedTable::Corrections => report.corrections += 1,
                         }
                     }
                 }

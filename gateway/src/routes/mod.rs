@@ -12,12 +12,14 @@
 
 pub mod auth;
 pub mod confirm;
+pub mod corrections;
 pub mod ctx;
 pub mod drafts;
 pub mod emergency;
 pub mod encounters;
 pub mod notes;
 pub mod patient_portal;
+pub mod patient_rights;
 pub mod patients;
 pub mod received;
 pub mod workflow;

@@ -24,7 +24,7 @@ use crate::audit::{Action, AuditEvent, Outcome as AuditOutcome};
 use crate::config::PatientSection;
 use crate::domain::passwords;
 use crate::gateway::{Gateway, Metrics};
-use crate::routes::{Answered, ApiError, refused};
+use crate::routes::{Answered, ApiError, patient_rights, refused};
 use crate::store::{AccountRow, Guess};
 
 type Body = Full<Bytes>;
@@ -46,6 +46,12 @@ pub async fn handle(gw: Arc<Gateway>, peer: SocketAddr, req: Request<Incoming>) 
             (&Method::POST, "/p/v1/password") => Action::PatientPassword,
             (&Method::GET, "/p/v1/records") => Action::PatientRecords,
             (&Method::POST, "/p/v1/logout") => Action::PatientLogout,
+            (&Method::GET, "/p/v1/disclosure") => Action::PatientDisclosure,
+            (&Method::GET, "/p/v1/disclosure/fhir") => Action::PatientDisclosureFhir,
+            (&Method::POST, "/p/v1/corrections") => Action::PatientCorrectionRequest,
+            (&Method::GET, "/p/v1/corrections") => Action::PatientCorrectionsRead,
+            (&Method::GET, "/p/v1/consents") => Action::PatientConsentsRead,
+            (&Method::POST, "/p/v1/consents") => Action::PatientConsentChange,
             _ => Action::PatientUnknown,
         };
         let st = Staging {
@@ -132,7 +138,15 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, st: &S
     };
     match action {
         Action::PatientLogin => login(gw, cfg, peer, &body, st).await,
-        Action::PatientPassword | Action::PatientRecords | Action::PatientLogout => {
+        Action::PatientPassword
+        | Action::PatientRecords
+        | Action::PatientLogout
+        | Action::PatientDisclosure
+        | Action::PatientDisclosureFhir
+        | Action::PatientCorrectionRequest
+        | Action::PatientCorrectionsRead
+        | Action::PatientConsentsRead
+        | Action::PatientConsentChange => {
             let Some(token) = bearer else {
                 return anon(ApiError::new(ErrorCode::NoSession, "sign in first"));
             };
@@ -142,7 +156,32 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, st: &S
                 Err(r) => return anon(r),
             };
             let actor = format!("patient:{patient}");
+            let mut object = format!("patient:{patient}");
+            let rights = matches!(
+                action,
+                Action::PatientDisclosure
+                    | Action::PatientDisclosureFhir
+                    | Action::PatientCorrectionRequest
+                    | Action::PatientCorrectionsRead
+                    | Action::PatientConsentsRead
+                    | Action::PatientConsentChange
+            );
+            if rights && let Err(r) = password_replaced(gw, &patient).await {
+                return refused(r, actor, object);
+            }
+            let stage = |object: &str| st.stage(&actor, object, gw.clock.now_ms());
             let result = match action {
+                Action::PatientDisclosure => patient_rights::disclosure(gw, &patient).await,
+                Action::PatientDisclosureFhir => patient_rights::disclosure_fhir(gw, &patient).await,
+                Action::PatientCorrectionRequest => {
+                    patient_rights::request_correction(gw, &patient, &body, &mut object, stage).await
+                }
+                Action::PatientCorrectionsRead => patient_rights::corrections(gw, &patient).await,
+                Action::PatientConsentsRead => patient_rights::consents(gw, &patient).await,
+                Action::PatientConsentChange => {
+                    let staged = stage(&format!("patient:{patient}"));
+                    patient_rights::change_consent(gw, &patient, &body, &mut object, &staged).await
+                }
                 Action::PatientPassword => {
                     let staged = st.stage(&actor, format!("patient:{patient}"), gw.clock.now_ms());
                     change_password(gw, cfg, peer, &patient, &token_hash, &body, &staged).await
@@ -160,10 +199,8 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, st: &S
                     .map_err(ApiError::from),
             };
             match result {
-                Ok((status, body)) => {
-                    Answered { status, body, actor, object: format!("patient:{patient}"), refusal: None }
-                }
-                Err(r) => refused(r, actor, format!("patient:{patient}")),
+                Ok((status, body)) => Answered { status, body, actor, object, refusal: None },
+                Err(r) => refused(r, actor, object),
             }
         }
         _ => anon(ApiError::new(ErrorCode::NotFound, "no such endpoint")),
@@ -364,9 +401,9 @@ async fn change_password(
     Ok((204, Vec::new()))
 }
 
-/// The patient's own records, only from institutions they consented to
-/// share (FLOW-4); nothing until the initial password is replaced (AUTH-4).
-async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
+/// Nothing but the password change until the initial password is
+/// replaced (AUTH-4).
+async fn password_replaced(gw: &Gateway, patient: &str) -> Result<(), ApiError> {
     let account = gw.store.account(patient).await?.ok_or_else(bad_credentials)?;
     if account.must_change {
         return Err(ApiError::new(
@@ -374,6 +411,13 @@ async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError
             "replace the initial password first (POST /p/v1/password)",
         ));
     }
+    Ok(())
+}
+
+/// The patient's own records, only from institutions they consented to
+/// share (FLOW-4); nothing until the initial password is replaced (AUTH-4).
+async fn records(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
+    password_replaced(gw, patient).await?;
     let p =
         gw.store.patient(patient).await?.ok_or_else(|| ApiError::new(ErrorCode::UnknownPatient, "no such patient"))?;
     let records = crate::routes::patients::visible_records(gw, p, None).await?;

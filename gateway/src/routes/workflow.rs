@@ -152,7 +152,7 @@ pub(crate) fn hex(b: &[u8]) -> String {
 /// A record as people read it (content opened).
 pub(crate) fn record_view(gw: &Gateway, r: &RecordRow, patient: &str) -> Result<Record, ApiError> {
     let plain = gw.keys().open(&r.key_id, &SealedTable::Records.aad(&r.id), &r.content)?;
-    let content = if r.kind == "note" {
+    let content = if r.kind == "note" || r.kind == crate::routes::corrections::KIND {
         serde_json::from_slice(&plain)
     } else if r.kind == crate::routes::received::KIND {
         // Any bytes (a PDF, an XML letter): shown as they were signed.

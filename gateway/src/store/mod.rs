@@ -19,6 +19,7 @@ mod login;
 mod monitoring;
 mod outbox;
 mod patients;
+mod rights;
 mod sqlite_lane;
 mod statement;
 mod workflow;
@@ -37,6 +38,7 @@ pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, Guess, PatientRow, PatientSessionRow};
+pub use rights::{ConsentRow, CorrectionRow};
 pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable, SignatureRow};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +108,7 @@ fn migrator(backend: Backend) -> Migrator {
             ),
             migration(9, "record signatures", include_str!("../../migrations/sqlite/0009_record_signatures.sql")),
             migration(10, "emergency operation", include_str!("../../migrations/sqlite/0010_emergency_operation.sql")),
+            migration(11, "correction requests", include_str!("../../migrations/sqlite/0011_correction_requests.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -140,6 +143,11 @@ fn migrator(backend: Backend) -> Migrator {
                     12,
                     "emergency operation",
                     include_str!("../../migrations/postgres/0012_emergency_operation.sql"),
+                ),
+                migration(
+                    13,
+                    "correction requests",
+                    include_str!("../../migrations/postgres/0013_correction_requests.sql"),
                 ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`

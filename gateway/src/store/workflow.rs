@@ -616,7 +616,8 @@ impl Store {
     /// How many rows use each key (for `rotate-key` and the config report).
     pub async fn key_usage(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT key_id, COUNT(*) AS n FROM (SELECT key_id FROM drafts UNION ALL SELECT key_id FROM records) AS k \
+            "SELECT key_id, COUNT(*) AS n FROM (SELECT key_id FROM drafts UNION ALL SELECT key_id FROM records \
+             UNION ALL SELECT key_id FROM correction_requests) AS k \
              GROUP BY key_id ORDER BY key_id",
         )
         .fetch_all(self.pool())
@@ -630,6 +631,8 @@ impl Store {
 pub enum SealedTable {
     Drafts,
     Records,
+    /// Patients' correction requests (FLOW-9).
+    Corrections,
 }
 
 impl SealedTable {
@@ -637,6 +640,7 @@ impl SealedTable {
         match self {
             SealedTable::Drafts => "drafts",
             SealedTable::Records => "records",
+            SealedTable::Corrections => "correction_requests",
         }
     }
 
@@ -645,6 +649,7 @@ impl SealedTable {
         match self {
             SealedTable::Drafts => "draft",
             SealedTable::Records => "record",
+            SealedTable::Corrections => "correction",
         }
     }
 
@@ -744,7 +749,7 @@ async fn insert_signature(
     Ok(())
 }
 
-async fn insert_record(
+pub(super) async fn insert_record(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     r: &RecordRow,
