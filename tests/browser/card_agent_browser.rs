@@ -280,7 +280,8 @@ fn spki_pin(cert_pem: &std::path::Path) -> Result<String> {
 /// reader, the doctor reviews both documents — the page shows exactly the
 /// gateway's bytes — and confirms both with one signature-PIN entry; the
 /// patient, enrolled by IT staff, signs in on the patient page, replaces the
-/// initial password and reads both records.
+/// initial password, reads both records, asks for a correction of one and
+/// opens the disclosure of everything held about them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads() -> Result<()> {
     use base64::Engine;
@@ -414,6 +415,22 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
         save_screenshot(&client, "workflow-patient.png").await?;
         anyhow::ensure!(seen.iter().any(|t| t.contains("no fever")), "patient sees {seen:?}");
         anyhow::ensure!(seen.iter().any(|t| t.contains("水分補給")), "patient sees {seen:?}");
+        // FLOW-9 on the page: a correction request against the first
+        // record, then the disclosure — who entered and confirmed each
+        // record, and who accessed them (institution and role).
+        click(&client, "#list .record:first-child details.correction-form summary").await?;
+        fill(&client, "#list .record:first-child textarea.correction-text", "咳は3日ではなく5日前からです").await?;
+        click(&client, "#list .record:first-child button.send-correction").await?;
+        wait_text(&client, "#rights-message", "cor_").await?;
+        click(&client, "#show-disclosure").await?;
+        let entered = texts(&client, "#disclosure-records .disclosed .entered-by", 2).await?;
+        anyhow::ensure!(entered.iter().all(|t| t.contains("assistant")), "entered by {entered:?}");
+        let confirmed = texts(&client, "#disclosure-records .disclosed .confirmed-by", 2).await?;
+        anyhow::ensure!(confirmed.iter().all(|t| t.contains(&doctor) && t.contains("doctor")), "confirmed by {confirmed:?}");
+        wait_text(&client, "#access-log tbody", CLINIC).await?;
+        wait_text(&client, "#corrections .correction", "pending").await?;
+        save_screenshot(&client, "workflow-disclosure.png").await?;
+        anyhow::ensure!(world.last_audit("patient.disclosure").await.event.outcome == "ok", "disclosure audited");
         anyhow::ensure!(world.chain_verifies().await, "audit chain");
         Ok(())
     }
