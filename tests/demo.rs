@@ -375,7 +375,25 @@ async fn main() -> Result<()> {
     )?;
     println!("    hpki-gateway admin break-glass review --id {access_id} --note 救急搬送、適正: recorded");
 
-    step(12, "The audit log");
+    step(12, "The patient downloads everything held about them as a FHIR R4 Bundle (FLOW-9)");
+    let (status, bundle) = portal.request("GET", "/p/v1/disclosure/fhir", None).await?;
+    anyhow::ensure!(status == 200, "disclosure refused: {bundle}");
+    let file = dir.join("disclosure.fhir.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&bundle)?)?;
+    let mut kinds = std::collections::BTreeMap::new();
+    for e in bundle["entry"].as_array().into_iter().flatten() {
+        *kinds.entry(e["resource"]["resourceType"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+    }
+    println!("    GET /p/v1/disclosure/fhir → {} ({kinds:?})", file.display());
+    let emergency = bundle["entry"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["resource"]["purposeOfEvent"][0]["coding"][0]["code"] == "ETREAT")
+        .count();
+    println!("    the access log in it shows {emergency} break-glass entries, by institution and role");
+
+    step(13, "The audit log");
     println!("    {}", gateway_cli(&config, &["audit", "verify"])?);
     for line in gateway_cli(&config, &["audit", "export", "--person", &issued.person_id])?.lines() {
         println!("    {line}");
