@@ -103,6 +103,8 @@ pub struct WorldOptions {
     pub tsa: Option<TsaOptions>,
     /// `[break_glass] duration_seconds`.
     pub break_glass_seconds: i64,
+    /// `[research]`.
+    pub research: hpki_gateway::config::ResearchSection,
 }
 
 /// The world's test TSA and how the gateway is configured for it.
@@ -139,6 +141,7 @@ impl Default for WorldOptions {
             patient_limits: hpki_gateway::config::PatientLimits::default(),
             patients: false,
             break_glass_seconds: 3600,
+            research: Default::default(),
             alerts: None,
             tsa: None,
         }
@@ -250,6 +253,7 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
         alerts,
         timestamps: None,
         break_glass: hpki_gateway::config::BreakGlassSection { duration_seconds: opts.break_glass_seconds },
+        research: opts.research.clone(),
         base_dir: PathBuf::new(),
     })
 }

@@ -84,7 +84,7 @@ async fn rights(world: &mut World) -> Result<()> {
     let before = world.gw.store.record(&rid).await?.context("record stored")?;
 
     // At Noto Hospital: a note, and a read that the disclosure must show.
-    a_slot = None;
+    drop(a_slot.take());
     std::thread::sleep(std::time::Duration::from_millis(500));
     let mut n_slot = insert_card(&pcscd, 0, &noto_image)?;
     let mut noto = world.connect(&ward).await?;

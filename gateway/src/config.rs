@@ -38,6 +38,9 @@ pub struct Config {
     /// Emergency access to one patient by a designated clinician (FLOW-7).
     #[serde(default)]
     pub break_glass: BreakGlassSection,
+    /// De-identified exports for research (FLOW-8).
+    #[serde(default)]
+    pub research: ResearchSection,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -245,6 +248,22 @@ impl Default for OpsSection {
     fn default() -> Self {
         OpsSection { address: default_ops() }
     }
+}
+
+/// De-identified exports (FLOW-8, `hpki-gateway export research`): how
+/// institutions generalise to regions, and which content fields may leave
+/// (everything else, free text above all, is dropped).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResearchSection {
+    /// Institution name → region; an institution not listed is exported
+    /// as `unspecified`, never by name.
+    #[serde(default)]
+    pub regions: std::collections::BTreeMap<String, String>,
+    /// Content fields exported when their value is a string, number or
+    /// boolean (e.g. `["type", "drug", "days"]`); none by default.
+    #[serde(default)]
+    pub keep_fields: Vec<String>,
 }
 
 /// Break-glass access (FLOW-7): who may is designated by IT staff
@@ -676,6 +695,14 @@ impl Config {
         }
         if !(60..=86_400).contains(&self.records.encounter_max_seconds) {
             return Err("records.encounter_max_seconds must be 60–86400".into());
+        }
+        for f in &self.research.keep_fields {
+            // Direct identifiers never leave, whatever a list says.
+            if f.trim().is_empty()
+                || ["name", "name_kanji", "patient", "birth_date", "address", "phone"].contains(&f.as_str())
+            {
+                return Err(format!("research.keep_fields: {f:?} may not be exported (empty or a direct identifier)"));
+            }
         }
         if !(60..=86_400).contains(&self.break_glass.duration_seconds) {
             return Err("break_glass.duration_seconds must be 60–86400".into());

@@ -426,7 +426,10 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
         let entered = texts(&client, "#disclosure-records .disclosed .entered-by", 2).await?;
         anyhow::ensure!(entered.iter().all(|t| t.contains("assistant")), "entered by {entered:?}");
         let confirmed = texts(&client, "#disclosure-records .disclosed .confirmed-by", 2).await?;
-        anyhow::ensure!(confirmed.iter().all(|t| t.contains(&doctor) && t.contains("doctor")), "confirmed by {confirmed:?}");
+        anyhow::ensure!(
+            confirmed.iter().all(|t| t.contains(&doctor) && t.contains("doctor")),
+            "confirmed by {confirmed:?}"
+        );
         wait_text(&client, "#access-log tbody", CLINIC).await?;
         wait_text(&client, "#corrections .correction", "pending").await?;
         save_screenshot(&client, "workflow-disclosure.png").await?;

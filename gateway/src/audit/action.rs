@@ -104,6 +104,11 @@ actions! {
     AdminPatientEnroll => "admin.patient.enroll",
     AdminPatientConsent => "admin.patient.consent",
     AdminPatientConsentWithdraw => "admin.patient.consent.withdraw",
+    /// The patient objected to secondary use (FLOW-8), or lifted it.
+    AdminPatientOptOut => "admin.patient.opt_out",
+    AdminPatientOptIn => "admin.patient.opt_in",
+    /// A de-identified export for research (FLOW-8), with its report's hash.
+    ExportResearch => "export.research",
     /// A signed record's document and container written out (DATA-4).
     AdminRecordExport => "admin.record.export",
     /// A record's signature extended by an archive time-stamp (DATA-5).

@@ -188,6 +188,16 @@ pub(crate) enum PatientCommand {
         #[command(flatten)]
         op: Operator,
     },
+    /// The patient objects to secondary use of their records (FLOW-8):
+    /// never in a research export; --undo lifts it.
+    OptOut {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        undo: bool,
+        #[command(flatten)]
+        op: Operator,
+    },
     /// After consent: issue the patient's sign-in ID and an initial password
     /// that must be replaced at the first sign-in (AUTH-4). Prints both, once.
     Enroll {
@@ -366,6 +376,17 @@ pub(crate) async fn patient_admin(
                     .map(|_| None)
                     .map_err(|e| e.to_string())
             };
+            (op, action, object, r)
+        }
+        PatientCommand::OptOut { patient, undo, op } => {
+            let action = if undo { Action::AdminPatientOptIn } else { Action::AdminPatientOptOut };
+            let object = format!("patient:{patient}");
+            let s = staged(request_id, &op, action, &object);
+            let r = store
+                .set_research_opt_out(&patient, !undo, now, Some(&s))
+                .await
+                .map(|_| None)
+                .map_err(|e| e.to_string());
             (op, action, object, r)
         }
         PatientCommand::Enroll { patient, consent, op } => {

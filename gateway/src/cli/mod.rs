@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod audit;
 pub mod backup;
+pub mod export;
 pub mod records;
 pub mod report;
 pub mod serve;
@@ -56,6 +57,9 @@ pub(crate) enum Command {
     /// signature again from its container (DATA-4).
     #[command(subcommand)]
     Records(records::RecordsCommand),
+    /// De-identified exports for research (FLOW-8).
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 #[derive(Args)]
@@ -79,6 +83,7 @@ pub(crate) async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Backup(cmd) => backup::run(&config, cmd).await,
         Command::Report(cmd) => report::run(&config, cmd).await,
         Command::Records(cmd) => records::run(&config, cmd).await,
+        Command::Export(cmd) => export::run(&config, cmd).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! What IT staff run beside serving: backups (SQLite files and PostgreSQL
 //! base backups), the monthly and configuration reports, the abnormal-access
-//! rules, record-key rotation, and the end of expired break-glass accesses.
+//! rules, record-key rotation, the end of expired break-glass accesses,
+//! and de-identified exports for research.
 
 pub mod alerts;
 pub mod backup;
@@ -8,3 +9,4 @@ pub mod backup_pg;
 pub mod break_glass;
 pub mod key_rotation;
 pub mod report;
+pub mod research_export;

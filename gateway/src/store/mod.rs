@@ -19,6 +19,7 @@ mod login;
 mod monitoring;
 mod outbox;
 mod patients;
+mod research;
 mod rights;
 mod sqlite_lane;
 mod statement;
@@ -38,6 +39,7 @@ pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
 pub use patients::{AccountRow, Guess, PatientRow, PatientSessionRow};
+pub use research::ResearchPatient;
 pub use rights::{ConsentRow, CorrectionRow};
 pub use workflow::{ConfirmContext, DraftRow, EncounterRow, RecordRow, SealedRow, SealedTable, SignatureRow};
 
@@ -109,6 +111,7 @@ fn migrator(backend: Backend) -> Migrator {
             migration(9, "record signatures", include_str!("../../migrations/sqlite/0009_record_signatures.sql")),
             migration(10, "emergency operation", include_str!("../../migrations/sqlite/0010_emergency_operation.sql")),
             migration(11, "correction requests", include_str!("../../migrations/sqlite/0011_correction_requests.sql")),
+            migration(12, "research opt-out", include_str!("../../migrations/sqlite/0012_research_opt_out.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -149,6 +152,7 @@ fn migrator(backend: Backend) -> Migrator {
                     "correction requests",
                     include_str!("../../migrations/postgres/0013_correction_requests.sql"),
                 ),
+                migration(14, "research opt-out", include_str!("../../migrations/postgres/0014_research_opt_out.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would

@@ -112,7 +112,7 @@ pub struct SealedRow {
 const ENCOUNTER_COLS: &str = "id, patient, institution, opened_by, opened_at, expires_at, closed_at";
 const DRAFT_COLS: &str = "id, kind, patient, encounter, institution, assistant, signer, version, key_id, content, \
                           status, record_id, created_at, updated_at";
-const RECORD_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
+pub(super) const RECORD_COLS: &str = "id, kind, patient, institution, origin_reference, draft_version, author, signer, key_id, \
                            content, document_sha256, signature, signature_cert, revocation, created_at, \
                            (SELECT level FROM record_signatures s WHERE s.record = records.id \
                             ORDER BY seq DESC LIMIT 1) AS signature_level, \
@@ -150,7 +150,7 @@ fn draft_of(r: &sqlx::any::AnyRow) -> Result<DraftRow, sqlx::Error> {
     })
 }
 
-fn record_of(r: &sqlx::any::AnyRow) -> Result<RecordRow, sqlx::Error> {
+pub(super) fn record_of(r: &sqlx::any::AnyRow) -> Result<RecordRow, sqlx::Error> {
     Ok(RecordRow {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
