@@ -105,6 +105,8 @@ pub struct WorldOptions {
     pub break_glass_seconds: i64,
     /// `[research]`.
     pub research: hpki_gateway::config::ResearchSection,
+    /// `[retention]`.
+    pub retention: hpki_gateway::config::RetentionSection,
 }
 
 /// The world's test TSA and how the gateway is configured for it.
@@ -142,6 +144,7 @@ impl Default for WorldOptions {
             patients: false,
             break_glass_seconds: 3600,
             research: Default::default(),
+            retention: Default::default(),
             alerts: None,
             tsa: None,
         }
@@ -254,6 +257,7 @@ pub fn gateway_config(opts: &WorldOptions) -> Result<Config> {
         timestamps: None,
         break_glass: hpki_gateway::config::BreakGlassSection { duration_seconds: opts.break_glass_seconds },
         research: opts.research.clone(),
+        retention: opts.retention.clone(),
         base_dir: PathBuf::new(),
     })
 }

@@ -41,6 +41,9 @@ pub struct Config {
     /// De-identified exports for research (FLOW-8).
     #[serde(default)]
     pub research: ResearchSection,
+    /// How long records are kept before `records erase --expired` (DATA-8).
+    #[serde(default)]
+    pub retention: RetentionSection,
     #[serde(skip)]
     pub base_dir: PathBuf,
 }
@@ -247,6 +250,32 @@ fn default_ops() -> SocketAddr {
 impl Default for OpsSection {
     fn default() -> Self {
         OpsSection { address: default_ops() }
+    }
+}
+
+/// Retention per record kind (DATA-8): years after the patient's last
+/// encounter at the record's institution (or the record's date, without
+/// one). A kind not listed is never erased. The audit log is never erased.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSection {
+    #[serde(default = "default_retention_years")]
+    pub years: std::collections::BTreeMap<String, i64>,
+}
+
+/// Medical records 5 years after the treatment ended (医師法 §24), the
+/// pharmacist's dispensing records 3 years (薬剤師法 §28), the rest as
+/// medical records.
+fn default_retention_years() -> std::collections::BTreeMap<String, i64> {
+    [("medical", 5), ("dispensing", 3), ("note", 5), ("received", 5), ("correction", 5)]
+        .into_iter()
+        .map(|(k, y)| (k.to_owned(), y))
+        .collect()
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        RetentionSection { years: default_retention_years() }
     }
 }
 
@@ -695,6 +724,11 @@ impl Config {
         }
         if !(60..=86_400).contains(&self.records.encounter_max_seconds) {
             return Err("records.encounter_max_seconds must be 60–86400".into());
+        }
+        for (kind, years) in &self.retention.years {
+            if !(1..=100).contains(years) {
+                return Err(format!("retention.years.{kind} must be 1–100"));
+            }
         }
         for f in &self.research.keep_fields {
             // Direct identifiers never leave, whatever a list says.

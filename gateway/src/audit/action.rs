@@ -113,6 +113,13 @@ actions! {
     AdminRecordExport => "admin.record.export",
     /// A record's signature extended by an archive time-stamp (DATA-5).
     AdminRecordRenewTimestamp => "admin.record.renew_timestamp",
+    /// A record's health content erased at the end of its retention
+    /// (DATA-8); its tombstone keeps this entry's seq.
+    AdminRecordErase => "admin.record.erase",
+    /// A dry run of the erasure: what is due, nothing changed.
+    AdminRecordErasePlan => "admin.record.erase.plan",
+    /// A patient's identity data wiped once no record of theirs was left.
+    AdminPatientErase => "admin.patient.erase",
     AdminBreakGlassGrant => "admin.break_glass.grant",
     AdminBreakGlassRevoke => "admin.break_glass.revoke",
     /// An auditor's review of a break-glass access (FLOW-7, LOG-3).

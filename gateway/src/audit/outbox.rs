@@ -74,6 +74,7 @@ pub const STAGING_IN_HEALTH: &[Action] = &[
     Action::SignedDocumentReceive,
     Action::PatientCorrectionRequest,
     Action::CorrectionResolve,
+    Action::AdminRecordErase,
 ];
 
 /// Whether an entry of `action` may have a staged row in the health

@@ -103,7 +103,13 @@ pub async fn run(config: &Config, cmd: BackupCommand) -> Result<ExitCode> {
             let what = format!("from:{} manifest-sha256:{sha}", from.display());
             admin_audit(&store, &operator, Action::BackupRestore, &what, Ok(())).await?;
             println!("restored the {} backup of {} into {}", kind(m.kind), m.created_at, dir.display());
-            Ok(ExitCode::SUCCESS)
+            // Records erased since the backup was taken are due again: the
+            // retention policy is applied before anyone reads (DATA-8).
+            let now = hpki_gateway::clock::Clock::now(&hpki_gateway::clock::SystemClock);
+            let (report, failed) = crate::cli::records::erase_expired(config, &store, &operator, now, false).await?;
+            let erased = report["erased"].as_array().map_or(0, Vec::len);
+            println!("retention re-applied: {erased} records past their retention erased again, {failed} failed");
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
         BackupCommand::Record { pg_basebackup, op } => {
             let operator = op.name()?;

@@ -2,7 +2,8 @@
 //! outside the gateway (`export`, audited: the document is patient data),
 //! its signature checked again from the container (`verify`), and archive
 //! time-stamps renewed before their TSA certificates expire
-//! (`renew-timestamps`, audited per record).
+//! (`renew-timestamps`, audited per record), and records erased at the
+//! end of their retention (`erase --expired`, audited per record, DATA-8).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +54,23 @@ pub enum RecordsCommand {
         /// YYYY-MM-DD or RFC 3339; default: a year from now.
         #[arg(long)]
         before: Option<String>,
+        #[command(flatten)]
+        operator: Operator,
+    },
+    /// Erase for good the health content of every record whose retention
+    /// ended (`[retention]`, DATA-8): its content, signature containers,
+    /// draft and correction requests go; a tombstone keeps its id, kind,
+    /// dates and the erasure's audit seq. A patient left with no record
+    /// has their identity data wiped too. The audit log is never erased.
+    /// Prints the erasure report (JSON).
+    #[command(group(ArgGroup::new("which").required(true).args(["expired"])))]
+    Erase {
+        /// Every record past its retention.
+        #[arg(long)]
+        expired: bool,
+        /// Say what would be erased, change nothing.
+        #[arg(long)]
+        dry_run: bool,
         #[command(flatten)]
         operator: Operator,
     },
@@ -119,8 +137,134 @@ pub async fn run(config: &Config, cmd: RecordsCommand) -> Result<ExitCode> {
             };
             return renew_all(config, &operator.name()?, now, before).await;
         }
+        RecordsCommand::Erase { expired: _, dry_run, operator } => {
+            let store = Store::open(&config.store_config()).await?;
+            let (report, failed) = erase_expired(config, &store, &operator.name()?, SystemClock.now(), dry_run).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An audit entry of the run `request_id` (whose change staged it); its seq.
+async fn audit_seq(
+    store: &Store,
+    request_id: &str,
+    operator: &str,
+    action: Action,
+    object: &str,
+    outcome: Result<(), String>,
+) -> Result<i64> {
+    use hpki_gateway::audit::{AuditEvent, Outcome};
+    let event = AuditEvent {
+        actor: format!("admin:{operator}"),
+        object: object.into(),
+        reason: outcome.as_ref().err().cloned().unwrap_or_else(|| "-".into()),
+        request_id: request_id.into(),
+        ..AuditEvent::new(action, Outcome::of(&outcome))
+    };
+    let record = store.append_audit(&event, SystemClock.now_ms()).await?;
+    if let Err(e) = store.clear_outbox(&[request_id]).await {
+        tracing::warn!(error = %e, "cannot clear the audit outbox; the gateway's next start will");
+    }
+    Ok(record.seq)
+}
+
+/// `records erase --expired`: the report, and how many erasures failed.
+/// Also run by `backup restore`, so that a restored backup does not bring
+/// back records erased after it was taken.
+pub(crate) async fn erase_expired(
+    config: &Config,
+    store: &Store,
+    operator: &str,
+    now: i64,
+    dry_run: bool,
+) -> Result<(serde_json::Value, usize)> {
+    use hpki_gateway::ops::erasure;
+    use hpki_gateway::store::Tombstone;
+    let due = erasure::due(store.erasure_candidates().await?, &config.retention, now);
+    let when = hpki_profile::validate::rfc3339;
+    if dry_run {
+        let object = format!("due:{}", due.len());
+        admin_audit(store, operator, Action::AdminRecordErasePlan, &object, Ok(())).await?;
+        let report = serde_json::json!({
+            "dry_run": true, "at": when(now), "retention_years": config.retention.years, "due": due,
+            "audit_log": "never erased",
+        });
+        return Ok((report, 0));
+    }
+    let bar = ProgressBar::new(due.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records erased {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut erased, mut patients, mut failed) = (Vec::new(), Vec::new(), 0usize);
+    for d in due {
+        bar.inc(1);
+        let request_id = cli_request_id();
+        let object = format!("record:{} kind:{}", d.record, d.kind);
+        let actor = format!("admin:{operator}");
+        let staged = Staging {
+            request_id: request_id.clone(),
+            terminal: "-".into(),
+            institution: "-".into(),
+            action: Action::AdminRecordErase,
+        }
+        .stage(&actor, object.as_str(), SystemClock.now_ms());
+        let tombstone = Tombstone {
+            id: d.record.clone(),
+            kind: d.kind.clone(),
+            institution: d.institution.clone(),
+            created_at: d.created_at,
+            last_encounter_at: d.last_encounter_at,
+            retention_years: d.retention_years,
+            erased_at: now,
+            erased_by: actor.clone(),
+            audit_request: request_id.clone(),
+            audit_seq: None,
+        };
+        let last = match store.erase_record(&tombstone, &d.patient, &staged).await {
+            Ok(last) => last,
+            Err(e) => {
+                bar.suspend(|| eprintln!("record {}: {e}", d.record));
+                audit_seq(store, &request_id, operator, Action::AdminRecordErase, &object, Err(e.to_string())).await?;
+                failed += 1;
+                continue;
+            }
+        };
+        let seq = audit_seq(store, &request_id, operator, Action::AdminRecordErase, &object, Ok(())).await?;
+        store.note_erasure_seq(&request_id, seq).await?;
+        erased.push(serde_json::json!({
+            "record": d.record, "kind": d.kind, "institution": d.institution, "created_at": when(d.created_at),
+            "last_encounter_at": d.last_encounter_at.map(when), "retention_years": d.retention_years,
+            "due_at": when(d.due_at), "audit_seq": seq,
+        }));
+        if last && let Some(p) = store.patient_by_pseudonym(&d.patient).await? {
+            let request_id = cli_request_id();
+            let object = format!("patient:{}", p.id);
+            let staged = Staging {
+                request_id: request_id.clone(),
+                terminal: "-".into(),
+                institution: "-".into(),
+                action: Action::AdminPatientErase,
+            }
+            .stage(&actor, object.as_str(), SystemClock.now_ms());
+            let outcome = store.erase_patient_identity(&p.id, now, &staged).await.map_err(|e| e.to_string());
+            if outcome.is_err() {
+                failed += 1;
+            } else {
+                patients.push(p.id.clone());
+            }
+            audit_seq(store, &request_id, operator, Action::AdminPatientErase, &object, outcome).await?;
+        }
+    }
+    bar.finish_and_clear();
+    let report = serde_json::json!({
+        "dry_run": false, "at": when(now), "retention_years": config.retention.years, "erased": erased,
+        "patients_erased": patients, "failed": failed, "audit_log": "never erased",
+    });
+    Ok((report, failed))
 }
 
 /// What a renewal run did, record by record.

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod backup;
 pub mod backup_pg;
 pub mod break_glass;
+pub mod erasure;
 pub mod key_rotation;
 pub mod report;
 pub mod research_export;

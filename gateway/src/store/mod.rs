@@ -14,6 +14,7 @@ pub mod snapshot;
 
 mod audit_rows;
 mod emergency;
+mod erasure;
 mod identity;
 mod login;
 mod monitoring;
@@ -35,6 +36,7 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, Executor, SqlStr};
 
 pub use emergency::{BreakGlassRow, ModeRow};
+pub use erasure::{ErasureCandidate, Tombstone};
 pub use identity::{NewPerson, PersonRow};
 pub use login::{ChallengeRow, NewSession, SessionEnd, SessionQuery, SessionRow, SessionUse};
 pub use monitoring::TerminalCertRow;
@@ -112,6 +114,7 @@ fn migrator(backend: Backend) -> Migrator {
             migration(10, "emergency operation", include_str!("../../migrations/sqlite/0010_emergency_operation.sql")),
             migration(11, "correction requests", include_str!("../../migrations/sqlite/0011_correction_requests.sql")),
             migration(12, "research opt-out", include_str!("../../migrations/sqlite/0012_research_opt_out.sql")),
+            migration(13, "erasure", include_str!("../../migrations/sqlite/0013_erasure.sql")),
         ]),
         Backend::Postgres => {
             let mut m = Migrator::with_migrations(vec![
@@ -153,6 +156,7 @@ fn migrator(backend: Backend) -> Migrator {
                     include_str!("../../migrations/postgres/0013_correction_requests.sql"),
                 ),
                 migration(14, "research opt-out", include_str!("../../migrations/postgres/0014_research_opt_out.sql")),
+                migration(15, "erasure", include_str!("../../migrations/postgres/0015_erasure.sql")),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
@@ -324,5 +328,26 @@ pub(crate) fn conflict(e: sqlx::Error, what: impl Into<String>) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(what.into()),
         _ => StoreError::Database(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every migration file is in its migrator, in order: a file left out
+    /// would leave its tables missing on every new store.
+    #[test]
+    fn every_migration_file_is_run() {
+        for (backend, dir) in [(Backend::Sqlite, "sqlite"), (Backend::Postgres, "postgres")] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+            let mut files: Vec<i64> = std::fs::read_dir(&path)
+                .expect("migrations")
+                .filter_map(|e| e.ok()?.file_name().to_str()?.split('_').next()?.parse().ok())
+                .collect();
+            files.sort_unstable();
+            let run: Vec<i64> = migrator(backend).iter().map(|m| m.version).collect();
+            assert_eq!(run, files, "{dir}: the migrator and migrations/{dir} differ");
+        }
     }
 }
