@@ -187,6 +187,7 @@ async fn the_institution_api_answers_every_mutated_body_with_a_protocol_answer()
     let login = hpki_e2e::signed_login(&mut a_slot.card, &challenge, &client.channel_binding)?;
     let signing = hpki_e2e::signed_attributes(&mut client, &mut d_slot.card, &did, None, &d).await?.1;
     let confirm = hpki_e2e::signed_confirm(&mut d_slot.card, &signing)?;
+    world.gw.store.designate_break_glass(&doctor, "admin:test", 0, None).await?;
 
     let to_vec = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
     let targets: Vec<Target> = vec![
@@ -217,6 +218,18 @@ async fn the_institution_api_answers_every_mutated_body_with_a_protocol_answer()
                 {"draft": did, "version": confirm["version"], "signature": confirm["signature"]}]}))],
         ),
         ("POST", "/v1/notes".into(), Some(&d), vec![to_vec(&json!({"encounter": enc, "content": {"text": "所見"}}))]),
+        (
+            "POST",
+            "/v1/break-glass".into(),
+            Some(&d),
+            vec![to_vec(&json!({"patient": pid, "reason": "emergency_treatment", "detail": "搬送"}))],
+        ),
+        (
+            "POST",
+            "/v1/corrections/cor_nothing/resolve".into(),
+            Some(&d),
+            vec![to_vec(&json!({"decision": "accepted", "text": "訂正"}))],
+        ),
     ];
     let all_seeds: Vec<Vec<u8>> = targets.iter().flat_map(|t| t.3.clone()).collect();
 
@@ -259,10 +272,17 @@ async fn the_patient_api_answers_every_mutated_body_with_a_protocol_answer() -> 
     let (status, s) = p.request("POST", "/p/v1/login", Some(&json!({"id": pid, "password": initial}))).await?;
     anyhow::ensure!(status == 200, "login: {s}");
     p.token = s["session"].as_str().map(str::to_owned);
+    // Replaced first, so that the rights endpoints get past AUTH-4 and
+    // their bodies are parsed.
+    let (status, _) =
+        p.request("POST", "/p/v1/password", Some(&json!({"current": initial, "new": "fuzz-no-mori-2026"}))).await?;
+    anyhow::ensure!(status == 204, "password change: {status}");
     let to_vec = |v: &Value| serde_json::to_vec(v).unwrap_or_default();
     let targets: Vec<(&str, Vec<Vec<u8>>)> = vec![
         ("/p/v1/login", vec![to_vec(&json!({"id": pid, "password": "wrong password 1"}))]),
         ("/p/v1/password", vec![to_vec(&json!({"current": "wrong password 2", "new": "a much longer new one 3"}))]),
+        ("/p/v1/corrections", vec![to_vec(&json!({"record": "rec_nothing", "text": "訂正をお願いします"}))]),
+        ("/p/v1/consents", vec![to_vec(&json!({"institution": CLINIC, "share": true}))]),
     ];
     let all_seeds: Vec<Vec<u8>> = targets.iter().flat_map(|t| t.1.clone()).collect();
     let mut conn = p.keep_alive().await?;

@@ -259,6 +259,24 @@ async fn rights(world: &mut World) -> Result<()> {
     assert_eq!(seen["records"].as_array().map(Vec::len), Some(3), "clinic record, its correction, the note: {seen}");
     let change = world.last_audit("patient.consent.change").await;
     assert_eq!((change.event.outcome.as_str(), change.event.actor.clone()), ("ok", format!("patient:{pid}")));
+    // Read-only operation refuses the patient's changes too, reads go on.
+    hpki_e2e::gateway_cli(
+        &world.config_path(),
+        &["admin", "mode", "read-only", "--reason", "maintenance", "--operator", "sato-it"],
+    )?;
+    refused(
+        portal.request("POST", "/p/v1/corrections", Some(&json!({"record": rid, "text": "もう一件"}))).await?,
+        "read_only_mode",
+    );
+    refused(
+        portal.request("POST", "/p/v1/consents", Some(&json!({"institution": CLINIC, "share": false}))).await?,
+        "read_only_mode",
+    );
+    ok(portal.request("GET", "/p/v1/disclosure", None).await?);
+    hpki_e2e::gateway_cli(
+        &world.config_path(),
+        &["admin", "mode", "normal", "--reason", "done", "--operator", "sato-it"],
+    )?;
     assert!(world.outbox_once_cleaned().await?.is_empty(), "every change has its entry");
     assert!(world.chain_verifies().await);
     Ok(())

@@ -9,6 +9,9 @@
 //!   SHA-256 computed in the page from those very bytes), and confirms one or
 //!   several drafts with one entry of the signature PIN.
 //!
+//! - clinicians answer patients' correction requests against their
+//!   institution's records: accepted with a correcting record, or
+//!   rejected with the reason (FLOW-9);
 //! - a clinician designated by IT staff breaks the glass in an emergency:
 //!   patient ID, reason code and what the emergency is, then that patient's
 //!   records from every institution while the access lasts (FLOW-7);
@@ -40,7 +43,7 @@ pre.document{white-space:pre-wrap;word-break:break-all;background:#f7f7f2;border
 pub const SCRIPT: &str = r#"
 const W = T.work;
 let who = null, wk = null;
-function freshWork(){ return {encounter:null, doctors:[], drafts:[], queue:[], picked:{}, editing:null, review:null, results:null, status:null, bg:null, bgRecords:null, message:'', good:false, busy:false}; }
+function freshWork(){ return {encounter:null, doctors:[], drafts:[], queue:[], picked:{}, editing:null, review:null, results:null, status:null, bg:null, bgRecords:null, bgAsk:false, corrections:[], message:'', good:false, busy:false}; }
 async function gw(method, path, body){
   const opts = {method, headers:{'X-CSRF-Token':CSRF,'X-Lang':LANG}};
   if(body!==undefined){ opts.headers['Content-Type']='application/json'; opts.body=JSON.stringify(body); }
@@ -59,6 +62,8 @@ function isSigner(p){ return p && ['doctor','dentist','pharmacist'].includes(p.r
 // The roles the gateway's role table lets break the glass; the person must
 // also be designated (the gateway says so when not).
 function isClinician(p){ return p && ['doctor','dentist','pharmacist','nurse'].includes(p.role); }
+// The roles that answer patients' correction requests (HandleCorrections).
+function answersCorrections(p){ return p && ['doctor','dentist','pharmacist','nurse','dietitian'].includes(p.role); }
 function text(content){ return content && typeof content.text==='string' ? content.text : JSON.stringify(content); }
 function syncWork(){
   const p = actingPerson(), key = p ? p.id+'|'+p.role : null;
@@ -73,6 +78,7 @@ async function refresh(){
   // poll can show the new session before that answer has given the page
   // its proof cookie, and these loads fail without it.
   await refreshStatus();
+  if(answersCorrections(p)){ const c = await gw('GET','corrections'); if(c.ok) wk.corrections=c.body.corrections; }
   if(p.role==='assistant'){
     const d = await gw('GET','doctors'); if(d.ok) wk.doctors=d.body.doctors; else say(failure(d));
     const m = await gw('GET','drafts'); if(m.ok) wk.drafts=m.body.drafts; else say(failure(m));
@@ -121,13 +127,34 @@ function breakGlassHtml(){
          ' <button class="bg-open" data-id="'+esc(a.id)+'">'+esc(W.break_glass_open)+'</button></div>';
   }
   const reasons = ['emergency_treatment','disaster','other'];
-  h += '<details id="break-glass-ask"'+(active.length?'':' open')+'><summary>'+esc(W.break_glass_ask)+'</summary><p class="meta">'+esc(W.break_glass_explain)+'</p>'+
+  // Closed until asked for (an emergency is rare; everyday work comes
+  // first), and kept as the person left it across redraws.
+  h += '<details id="break-glass-ask"'+(wk.bgAsk?' open':'')+'><summary>'+esc(W.break_glass_ask)+'</summary><p class="meta">'+esc(W.break_glass_explain)+'</p>'+
        '<form id="break-glass-form"><label>'+esc(W.patient_id)+' <input type="text" id="bg-patient" data-k="bg-patient"></label>'+
        '<label>'+esc(W.break_glass_reason)+' <select id="bg-reason" data-k="bg-reason"><option value="">—</option>'+
        reasons.map(r=>'<option value="'+r+'">'+esc(W['reason_'+r])+'</option>').join('')+'</select></label>'+
        '<label>'+esc(W.break_glass_detail)+' <textarea id="bg-detail" data-k="bg-detail"></textarea></label>'+
        '<button type="submit" id="break-glass-start">'+esc(W.break_glass_start)+'</button></form></details>';
   return h+'</section>';
+}
+function correctionsHtml(){
+  let h = '<section class="card" id="corrections-panel"><h2>'+esc(W.corrections)+'</h2>';
+  if(wk.corrections.length===0) return h+'<div class="meta">'+esc(W.none)+'</div></section>';
+  for(const c of wk.corrections){
+    h += '<div class="queued correction" data-id="'+esc(c.id)+'"><div class="meta">'+esc(W.patient_id)+' '+esc(c.patient)+' · '+esc(W.record)+' '+esc(c.record)+' · '+esc(c.requested_at)+'</div>'+
+         '<div class="draft-text">'+esc(c.text)+'</div>'+
+         '<textarea class="correction-answer" data-k="answer-'+esc(c.id)+'" placeholder="'+esc(W.correction_answer)+'"></textarea>'+
+         '<button class="correction-accept" data-id="'+esc(c.id)+'">'+esc(W.correction_accept)+'</button>'+
+         '<button class="secondary correction-reject" data-id="'+esc(c.id)+'">'+esc(W.correction_reject)+'</button></div>';
+  }
+  return h+'</section>';
+}
+async function answerCorrection(e, decision){
+  const text = e.parentElement.querySelector('textarea.correction-answer').value.trim();
+  if(!text){ say(W.correction_answer_empty); return; }
+  const res = await gw('POST','corrections/'+encodeURIComponent(e.dataset.id)+'/resolve',{decision, text});
+  if(res.ok){ say(decision==='accepted' ? W.correction_accepted.replace('{id}', res.body.correction_record) : W.correction_rejected, true); await refresh(); }
+  else say(failure(res));
 }
 async function openBreakGlass(access){
   const r = await gw('GET','break-glass/'+encodeURIComponent(access.id)+'/records');
@@ -217,6 +244,7 @@ function renderWork(){
   let h = bannerHtml() + messageHtml();
   if(p.role==='assistant') h += assistantHtml();
   else if(isSigner(p)) h += signerHtml();
+  if(answersCorrections(p) && !wk.review) h += correctionsHtml();
   if(isClinician(p) && !wk.review) h += breakGlassHtml();
   box.innerHTML = h;
   box.querySelectorAll('[data-k]').forEach(i=>{ if(saved[i.dataset.k]!==undefined && i.tagName!=='SELECT') i.value=saved[i.dataset.k]; else if(i.tagName==='SELECT' && saved[i.dataset.k]) i.value=saved[i.dataset.k]; });
@@ -225,6 +253,10 @@ function renderWork(){
 function on(box, sel, ev, fn){ box.querySelectorAll(sel).forEach(e=>e.addEventListener(ev, async x=>{ x.preventDefault(); if(wk.busy) return; wk.busy=true; try{ await fn(e); } finally { wk.busy=false; renderWork(); } })); }
 function val(id){ const e=document.getElementById(id); return e ? e.value.trim() : ''; }
 function bindWork(box){
+  const ask = box.querySelector('#break-glass-ask');
+  if(ask) ask.addEventListener('toggle',()=>{ wk.bgAsk = ask.open; });
+  on(box,'button.correction-accept','click',async e=>{ await answerCorrection(e,'accepted'); });
+  on(box,'button.correction-reject','click',async e=>{ await answerCorrection(e,'rejected'); });
   on(box,'#break-glass-form','submit',async()=>{
     const body = {patient:val('bg-patient')};
     if(val('bg-reason')) body.reason = val('bg-reason');

@@ -281,7 +281,8 @@ fn spki_pin(cert_pem: &std::path::Path) -> Result<String> {
 /// gateway's bytes — and confirms both with one signature-PIN entry; the
 /// patient, enrolled by IT staff, signs in on the patient page, replaces the
 /// initial password, reads both records, asks for a correction of one and
-/// opens the disclosure of everything held about them.
+/// opens the disclosure of everything held about them; the doctor answers
+/// the correction request at the terminal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads() -> Result<()> {
     use base64::Engine;
@@ -434,6 +435,21 @@ async fn the_whole_story_in_chromium_assistant_drafts_doctor_signs_patient_reads
         wait_text(&client, "#corrections .correction", "pending").await?;
         save_screenshot(&client, "workflow-disclosure.png").await?;
         anyhow::ensure!(world.last_audit("patient.disclosure").await.event.outcome == "ok", "disclosure audited");
+        // The doctor, back at the terminal, answers it with a correcting
+        // record.
+        client.goto(&format!("http://{}/", agent.address)).await?;
+        wait_text(&client, ".session .person-role", "医師").await?;
+        wait_text(&client, "#corrections-panel .correction", "咳は3日ではなく5日前からです").await?;
+        fill(&client, "#corrections-panel textarea.correction-answer", "咳は5日前から。訂正します。").await?;
+        click(&client, "#corrections-panel button.correction-accept").await?;
+        wait_text(&client, ".work-message.ok", "訂正記録を作成しました").await?;
+        save_screenshot(&client, "workflow-correction-answered.png").await?;
+        let resolved = world.last_audit("correction.resolve").await;
+        anyhow::ensure!(
+            resolved.event.outcome == "ok" && resolved.event.object.contains("correction_record:"),
+            "{:?}",
+            resolved.event
+        );
         anyhow::ensure!(world.chain_verifies().await, "audit chain");
         Ok(())
     }
@@ -487,6 +503,7 @@ async fn break_glass_and_the_mode_banner_in_chromium() -> Result<()> {
         type_pin_and_submit(&client, PIN).await?;
         wait_text(&client, ".session .person-role", "医師").await?;
         wait_text(&client, "#mode-banner", "定期保守").await?;
+        click(&client, "#break-glass-ask summary").await?;
         fill(&client, "#bg-patient", &patient).await?;
         fill(&client, "#bg-detail", "意識障害で救急搬送、既往歴の確認が必要").await?;
         click(&client, "#break-glass-start").await?;

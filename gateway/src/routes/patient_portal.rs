@@ -169,6 +169,13 @@ async fn dispatch(gw: &Gateway, req: Request<Incoming>, peer: SocketAddr, st: &S
             if rights && let Err(r) = password_replaced(gw, &patient).await {
                 return refused(r, actor, object);
             }
+            // A patient's changes are writes too: the operating mode that
+            // refuses staff's writes refuses them (FLOW-7).
+            if matches!(action, Action::PatientCorrectionRequest | Action::PatientConsentChange)
+                && let Err(r) = writable(gw).await
+            {
+                return refused(r, actor, object);
+            }
             let stage = |object: &str| st.stage(&actor, object, gw.clock.now_ms());
             let result = match action {
                 Action::PatientDisclosure => patient_rights::disclosure(gw, &patient).await,
@@ -399,6 +406,13 @@ async fn change_password(
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     gw.store.set_password(patient, &hashed, now, session, staged).await?;
     Ok((204, Vec::new()))
+}
+
+/// Whether the operating mode lets a patient change anything (read-only
+/// and blocked do not).
+async fn writable(gw: &Gateway) -> Result<(), ApiError> {
+    let mode = gw.store.operating_mode().await?;
+    crate::http::layers::mode::admit(&mode, crate::http::endpoints::Kind::Write)
 }
 
 /// Nothing but the password change until the initial password is
