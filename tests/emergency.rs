@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hpki_e2e::{PgDatabase, World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, private_pcscd, session};
+use hpki_e2e::{World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, on_postgres, private_pcscd, session};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 
@@ -361,16 +361,7 @@ async fn break_glass_flow_7_on_sqlite() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn break_glass_flow_7_on_postgres() -> Result<()> {
-    let db = PgDatabase::create().await?;
-    let result = async {
-        let mut world = World::start(WorldOptions { postgres: Some(db.url.clone()), ..short_break_glass() }).await?;
-        let r = break_glass(&mut world).await;
-        world.gw.store.close().await;
-        r
-    }
-    .await;
-    db.drop_db().await;
-    result
+    on_postgres(short_break_glass(), async |world| break_glass(world).await).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -381,14 +372,5 @@ async fn operating_modes_flow_7_on_sqlite() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operating_modes_flow_7_on_postgres() -> Result<()> {
-    let db = PgDatabase::create().await?;
-    let result = async {
-        let mut world = World::start(WorldOptions { postgres: Some(db.url.clone()), ..Default::default() }).await?;
-        let r = modes(&mut world).await;
-        world.gw.store.close().await;
-        r
-    }
-    .await;
-    db.drop_db().await;
-    result
+    on_postgres(WorldOptions::default(), async |world| modes(world).await).await
 }

@@ -864,6 +864,35 @@ impl PgDatabase {
     }
 }
 
+/// Runs `story` on a world started with `opts` on a fresh PostgreSQL
+/// database, then closes the store and drops the database, whatever the
+/// story's outcome.
+pub async fn on_postgres(opts: WorldOptions, story: impl AsyncFnOnce(&mut World) -> Result<()>) -> Result<()> {
+    let db = PgDatabase::create().await?;
+    let result = async {
+        let mut world = World::start(WorldOptions { postgres: Some(db.url.clone()), ..opts }).await?;
+        let r = story(&mut world).await;
+        world.gw.store.close().await;
+        r
+    }
+    .await;
+    db.drop_db().await;
+    result
+}
+
+/// [`python_tool`] `script` with `args`: what it printed, as JSON; an
+/// error with everything it said when it exits non-zero.
+pub fn python_json(script: &str, args: &[&std::ffi::OsStr]) -> Result<Value> {
+    let out = python_tool(script).args(args).output().with_context(|| format!("running {script}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{script} refused: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 /// The CAs of the test hierarchy that may not certify a licensed
 /// professional: whoever holds one of their keys is the forger the trust
 /// scopes stop.

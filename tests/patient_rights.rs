@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hpki_e2e::{
-    PgDatabase, World, WorldOptions, insert_card, private_pcscd, python_tool, session, signed_attributes,
+    World, WorldOptions, insert_card, on_postgres, private_pcscd, python_json, session, signed_attributes,
     signed_confirm,
 };
 use hpki_profile::Profession;
@@ -37,14 +37,7 @@ fn refused(answer: (u16, Value), code: &str) {
 fn check_fhir(bundle: &Value, dir: &Path) -> Result<Value> {
     let path = dir.join("disclosure.fhir.json");
     std::fs::write(&path, serde_json::to_vec_pretty(bundle)?)?;
-    let out = python_tool("check_fhir.py").arg(&path).arg(dir).output().context("running check_fhir.py")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "fhir.resources refused the bundle: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    python_json("check_fhir.py", &[path.as_os_str(), dir.as_os_str()])
 }
 
 async fn rights(world: &mut World) -> Result<()> {
@@ -297,15 +290,5 @@ async fn patients_rights_flow_9_on_sqlite() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patients_rights_flow_9_on_postgres() -> Result<()> {
-    let db = PgDatabase::create().await?;
-    let result = async {
-        let mut world =
-            World::start(WorldOptions { postgres: Some(db.url.clone()), patients: true, ..Default::default() }).await?;
-        let r = rights(&mut world).await;
-        world.gw.store.close().await;
-        r
-    }
-    .await;
-    db.drop_db().await;
-    result
+    on_postgres(WorldOptions { patients: true, ..Default::default() }, async |world| rights(world).await).await
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hpki_e2e::{
-    PgDatabase, World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, private_pcscd, python_tool, session,
+    World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, on_postgres, private_pcscd, python_json, session,
 };
 use hpki_profile::Profession;
 use serde_json::{Value, json};
@@ -32,21 +32,10 @@ fn days() -> (String, String) {
 }
 
 fn kanon(file: &Path, k: usize, forbidden: &[String]) -> Result<Value> {
-    let out = python_tool("check_kanon.py")
-        .arg(file)
-        .arg(k.to_string())
-        .arg(QIS)
-        .arg(COLUMNS)
-        .args(forbidden)
-        .output()
-        .context("running check_kanon.py")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "the export is not {k}-anonymous or leaks: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(serde_json::from_slice(&out.stdout)?)
+    let k = k.to_string();
+    let mut args: Vec<&std::ffi::OsStr> = vec![file.as_os_str(), k.as_ref(), QIS.as_ref(), COLUMNS.as_ref()];
+    args.extend(forbidden.iter().map(std::ffi::OsStr::new));
+    python_json("check_kanon.py", &args)
 }
 
 async fn exports(world: &mut World) -> Result<()> {
@@ -196,14 +185,5 @@ async fn de_identified_exports_flow_8_on_sqlite() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn de_identified_exports_flow_8_on_postgres() -> Result<()> {
-    let db = PgDatabase::create().await?;
-    let result = async {
-        let mut world = World::start(WorldOptions { postgres: Some(db.url.clone()), ..options() }).await?;
-        let r = exports(&mut world).await;
-        world.gw.store.close().await;
-        r
-    }
-    .await;
-    db.drop_db().await;
-    result
+    on_postgres(options(), async |world| exports(world).await).await
 }

@@ -108,20 +108,34 @@ pub(crate) async fn admin_audit_of(
     object: &str,
     outcome: Result<(), String>,
 ) -> Result<()> {
+    admin_entry(store, request_id, operator, action, object, &outcome).await?;
+    outcome.map_err(anyhow::Error::msg)
+}
+
+/// Appends the entry of [`admin_audit_of`] (and clears the run's staged
+/// rows); its seq.
+pub(crate) async fn admin_entry(
+    store: &Store,
+    request_id: &str,
+    operator: &str,
+    action: Action,
+    object: &str,
+    outcome: &Result<(), String>,
+) -> Result<i64> {
     let event = AuditEvent {
         actor: format!("admin:{operator}"),
         object: object.into(),
         reason: outcome.as_ref().err().cloned().unwrap_or_else(|| "-".into()),
         request_id: request_id.into(),
-        ..AuditEvent::new(action, Outcome::of(&outcome))
+        ..AuditEvent::new(action, Outcome::of(outcome))
     };
-    store.append_audit(&event, SystemClock.now_ms()).await?;
+    let written = store.append_audit(&event, SystemClock.now_ms()).await?;
     if request_id != "-"
         && let Err(e) = store.clear_outbox(&[request_id]).await
     {
         tracing::warn!(error = %e, "cannot clear the audit outbox; the gateway's next start will");
     }
-    outcome.map_err(anyhow::Error::msg)
+    Ok(written.seq)
 }
 
 /// The id of one CLI run, in its audit entry (and staged rows).

@@ -19,7 +19,7 @@ use hpki_gateway::signatures::{check, export, renew};
 use hpki_gateway::store::{SignatureRow, Store};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{Operator, admin_audit, admin_audit_of, cli_request_id};
+use crate::cli::{Operator, admin_audit, admin_audit_of, admin_entry, cli_request_id};
 
 /// The exported files, as `export` writes them and `verify --dir` reads them.
 const DOCUMENT: &str = "document.json";
@@ -147,30 +147,6 @@ pub async fn run(config: &Config, cmd: RecordsCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// An audit entry of the run `request_id` (whose change staged it); its seq.
-async fn audit_seq(
-    store: &Store,
-    request_id: &str,
-    operator: &str,
-    action: Action,
-    object: &str,
-    outcome: Result<(), String>,
-) -> Result<i64> {
-    use hpki_gateway::audit::{AuditEvent, Outcome};
-    let event = AuditEvent {
-        actor: format!("admin:{operator}"),
-        object: object.into(),
-        reason: outcome.as_ref().err().cloned().unwrap_or_else(|| "-".into()),
-        request_id: request_id.into(),
-        ..AuditEvent::new(action, Outcome::of(&outcome))
-    };
-    let record = store.append_audit(&event, SystemClock.now_ms()).await?;
-    if let Err(e) = store.clear_outbox(&[request_id]).await {
-        tracing::warn!(error = %e, "cannot clear the audit outbox; the gateway's next start will");
-    }
-    Ok(record.seq)
-}
-
 /// `records erase --expired`: the report, and how many erasures failed.
 /// Also run by `backup restore`, so that a restored backup does not bring
 /// back records erased after it was taken.
@@ -228,12 +204,13 @@ pub(crate) async fn erase_expired(
             Ok(last) => last,
             Err(e) => {
                 bar.suspend(|| eprintln!("record {}: {e}", d.record));
-                audit_seq(store, &request_id, operator, Action::AdminRecordErase, &object, Err(e.to_string())).await?;
+                admin_entry(store, &request_id, operator, Action::AdminRecordErase, &object, &Err(e.to_string()))
+                    .await?;
                 failed += 1;
                 continue;
             }
         };
-        let seq = audit_seq(store, &request_id, operator, Action::AdminRecordErase, &object, Ok(())).await?;
+        let seq = admin_entry(store, &request_id, operator, Action::AdminRecordErase, &object, &Ok(())).await?;
         store.note_erasure_seq(&request_id, seq).await?;
         erased.push(serde_json::json!({
             "record": d.record, "kind": d.kind, "institution": d.institution, "created_at": when(d.created_at),
@@ -256,7 +233,7 @@ pub(crate) async fn erase_expired(
             } else {
                 patients.push(p.id.clone());
             }
-            audit_seq(store, &request_id, operator, Action::AdminPatientErase, &object, outcome).await?;
+            admin_entry(store, &request_id, operator, Action::AdminPatientErase, &object, &outcome).await?;
         }
     }
     bar.finish_and_clear();

@@ -67,26 +67,16 @@ pub async fn resolve(c: Ctx, Path(id): Path<String>, body: Bytes) -> Handled {
                 let content = serde_json::json!({"corrects": row.record, "request": row.id, "text": text});
                 let plain =
                     serde_json::to_vec(&content).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-                let (key_id, sealed) = c.gw.keys().seal(&SealedTable::Records.aad(&rid), &plain)?;
-                Some(RecordRow {
-                    id: rid,
-                    kind: KIND.into(),
-                    patient: row.patient.clone(),
-                    institution: row.institution.clone(),
-                    origin_reference: format!("correction:{}", row.record),
-                    draft_version: None,
-                    author: c.a.person.id.clone(),
-                    signer: None,
-                    key_id,
-                    content: sealed,
-                    document_sha256: None,
-                    signature: None,
-                    signature_cert: None,
-                    revocation: "[]".into(),
-                    created_at: now,
-                    signature_level: None,
-                    time_stamped_at: None,
-                })
+                let sealed = c.gw.keys().seal(&SealedTable::Records.aad(&rid), &plain)?;
+                Some(RecordRow::unsigned(
+                    rid,
+                    KIND,
+                    (row.patient.clone(), row.institution.clone()),
+                    format!("correction:{}", row.record),
+                    c.a.person.id.clone(),
+                    sealed,
+                    now,
+                ))
             }
             _ => None,
         };

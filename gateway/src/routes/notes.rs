@@ -28,26 +28,16 @@ pub(crate) async fn add_note(
     let p = patient_by_pseudonym(gw, &e.patient).await?;
     let id = random_id(gw, "rec_")?;
     let plain = serde_json::to_vec(&req.content).map_err(|e| ApiError::new(ErrorCode::MalformedJson, e.to_string()))?;
-    let (key_id, sealed) = gw.keys().seal(&SealedTable::Records.aad(&id), &plain)?;
-    let row = RecordRow {
-        id: id.clone(),
-        kind: "note".into(),
-        patient: e.patient.clone(),
-        institution: e.institution.clone(),
-        origin_reference: format!("note:{id}"),
-        draft_version: None,
-        author: a.person.id.clone(),
-        signer: None,
-        key_id,
-        content: sealed,
-        document_sha256: None,
-        signature: None,
-        signature_cert: None,
-        revocation: "[]".into(),
-        created_at: gw.clock.now(),
-        signature_level: None,
-        time_stamped_at: None,
-    };
+    let sealed = gw.keys().seal(&SealedTable::Records.aad(&id), &plain)?;
+    let row = RecordRow::unsigned(
+        id.clone(),
+        "note",
+        (e.patient.clone(), e.institution.clone()),
+        format!("note:{id}"),
+        a.person.id.clone(),
+        sealed,
+        gw.clock.now(),
+    );
     *object = format!("encounter:{} record:{id}", e.id);
     gw.store.add_record(&row, &st.stage(&a.person.id, object.as_str(), gw.clock.now_ms())).await?;
     json(201, &record_view(gw, &row, &p.id)?)

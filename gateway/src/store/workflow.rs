@@ -81,6 +81,41 @@ pub struct RecordRow {
     pub time_stamped_at: Option<i64>,
 }
 
+impl RecordRow {
+    /// A record without a signature (a note, a correction): its author
+    /// wrote it, nobody confirmed it with a card. `at` is the patient's
+    /// pseudonym and the institution.
+    pub fn unsigned(
+        id: String,
+        kind: &str,
+        (patient, institution): (String, String),
+        origin_reference: String,
+        author: String,
+        (key_id, content): (String, Vec<u8>),
+        created_at: i64,
+    ) -> RecordRow {
+        RecordRow {
+            id,
+            kind: kind.into(),
+            patient,
+            institution,
+            origin_reference,
+            draft_version: None,
+            author,
+            signer: None,
+            key_id,
+            content,
+            document_sha256: None,
+            signature: None,
+            signature_cert: None,
+            revocation: "[]".into(),
+            created_at,
+            signature_level: None,
+            time_stamped_at: None,
+        }
+    }
+}
+
 /// One version of a record's signature container (CAdES `signature.p7s`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignatureRow {
