@@ -9,28 +9,14 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use hpki_e2e::{World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, on_postgres, private_pcscd, session};
+use hpki_e2e::{
+    World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, ok, on_postgres, private_pcscd, refused, session,
+};
 use hpki_profile::Profession;
 use serde_json::{Value, json};
 
 const CLINIC: &str = "Kanazawa Clinic";
 const OTHER: &str = "Noto Hospital";
-
-/// Refused with `code`, and audited under `action` with it.
-async fn refused(world: &World, answer: (u16, Value), action: &str, code: &str) {
-    let (status, body) = answer;
-    assert!(status >= 400, "expected {code}, got {status}: {body}");
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    let a = world.last_audit(action).await;
-    assert_eq!((a.event.outcome.as_str(), a.event.reason.as_str()), ("refused", code), "{a:?}");
-}
-
-fn ok(answer: (u16, Value)) -> Value {
-    let (status, body) = answer;
-    assert!((200..300).contains(&status), "expected success, got {status}: {body}");
-    body
-}
 
 /// The month (Japan time) of an RFC 3339 UTC instant, as `--month` takes it.
 fn month_of(rfc3339: &str) -> Result<String> {

@@ -864,6 +864,24 @@ impl PgDatabase {
     }
 }
 
+/// Asserts that `answer` is a refusal with `code` and a message, and that
+/// the last `action` entry of the audit log is that refusal.
+pub async fn refused(world: &World, answer: (u16, Value), action: &str, code: &str) {
+    let (status, body) = answer;
+    assert!(status >= 400, "expected {code}, got {status}: {body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    let a = world.last_audit(action).await;
+    assert_eq!((a.event.outcome.as_str(), a.event.reason.as_str()), ("refused", code), "{a:?}");
+}
+
+/// Asserts that `answer` is a success; its body.
+pub fn ok(answer: (u16, Value)) -> Value {
+    let (status, body) = answer;
+    assert!((200..300).contains(&status), "expected success, got {status}: {body}");
+    body
+}
+
 /// Runs `story` on a world started with `opts` on a fresh PostgreSQL
 /// database, then closes the store and drops the database, whatever the
 /// story's outcome.

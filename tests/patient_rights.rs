@@ -13,7 +13,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hpki_e2e::{
-    World, WorldOptions, insert_card, on_postgres, private_pcscd, python_json, session, signed_attributes,
+    World, WorldOptions, insert_card, ok, on_postgres, private_pcscd, python_json, session, signed_attributes,
     signed_confirm,
 };
 use hpki_profile::Profession;
@@ -21,12 +21,6 @@ use serde_json::{Value, json};
 
 const CLINIC: &str = "Kanazawa Clinic";
 const OTHER: &str = "Noto Hospital";
-
-fn ok(answer: (u16, Value)) -> Value {
-    let (status, body) = answer;
-    assert!((200..300).contains(&status), "expected success, got {status}: {body}");
-    body
-}
 
 fn refused(answer: (u16, Value), code: &str) {
     let (status, body) = answer;

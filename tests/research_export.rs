@@ -9,7 +9,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use hpki_e2e::{
-    World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, on_postgres, private_pcscd, python_json, session,
+    World, WorldOptions, gateway_cli, gateway_cli_raw, insert_card, ok, on_postgres, private_pcscd, python_json,
+    session,
 };
 use hpki_profile::Profession;
 use serde_json::{Value, json};
@@ -17,12 +18,6 @@ use serde_json::{Value, json};
 const CLINIC: &str = "Kanazawa Clinic";
 const COLUMNS: &str = "pseudonym,age_band,region,month,kind,type,days";
 const QIS: &str = "age_band,region,month,kind";
-
-fn ok(answer: (u16, Value)) -> Value {
-    let (status, body) = answer;
-    assert!((200..300).contains(&status), "expected success, got {status}: {body}");
-    body
-}
 
 /// Today in Japan, YYYY-MM-DD, and yesterday.
 fn days() -> (String, String) {

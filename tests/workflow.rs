@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use hpki_card::{Application, HpkiCard, Pin, RSA_2048_BYTES, sha256};
 use hpki_e2e::{
-    CardSlot, PIN, PgDatabase, TerminalClient, World, WorldOptions, insert_card, private_pcscd, session, signed_confirm,
+    CardSlot, PIN, PgDatabase, TerminalClient, World, WorldOptions, insert_card, ok, private_pcscd, refused, session,
+    signed_confirm,
 };
 use hpki_profile::Profession;
 use serde_json::{Value, json};
@@ -30,22 +31,6 @@ fn swap(pcscd: &PrivatePcscd, slot: &mut Option<Slot>, image: &Path) -> Result<(
     std::thread::sleep(Duration::from_millis(500));
     *slot = Some(insert(pcscd, 1, image)?);
     Ok(())
-}
-
-/// Refused with `code` in the body, and audited under `action` with it.
-async fn refused(world: &World, answer: (u16, Value), action: &str, code: &str) {
-    let (status, body) = answer;
-    assert!(status >= 400, "expected {code}, got {status}: {body}");
-    assert_eq!(body["error"], code, "{body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
-    let a = world.last_audit(action).await;
-    assert_eq!((a.event.outcome.as_str(), a.event.reason.as_str()), ("refused", code), "{a:?}");
-}
-
-fn ok(answer: (u16, Value)) -> Value {
-    let (status, body) = answer;
-    assert!((200..300).contains(&status), "expected success, got {status}: {body}");
-    body
 }
 
 async fn review(client: &mut TerminalClient, draft: &str, token: &str) -> Result<Value> {
