@@ -144,7 +144,11 @@ async fn whole_story(world: &mut World) -> Result<()> {
     let stored = world.gw.store.records_of(&raw.patient).await?;
     assert_eq!(stored.len(), 1);
     assert!(!String::from_utf8_lossy(&stored[0].content).contains("再測定"));
-    assert_eq!(stored[0].signature.as_deref().map(<[u8]>::len), Some(256));
+    // The signature value and certificate are kept once, in the container.
+    assert_eq!((stored[0].signature.as_deref(), stored[0].signature_cert.as_deref()), (None, None));
+    let containers = world.gw.store.record_signatures(&stored[0].id).await?;
+    let opened = hpki_cades::open(&containers.first().context("container")?.container, &bytes)?;
+    assert_eq!(opened.signature.len(), 256);
     assert!(ok(client.get("/v1/queue", Some(&d)).await?)["drafts"].as_array().is_some_and(Vec::is_empty));
 
     // Batch: two drafts, one PIN entry at the desk, a signature each.

@@ -251,8 +251,11 @@ pub(crate) async fn confirm_one(
         key_id,
         content: sealed,
         document_sha256: Some(digest(&SHA256, &bytes).as_ref().to_vec()),
-        signature: Some(signature.to_vec()),
-        signature_cert: Some(cert.to_vec()),
+        // The signature value and the certificate are in the container
+        // (`record_signatures`), the one copy kept; the columns stay for
+        // records confirmed before containers existed.
+        signature: None,
+        signature_cert: None,
         revocation: evidence,
         created_at: now,
         signature_level: Some(sealed_signature.level.to_owned()),

@@ -108,8 +108,9 @@ pub(crate) async fn receive_document(
         key_id,
         content,
         document_sha256: Some(digest(&SHA256, &document).as_ref().to_vec()),
-        signature: Some(opened.signature.clone()),
-        signature_cert: Some(opened.signer_cert.clone()),
+        // In the container, the one copy kept (as for confirms).
+        signature: None,
+        signature_cert: None,
         revocation: crate::routes::revocation_evidence(&validated),
         created_at: now,
         signature_level: Some(sealed.level.to_owned()),
