@@ -120,11 +120,22 @@ fn kept_fields(keys: &Keyring, r: &RecordRow, keep: &[String]) -> Result<Vec<Str
     Ok(keep
         .iter()
         .map(|f| match content.get(f) {
-            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::String(s)) => spreadsheet_safe(s),
             Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => v.to_string(),
             _ => String::new(),
         })
         .collect())
+}
+
+/// A text field as a spreadsheet will not run: one that starts like a
+/// formula (`=`, `+`, `-`, `@`, tab, carriage return) gets a leading `'`
+/// (the OWASP advice against CSV injection). Numbers are written as
+/// numbers and never changed.
+pub fn spreadsheet_safe(text: &str) -> String {
+    match text.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
+        _ => text.to_owned(),
+    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -239,6 +250,14 @@ pub async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_that_a_spreadsheet_would_run_is_quoted() {
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("vital_signs"), "vital_signs");
+        assert_eq!(spreadsheet_safe(""), "");
+    }
 
     #[test]
     fn ages_fall_in_ten_year_bands() {
