@@ -166,8 +166,14 @@ pub async fn end(c: Ctx, Path(access): Path<String>) -> Handled {
 }
 
 /// `GET /v1/status`.
-pub async fn status(c: Ctx, Extension(snapshot): Extension<Snapshot>) -> Handled {
+pub async fn status(c: Ctx, snapshot: Option<Extension<Snapshot>>) -> Handled {
     let answer = async {
+        // The terminal layer leaves it on every request; without it the
+        // endpoint was mounted without its layers (refused, not guessed).
+        let Some(Extension(snapshot)) = snapshot else {
+            tracing::error!("GET /v1/status without the terminal layer's snapshot");
+            return Err(ApiError::new(ErrorCode::Internal, "the gateway is misconfigured"));
+        };
         let now = c.gw.clock.now();
         let mine = c.gw.store.active_break_glass_of(&c.a.person.id, now).await?;
         let m = &snapshot.mode;
