@@ -8,8 +8,9 @@
 //! into the outbox of its own area, inside its own transaction. The
 //! request's entry clears the row: in the identity area the INSERT that
 //! chains the entry deletes it (a trigger, so entry and clearing are one
-//! commit); in the health area, which a trigger cannot reach, the writer
-//! deletes it after the entry's commit. A
+//! commit); in the health area the same trigger deletes it on PostgreSQL
+//! (one database), while on SQLite, whose health file a trigger cannot
+//! reach, the writer deletes it after the entry's commit. A
 //! crash between the change's commit and the entry's leaves the row; the
 //! next start ([`drain`]) appends the entry it stands for, with the reason
 //! `committed_unanswered`, unless the chain holds the request's entry

@@ -13,8 +13,9 @@ use crate::store::batch::Batcher;
 const MAX_BATCH: usize = 512;
 
 /// The request ids whose health outbox rows an appended batch owes a
-/// DELETE (`audit::outbox`); the identity outbox's rows went with the
-/// entries' INSERT (a trigger).
+/// DELETE on SQLite (`audit::outbox`); the identity outbox's rows went
+/// with the entries' INSERT (a trigger), and on PostgreSQL the health
+/// outbox's rows too.
 fn staged_in_health(events: &[(AuditEvent, i64)]) -> Vec<String> {
     events
         .iter()
@@ -58,6 +59,10 @@ impl AuditWriter {
             let (store, cleaner) = (store.clone(), cleaner.clone());
             async move {
                 let done = store.append_audit_batch(&events).await.map_err(|e| format!("audit append failed: {e}"))?;
+                // PostgreSQL: the INSERT cleared both outboxes (0016).
+                if store.backend() == crate::store::Backend::Postgres {
+                    return Ok(done);
+                }
                 let ids = staged_in_health(&events);
                 if !ids.is_empty() && cleaner.send(ids).is_err() {
                     tracing::warn!("the audit outbox cleaner has stopped; the next start clears the rows");

@@ -157,6 +157,11 @@ fn migrator(backend: Backend) -> Migrator {
                 ),
                 migration(14, "research opt-out", include_str!("../../migrations/postgres/0014_research_opt_out.sql")),
                 migration(15, "erasure", include_str!("../../migrations/postgres/0015_erasure.sql")),
+                migration(
+                    16,
+                    "outbox cleared in both areas",
+                    include_str!("../../migrations/postgres/0016_outbox_cleared_in_both_areas.sql"),
+                ),
             ]);
             // A fixed place for the bookkeeping table: with `search_path`
             // starting at a schema the first migration creates, sqlx would
