@@ -402,8 +402,8 @@ async fn main() -> Result<()> {
     println!("\nDemo complete: cards read through PC/SC, PINs verified, channel-bound logins over mutual TLS,");
     println!("the assistant's draft confirmed with the doctor's signature key over RFC 8785 bytes as a CAdES");
     println!("signature with RFC 3161 time-stamps that OpenSSL verifies, the record sealed with AES-256-GCM,");
-    println!("the patient reading it after replacing the initial password, and every step in the hash-chained");
-    println!("audit log.");
+    println!("the patient reading it after replacing the initial password, one break-glass access alerted and");
+    println!("reviewed, the patient's disclosure as a FHIR R4 Bundle, and every step in the hash-chained audit log.");
     if std::io::stdin().is_terminal() {
         println!("\nNow try it yourself: open http://{}/ in a browser on this machine.", agent.address);
         println!("The card of {} is in reader {reader:?}; its PIN is {PIN}.", issued.holder);
