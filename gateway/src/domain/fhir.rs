@@ -20,11 +20,8 @@ const PARTICIPANT: &str = "http://terminology.hl7.org/CodeSystem/provenance-part
 /// Signature" (the doctor's confirmation of what was entered).
 const SIGNATURE_TYPE: &str = "urn:iso-astm:E1762-95:2013";
 
-/// The signed bytes and the newest signature container of a record.
-pub struct Signed<'a> {
-    pub document: &'a [u8],
-    pub container: &'a [u8],
-}
+/// Record id → its signed bytes and newest signature container.
+pub type Signed = HashMap<String, (Vec<u8>, Vec<u8>)>;
 
 /// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`) for one of ours: base64url ids
 /// carry `_`, which FHIR ids may not.
@@ -44,7 +41,7 @@ fn agent(code: &str, who: Value) -> Value {
 }
 
 /// The bundle; `signed` holds what signed records have (by record id).
-pub fn bundle(gateway_id: &str, d: &Disclosure, signed: &HashMap<String, Signed<'_>>) -> Value {
+pub fn bundle(gateway_id: &str, d: &Disclosure, signed: &Signed) -> Value {
     let base = format!("https://{gateway_id}/fhir");
     let persons = format!("urn:hpki-gateway:{gateway_id}:person");
     let pid = fhir_id(&d.patient.id);
@@ -92,7 +89,7 @@ fn record_resources(
     r: &DisclosedRecord,
     patient_ref: &str,
     persons: &str,
-    signed: Option<&Signed<'_>>,
+    signed: Option<&(Vec<u8>, Vec<u8>)>,
 ) -> (Value, Value) {
     let rec = &r.record;
     let id = fhir_id(&rec.id);
@@ -103,10 +100,10 @@ fn record_resources(
         "title": format!("{} record {}", rec.kind, rec.id),
         "creation": rec.created_at,
     }})];
-    if let Some(s) = signed {
+    if let Some((document, _)) = signed {
         attachments.push(json!({"attachment": {
             "contentType": "application/json",
-            "data": B64.encode(s.document),
+            "data": B64.encode(document),
             "title": "the signed document (the bytes the signature covers)",
         }}));
     }
@@ -144,14 +141,14 @@ fn record_resources(
         "recorded": rec.created_at,
         "agent": agents,
     });
-    if let (Some(s), Some(by)) = (signed, &r.confirmed_by) {
+    if let (Some((_, container)), Some(by)) = (signed, &r.confirmed_by) {
         prov["signature"] = json!([{
             "type": [{"system": SIGNATURE_TYPE, "code": "1.2.840.10065.1.12.1.5", "display": "Verification Signature"}],
             "when": rec.time_stamped_at.as_deref().unwrap_or(&rec.created_at),
             "who": person_ref(by, persons),
             "targetFormat": "application/json",
             "sigFormat": "application/pkcs7-signature",
-            "data": B64.encode(s.container),
+            "data": B64.encode(container),
         }]);
     }
     (doc, prov)

@@ -24,7 +24,7 @@ pub async fn sweep(gw: &Gateway) -> usize {
     };
     let mut ended = 0;
     for r in expired {
-        let object = format!("break_glass:{} patient:{}", r.id, r.patient_id);
+        let object = r.audit_object();
         let staging = Staging {
             request_id: gw.request_id(),
             terminal: r.terminal.clone(),

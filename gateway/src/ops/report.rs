@@ -261,16 +261,7 @@ async fn break_glass_review(store: &Store, month: &Month, now_ms: i64) -> Result
     let mut out = Vec::new();
     for a in store.break_glass_for_review(month.from_ms.div_euclid(1000), month.to_ms.div_euclid(1000)).await? {
         let over = a.over_at(now);
-        // The reads are in the log between the start and the end.
-        let until_ms = over.unwrap_or(now).saturating_add(1) * 1000;
-        let prefix = format!("break_glass:{} ", a.id);
-        let reads = store
-            .audit_between(a.started_at * 1000, until_ms)
-            .await?
-            .iter()
-            .filter(|r| r.event.action == "break_glass.read" && r.event.outcome == "ok")
-            .filter(|r| r.event.object.starts_with(&prefix))
-            .count() as u64;
+        let reads = store.break_glass_reads(&a).await?;
         let end = match (over, a.end_reason.as_deref()) {
             (None, _) => None,
             (Some(_), Some(how)) => Some(how.to_owned()),

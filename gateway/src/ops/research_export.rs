@@ -209,15 +209,15 @@ pub async fn export(
     for r in &rows {
         *groups.entry(&r.qi).or_insert(0) += 1;
     }
-    let kept_groups: Vec<usize> = groups.values().copied().filter(|n| *n >= k).collect();
-    let keep: HashSet<[String; 4]> = groups.iter().filter(|(_, n)| **n >= k).map(|(qi, _)| (*qi).clone()).collect();
+    // The combinations that stay; every row of another is suppressed.
+    groups.retain(|_, n| *n >= k);
     let mut out = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["pseudonym".to_owned()];
     header.extend(QUASI_IDENTIFIERS.iter().map(|s| (*s).to_owned()));
     header.extend(research.keep_fields.iter().cloned());
     out.write_record(&header)?;
     let (mut exported, mut patients_out) = (0, HashSet::new());
-    for r in rows.iter().filter(|r| keep.contains(&r.qi)) {
+    for r in rows.iter().filter(|r| groups.contains_key(&r.qi)) {
         let mut line = vec![r.pseudonym.clone()];
         line.extend(r.qi.iter().cloned());
         line.extend(r.fields.iter().cloned());
@@ -230,9 +230,9 @@ pub async fn export(
         from: hpki_profile::validate::rfc3339(from),
         to: hpki_profile::validate::rfc3339(to),
         k,
-        k_reached: !kept_groups.is_empty(),
-        smallest_group: kept_groups.iter().min().copied(),
-        groups: kept_groups.len(),
+        k_reached: !groups.is_empty(),
+        smallest_group: groups.values().min().copied(),
+        groups: groups.len(),
         records_in_period: records.len(),
         rows_exported: exported,
         rows_suppressed: rows.len() - exported,

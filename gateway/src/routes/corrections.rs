@@ -13,23 +13,19 @@ use hpki_protocol::ErrorCode;
 use hpki_protocol::rights::{CorrectionStatus, Corrections, ResolveCorrection};
 
 use crate::routes::patient_rights::{correction_view, seal_correction, text_of};
-use crate::routes::workflow::{json, parse, random_id};
+use crate::routes::workflow::{json, parse, patient_id_of, random_id};
 use crate::routes::{ApiError, Ctx, Handled};
 use crate::store::{CorrectionRow, RecordRow, SealedTable};
 
 /// The kind of a correcting record.
 pub const KIND: &str = "correction";
 
-async fn patient_id(c: &Ctx, pseudonym: &str) -> Result<String, ApiError> {
-    Ok(c.gw.store.patient_by_pseudonym(pseudonym).await?.map(|p| p.id).unwrap_or_else(|| "-".into()))
-}
-
 /// `GET /v1/corrections`.
 pub async fn queue(c: Ctx) -> Handled {
     let answer = async {
         let mut out = Vec::new();
         for row in c.gw.store.correction_queue(&c.conn.terminal.institution).await? {
-            let pid = patient_id(&c, &row.patient).await?;
+            let pid = patient_id_of(&c.gw, &row.patient).await?;
             out.push(correction_view(&c.gw, &row, &pid)?);
         }
         json(200, &Corrections { corrections: out })
@@ -58,7 +54,7 @@ pub async fn resolve(c: Ctx, Path(id): Path<String>, body: Bytes) -> Handled {
             return Err(ApiError::new(ErrorCode::BadRequest, "decision must be accepted or rejected"));
         }
         let text = text_of(&req.text, "the answer")?;
-        let pid = patient_id(&c, &row.patient).await?;
+        let pid = patient_id_of(&c.gw, &row.patient).await?;
         let request = correction_view(&c.gw, &row, &pid)?;
         let now = c.gw.clock.now();
         let record = match req.decision {

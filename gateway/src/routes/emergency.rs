@@ -18,7 +18,6 @@ use hpki_protocol::ErrorCode;
 use hpki_protocol::emergency::{BreakGlassAccess, BreakGlassReason, BreakGlassRequest, GatewayStatus};
 use hpki_protocol::workflow::Records;
 
-use crate::gateway::Gateway;
 use crate::routes::workflow::{Answer, json, parse, patient, random_id, record_view, time};
 use crate::routes::{ApiError, Ctx, Handled, naming_object};
 use crate::store::BreakGlassRow;
@@ -98,7 +97,7 @@ pub async fn start(c: Ctx, body: Bytes) -> Handled {
             reviewed_at: None,
             review_note: None,
         };
-        *object = format!("break_glass:{} patient:{}", row.id, p.id);
+        *object = row.audit_object();
         c.gw.store.start_break_glass(&row, &c.stage(object.as_str())?).await?;
         tracing::warn!(access = %row.id, person = %row.person, patient = %p.id, reason = %reason, "break-glass access started");
         json(201, &access_view(&row, now))
@@ -107,7 +106,8 @@ pub async fn start(c: Ctx, body: Bytes) -> Handled {
 }
 
 /// The caller's access `id` at this terminal's institution, in force.
-async fn usable(gw: &Gateway, c: &Ctx, id: &str) -> Result<BreakGlassRow, ApiError> {
+async fn usable(c: &Ctx, id: &str) -> Result<BreakGlassRow, ApiError> {
+    let gw = &c.gw;
     let unknown = || ApiError::new(ErrorCode::UnknownBreakGlass, format!("no break-glass access {id:?} of yours here"));
     let row = gw.store.break_glass(id).await?.ok_or_else(unknown)?;
     // Another person's access, or one asked for at another institution, is
@@ -135,8 +135,8 @@ async fn usable(gw: &Gateway, c: &Ctx, id: &str) -> Result<BreakGlassRow, ApiErr
 pub async fn records(c: Ctx, Path(access): Path<String>) -> Handled {
     let mut object = format!("break_glass:{access}");
     let answer = async {
-        let row = usable(&c.gw, &c, &access).await?;
-        object = format!("break_glass:{} patient:{}", row.id, row.patient_id);
+        let row = usable(&c, &access).await?;
+        object = row.audit_object();
         let p = patient(&c.gw, &row.patient_id).await?;
         let mut records = Vec::new();
         for r in c.gw.store.records_of(&p.pseudonym).await? {
@@ -152,8 +152,8 @@ pub async fn records(c: Ctx, Path(access): Path<String>) -> Handled {
 pub async fn end(c: Ctx, Path(access): Path<String>) -> Handled {
     let mut object = format!("break_glass:{access}");
     let answer: Answer = async {
-        let row = usable(&c.gw, &c, &access).await?;
-        object = format!("break_glass:{} patient:{}", row.id, row.patient_id);
+        let row = usable(&c, &access).await?;
+        object = row.audit_object();
         let now = c.gw.clock.now();
         if !c.gw.store.end_break_glass(&row.id, now, "ended", Some(&c.stage(object.as_str())?)).await? {
             return Err(ApiError::new(ErrorCode::BreakGlassExpired, format!("break-glass access {} is over", row.id)));

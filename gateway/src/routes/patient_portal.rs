@@ -411,8 +411,13 @@ async fn change_password(
 /// Whether the operating mode lets a patient change anything (read-only
 /// and blocked do not).
 async fn writable(gw: &Gateway) -> Result<(), ApiError> {
-    let mode = gw.store.operating_mode().await?;
-    crate::http::layers::mode::admit(&mode, crate::http::endpoints::Kind::Write)
+    // The admission snapshot the institution listener's mode layer reads:
+    // read after this request arrived, so a change committed before it counts.
+    let snapshot = gw.snapshots.snapshot().await.map_err(|e| {
+        tracing::error!(error = %e, "store error");
+        crate::routes::store_unavailable()
+    })?;
+    crate::http::layers::mode::admit(&snapshot.mode, crate::http::endpoints::Kind::Write)
 }
 
 /// Nothing but the password change until the initial password is

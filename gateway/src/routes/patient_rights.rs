@@ -23,22 +23,17 @@ use hpki_protocol::workflow::Patient;
 use crate::audit::outbox::Staged;
 use crate::gateway::Gateway;
 use crate::routes::ApiError;
-use crate::routes::workflow::{random_id, record_view, time};
+use crate::routes::workflow::{json, parse, patient as patient_of, random_id, record_view, time};
 use crate::store::{CorrectionRow, PatientRow, RecordRow, SealedTable};
 
 /// The longest correction request or answer.
 pub const MAX_TEXT_CHARS: usize = 2000;
 
-/// Everything held about a patient, and each signed record's signed bytes
-/// and newest signature container (for the FHIR Provenance).
+/// Everything held about a patient, and (for the FHIR Provenance, when
+/// asked for) each signed record's signed bytes and newest container.
 pub struct Held {
     pub disclosure: Disclosure,
-    /// Record id → (signed document, container).
-    pub signed: HashMap<String, (Vec<u8>, Vec<u8>)>,
-}
-
-async fn patient_row(gw: &Gateway, patient: &str) -> Result<PatientRow, ApiError> {
-    gw.store.patient(patient).await?.ok_or_else(|| ApiError::new(ErrorCode::UnknownPatient, "no such patient"))
+    pub signed: crate::domain::fhir::Signed,
 }
 
 /// The sealed text of a request and, once answered, the answer.
@@ -96,9 +91,8 @@ pub async fn request_correction(
     object: &mut String,
     staged: impl FnOnce(&str) -> Staged,
 ) -> Result<(u16, Vec<u8>), ApiError> {
-    let req: CorrectionRequest = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
-    let p = patient_row(gw, patient).await?;
+    let req: CorrectionRequest = parse(body)?;
+    let p = patient_of(gw, patient).await?;
     let text = text_of(&req.text, "the correction request")?;
     // Someone else's record, or none: the same answer.
     let record = gw
@@ -129,7 +123,7 @@ pub async fn request_correction(
 
 /// `GET /p/v1/corrections`.
 pub async fn corrections(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
-    let p = patient_row(gw, patient).await?;
+    let p = patient_of(gw, patient).await?;
     json(200, &hpki_protocol::rights::Corrections { corrections: corrections_view(gw, &p).await? })
 }
 
@@ -162,7 +156,7 @@ async fn consent_states(gw: &Gateway, p: &PatientRow, records: &[RecordRow]) -> 
 
 /// `GET /p/v1/consents`.
 pub async fn consents(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
-    let p = patient_row(gw, patient).await?;
+    let p = patient_of(gw, patient).await?;
     let records = gw.store.records_of(&p.pseudonym).await?;
     json(200, &hpki_protocol::rights::Consents { consents: consent_states(gw, &p, &records).await? })
 }
@@ -176,8 +170,7 @@ pub async fn change_consent(
     object: &mut String,
     staged: &Staged,
 ) -> Result<(u16, Vec<u8>), ApiError> {
-    let req: ConsentChange = serde_json::from_slice(body)
-        .map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("the request is not valid: {e}")))?;
+    let req: ConsentChange = parse(body)?;
     *object = format!("patient:{patient} institution:{} share:{}", req.institution, req.share);
     let now = gw.clock.now();
     if req.share {
@@ -241,9 +234,11 @@ async fn role_of(gw: &Gateway, actor: &str, cache: &mut HashMap<String, String>)
     role
 }
 
-/// Everything held about `patient`.
-pub async fn held(gw: &Gateway, patient: &str) -> Result<Held, ApiError> {
-    let p = patient_row(gw, patient).await?;
+/// Everything held about `patient`; with `signatures`, also what the FHIR
+/// Provenance carries (the JSON form does without: no container read, no
+/// second opening of each signed document).
+pub async fn held(gw: &Gateway, patient: &str, signatures: bool) -> Result<Held, ApiError> {
+    let p = patient_of(gw, patient).await?;
     let rows = gw.store.records_of(&p.pseudonym).await?;
     let mut people = HashMap::new();
     let mut records = Vec::new();
@@ -254,7 +249,8 @@ pub async fn held(gw: &Gateway, patient: &str) -> Result<Held, ApiError> {
             Some(s) => Some(person_of(gw, s, &r.institution, &mut people).await),
             None => None,
         };
-        if r.signature_level.is_some()
+        if signatures
+            && r.signature_level.is_some()
             && let Some(newest) = gw.store.record_signatures(&r.id).await?.pop()
         {
             let document = gw.keys().open(&r.key_id, &SealedTable::Records.aad(&r.id), &r.content)?;
@@ -293,20 +289,11 @@ pub async fn held(gw: &Gateway, patient: &str) -> Result<Held, ApiError> {
 
 /// `GET /p/v1/disclosure`.
 pub async fn disclosure(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
-    json(200, &held(gw, patient).await?.disclosure)
+    json(200, &held(gw, patient, false).await?.disclosure)
 }
 
 /// `GET /p/v1/disclosure/fhir`.
 pub async fn disclosure_fhir(gw: &Gateway, patient: &str) -> Result<(u16, Vec<u8>), ApiError> {
-    let h = held(gw, patient).await?;
-    let signed = h
-        .signed
-        .iter()
-        .map(|(id, (document, container))| (id.clone(), crate::domain::fhir::Signed { document, container }))
-        .collect();
-    json(200, &crate::domain::fhir::bundle(&gw.config.gateway_id, &h.disclosure, &signed))
-}
-
-fn json<T: serde::Serialize>(status: u16, v: &T) -> Result<(u16, Vec<u8>), ApiError> {
-    serde_json::to_vec(v).map(|b| (status, b)).map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))
+    let h = held(gw, patient, true).await?;
+    json(200, &crate::domain::fhir::bundle(&gw.config.gateway_id, &h.disclosure, &h.signed))
 }

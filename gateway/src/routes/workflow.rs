@@ -107,8 +107,13 @@ pub(crate) fn draft_content(gw: &Gateway, d: &DraftRow) -> Result<serde_json::Va
     serde_json::from_slice(&plain).map_err(|_| ApiError::new(ErrorCode::CorruptDraft, "the stored draft is not JSON"))
 }
 
+/// The patient id staff views name for a pseudonym (`-` if none).
+pub(crate) async fn patient_id_of(gw: &Gateway, pseudonym: &str) -> Result<String, ApiError> {
+    Ok(gw.store.patient_by_pseudonym(pseudonym).await?.map(|p| p.id).unwrap_or_else(|| "-".into()))
+}
+
 pub(crate) async fn draft_view(gw: &Gateway, d: &DraftRow) -> Result<Draft, ApiError> {
-    let patient = gw.store.patient_by_pseudonym(&d.patient).await?.map(|p| p.id).unwrap_or_else(|| "-".into());
+    let patient = patient_id_of(gw, &d.patient).await?;
     Ok(Draft {
         id: d.id.clone(),
         kind: draft_kind(d)?,

@@ -50,6 +50,12 @@ impl BreakGlassRow {
         self.ended_at.is_none() && now < self.expires_at
     }
 
+    /// What its audit entries name (`break_glass:ID patient:PID`): the
+    /// access and its patient, which the report counts reads by.
+    pub fn audit_object(&self) -> String {
+        format!("break_glass:{} patient:{}", self.id, self.patient_id)
+    }
+
     /// When it stopped being usable, if it has.
     pub fn over_at(&self, now: i64) -> Option<i64> {
         match self.ended_at {
@@ -274,6 +280,20 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(access_of).collect()
+    }
+
+    /// How many reads of its patient's records an access served (its
+    /// `break_glass.read` entries answered ok, which name it and its
+    /// patient; reads are refused once it is over).
+    pub async fn break_glass_reads(&self, access: &BreakGlassRow) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM audit WHERE action = 'break_glass.read' AND outcome = 'ok' AND object = $1",
+        )
+        .bind(access.audit_object())
+        .fetch_one(self.pool())
+        .await?
+        .try_get("n")?;
+        Ok(u64::try_from(n).unwrap_or_default())
     }
 
     /// Records an auditor's review of an access that is over.
