@@ -150,6 +150,8 @@ async fn exports(world: &mut World) -> Result<()> {
     let (code, _, err) = export(&out_arg, "3", None)?;
     assert!(code != 0 && err.contains("exists"), "{err}");
     assert_eq!(std::fs::read(&out)?, before);
+    let refusal = world.last_audit("export.research").await;
+    assert!(refusal.event.outcome == "refused" && refusal.event.reason.contains("exists"), "{refusal:?}");
     let (code, _, err) = export(&dir.join("export-k1.csv").display().to_string(), "1", None)?;
     assert!(code != 0 && err.contains("k must be at least 2"), "{err}");
     assert!(!dir.join("export-k1.csv").exists());

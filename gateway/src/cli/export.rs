@@ -75,23 +75,25 @@ fn pseudonym_key(path: &Path) -> Result<[u8; 32]> {
 pub(crate) async fn run(config: &Config, cmd: ExportCommand) -> Result<ExitCode> {
     let ExportCommand::Research { from, to, out, k, key_file, op } = cmd;
     let operator = op.name()?;
-    let (start, end) = (day_start(&from, "--from")?, day_start(&to, "--to")? + 86_400);
-    if out.exists() {
-        bail!("{} exists: an export never overwrites a file", out.display());
-    }
-    let key = key_file.as_deref().map(pseudonym_key).transpose()?;
     let store = Store::open(&config.store_config()).await?;
-    let keys = Keyring::load(&config.path(&config.records.key_file))?;
-    let rng = ring::rand::SystemRandom::new();
     let object = format!("file:{}", out.display());
-    let req = research_export::ExportRequest { from: start, to: end, k, key };
-    let made = research_export::export(&store, &keys, &config.research, req, &rng).await;
+    let made = async {
+        let (start, end) = (day_start(&from, "--from")?, day_start(&to, "--to")? + 86_400);
+        if out.exists() {
+            bail!("{} exists: an export never overwrites a file", out.display());
+        }
+        let key = key_file.as_deref().map(pseudonym_key).transpose()?;
+        let keys = Keyring::load(&config.path(&config.records.key_file))?;
+        let req = research_export::ExportRequest { from: start, to: end, k, key };
+        Ok(research_export::export(&store, &keys, &config.research, req, &ring::rand::SystemRandom::new()).await?)
+    }
+    .await;
     let export = match made {
         Ok(e) => e,
         Err(e) => {
-            // Audited as refused; the refusal is the command's error.
-            let audited = admin_audit(&store, &operator, Action::ExportResearch, &object, Err(e.to_string())).await;
-            return Err(audited.err().unwrap_or_else(|| e.into()));
+            // Every refusal is audited; it is the command's error.
+            let audited = admin_audit(&store, &operator, Action::ExportResearch, &object, Err(format!("{e:#}"))).await;
+            return Err(audited.err().unwrap_or(e));
         }
     };
     let report = serde_json::to_vec_pretty(&export.report)?;
